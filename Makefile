@@ -1,0 +1,48 @@
+# The README's commands. `make test` installs what the tests need (sipp) on
+# Debian when it is missing, then runs every test including the end-to-end
+# ones with real peers.
+GO ?= go
+PKGS := ./...
+
+.PHONY: all build test unit deps vet fuzz bench clean
+
+all: build
+
+build:
+	$(GO) build -o bin/sbc ./cmd/sbc
+
+# deps installs the real peers the end-to-end tests drive.
+deps:
+	@command -v sipp >/dev/null 2>&1 || { \
+		echo "installing sip-tester (sipp)"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq sip-tester >/dev/null; \
+	}
+	@command -v tshark >/dev/null 2>&1 || { \
+		echo "installing tshark"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		echo "wireshark-common wireshark-common/install-setuid boolean false" | $$SUDO debconf-set-selections; \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq tshark >/dev/null; \
+	}
+
+vet:
+	$(GO) vet $(PKGS)
+
+test: deps vet
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+# unit runs only the fast tests (no real peers).
+unit:
+	$(GO) test -short -count=1 $(PKGS)
+
+# fuzz runs each fuzz target briefly; FUZZTIME=5m for a longer session.
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run=^$$ -fuzz=FuzzParseRewrite -fuzztime=$(FUZZTIME) ./sbc/sdp/
+	$(GO) test -run=^$$ -fuzz=FuzzParseConfig -fuzztime=$(FUZZTIME) ./sbc/
+
+bench:
+	$(GO) test -run=^$$ -bench=. -benchmem $(PKGS)
+
+clean:
+	rm -rf bin

@@ -1,0 +1,125 @@
+// Command sbc is the session border controller daemon.
+//
+//	sbc [run] [-config sbc.toml]      run the daemon (the default)
+//	sbc check-config [-config FILE]   validate a config and exit
+//	sbc version                       print the version
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"sbc/media"
+	"sbc/sbc"
+)
+
+// Exit codes.
+const (
+	exitOK     = 0
+	exitFail   = 1 // runtime failure (a socket could not be bound, ...)
+	exitConfig = 2 // bad command line or config
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd := "run"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	fs := flag.NewFlagSet("sbc "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "sbc.toml", "path of the TOML configuration file")
+	switch cmd {
+	case "run", "check-config":
+		if err := fs.Parse(args); err != nil {
+			return exitConfig
+		}
+		if fs.NArg() > 0 {
+			fmt.Fprintf(stderr, "sbc %s: unexpected argument %q\n", cmd, fs.Arg(0))
+			return exitConfig
+		}
+	case "version":
+		fmt.Fprintln(stdout, "sbc", version())
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "sbc: unknown command %q; want run, check-config or version\n", cmd)
+		return exitConfig
+	}
+
+	cfg, err := sbc.LoadConfig(*path)
+	if err != nil {
+		fmt.Fprintf(stderr, "sbc: %s: %v\n", *path, err)
+		return exitConfig
+	}
+	if cmd == "check-config" {
+		fmt.Fprintf(stdout, "%s: ok\n", *path)
+		return exitOK
+	}
+	return serve(cfg, stderr)
+}
+
+func serve(cfg *sbc.Config, stderr io.Writer) int {
+	log := newLogger(cfg.Log, stderr)
+	relay, err := media.NewRelay(cfg.Media, log.With("component", "media"))
+	if err != nil {
+		log.Error("start media relay", "error", err)
+		return exitFail
+	}
+	defer relay.Close()
+	srv, err := sbc.NewServer(cfg, relay, log)
+	if err != nil {
+		log.Error("start sip server", "error", err)
+		return exitFail
+	}
+	if err := srv.Listen(); err != nil {
+		log.Error("listen", "error", err)
+		return exitFail
+	}
+	log.Info("started", "version", version(), "media_ports", fmt.Sprintf("%d-%d", cfg.Media.PortMin, cfg.Media.PortMax))
+
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	sig := <-sigs
+	log.Info("shutting down", "signal", sig.String())
+	go func() {
+		// A second signal skips the drain.
+		<-sigs
+		log.Warn("second signal: exiting without draining")
+		os.Exit(exitFail)
+	}()
+	srv.Drain(cfg.Calls.DrainTimeout)
+	active := srv.ActiveCalls()
+	if err := srv.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
+		log.Warn("close", "error", err)
+	}
+	relay.Close()
+	log.Info("stopped", "active_calls", active, "free_port_pairs", relay.FreePairs(), "total_port_pairs", relay.TotalPairs())
+	return exitOK
+}
+
+func newLogger(c sbc.LogConfig, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	lvl.UnmarshalText([]byte(c.Level)) // validated already
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "devel"
+}

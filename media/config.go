@@ -1,0 +1,144 @@
+package media
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"time"
+)
+
+// Latching modes of Config.Latching.
+const (
+	// LatchingSymmetric learns each leg's source address from its first
+	// packet and sends that leg's media back there (RFC 4961 symmetric RTP),
+	// which is what makes peers behind NAT work.
+	LatchingSymmetric = "symmetric"
+	// LatchingStrict accepts media only from the address signalled in SDP.
+	LatchingStrict = "strict"
+)
+
+// Config is the [media] section of sbc.toml. Use it in four steps: decode,
+// SetDefaults, Validate, then NewRelay.
+type Config struct {
+	// BindIP is the address the RTP/RTCP sockets bind to.
+	BindIP string `toml:"bind_ip"`
+	// PublicIP is written into SDP: where peers send media. Defaults to
+	// BindIP; required when BindIP is unspecified (0.0.0.0 or ::).
+	PublicIP string `toml:"public_ip"`
+	// PortMin and PortMax bound the media port range, inclusive. PortMin is
+	// even: RTP takes the even port and RTCP the next one (RFC 3550 §11).
+	PortMin int `toml:"port_min"`
+	PortMax int `toml:"port_max"`
+	// Timeout is how long a session may receive nothing before the caller
+	// should end the call (see Session.LastActivity).
+	Timeout time.Duration `toml:"timeout"`
+	// Latching is LatchingSymmetric or LatchingStrict.
+	Latching string `toml:"latching"`
+}
+
+// Defaults of Config.
+const (
+	DefaultBindIP  = "0.0.0.0"
+	DefaultPortMin = 20000
+	DefaultPortMax = 29999
+	DefaultTimeout = 60 * time.Second
+)
+
+// SetDefaults fills zero fields only.
+func (c *Config) SetDefaults() {
+	if c.BindIP == "" {
+		c.BindIP = DefaultBindIP
+	}
+	if c.PublicIP == "" {
+		if ip, err := netip.ParseAddr(c.BindIP); err == nil && !ip.IsUnspecified() {
+			c.PublicIP = c.BindIP
+		}
+	}
+	if c.PortMin == 0 {
+		c.PortMin = DefaultPortMin
+	}
+	if c.PortMax == 0 {
+		c.PortMax = DefaultPortMax
+	}
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.Latching == "" {
+		c.Latching = LatchingSymmetric
+	}
+}
+
+// Validate checks every field without side effects and returns all problems
+// joined, each a *ConfigError.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, value, problem, want string) {
+		errs = append(errs, &ConfigError{Key: key, Value: value, Problem: problem, Want: want})
+	}
+
+	bind, err := parseIP(c.BindIP)
+	if err != nil {
+		bad("media.bind_ip", strconv.Quote(c.BindIP), "is not an IP address",
+			`an IPv4 or IPv6 address such as "0.0.0.0" or "192.0.2.10"`)
+	}
+	switch {
+	case c.PublicIP == "" && err == nil && bind.IsUnspecified():
+		bad("media.public_ip", `""`, fmt.Sprintf("is empty while media.bind_ip is %q", c.BindIP),
+			`the IP address peers send media to, e.g. "203.0.113.5"`)
+	case c.PublicIP != "":
+		if pub, err := parseIP(c.PublicIP); err != nil {
+			bad("media.public_ip", strconv.Quote(c.PublicIP), "is not an IP address",
+				`the IP address peers send media to, e.g. "203.0.113.5"`)
+		} else if pub.IsUnspecified() {
+			bad("media.public_ip", strconv.Quote(c.PublicIP), "is unspecified",
+				`the IP address peers send media to, e.g. "203.0.113.5"`)
+		}
+	}
+
+	minOK := false
+	switch {
+	case c.PortMin < 1024 || c.PortMin > 65534:
+		bad("media.port_min", strconv.Itoa(c.PortMin), "is out of range", "an even port number in 1024..65534")
+	case c.PortMin%2 != 0:
+		bad("media.port_min", strconv.Itoa(c.PortMin), "is odd", "an even port number (RTP even, RTCP = RTP+1)")
+	default:
+		minOK = true
+	}
+	switch {
+	case c.PortMax > 65535 || c.PortMax < 1:
+		bad("media.port_max", strconv.Itoa(c.PortMax), "is out of range", "a port number in 1..65535 above media.port_min")
+	case !minOK:
+	case c.PortMax <= c.PortMin:
+		bad("media.port_max", strconv.Itoa(c.PortMax), fmt.Sprintf("is not above media.port_min (%d)", c.PortMin),
+			"port_max > port_min")
+	case c.PortMax-c.PortMin+1 < 4:
+		bad("media.port_max", strconv.Itoa(c.PortMax),
+			fmt.Sprintf("leaves %d ports from media.port_min %d", c.PortMax-c.PortMin+1, c.PortMin),
+			"a range of at least 4 ports (an RTP/RTCP pair per call leg)")
+	}
+
+	if c.Timeout <= 0 {
+		bad("media.timeout", strconv.Quote(c.Timeout.String()), "is not positive", `a duration such as "60s"`)
+	}
+	if c.Latching != LatchingSymmetric && c.Latching != LatchingStrict {
+		bad("media.latching", strconv.Quote(c.Latching), "is unknown", `"symmetric" or "strict"`)
+	}
+	return errors.Join(errs...)
+}
+
+// parseIP accepts a plain IP literal; zones are refused because a media
+// address goes into SDP, which has no syntax for them.
+func parseIP(s string) (netip.Addr, error) {
+	ip, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	if ip.Zone() != "" {
+		return netip.Addr{}, fmt.Errorf("zone %q not allowed", ip.Zone())
+	}
+	return ip.Unmap(), nil
+}
+
+// totalPairs is the number of RTP/RTCP pairs the range holds.
+func (c *Config) totalPairs() int { return (c.PortMax - c.PortMin + 1) / 2 }

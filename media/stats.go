@@ -1,0 +1,74 @@
+package media
+
+import (
+	"log/slog"
+	"sync/atomic"
+)
+
+// Stats counts a stream's (or session's) packets by direction.
+type Stats struct {
+	AtoB Direction // received from side A's peer, sent to side B's peer
+	BtoA Direction // received from side B's peer, sent to side A's peer
+}
+
+// Direction counts the packets received from one side's peer. Bytes are UDP
+// payload bytes.
+type Direction struct {
+	RTPPackets, RTPBytes   uint64 // forwarded
+	RTCPPackets, RTCPBytes uint64 // forwarded
+	// Dropped counts packets received but not forwarded: no destination
+	// known yet, source not accepted, not RTP/RTCP, send error.
+	Dropped uint64
+}
+
+// LogValue logs a Direction as a group of its counters.
+func (d Direction) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.Uint64("rtp_packets", d.RTPPackets),
+		slog.Uint64("rtp_bytes", d.RTPBytes),
+		slog.Uint64("rtcp_packets", d.RTCPPackets),
+		slog.Uint64("rtcp_bytes", d.RTCPBytes),
+		slog.Uint64("dropped", d.Dropped),
+	)
+}
+
+func (d *Direction) add(o Direction) {
+	d.RTPPackets += o.RTPPackets
+	d.RTPBytes += o.RTPBytes
+	d.RTCPPackets += o.RTCPPackets
+	d.RTCPBytes += o.RTCPBytes
+	d.Dropped += o.Dropped
+}
+
+func (s *Stats) add(o Stats) {
+	s.AtoB.add(o.AtoB)
+	s.BtoA.add(o.BtoA)
+}
+
+// counters is the live, lock-free form of a Direction, written by the
+// reader goroutines on the hot path.
+type counters struct {
+	rtpPackets, rtpBytes   atomic.Uint64
+	rtcpPackets, rtcpBytes atomic.Uint64
+	dropped                atomic.Uint64
+}
+
+func (c *counters) forwarded(rtcp bool, n int) {
+	if rtcp {
+		c.rtcpPackets.Add(1)
+		c.rtcpBytes.Add(uint64(n))
+		return
+	}
+	c.rtpPackets.Add(1)
+	c.rtpBytes.Add(uint64(n))
+}
+
+func (c *counters) snapshot() Direction {
+	return Direction{
+		RTPPackets:  c.rtpPackets.Load(),
+		RTPBytes:    c.rtpBytes.Load(),
+		RTCPPackets: c.rtcpPackets.Load(),
+		RTCPBytes:   c.rtcpBytes.Load(),
+		Dropped:     c.dropped.Load(),
+	}
+}

@@ -1,0 +1,247 @@
+package media
+
+import (
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+)
+
+// Side names a leg of the call.
+type Side int
+
+const (
+	SideA Side = iota // the caller's leg
+	SideB             // the callee's leg
+)
+
+func (s Side) String() string {
+	switch s {
+	case SideA:
+		return "A"
+	case SideB:
+		return "B"
+	}
+	return "Side(" + strconv.Itoa(int(s)) + ")"
+}
+
+func (s Side) other() Side { return 1 - s }
+
+// Peer is what signalling says about one side's media endpoint.
+type Peer struct {
+	RTP  netip.AddrPort // signalled RTP address; zero value = unknown yet
+	RTCP netip.AddrPort // signalled RTCP address (a=rtcp); zero = RTP port+1
+	Mux  bool           // rtcp-mux (RFC 5761): RTCP travels on the RTP port both ways
+}
+
+// sockKind indexes the two sockets (and addresses) of a leg.
+type sockKind int
+
+const (
+	rtpSock sockKind = iota
+	rtcpSock
+)
+
+func (k sockKind) String() string {
+	if k == rtpSock {
+		return "rtp"
+	}
+	return "rtcp"
+}
+
+const (
+	minRTP = 12 // fixed RTP header (RFC 3550 §5.1)
+	// minRTCP is an RR with no report blocks (RFC 3550 §6.4.2): the smallest
+	// RTCP packet with an SSRC, sent alone under reduced-size RTCP (RFC 5506).
+	minRTCP = 8
+)
+
+// Stream relays one media line (m=) of a call. It holds two port pairs: one
+// facing side A's peer and one facing side B's peer. A packet from a side's
+// peer leaves by the other side's socket, so each peer sees media come from
+// the very port it sends to (symmetric RTP, RFC 4961). Safe for concurrent
+// use.
+type Stream struct {
+	sess   *Session
+	strict bool
+	legs   [2]leg // by Side
+}
+
+// leg is the SBC's end facing one side's peer.
+type leg struct {
+	side    Side
+	rtpPort int
+	sock    [2]*socket // by sockKind
+	in      counters   // packets received from this side's peer
+
+	// remote is read on every packet without locking; mu serialises the
+	// rare writers (latching, SetRemote), which replace it whole.
+	remote atomic.Pointer[remote]
+	mu     sync.Mutex
+}
+
+// remote is an immutable snapshot of what is known of one side's peer.
+type remote struct {
+	mux       bool
+	signalled [2]netip.AddrPort // by sockKind; RTCP defaulted to RTP port+1
+	latched   [2]netip.AddrPort // learnt source per socket (symmetric mode)
+}
+
+// dst is where media for this peer goes on socket k: the latched source
+// once known, the signalled address until then.
+func (r *remote) dst(k sockKind) netip.AddrPort {
+	if r.latched[k].IsValid() {
+		return r.latched[k]
+	}
+	return r.signalled[k]
+}
+
+func newStream(s *Session) *Stream {
+	st := &Stream{sess: s, strict: s.relay.strict}
+	for i := range st.legs {
+		st.legs[i].side = Side(i)
+		st.legs[i].remote.Store(&remote{})
+	}
+	return st
+}
+
+// LocalPorts returns the ports the peer on side must send to.
+func (st *Stream) LocalPorts(side Side) (rtp, rtcp int) {
+	p := st.legs[side].rtpPort
+	return p, p + 1
+}
+
+// SetRemote records the signalled endpoint of side's peer; call it again on
+// every offer/answer. When the RTP or RTCP address changes, what was latched
+// for that side is forgotten so the new address takes effect; the same
+// address again (a session refresh) keeps it, so a NATed peer's media does
+// not go astray until its next packet.
+func (st *Stream) SetRemote(side Side, p Peer) {
+	next := remote{mux: p.Mux}
+	rtp := usable(p.RTP)
+	rtcp := usable(p.RTCP)
+	if !rtcp.IsValid() && rtp.IsValid() && rtp.Port() < 65535 {
+		rtcp = netip.AddrPortFrom(rtp.Addr(), rtp.Port()+1)
+	}
+	next.signalled = [2]netip.AddrPort{rtp, rtcp}
+
+	l := &st.legs[side]
+	l.mu.Lock()
+	cur := l.remote.Load()
+	keep := cur.signalled == next.signalled
+	if keep {
+		next.latched = cur.latched
+	}
+	l.remote.Store(&next)
+	l.mu.Unlock()
+	st.sess.log.Debug("remote set", "side", side.String(), "rtp", rtp, "rtcp", rtcp, "mux", p.Mux, "relatch", !keep)
+}
+
+// usable returns a as a destination, or the zero value when it cannot be one:
+// unset, port 0, or an unspecified address (the old c=0.0.0.0 hold).
+func usable(a netip.AddrPort) netip.AddrPort {
+	if !a.IsValid() || a.Port() == 0 || a.Addr().IsUnspecified() {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+}
+
+// Stats returns the counters of both directions.
+func (st *Stream) Stats() Stats {
+	return Stats{AtoB: st.legs[SideA].in.snapshot(), BtoA: st.legs[SideB].in.snapshot()}
+}
+
+// receive handles one datagram that arrived on socket k of the leg facing
+// side from. It is the hot path: it does not allocate (except on the latch
+// path, once per socket) and b is not kept.
+func (st *Stream) receive(from Side, k sockKind, b []byte, src netip.AddrPort) {
+	in, out := &st.legs[from], &st.legs[from.other()]
+	rtcp, ok := classify(k, b)
+	if !ok || !in.accept(st, k, src) {
+		in.in.dropped.Add(1)
+		return
+	}
+	st.sess.touch()
+	sock, dst := out.route(rtcp)
+	if !dst.IsValid() || sock.writeTo(b, dst) != nil {
+		in.in.dropped.Add(1)
+		return
+	}
+	in.in.forwarded(rtcp, len(b))
+}
+
+// classify checks b no further than needed to relay it and tells RTCP from
+// RTP. RFC 5761 §4: a second byte in 192..223 is an RTCP packet type, since
+// RTP payload types 64..95 are not used with rtcp-mux. So RTCP is found on
+// either socket, but RTP only on the RTP socket.
+func classify(k sockKind, b []byte) (rtcp, ok bool) {
+	if len(b) < minRTCP || len(b) > maxPacket || b[0]>>6 != 2 {
+		return false, false
+	}
+	if b[1] >= 192 && b[1] <= 223 {
+		return true, true
+	}
+	return false, k == rtpSock && len(b) >= minRTP
+}
+
+// accept decides whether src may send on socket k of this leg. Strict mode
+// takes only the signalled address. Symmetric mode takes the first source
+// and latches it, then only that source until SetRemote changes the address.
+func (l *leg) accept(st *Stream, k sockKind, src netip.AddrPort) bool {
+	r := l.remote.Load()
+	if st.strict {
+		return src == r.signalled[k] // a zero address never equals a source
+	}
+	if r.latched[k].IsValid() {
+		return src == r.latched[k]
+	}
+	return l.latch(st, k, src)
+}
+
+// latch records src as the peer's address on socket k unless another
+// reader (or SetRemote) got there first.
+func (l *leg) latch(st *Stream, k sockKind, src netip.AddrPort) bool {
+	l.mu.Lock()
+	cur := l.remote.Load()
+	if cur.latched[k].IsValid() {
+		l.mu.Unlock()
+		return src == cur.latched[k]
+	}
+	next := *cur
+	next.latched[k] = src
+	l.remote.Store(&next)
+	l.mu.Unlock()
+	st.sess.log.Debug("latched", "side", l.side.String(), "socket", k.String(), "source", src, "signalled", cur.signalled[k])
+	return true
+}
+
+// route picks the socket and address for a packet to this leg's peer. RTCP
+// for a peer using rtcp-mux goes on its RTP port (RFC 5761 §5.1).
+func (l *leg) route(rtcp bool) (*socket, netip.AddrPort) {
+	r := l.remote.Load()
+	k := rtpSock
+	if rtcp && !r.mux {
+		k = rtcpSock
+	}
+	return l.sock[k], r.dst(k)
+}
+
+// closeSockets closes what is bound, which ends the readers.
+func (st *Stream) closeSockets() {
+	for i := range st.legs {
+		for _, s := range st.legs[i].sock {
+			if s != nil {
+				s.close()
+			}
+		}
+	}
+}
+
+// freePorts returns the stream's pairs to a; call after the readers ended.
+func (st *Stream) freePorts(a *portAllocator) {
+	for i := range st.legs {
+		if st.legs[i].sock[rtpSock] != nil {
+			a.free(st.legs[i].rtpPort)
+		}
+	}
+}

@@ -1,0 +1,286 @@
+package sbc
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"sbc/media"
+)
+
+// Config is the whole sbc.toml. Each section's struct belongs to the package
+// that uses it; Config only composes them.
+type Config struct {
+	Log    LogConfig    `toml:"log"`
+	SIP    SIPConfig    `toml:"sip"`
+	Media  media.Config `toml:"media"`
+	Calls  CallsConfig  `toml:"calls"`
+	Trunks []Trunk      `toml:"trunk"`
+	Routes []Route      `toml:"route"`
+}
+
+// LogConfig is the [log] section.
+type LogConfig struct {
+	Level  string `toml:"level"`  // debug, info, warn, error
+	Format string `toml:"format"` // text, json
+}
+
+// SIPConfig is the [sip] section.
+type SIPConfig struct {
+	PublicIP  string     `toml:"public_ip"`  // written into Via and Contact
+	UserAgent string     `toml:"user_agent"` // User-Agent / Server header
+	Listen    []Listener `toml:"listen"`
+}
+
+// Listener is one [[sip.listen]] entry.
+type Listener struct {
+	Transport string `toml:"transport"` // udp, tcp
+	Address   string `toml:"address"`   // ip:port
+}
+
+// CallsConfig is the [calls] section.
+type CallsConfig struct {
+	MaxDuration  time.Duration `toml:"max_duration"`  // 0 disables
+	RingTimeout  time.Duration `toml:"ring_timeout"`  // B-leg ringing without final answer
+	DrainTimeout time.Duration `toml:"drain_timeout"` // SIGTERM grace for active calls
+}
+
+// Trunk is one [[trunk]] entry: a peer the SBC exchanges calls with.
+type Trunk struct {
+	Name      string   `toml:"name"`
+	Address   string   `toml:"address"`   // host:port calls are sent to
+	Transport string   `toml:"transport"` // udp, tcp
+	Sources   []string `toml:"sources"`   // IPs or CIDRs it may send from
+
+	prefixes []netip.Prefix
+}
+
+// Route is one [[route]] entry of the dial plan.
+type Route struct {
+	From   string `toml:"from"`   // trunk name; empty = any trunk
+	Prefix string `toml:"prefix"` // Request-URI user prefix; empty = everything
+	To     string `toml:"to"`     // trunk name
+}
+
+// LoadConfig reads, decodes strictly, defaults and validates a config file.
+// It has no side effects: nothing is opened but the file.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return ParseConfig(string(data))
+}
+
+// ParseConfig decodes a TOML document into a validated Config.
+func ParseConfig(doc string) (*Config, error) {
+	var c Config
+	md, err := toml.Decode(doc, &c)
+	if err != nil {
+		return nil, fmt.Errorf("parse config: %w", err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return nil, fmt.Errorf("config: unknown key(s) %s; want only the keys documented in sbc.toml", strings.Join(keys, ", "))
+	}
+	c.SetDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// SetDefaults fills in zero values.
+func (c *Config) SetDefaults() {
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
+	if c.SIP.UserAgent == "" {
+		c.SIP.UserAgent = "sbc"
+	}
+	if c.SIP.Listen == nil {
+		c.SIP.Listen = []Listener{
+			{Transport: "udp", Address: "0.0.0.0:5060"},
+			{Transport: "tcp", Address: "0.0.0.0:5060"},
+		}
+	}
+	for i := range c.SIP.Listen {
+		c.SIP.Listen[i].Transport = strings.ToLower(c.SIP.Listen[i].Transport)
+	}
+	c.Media.SetDefaults()
+	if c.Calls.RingTimeout == 0 {
+		c.Calls.RingTimeout = 180 * time.Second
+	}
+	if c.Calls.DrainTimeout == 0 {
+		c.Calls.DrainTimeout = 30 * time.Second
+	}
+	for i := range c.Trunks {
+		c.Trunks[i].Transport = strings.ToLower(c.Trunks[i].Transport)
+		if c.Trunks[i].Transport == "" {
+			c.Trunks[i].Transport = "udp"
+		}
+	}
+}
+
+// Validate checks every field and names the key, the value and the expected
+// form of each problem. It opens nothing.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key string, val any, want string) {
+		errs = append(errs, fmt.Errorf("%s: %q is invalid; want %s", key, fmt.Sprint(val), want))
+	}
+
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", c.Log.Level, `"debug", "info", "warn" or "error"`)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format", c.Log.Format, `"text" or "json"`)
+	}
+
+	if ip, err := netip.ParseAddr(c.SIP.PublicIP); err != nil || ip.IsUnspecified() {
+		bad("sip.public_ip", c.SIP.PublicIP, "the IP address peers reach the SBC on, e.g. 192.0.2.10")
+	}
+	if len(c.SIP.Listen) == 0 {
+		errs = append(errs, errors.New("sip.listen: empty; want at least one [[sip.listen]] with transport and address"))
+	}
+	seen := map[string]bool{}
+	for i, l := range c.SIP.Listen {
+		key := fmt.Sprintf("sip.listen[%d]", i)
+		if !validTransport(l.Transport) {
+			bad(key+".transport", l.Transport, `"udp" or "tcp"`)
+		}
+		if _, err := netip.ParseAddrPort(l.Address); err != nil {
+			bad(key+".address", l.Address, `"ip:port", e.g. "0.0.0.0:5060"`)
+		}
+		if seen[l.Transport] {
+			bad(key+".transport", l.Transport, "one listener per transport")
+		}
+		seen[l.Transport] = true
+	}
+
+	if err := c.Media.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+
+	if c.Calls.MaxDuration < 0 {
+		bad("calls.max_duration", c.Calls.MaxDuration, `a duration >= 0 such as "4h" ("0s" disables)`)
+	}
+	if c.Calls.RingTimeout < time.Second {
+		bad("calls.ring_timeout", c.Calls.RingTimeout, `a duration of at least "1s", such as "180s"`)
+	}
+	if c.Calls.DrainTimeout < 0 {
+		bad("calls.drain_timeout", c.Calls.DrainTimeout, `a duration >= 0 such as "30s"`)
+	}
+
+	errs = append(errs, c.validateTrunks()...)
+	errs = append(errs, c.validateRoutes()...)
+	return errors.Join(errs...)
+}
+
+func (c *Config) validateTrunks() []error {
+	var errs []error
+	bad := func(key string, val any, want string) {
+		errs = append(errs, fmt.Errorf("%s: %q is invalid; want %s", key, fmt.Sprint(val), want))
+	}
+	names := map[string]bool{}
+	for i := range c.Trunks {
+		t := &c.Trunks[i]
+		key := fmt.Sprintf("trunk[%d]", i)
+		if t.Name == "" || strings.ContainsAny(t.Name, " \t\"") {
+			bad(key+".name", t.Name, "a non-empty name without spaces or quotes")
+		} else if names[t.Name] {
+			bad(key+".name", t.Name, "a name no other trunk uses")
+		}
+		names[t.Name] = true
+		if _, _, err := splitHostPort(t.Address); err != nil {
+			bad(key+".address", t.Address, `"host:port", e.g. "192.0.2.20:5060"`)
+		}
+		if !validTransport(t.Transport) {
+			bad(key+".transport", t.Transport, `"udp" or "tcp"`)
+		}
+		if !c.listens(t.Transport) {
+			bad(key+".transport", t.Transport, "a transport with a [[sip.listen]] entry")
+		}
+		if len(t.Sources) == 0 {
+			bad(key+".sources", t.Sources, `at least one IP or CIDR, e.g. ["192.0.2.20/32"]`)
+		}
+		t.prefixes = t.prefixes[:0]
+		for j, s := range t.Sources {
+			p, err := parsePrefix(s)
+			if err != nil {
+				bad(fmt.Sprintf("%s.sources[%d]", key, j), s, `an IP or CIDR, e.g. "192.0.2.20" or "192.0.2.0/24"`)
+				continue
+			}
+			t.prefixes = append(t.prefixes, p)
+		}
+	}
+	return errs
+}
+
+func (c *Config) validateRoutes() []error {
+	var errs []error
+	bad := func(key string, val any, want string) {
+		errs = append(errs, fmt.Errorf("%s: %q is invalid; want %s", key, fmt.Sprint(val), want))
+	}
+	names := map[string]bool{}
+	for _, t := range c.Trunks {
+		names[t.Name] = true
+	}
+	type rk struct{ from, prefix string }
+	seen := map[rk]bool{}
+	for i, r := range c.Routes {
+		key := fmt.Sprintf("route[%d]", i)
+		if r.From != "" && !names[r.From] {
+			bad(key+".from", r.From, "the name of a [[trunk]], or empty for any trunk")
+		}
+		if !names[r.To] {
+			bad(key+".to", r.To, "the name of a [[trunk]]")
+		}
+		if strings.ContainsAny(r.Prefix, " \t@;:") {
+			bad(key+".prefix", r.Prefix, "the start of a Request-URI user part, e.g. \"+44\" or \"1\"")
+		}
+		if seen[rk{r.From, r.Prefix}] {
+			bad(key, r.From+"/"+r.Prefix, "one route per from and prefix")
+		}
+		seen[rk{r.From, r.Prefix}] = true
+	}
+	return errs
+}
+
+func (c *Config) listens(transport string) bool {
+	for _, l := range c.SIP.Listen {
+		if l.Transport == transport {
+			return true
+		}
+	}
+	return false
+}
+
+func validTransport(t string) bool { return t == "udp" || t == "tcp" }
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}

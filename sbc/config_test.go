@@ -1,0 +1,128 @@
+package sbc
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// base is a minimal valid config; tests append or replace parts.
+const base = `
+[sip]
+public_ip = "192.0.2.1"
+[media]
+public_ip = "192.0.2.1"
+[[trunk]]
+name = "a"
+address = "192.0.2.10:5060"
+sources = ["192.0.2.10"]
+[[trunk]]
+name = "b"
+address = "192.0.2.20:5060"
+sources = ["192.0.2.0/28"]
+[[route]]
+from = "a"
+to = "b"
+`
+
+func TestParseConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		doc     string
+		wantErr string // substrings of the error, "" = valid
+	}{
+		{"minimal", base, ""},
+		{"unknown top-level key", "foo = 1\n" + base, "unknown key(s) foo"},
+		{"unknown nested key", strings.Replace(base, "[sip]", "[sip]\nlisten_port = 5", 1), "sip.listen_port"},
+		{"bad toml", "[sip", "parse config"},
+		{"bad log level", base + "[log]\nlevel = \"loud\"\n", `log.level: "loud" is invalid`},
+		{"bad log format", base + "[log]\nformat = \"xml\"\n", `log.format: "xml"`},
+		{"missing public ip", strings.Replace(base, `public_ip = "192.0.2.1"`+"\n[media]", "[media]", 1), `sip.public_ip: ""`},
+		{"unspecified public ip", strings.Replace(base, `[sip]`+"\n"+`public_ip = "192.0.2.1"`, `[sip]`+"\n"+`public_ip = "0.0.0.0"`, 1), `sip.public_ip: "0.0.0.0"`},
+		{"bad listener transport", strings.Replace(base, "[media]", "[[sip.listen]]\ntransport = \"sctp\"\naddress = \"0.0.0.0:5060\"\n[media]", 1), `sip.listen[0].transport: "sctp"`},
+		{"bad listener address", strings.Replace(base, "[media]", "[[sip.listen]]\ntransport = \"udp\"\naddress = \"localhost\"\n[media]", 1), `sip.listen[0].address: "localhost"`},
+		{"duplicate listener", strings.Replace(base, "[media]", "[[sip.listen]]\ntransport = \"udp\"\naddress = \"0.0.0.0:5060\"\n[[sip.listen]]\ntransport = \"udp\"\naddress = \"0.0.0.0:5070\"\n[media]", 1), `sip.listen[1].transport`},
+		{"trunk transport without listener", strings.Replace(base, "[media]", "[[sip.listen]]\ntransport = \"udp\"\naddress = \"0.0.0.0:5060\"\n[media]", 1) + "[[trunk]]\nname=\"c\"\naddress=\"192.0.2.30:5060\"\ntransport=\"tcp\"\nsources=[\"192.0.2.30\"]\n", `trunk[2].transport: "tcp" is invalid; want a transport with a [[sip.listen]] entry`},
+		{"bad media port", strings.Replace(base, "[media]", "[media]\nport_min = 20001", 1), "media.port_min"},
+		{"bad duration type", base + "[calls]\nmax_duration = 5\n", ""}, // integers are nanoseconds in BurntSushi/toml
+		{"bad duration text", base + "[calls]\nmax_duration = \"forever\"\n", "parse config"},
+		{"short ring timeout", base + "[calls]\nring_timeout = \"10ms\"\n", `calls.ring_timeout: "10ms"`},
+		{"duplicate trunk", base + "[[trunk]]\nname = \"a\"\naddress = \"192.0.2.30:5060\"\nsources = [\"192.0.2.30\"]\n", `trunk[2].name: "a" is invalid; want a name no other trunk uses`},
+		{"trunk without port", base + "[[trunk]]\nname = \"c\"\naddress = \"192.0.2.30\"\nsources = [\"192.0.2.30\"]\n", `trunk[2].address: "192.0.2.30"`},
+		{"trunk bad source", base + "[[trunk]]\nname = \"c\"\naddress = \"192.0.2.30:5060\"\nsources = [\"192.0.2.300\"]\n", `trunk[2].sources[0]: "192.0.2.300"`},
+		{"trunk no sources", base + "[[trunk]]\nname = \"c\"\naddress = \"192.0.2.30:5060\"\n", `trunk[2].sources`},
+		{"route to unknown trunk", base + "[[route]]\nfrom = \"a\"\nprefix = \"1\"\nto = \"nowhere\"\n", `route[1].to: "nowhere"`},
+		{"route from unknown trunk", base + "[[route]]\nfrom = \"x\"\nto = \"a\"\n", `route[1].from: "x"`},
+		{"duplicate route", base + "[[route]]\nfrom = \"a\"\nto = \"a\"\n", `route[1]: "a/"`},
+		{"bad route prefix", base + "[[route]]\nprefix = \"1 2\"\nto = \"a\"\n", `route[1].prefix: "1 2"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseConfig(tt.doc)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("error = %v; want it to contain %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestConfigDefaults(t *testing.T) {
+	c, err := ParseConfig(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Log.Level != "info" || c.Log.Format != "text" {
+		t.Errorf("log defaults = %+v", c.Log)
+	}
+	if len(c.SIP.Listen) != 2 || c.SIP.Listen[0] != (Listener{"udp", "0.0.0.0:5060"}) || c.SIP.Listen[1] != (Listener{"tcp", "0.0.0.0:5060"}) {
+		t.Errorf("listen defaults = %+v", c.SIP.Listen)
+	}
+	if c.Calls.RingTimeout != 180*time.Second || c.Calls.DrainTimeout != 30*time.Second || c.Calls.MaxDuration != 0 {
+		t.Errorf("calls defaults = %+v", c.Calls)
+	}
+	if c.Trunks[0].Transport != "udp" {
+		t.Errorf("trunk transport default = %q", c.Trunks[0].Transport)
+	}
+	if c.Media.Timeout != 60*time.Second {
+		t.Errorf("media timeout default = %v", c.Media.Timeout)
+	}
+}
+
+// The reference config in the repository root must always be valid.
+func TestReferenceConfig(t *testing.T) {
+	c, err := LoadConfig("../sbc.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Trunks) == 0 || len(c.Routes) == 0 {
+		t.Fatal("reference config has no trunks or routes")
+	}
+}
+
+func TestLoadConfigMissingFile(t *testing.T) {
+	_, err := LoadConfig(t.TempDir() + "/nope.toml")
+	if err == nil || !strings.Contains(err.Error(), "read config") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func FuzzParseConfig(f *testing.F) {
+	f.Add(base)
+	if ref, err := os.ReadFile("../sbc.toml"); err == nil {
+		f.Add(string(ref))
+	}
+	f.Add("[[trunk]]\nname=1")
+	f.Fuzz(func(t *testing.T, doc string) {
+		c, err := ParseConfig(doc)
+		if err == nil && c == nil {
+			t.Fatal("nil config without error")
+		}
+	})
+}

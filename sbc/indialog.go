@@ -1,0 +1,220 @@
+package sbc
+
+import (
+	"context"
+	"strings"
+
+	"github.com/emiago/sipgo/sip"
+
+	"sbc/sbc/sdp"
+)
+
+// inDialog finds the leg of an in-dialog request and checks it, answering
+// the request itself (403, 481, 483, 500) when it cannot go on.
+func (s *Server) inDialog(req *sip.Request, tx sip.ServerTransaction) *leg {
+	t := s.admit(req, tx)
+	if t == nil {
+		return nil
+	}
+	l := s.findLeg(req)
+	if l == nil || l.trunk() != t {
+		// Unknown dialog, or one of another trunk's calls: the same answer,
+		// so nothing is revealed about other trunks' calls.
+		s.respond(tx, req, 481, "Call/Transaction Does Not Exist", nil)
+		return nil
+	}
+	if mf := req.MaxForwards(); mf != nil && mf.Val() == 0 {
+		s.respond(tx, req, 483, "Too Many Hops", nil)
+		return nil
+	}
+	if !l.acceptSeq(req) {
+		// RFC 3261 §12.2.2: a lower CSeq is out of order.
+		s.respond(tx, req, 500, "Server Internal Error", nil, sip.NewHeader("Retry-After", "1"))
+		return nil
+	}
+	return l
+}
+
+// onInDialog handles BYE and the requests relayed as-is (INFO).
+func (s *Server) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
+	l := s.inDialog(req, tx)
+	if l == nil {
+		return
+	}
+	c := l.call
+	switch req.Method {
+	case sip.BYE:
+		s.respond(tx, req, 200, "OK", nil)
+		by := endCaller
+		if l == c.b {
+			by = endCallee
+		}
+		c.mu.Lock()
+		state := c.state
+		c.mu.Unlock()
+		if state == stateSetup {
+			// A BYE in an early dialog: treat as a cancel of the set-up.
+			c.abortSetup(by)
+			return
+		}
+		c.bye(c.other(l))
+		c.finish(200, by)
+	default:
+		s.forward(c, l, req, tx)
+	}
+}
+
+// forward relays a non-INVITE in-dialog request (INFO) to the other leg and
+// its final response back. Only the body and its type cross.
+func (s *Server) forward(c *call, l *leg, req *sip.Request, tx sip.ServerTransaction) {
+	out := c.other(l).newRequest(s, req.Method, 0)
+	if ct := req.ContentType(); ct != nil {
+		out.AppendHeader(sip.HeaderClone(ct))
+	}
+	out.SetBody(req.Body())
+	ctx, cancel := context.WithTimeout(c.ctx, 64*sip.T1)
+	defer cancel()
+	res, err := s.do(ctx, out)
+	if err != nil {
+		s.respond(tx, req, 408, "Request Timeout", nil)
+		return
+	}
+	var body []byte
+	var hdrs []sip.Header
+	if len(res.Body()) > 0 {
+		body = res.Body()
+		if ct := res.ContentType(); ct != nil {
+			hdrs = append(hdrs, sip.HeaderClone(ct))
+		}
+	}
+	code, reason := relayStatus(res.StatusCode, res.Reason)
+	s.respond(tx, req, code, reason, body, hdrs...)
+}
+
+// onAck takes ACKs for 2xx (ours to absorb: the SBC ACKs the far leg
+// itself). ACKs matching no dialog are dropped: ACK gets no response.
+func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
+	if s.sourceTrunk(req) == nil {
+		return
+	}
+	if l := s.findLeg(req); l != nil {
+		l.call.gotAck(l)
+	}
+}
+
+// onReinvite handles a re-INVITE from either leg: the new offer is anchored,
+// sent to the other leg as a re-INVITE of its own, and the answer brought
+// back (hold/unhold, codec or address changes).
+func (s *Server) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
+	l := s.inDialog(req, tx)
+	if l == nil {
+		return
+	}
+	c := l.call
+	c.mu.Lock()
+	busy := c.reinvite || c.state != stateEstablished
+	if !busy {
+		c.reinvite = true
+	}
+	c.mu.Unlock()
+	if busy {
+		// RFC 3261 §14.2: an offer while another is pending gets 491.
+		s.respond(tx, req, 491, "Request Pending", nil)
+		return
+	}
+	defer func() {
+		c.mu.Lock()
+		c.reinvite = false
+		c.mu.Unlock()
+	}()
+	s.respond(tx, req, 100, "Trying", nil)
+	l.setTarget(req.Contact())
+
+	if len(req.Body()) == 0 {
+		s.respond(tx, req, 488, "Not Acceptable Here", nil, s.warning("re-INVITE without SDP offer is not supported"))
+		return
+	}
+	offer, err := sdp.Parse(req.Body())
+	if err != nil {
+		s.respond(tx, req, 488, "Not Acceptable Here", nil, s.warning("malformed SDP offer"))
+		return
+	}
+	old := c.snapshotPeers()
+	body, err := c.anchor(l.side, offer, true)
+	if err != nil {
+		c.restorePeers(old)
+		c.log.Warn("re-INVITE offer refused", "error", err)
+		s.respond(tx, req, 488, "Not Acceptable Here", nil)
+		return
+	}
+
+	o := c.other(l)
+	out := o.newRequest(s, sip.INVITE, 0)
+	out.AppendHeader(sip.NewHeader("Allow", allowed))
+	out.AppendHeader(ptr(sip.ContentTypeHeader("application/sdp")))
+	out.SetBody(body)
+	ctx, cancel := context.WithTimeout(c.ctx, 64*sip.T1)
+	defer cancel()
+	otx, err := s.send(ctx, out)
+	if err != nil {
+		c.restorePeers(old)
+		s.respond(tx, req, 503, "Service Unavailable", nil)
+		return
+	}
+	defer otx.Terminate()
+	res := awaitFinal(ctx, otx)
+	if res == nil {
+		c.restorePeers(old)
+		s.respond(tx, req, 408, "Request Timeout", nil)
+		return
+	}
+	if res.StatusCode >= 300 {
+		c.restorePeers(old)
+		code, reason := relayStatus(res.StatusCode, res.Reason)
+		s.respond(tx, req, code, reason, nil)
+		return
+	}
+	o.setTarget(res.Contact())
+	ack := o.newRequest(s, sip.ACK, out.CSeq().SeqNo)
+	s.writeAck(ack)
+	otx.OnRetransmission(func(*sip.Response) { s.writeAck(ack) })
+
+	answer, err := c.answer(o.side, res.Body())
+	if err != nil {
+		c.restorePeers(old)
+		c.log.Warn("re-INVITE answer refused", "error", err)
+		s.respond(tx, req, 488, "Not Acceptable Here", nil)
+		return
+	}
+	resp := sip.NewResponseFromRequest(req, 200, "OK", answer)
+	resp.AppendHeader(s.contact(l.transport))
+	resp.AppendHeader(ptr(sip.ContentTypeHeader("application/sdp")))
+	s.decorate(resp)
+	c.log.Info("re-INVITE", "from_leg", l.side.String(), "direction", directions(offer))
+	c.respond2xx(l, tx, resp, c.expectAck(l))
+}
+
+// awaitFinal waits for a transaction's final response; nil on timeout.
+func awaitFinal(ctx context.Context, tx sip.ClientTransaction) *sip.Response {
+	for {
+		select {
+		case res := <-tx.Responses():
+			if res.IsProvisional() {
+				continue
+			}
+			return res
+		case <-tx.Done():
+			return nil
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+func directions(d *sdp.Session) string {
+	var out []string
+	for _, m := range d.Media {
+		out = append(out, m.Direction)
+	}
+	return strings.Join(out, ",")
+}

@@ -1,0 +1,438 @@
+package sbc
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"sbc/media"
+	"sbc/sbc/sdp"
+)
+
+// rejection is a SIP final response for a request we refuse.
+type rejection struct {
+	code   int
+	reason string
+	hdrs   []sip.Header
+}
+
+func reject(code int, reason string, hdrs ...sip.Header) *rejection {
+	return &rejection{code, reason, hdrs}
+}
+
+// warning builds a Warning header (RFC 3261 §20.43) explaining a refusal.
+func (s *Server) warning(text string) sip.Header {
+	return sip.NewHeader("Warning", `399 `+s.publicIP+` "`+strings.ReplaceAll(text, `"`, `'`)+`"`)
+}
+
+// screenInvite checks an initial INVITE before any state is created and
+// returns the parsed offer, or why it is refused.
+func (s *Server) screenInvite(req *sip.Request) (*sdp.Session, *rejection) {
+	if mf := req.MaxForwards(); mf != nil && mf.Val() == 0 {
+		return nil, reject(483, "Too Many Hops")
+	}
+	if s.draining.Load() {
+		return nil, reject(503, "Service Unavailable", sip.NewHeader("Retry-After", "60"))
+	}
+	if h := req.GetHeader("Require"); h != nil && strings.TrimSpace(h.Value()) != "" {
+		// RFC 3261 §8.2.2.3: we support no extension a caller may require.
+		return nil, reject(420, "Bad Extension", sip.NewHeader("Unsupported", h.Value()))
+	}
+	if len(req.Body()) == 0 {
+		// Late offer (RFC 3261 §13.2.1, offer in the 2xx) is not supported:
+		// the SBC needs the offer to anchor media before calling out.
+		return nil, reject(488, "Not Acceptable Here", s.warning("INVITE without SDP offer (late offer) is not supported"))
+	}
+	if ct := req.ContentType(); ct == nil || !strings.EqualFold(strings.TrimSpace(strings.Split(ct.Value(), ";")[0]), "application/sdp") {
+		return nil, reject(415, "Unsupported Media Type", sip.NewHeader("Accept", "application/sdp"))
+	}
+	offer, err := sdp.Parse(req.Body())
+	if err != nil {
+		return nil, reject(488, "Not Acceptable Here", s.warning("malformed SDP offer"))
+	}
+	if len(offer.Media) == 0 {
+		return nil, reject(488, "Not Acceptable Here", s.warning("SDP offer without media"))
+	}
+	return offer, nil
+}
+
+func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	if req.To() != nil && req.To().Params.Has("tag") {
+		s.onReinvite(req, tx)
+		return
+	}
+	from := s.admit(req, tx)
+	if from == nil {
+		return
+	}
+	offer, rej := s.screenInvite(req)
+	if rej == nil {
+		if dest, ok := s.plan.Lookup(from.Name, req.Recipient.User); ok {
+			s.setup(req, tx, from, s.trunks.get(dest), offer)
+			return
+		}
+		rej = reject(404, "Not Found")
+	}
+	s.respond(tx, req, rej.code, rej.reason, nil, rej.hdrs...)
+	s.log.Info("call rejected", "a_call_id", callID(req), "from_trunk", from.Name,
+		"number", req.Recipient.User, "status", rej.code, "reason", rej.reason)
+}
+
+func callID(m interface{ CallID() *sip.CallIDHeader }) string {
+	if h := m.CallID(); h != nil {
+		return string(*h)
+	}
+	return ""
+}
+
+// newLegA builds the UAS-side dialog from the caller's INVITE.
+func (s *Server) newLegA(c *call, req *sip.Request) *leg {
+	from, to := req.From(), req.To()
+	remoteTag, _ := from.Params.Get("tag")
+	l := &leg{
+		call:      c,
+		side:      media.SideA,
+		transport: strings.ToLower(req.Transport()),
+		callID:    callID(req),
+		localTag:  sip.GenerateTagN(16),
+		remoteTag: remoteTag,
+		local:     *to.Address.Clone(),
+		localName: to.DisplayName,
+		remote:    *from.Address.Clone(),
+		remoteNm:  from.DisplayName,
+		target:    req.Recipient,
+		routes:    recordRoutes(req.GetHeaders("Record-Route")),
+		localSeq:  1,
+		remoteSeq: req.CSeq().SeqNo,
+	}
+	if ct := req.Contact(); ct != nil {
+		l.target = *ct.Address.Clone()
+	}
+	return l
+}
+
+// newLegB builds the UAC-side dialog towards the destination trunk. Nothing
+// of the A leg is reused but the caller's and callee's user parts.
+func (s *Server) newLegB(c *call, req *sip.Request, to *Trunk) *leg {
+	host, port, _ := splitHostPort(to.Address)
+	callee := sip.Uri{Scheme: "sip", User: req.Recipient.User, Host: host, Port: port}
+	caller := sip.Uri{Scheme: "sip", User: req.From().Address.User, Host: s.publicIP}
+	return &leg{
+		call:      c,
+		side:      media.SideB,
+		transport: to.Transport,
+		callID:    newID() + newID() + "@sbc",
+		localTag:  sip.GenerateTagN(16),
+		local:     caller,
+		localName: req.From().DisplayName,
+		remote:    sip.Uri{Scheme: "sip", User: req.Recipient.User, Host: host},
+		target:    callee,
+		localSeq:  0,
+	}
+}
+
+// setup runs an initial INVITE to its end: the B leg is called, its
+// provisional and final responses relayed, CANCEL and timeouts handled. It
+// returns once the call is answered and ACKed, or has failed.
+func (s *Server) setup(req *sip.Request, tx sip.ServerTransaction, from, to *Trunk, offer *sdp.Session) {
+	c := s.newCall(from, to)
+	c.a = s.newLegA(c, req)
+	c.b = s.newLegB(c, req, to)
+	c.log.Info("call started", "a_call_id", c.a.callID, "b_call_id", c.b.callID,
+		"from_trunk", from.Name, "to_trunk", to.Name, "number", req.Recipient.User)
+	s.respond(tx, req, 100, "Trying", nil)
+
+	cancelled := make(chan struct{})
+	var once sync.Once
+	if !tx.OnCancel(func(*sip.Request) { once.Do(func() { close(cancelled) }) }) {
+		c.finish(487, endCancel)
+		return
+	}
+	s.addDialog(c.a)
+
+	body, err := c.anchor(media.SideA, offer, true)
+	if err != nil {
+		code, reason := 500, "Server Internal Error"
+		if errors.Is(err, media.ErrNoPorts) {
+			code, reason = 503, "Service Unavailable"
+		}
+		c.log.Warn("anchor offer", "error", err)
+		c.respondA(tx, req, code, reason, nil)
+		c.finish(code, endError)
+		return
+	}
+
+	binv := c.b.newRequest(s, sip.INVITE, 0)
+	if mf := req.MaxForwards(); mf != nil {
+		// Loop protection carries across the B2BUA (RFC 3261 §16.6 step 3).
+		binv.ReplaceHeader(ptr(sip.MaxForwardsHeader(mf.Val() - 1)))
+	}
+	binv.AppendHeader(sip.NewHeader("Allow", allowed))
+	binv.AppendHeader(ptr(sip.ContentTypeHeader("application/sdp")))
+	binv.SetBody(body)
+	btx, err := s.send(c.ctx, binv)
+	if err != nil {
+		c.log.Warn("send B-leg INVITE", "error", err)
+		c.respondA(tx, req, 503, "Service Unavailable", nil)
+		c.finish(503, endError)
+		return
+	}
+	c.awaitAnswer(req, tx, binv, btx, cancelled)
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// respondA answers the caller's INVITE as our A-leg dialog (our To tag).
+func (c *call) respondA(tx sip.ServerTransaction, req *sip.Request, code int, reason string, body []byte, hdrs ...sip.Header) *sip.Response {
+	res := sip.NewResponseFromRequest(req, code, reason, body)
+	if code > 100 {
+		res.To().Params.Add("tag", c.a.localTag)
+	}
+	if code > 100 && code < 300 {
+		res.AppendHeader(c.s.contact(c.a.transport))
+	}
+	if body != nil {
+		res.AppendHeader(ptr(sip.ContentTypeHeader("application/sdp")))
+	}
+	c.s.decorate(res, hdrs...)
+	if code >= 200 && code < 300 {
+		return res // the caller sends it, with retransmissions
+	}
+	if err := tx.Respond(res); err != nil {
+		c.log.Debug("respond to A failed", "status", code, "error", err)
+	}
+	return res
+}
+
+// awaitAnswer is the set-up loop: B-leg responses, the caller's CANCEL, the
+// ring timeout and shutdown, until a final outcome.
+func (c *call) awaitAnswer(req *sip.Request, tx sip.ServerTransaction, binv *sip.Request, btx sip.ClientTransaction, cancelled chan struct{}) {
+	s := c.s
+	ring := time.NewTimer(s.cfg.Calls.RingTimeout)
+	defer ring.Stop()
+	var (
+		provisional bool   // B sent a 1xx: CANCEL may be sent (RFC 3261 §9.1)
+		cancelSent  bool
+		aborted     bool   // the A side is answered; only B needs tidying
+		abortStatus int    // status the A side got
+		abortBy     string
+		earlySDP    []byte // B's SDP from an 18x, used if the 2xx has none
+		giveUp      <-chan time.Time
+	)
+	abort := func(status int, reason, by string) {
+		if aborted {
+			return
+		}
+		aborted, abortStatus, abortBy = true, status, by
+		if status != 487 {
+			c.respondA(tx, req, status, reason, nil)
+		}
+		if provisional && !cancelSent {
+			cancelSent = c.cancelB(binv)
+		}
+		giveUp = time.After(64 * sip.T1)
+	}
+	ctxDone := c.ctx.Done()
+	for {
+		select {
+		case res := <-btx.Responses():
+			code := res.StatusCode
+			switch {
+			case code < 200:
+				if code == 100 {
+					continue
+				}
+				provisional = true
+				if aborted {
+					if !cancelSent {
+						cancelSent = c.cancelB(binv)
+					}
+					continue
+				}
+				var body []byte
+				if len(res.Body()) > 0 {
+					b, err := c.answer(media.SideB, res.Body())
+					if err != nil {
+						c.log.Warn("early media SDP refused", "status", code, "error", err)
+					} else {
+						body, earlySDP = b, res.Body()
+					}
+				}
+				c.respondA(tx, req, code, res.Reason, body)
+			case code < 300:
+				c.answered2xx(req, tx, binv, btx, res, earlySDP, aborted)
+				if aborted {
+					c.finish(abortStatus, abortBy)
+				}
+				return
+			default:
+				if !aborted {
+					status, reason := relayStatus(code, res.Reason)
+					c.respondA(tx, req, status, reason, nil)
+					c.finish(status, endRejected)
+					return
+				}
+				c.finish(abortStatus, abortBy)
+				return
+			}
+		case <-btx.Done():
+			if !aborted {
+				status, reason := 503, "Service Unavailable"
+				if errors.Is(btx.Err(), sip.ErrTransactionTimeout) {
+					status, reason = 408, "Request Timeout"
+				}
+				c.log.Info("B leg failed", "error", btx.Err())
+				c.respondA(tx, req, status, reason, nil)
+				c.finish(status, endError)
+				return
+			}
+			c.finish(abortStatus, abortBy)
+			return
+		case <-cancelled:
+			cancelled = nil
+			abort(487, "Request Terminated", endCancel)
+		case <-ring.C:
+			abort(408, "Request Timeout", endTimeout)
+		case <-ctxDone:
+			ctxDone = nil
+			c.mu.Lock()
+			by := c.endedBy
+			c.mu.Unlock()
+			if by == "" {
+				by = endShutdown
+			}
+			abort(503, "Service Unavailable", by)
+			// Shutting down: wait for B's 487 only briefly.
+			giveUp = time.After(byeTimeout)
+		case <-giveUp:
+			c.finish(abortStatus, abortBy)
+			return
+		}
+	}
+}
+
+// relayStatus maps a B-leg final failure to what the caller gets. Most pass
+// unchanged; redirects and auth challenges cannot be acted on by the caller
+// across a topology-hiding B2BUA, so they become plain failures.
+func relayStatus(code int, reason string) (int, string) {
+	switch {
+	case code >= 300 && code < 400:
+		return 480, "Temporarily Unavailable"
+	case code == 401 || code == 407:
+		return 403, "Forbidden"
+	}
+	if reason == "" {
+		reason = "Failed"
+	}
+	return code, reason
+}
+
+// cancelB sends CANCEL for the B-leg INVITE (RFC 3261 §9.1: same Request-URI,
+// Call-ID, From, To, CSeq number and Via branch). The answer is not awaited:
+// the INVITE's 487 is what matters.
+func (c *call) cancelB(binv *sip.Request) bool {
+	cancel := sip.NewRequest(sip.CANCEL, *binv.Recipient.Clone())
+	cancel.AppendHeader(sip.HeaderClone(binv.Via()))
+	for _, h := range binv.GetHeaders("Route") {
+		cancel.AppendHeader(sip.HeaderClone(h))
+	}
+	cancel.AppendHeader(sip.HeaderClone(binv.From()))
+	cancel.AppendHeader(sip.HeaderClone(binv.To()))
+	cancel.AppendHeader(sip.HeaderClone(binv.CallID()))
+	cancel.AppendHeader(&sip.CSeqHeader{SeqNo: binv.CSeq().SeqNo, MethodName: sip.CANCEL})
+	cancel.AppendHeader(ptr(sip.MaxForwardsHeader(70)))
+	cancel.SetTransport(binv.Transport())
+	cancel.SetDestination(binv.Destination())
+	cancel.Laddr = binv.Laddr
+	ctx, stop := context.WithTimeout(context.Background(), 64*sip.T1)
+	tx, err := c.s.send(ctx, cancel)
+	if err != nil {
+		stop()
+		c.log.Warn("send CANCEL", "error", err)
+		return false
+	}
+	go func() {
+		defer stop()
+		defer tx.Terminate()
+		select {
+		case <-tx.Done():
+		case <-ctx.Done():
+		case <-c.finished:
+		}
+	}()
+	return true
+}
+
+// answered2xx completes the call on a B-leg 2xx: ACK to B, SDP answer
+// rewritten for A, 2xx to A retransmitted until A's ACK.
+func (c *call) answered2xx(req *sip.Request, tx sip.ServerTransaction, binv *sip.Request, btx sip.ClientTransaction, res *sip.Response, earlySDP []byte, aborted bool) {
+	s := c.s
+	b := c.b
+	b.mu.Lock()
+	b.remoteTag, _ = res.To().Params.Get("tag")
+	b.remoteNm = res.To().DisplayName
+	rr := recordRoutes(res.GetHeaders("Record-Route"))
+	// A UAC's route set is the Record-Route in reverse (RFC 3261 §12.1.2).
+	for i, j := 0, len(rr)-1; i < j; i, j = i+1, j-1 {
+		rr[i], rr[j] = rr[j], rr[i]
+	}
+	b.routes = rr
+	b.localSeq = binv.CSeq().SeqNo
+	b.mu.Unlock()
+	b.setTarget(res.Contact())
+	s.addDialog(b)
+
+	ack := b.newRequest(s, sip.ACK, binv.CSeq().SeqNo)
+	if err := s.writeAck(ack); err != nil {
+		c.log.Warn("ACK to B failed", "error", err)
+	}
+	// The 2xx may be retransmitted if our ACK was lost: ACK each copy.
+	btx.OnRetransmission(func(*sip.Response) { s.writeAck(ack) })
+
+	if aborted {
+		c.bye(b)
+		return
+	}
+
+	sdpBody := res.Body()
+	if len(sdpBody) == 0 {
+		sdpBody = earlySDP
+	}
+	body, err := c.answer(media.SideB, sdpBody)
+	if err != nil {
+		c.log.Warn("B-leg 2xx without usable SDP answer", "error", err)
+		c.bye(b)
+		c.respondA(tx, req, 502, "Bad Gateway", nil, s.warning("callee sent no usable SDP answer"))
+		c.finish(502, endError)
+		return
+	}
+	c.mu.Lock()
+	c.state = stateEstablished
+	c.answered = time.Now()
+	c.mu.Unlock()
+	c.log.Info("call answered")
+	ok := c.respond2xx(c.a, tx, c.respondA(tx, req, 200, "OK", body), c.expectAck(c.a))
+	if !ok {
+		select {
+		case <-c.finished:
+		default:
+			// RFC 3261 §13.3.1.4: no ACK, the session SHOULD be ended with BYE.
+			c.log.Warn("no ACK from caller")
+			c.hangup(endError)
+		}
+	}
+}
+
+// answer rewrites an SDP answer that arrived from side `from` for the
+// other side.
+func (c *call) answer(from media.Side, body []byte) ([]byte, error) {
+	ans, err := sdp.Parse(body)
+	if err != nil {
+		return nil, err
+	}
+	return c.anchor(from, ans, false)
+}

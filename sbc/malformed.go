@@ -1,0 +1,149 @@
+package sbc
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// Malformed requests get 400 and create no state (RFC 3261 §8.2, §16.3).
+// sipgo drops what it cannot parse without answering, so UDP datagrams are
+// parsed once in a read filter first; a request that fails gets a stateless
+// 400 assembled from its raw Via, From, To, Call-ID and CSeq lines.
+// TCP reads are byte streams, not messages, so the filter leaves them alone.
+
+// readFilter is a sip.TransportReadFilter.
+func (s *Server) readFilter(p sip.TransportReadProps, data []byte) ([]byte, error) {
+	if p.Transport != "UDP" || len(bytes.Trim(data, "\r\n\x00")) == 0 {
+		return data, nil
+	}
+	if _, err := s.parser.ParseSIP(data); err == nil {
+		return data, nil
+	} else {
+		s.rejectMalformed(p.RemoteAddr, data, err)
+	}
+	return nil, nil // dropped
+}
+
+func (s *Server) rejectMalformed(remote net.Addr, data []byte, perr error) {
+	ua, ok := remote.(*net.UDPAddr)
+	if !ok {
+		return
+	}
+	src := ua.AddrPort()
+	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+	// Unknown sources get nothing: no reflection towards scanners.
+	if s.trunks.match(src.Addr()) == nil {
+		s.log.Debug("malformed message from unknown source dropped", "source", src.String(), "bytes", len(data))
+		return
+	}
+	res := badRequest(data, perr, s.publicIP)
+	if res == nil {
+		s.log.Warn("malformed message dropped", "source", src.String(), "bytes", len(data), "error", perr)
+		return
+	}
+	s.log.Warn("malformed request answered 400", "source", src.String(), "bytes", len(data), "error", perr)
+	if s.udpConn != nil {
+		s.udpConn.WriteToUDPAddrPort(res, src)
+	}
+}
+
+// badRequest builds a 400 for a raw request, or nil when it is not a
+// request or lacks what a response must echo (Via, CSeq).
+func badRequest(data []byte, perr error, agent string) []byte {
+	head, _, _ := bytes.Cut(data, []byte("\r\n\r\n"))
+	lines := strings.Split(string(head), "\r\n")
+	if len(lines) < 2 || !looksLikeRequestLine(lines[0]) {
+		return nil
+	}
+	var b strings.Builder
+	b.WriteString("SIP/2.0 400 Bad Request\r\n")
+	var via, cseq bool
+	for _, l := range lines[1:] {
+		name, _, found := strings.Cut(l, ":")
+		if !found {
+			continue
+		}
+		switch strings.ToLower(strings.TrimSpace(name)) {
+		case "via", "v":
+			via = true
+		case "cseq":
+			cseq = true
+		case "from", "f", "to", "t", "call-id", "i":
+		default:
+			continue
+		}
+		b.WriteString(l)
+		b.WriteString("\r\n")
+	}
+	if !via || !cseq {
+		return nil
+	}
+	reason := strings.NewReplacer("\r", " ", "\n", " ", `"`, "'").Replace(perr.Error())
+	if len(reason) > 120 {
+		reason = reason[:120]
+	}
+	b.WriteString(`Warning: 399 ` + agent + ` "` + reason + `"` + "\r\nContent-Length: 0\r\n\r\n")
+	return []byte(b.String())
+}
+
+func looksLikeRequestLine(l string) bool {
+	f := strings.Fields(l)
+	return len(f) == 3 && f[2] == "SIP/2.0" && f[0] != "SIP/2.0" && strings.ToUpper(f[0]) == f[0]
+}
+
+// validate checks what RFC 3261 §8.1.1 makes mandatory in a request, beyond
+// what the parser enforces. It returns why the request is malformed, or "".
+func validate(req *sip.Request) string {
+	switch {
+	case req.CallID() == nil || *req.CallID() == "":
+		return "missing Call-ID"
+	case req.From() == nil:
+		return "missing From"
+	case req.To() == nil:
+		return "missing To"
+	case req.CSeq() == nil:
+		return "missing CSeq"
+	case req.CSeq().MethodName != req.Method:
+		return "CSeq method does not match the request method"
+	case req.Via() == nil:
+		return "missing Via"
+	}
+	if tag, _ := req.From().Params.Get("tag"); tag == "" && !req.IsAck() && req.Method != sip.OPTIONS {
+		return "missing From tag"
+	}
+	if req.IsInvite() && req.Contact() == nil {
+		return "missing Contact"
+	}
+	return ""
+}
+
+// quietHandler keeps sipgo's logs useful and safe: the raw message it
+// attaches on parse errors ("data") may carry credentials, so only its size
+// is kept.
+type quietHandler struct{ slog.Handler }
+
+func (h quietHandler) Handle(ctx context.Context, r slog.Record) error {
+	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "data" {
+			a = slog.Int("data_bytes", len(a.Value.String()))
+		}
+		out.AddAttrs(a)
+		return true
+	})
+	return h.Handler.Handle(ctx, out)
+}
+
+func (h quietHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return quietHandler{h.Handler.WithAttrs(as)}
+}
+
+func (h quietHandler) WithGroup(name string) slog.Handler {
+	return quietHandler{h.Handler.WithGroup(name)}
+}

@@ -1,0 +1,402 @@
+package sbc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"sbc/media"
+	"sbc/sbc/dialplan"
+)
+
+// allowed is what the SBC accepts; sent in Allow headers (RFC 3261 §20.5).
+const allowed = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO"
+
+// Server is the SIP side of the SBC: listeners, trunks, routing and the
+// B2BUA calls. It is safe for concurrent use.
+type Server struct {
+	cfg    *Config
+	log    *slog.Logger
+	relay  *media.Relay
+	ua     *sipgo.UserAgent
+	srv    *sipgo.Server
+	client *sipgo.Client
+	trunks *trunkTable
+	plan   *dialplan.Table
+
+	publicIP  string
+	listeners []net.Addr         // bound addresses, in config order
+	ports     map[string]int     // transport ("udp") -> listen port for Via/Contact
+	udpLaddr  sip.Addr           // UDP listener, the source of UDP requests we send
+	closers   []func() error     // listener sockets
+	udpConn   *net.UDPConn       // for stateless 400s to malformed datagrams
+	parser    *sip.Parser
+
+	draining atomic.Bool
+	mu       sync.Mutex
+	calls    map[*call]struct{}
+	dialogs  map[dialogKey]*leg
+	callWG   sync.WaitGroup // in-flight call endings (BYEs)
+	stop     chan struct{}
+	stopOnce sync.Once
+	reaperWG sync.WaitGroup
+}
+
+// NewServer builds a server from a validated config. It opens no socket;
+// Listen does.
+func NewServer(cfg *Config, relay *media.Relay, log *slog.Logger) (*Server, error) {
+	sipLog := slog.New(quietHandler{log.Handler()}).With("component", "sipgo")
+	s := &Server{parser: sip.NewParser()}
+	ua, err := sipgo.NewUA(
+		sipgo.WithUserAgent(cfg.SIP.UserAgent),
+		sipgo.WithUserAgentHostname(cfg.SIP.PublicIP),
+		sipgo.WithUserAgentTransportLayerOptions(
+			sip.WithTransportLayerLogger(sipLog),
+			sip.WithTransportLayerReadFilter(func(p sip.TransportReadProps, data []byte) ([]byte, error) {
+				return s.readFilter(p, data)
+			}),
+		),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(sipLog)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("create user agent: %w", err)
+	}
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(sipLog))
+	if err != nil {
+		return nil, fmt.Errorf("create sip server: %w", err)
+	}
+	client, err := sipgo.NewClient(ua, sipgo.WithClientLogger(sipLog), sipgo.WithClientHostname(cfg.SIP.PublicIP))
+	if err != nil {
+		return nil, fmt.Errorf("create sip client: %w", err)
+	}
+	routes := make([]dialplan.Route, len(cfg.Routes))
+	for i, r := range cfg.Routes {
+		routes[i] = dialplan.Route{From: r.From, Prefix: r.Prefix, To: r.To}
+	}
+	*s = Server{
+		parser:   s.parser,
+		cfg:      cfg,
+		log:      log,
+		relay:    relay,
+		ua:       ua,
+		srv:      srv,
+		client:   client,
+		trunks:   newTrunkTable(cfg.Trunks),
+		plan:     dialplan.New(routes),
+		publicIP: cfg.SIP.PublicIP,
+		ports:    map[string]int{},
+		calls:    map[*call]struct{}{},
+		dialogs:  map[dialogKey]*leg{},
+		stop:     make(chan struct{}),
+	}
+	srv.OnInvite(s.onInvite)
+	srv.OnAck(s.onAck)
+	srv.OnBye(s.onInDialog)
+	srv.OnInfo(s.onInDialog)
+	srv.OnOptions(s.onOptions)
+	srv.OnCancel(s.onCancel)
+	srv.OnNoRoute(s.onOther)
+	return s, nil
+}
+
+// Listen binds every configured listener and starts serving. It returns
+// once all sockets are bound, or the first bind error.
+func (s *Server) Listen() error {
+	for _, l := range s.cfg.SIP.Listen {
+		ap := netip.MustParseAddrPort(l.Address)
+		network := l.Transport + "4"
+		if ap.Addr().Is6() {
+			network = l.Transport + "6"
+		}
+		switch l.Transport {
+		case "udp":
+			conn, err := net.ListenUDP(network, net.UDPAddrFromAddrPort(ap))
+			if err != nil {
+				s.closeListeners()
+				return fmt.Errorf("listen udp %s: %w", l.Address, err)
+			}
+			la := conn.LocalAddr().(*net.UDPAddr)
+			s.ports["udp"] = la.Port
+			s.udpLaddr = sip.Addr{IP: la.IP, Port: la.Port}
+			s.udpConn = conn
+			s.listeners = append(s.listeners, la)
+			s.closers = append(s.closers, conn.Close)
+			go s.srv.ServeUDP(conn)
+		case "tcp":
+			ln, err := net.ListenTCP(network, net.TCPAddrFromAddrPort(ap))
+			if err != nil {
+				s.closeListeners()
+				return fmt.Errorf("listen tcp %s: %w", l.Address, err)
+			}
+			la := ln.Addr().(*net.TCPAddr)
+			s.ports["tcp"] = la.Port
+			s.listeners = append(s.listeners, la)
+			s.closers = append(s.closers, ln.Close)
+			go s.srv.ServeTCP(ln)
+		}
+		s.log.Info("listening", "transport", l.Transport, "address", s.listeners[len(s.listeners)-1].String())
+	}
+	s.reaperWG.Add(1)
+	go s.reaper()
+	return nil
+}
+
+// Addrs returns the bound listener addresses in config order.
+func (s *Server) Addrs() []net.Addr { return s.listeners }
+
+func (s *Server) closeListeners() {
+	for _, c := range s.closers {
+		c()
+	}
+	s.closers = nil
+}
+
+// ActiveCalls counts calls that have not ended.
+func (s *Server) ActiveCalls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.calls)
+}
+
+// Drain refuses new calls with 503, waits up to timeout for active calls to
+// end, then ends the rest (BYE on both legs, or CANCEL and 503 for calls
+// still ringing) and waits for that.
+func (s *Server) Drain(timeout time.Duration) {
+	s.draining.Store(true)
+	s.log.Info("draining", "active_calls", s.ActiveCalls(), "timeout", timeout.String())
+	deadline := time.Now().Add(timeout)
+	for s.ActiveCalls() > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.mu.Lock()
+	for c := range s.calls {
+		s.callWG.Add(1)
+		go func() {
+			defer s.callWG.Done()
+			c.hangup(endShutdown)
+		}()
+	}
+	s.mu.Unlock()
+	s.callWG.Wait()
+}
+
+// Close stops the listeners and the transaction machinery. Call Drain first
+// for a graceful stop.
+func (s *Server) Close() error {
+	s.stopOnce.Do(func() { close(s.stop) })
+	s.reaperWG.Wait()
+	s.closeListeners()
+	s.callWG.Wait()
+	return s.ua.Close()
+}
+
+// reaper ends calls whose media went silent or that exceeded the maximum
+// duration. One goroutine for all calls keeps the cost flat.
+func (s *Server) reaper() {
+	defer s.reaperWG.Done()
+	tick := time.NewTicker(reaperInterval(s.cfg.Media.Timeout))
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case now := <-tick.C:
+			s.mu.Lock()
+			var expired []*call
+			var reasons []string
+			for c := range s.calls {
+				if r := c.expired(now, s.cfg.Media.Timeout, s.cfg.Calls.MaxDuration); r != "" {
+					expired = append(expired, c)
+					reasons = append(reasons, r)
+				}
+			}
+			s.mu.Unlock()
+			for i, c := range expired {
+				s.callWG.Add(1)
+				go func() {
+					defer s.callWG.Done()
+					c.hangup(reasons[i])
+				}()
+			}
+		}
+	}
+}
+
+func reaperInterval(timeout time.Duration) time.Duration {
+	iv := timeout / 10
+	return min(max(iv, 20*time.Millisecond), time.Second)
+}
+
+// sourceTrunk finds the trunk a request came from; nil when none matches.
+func (s *Server) sourceTrunk(req *sip.Request) *Trunk {
+	ip, ok := sourceIP(req.Source())
+	if !ok {
+		return nil
+	}
+	return s.trunks.match(ip)
+}
+
+// admit rejects requests from unknown sources with 403 before any state is
+// created. It returns the trunk, or nil when the request was answered.
+func (s *Server) admit(req *sip.Request, tx sip.ServerTransaction) *Trunk {
+	t := s.sourceTrunk(req)
+	if t == nil {
+		s.log.Warn("request from unknown source", "method", req.Method.String(), "source", req.Source())
+		s.respond(tx, req, 403, "Forbidden", nil)
+		return nil
+	}
+	if why := validate(req); why != "" {
+		s.log.Warn("malformed request answered 400", "method", req.Method.String(), "source", req.Source(), "error", why)
+		s.respond(tx, req, 400, "Bad Request", nil, s.warning(why))
+		return nil
+	}
+	return t
+}
+
+// respond sends a stateful response built from req with our Server header.
+func (s *Server) respond(tx sip.ServerTransaction, req *sip.Request, code int, reason string, body []byte, hdrs ...sip.Header) {
+	res := sip.NewResponseFromRequest(req, code, reason, body)
+	s.decorate(res, hdrs...)
+	if err := tx.Respond(res); err != nil {
+		s.log.Debug("respond failed", "status", code, "error", err)
+	}
+}
+
+func (s *Server) decorate(res *sip.Response, hdrs ...sip.Header) {
+	res.AppendHeader(sip.NewHeader("Server", s.cfg.SIP.UserAgent))
+	for _, h := range hdrs {
+		res.AppendHeader(h)
+	}
+}
+
+func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	if s.admit(req, tx) == nil {
+		return
+	}
+	if req.To() != nil && req.To().Params.Has("tag") && s.findLeg(req) == nil {
+		s.respond(tx, req, 481, "Call/Transaction Does Not Exist", nil)
+		return
+	}
+	s.respond(tx, req, 200, "OK", nil,
+		sip.NewHeader("Allow", allowed),
+		sip.NewHeader("Accept", "application/sdp"),
+	)
+}
+
+// onCancel sees only CANCELs that matched no INVITE transaction: the
+// transaction layer answers the others itself (RFC 3261 §9.2).
+func (s *Server) onCancel(req *sip.Request, tx sip.ServerTransaction) {
+	if s.admit(req, tx) == nil {
+		return
+	}
+	s.respond(tx, req, 481, "Call/Transaction Does Not Exist", nil)
+}
+
+// onOther answers methods the SBC does not handle.
+func (s *Server) onOther(req *sip.Request, tx sip.ServerTransaction) {
+	if s.admit(req, tx) == nil {
+		return
+	}
+	if req.To() != nil && req.To().Params.Has("tag") && s.findLeg(req) == nil {
+		s.respond(tx, req, 481, "Call/Transaction Does Not Exist", nil)
+		return
+	}
+	s.respond(tx, req, 501, "Not Implemented", nil, sip.NewHeader("Allow", allowed))
+}
+
+// via builds our Via for a request sent on transport.
+func (s *Server) via(transport string) *sip.ViaHeader {
+	v := &sip.ViaHeader{
+		ProtocolName:    "SIP",
+		ProtocolVersion: "2.0",
+		Transport:       strings.ToUpper(transport),
+		Host:            s.publicIP,
+		Port:            s.ports[transport],
+		Params:          sip.NewParams(),
+	}
+	v.Params.Add("branch", sip.GenerateBranchN(16))
+	return v
+}
+
+// contact is our Contact for a dialog on transport.
+func (s *Server) contact(transport string) *sip.ContactHeader {
+	u := sip.Uri{Scheme: "sip", User: "sbc", Host: s.publicIP, Port: s.ports[transport]}
+	if transport != "udp" {
+		u.UriParams = sip.NewParams()
+		u.UriParams.Add("transport", transport)
+	}
+	return &sip.ContactHeader{Address: u}
+}
+
+// prepare sets our Via, the transport and, for UDP, the listener socket as
+// the source, so responses and in-dialog requests come back to it.
+func (s *Server) prepare(req *sip.Request, transport string) {
+	req.PrependHeader(s.via(transport))
+	req.SetTransport(strings.ToUpper(transport))
+	if transport == "udp" {
+		req.Laddr = s.udpLaddr
+	}
+	req.AppendHeader(sip.NewHeader("User-Agent", s.cfg.SIP.UserAgent))
+}
+
+// asIs tells sipgo the request is complete: add nothing.
+func asIs(*sipgo.Client, *sip.Request) error { return nil }
+
+// send starts a client transaction for a prepared request.
+func (s *Server) send(ctx context.Context, req *sip.Request) (sip.ClientTransaction, error) {
+	withLength(req)
+	tx, err := s.client.TransactionRequest(ctx, req, asIs)
+	if err != nil {
+		return nil, fmt.Errorf("send %s: %w", req.Method, err)
+	}
+	return tx, nil
+}
+
+// do sends a request and waits for its final response.
+func (s *Server) do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
+	tx, err := s.send(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Terminate()
+	for {
+		select {
+		case res := <-tx.Responses():
+			if res.IsProvisional() {
+				continue
+			}
+			return res, nil
+		case <-tx.Done():
+			if err := tx.Err(); err != nil {
+				return nil, err
+			}
+			return nil, errors.New("transaction ended without response")
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// writeAck sends an ACK for a 2xx; ACKs are not transactions (RFC 3261 §17.1.1.3).
+func (s *Server) writeAck(ack *sip.Request) error {
+	withLength(ack)
+	return s.client.WriteRequest(ack, asIs)
+}
+
+// withLength adds Content-Length, mandatory on stream transports
+// (RFC 3261 §20.14) and harmless on UDP.
+func withLength(req *sip.Request) {
+	if req.ContentLength() == nil {
+		req.SetBody(req.Body())
+	}
+}
