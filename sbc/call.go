@@ -45,17 +45,17 @@ type call struct {
 	cancel   context.CancelFunc
 	started  time.Time
 
-	mu        sync.Mutex
-	state     callState
-	answered  time.Time
-	streams   []*media.Stream // by m= line index; nil for rejected lines
-	peers     [][2]media.Peer // signalled peer per m= line and side, for re-INVITE rollback
-	reinvite  bool            // an offer/answer exchange is in progress (RFC 3261 §14.1)
-	ackWait   map[*leg]chan struct{}
-	endedBy   string
-	status    int
-	endOnce   sync.Once
-	finished  chan struct{}
+	mu       sync.Mutex
+	state    callState
+	answered time.Time
+	streams  []*media.Stream // by m= line index; nil for rejected lines
+	peers    [][2]media.Peer // signalled peer per m= line and side, for re-INVITE rollback
+	reinvite bool            // an offer/answer exchange is in progress (RFC 3261 §14.1)
+	ackWait  map[*leg]chan struct{}
+	endedBy  string
+	status   int
+	endOnce  sync.Once
+	finished chan struct{}
 }
 
 func newID() string {
@@ -123,9 +123,7 @@ func (c *call) finish(status int, endedBy string) {
 		c.mu.Unlock()
 		c.cancel()
 		c.s.removeDialog(c.a)
-		if c.b.remoteTag != "" {
-			c.s.removeDialog(c.b)
-		}
+		c.s.removeDialog(c.b)
 		st := c.sess.Stats()
 		c.sess.Close()
 		c.s.mu.Lock()

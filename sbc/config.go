@@ -32,9 +32,12 @@ type LogConfig struct {
 
 // SIPConfig is the [sip] section.
 type SIPConfig struct {
-	PublicIP  string     `toml:"public_ip"`  // written into Via and Contact
-	UserAgent string     `toml:"user_agent"` // User-Agent / Server header
-	Listen    []Listener `toml:"listen"`
+	PublicIP  string `toml:"public_ip"`  // written into Via and Contact
+	UserAgent string `toml:"user_agent"` // User-Agent / Server header
+	// T1 is the RFC 3261 round-trip estimate all SIP timers derive from
+	// (Timer B, the INVITE transaction timeout, is 64*T1).
+	T1     time.Duration `toml:"t1"`
+	Listen []Listener    `toml:"listen"`
 }
 
 // Listener is one [[sip.listen]] entry.
@@ -109,6 +112,9 @@ func (c *Config) SetDefaults() {
 	if c.SIP.UserAgent == "" {
 		c.SIP.UserAgent = "sbc"
 	}
+	if c.SIP.T1 == 0 {
+		c.SIP.T1 = 500 * time.Millisecond
+	}
 	if c.SIP.Listen == nil {
 		c.SIP.Listen = []Listener{
 			{Transport: "udp", Address: "0.0.0.0:5060"},
@@ -154,6 +160,9 @@ func (c *Config) Validate() error {
 
 	if ip, err := netip.ParseAddr(c.SIP.PublicIP); err != nil || ip.IsUnspecified() {
 		bad("sip.public_ip", c.SIP.PublicIP, "the IP address peers reach the SBC on, e.g. 192.0.2.10")
+	}
+	if c.SIP.T1 < 10*time.Millisecond || c.SIP.T1 > 10*time.Second {
+		bad("sip.t1", c.SIP.T1, `a duration from "10ms" to "10s" (RFC 3261 default "500ms")`)
 	}
 	if len(c.SIP.Listen) == 0 {
 		errs = append(errs, errors.New("sip.listen: empty; want at least one [[sip.listen]] with transport and address"))

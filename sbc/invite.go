@@ -215,10 +215,10 @@ func (c *call) awaitAnswer(req *sip.Request, tx sip.ServerTransaction, binv *sip
 	ring := time.NewTimer(s.cfg.Calls.RingTimeout)
 	defer ring.Stop()
 	var (
-		provisional bool   // B sent a 1xx: CANCEL may be sent (RFC 3261 §9.1)
+		provisional bool // B sent a 1xx: CANCEL may be sent (RFC 3261 §9.1)
 		cancelSent  bool
-		aborted     bool   // the A side is answered; only B needs tidying
-		abortStatus int    // status the A side got
+		aborted     bool // the A side is answered; only B needs tidying
+		abortStatus int  // status the A side got
 		abortBy     string
 		earlySDP    []byte // B's SDP from an 18x, used if the 2xx has none
 		giveUp      <-chan time.Time

@@ -35,11 +35,11 @@ type Server struct {
 	plan   *dialplan.Table
 
 	publicIP  string
-	listeners []net.Addr         // bound addresses, in config order
-	ports     map[string]int     // transport ("udp") -> listen port for Via/Contact
-	udpLaddr  sip.Addr           // UDP listener, the source of UDP requests we send
-	closers   []func() error     // listener sockets
-	udpConn   *net.UDPConn       // for stateless 400s to malformed datagrams
+	listeners []net.Addr     // bound addresses, in config order
+	ports     map[string]int // transport ("udp") -> listen port for Via/Contact
+	udpLaddr  sip.Addr       // UDP listener, the source of UDP requests we send
+	closers   []func() error // listener sockets
+	udpConn   *net.UDPConn   // for stateless 400s to malformed datagrams
 	parser    *sip.Parser
 
 	draining atomic.Bool
@@ -55,6 +55,10 @@ type Server struct {
 // NewServer builds a server from a validated config. It opens no socket;
 // Listen does.
 func NewServer(cfg *Config, relay *media.Relay, log *slog.Logger) (*Server, error) {
+	if sip.T1 != cfg.SIP.T1 {
+		// sipgo's timers are process-wide; one server per process sets them.
+		sip.SetTimers(cfg.SIP.T1, sip.T2, sip.T4)
+	}
 	sipLog := slog.New(quietHandler{log.Handler()}).With("component", "sipgo")
 	s := &Server{parser: sip.NewParser()}
 	ua, err := sipgo.NewUA(

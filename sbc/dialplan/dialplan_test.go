@@ -15,9 +15,9 @@ func TestLookup(t *testing.T) {
 		from, number, want string
 		ok                 bool
 	}{
-		{"a", "4420123", "london", true},    // longest prefix
-		{"a", "4412", "uk", true},           // shorter prefix
-		{"a", "33", "default", true},        // empty prefix catches all
+		{"a", "4420123", "london", true},     // longest prefix
+		{"a", "4412", "uk", true},            // shorter prefix
+		{"a", "33", "default", true},         // empty prefix catches all
 		{"c", "4420999", "any-london", true}, // wildcard route for other trunks
 		{"c", "1555", "nanp", true},
 		{"b", "1555", "b-nanp", true}, // specific beats wildcard at equal length
