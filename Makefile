@@ -18,12 +18,6 @@ deps:
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq sip-tester >/dev/null; \
 	}
-	@command -v tshark >/dev/null 2>&1 || { \
-		echo "installing tshark"; \
-		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-		echo "wireshark-common wireshark-common/install-setuid boolean false" | $$SUDO debconf-set-selections; \
-		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq tshark >/dev/null; \
-	}
 
 vet:
 	$(GO) vet $(PKGS)

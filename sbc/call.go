@@ -19,7 +19,10 @@ const (
 	endCallee      = "callee"
 	endCancel      = "cancel"
 	endRejected    = "rejected"
-	endTimeout     = "timeout"
+	endMediaTimout = "media_timeout" // no RTP/RTCP from either leg
+	endRingTimeout = "ring_timeout"  // callee rang past calls.ring_timeout
+	endNoResponse  = "no_response"   // callee never answered the INVITE (Timer B)
+	endNoAck       = "no_ack"        // caller never ACKed our 200
 	endMaxDuration = "max_duration"
 	endShutdown    = "shutdown"
 	endError       = "error"
@@ -108,7 +111,7 @@ func (c *call) expired(now time.Time, mediaTimeout, maxDuration time.Duration) s
 		last = answered
 	}
 	if now.Sub(last) >= mediaTimeout {
-		return endTimeout
+		return endMediaTimout
 	}
 	return ""
 }

@@ -281,13 +281,13 @@ func (c *call) awaitAnswer(req *sip.Request, tx sip.ServerTransaction, binv *sip
 			}
 		case <-btx.Done():
 			if !aborted {
-				status, reason := 503, "Service Unavailable"
+				status, reason, by := 503, "Service Unavailable", endError
 				if errors.Is(btx.Err(), sip.ErrTransactionTimeout) {
-					status, reason = 408, "Request Timeout"
+					status, reason, by = 408, "Request Timeout", endNoResponse
 				}
 				c.log.Info("B leg failed", "error", btx.Err())
 				c.respondA(tx, req, status, reason, nil)
-				c.finish(status, endError)
+				c.finish(status, by)
 				return
 			}
 			c.finish(abortStatus, abortBy)
@@ -296,7 +296,7 @@ func (c *call) awaitAnswer(req *sip.Request, tx sip.ServerTransaction, binv *sip
 			cancelled = nil
 			abort(487, "Request Terminated", endCancel)
 		case <-ring.C:
-			abort(408, "Request Timeout", endTimeout)
+			abort(408, "Request Timeout", endRingTimeout)
 		case <-ctxDone:
 			ctxDone = nil
 			c.mu.Lock()
@@ -422,7 +422,7 @@ func (c *call) answered2xx(req *sip.Request, tx sip.ServerTransaction, binv *sip
 		default:
 			// RFC 3261 §13.3.1.4: no ACK, the session SHOULD be ended with BYE.
 			c.log.Warn("no ACK from caller")
-			c.hangup(endError)
+			c.hangup(endNoAck)
 		}
 	}
 }

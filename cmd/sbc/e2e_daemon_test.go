@@ -1,0 +1,310 @@
+//go:build linux
+
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Running the daemon under test and reading its JSON log.
+
+// buildSBC builds ./cmd/sbc into t's temporary directory (with -race when the
+// tests run with it, so that the daemon's data races fail them too).
+func buildSBC(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "sbc")
+	args := []string{"build", "-o", bin}
+	if e2eRace {
+		args = append(args, "-race")
+	}
+	out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build ./cmd/sbc: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// sbcConfig is what varies between the tests' configurations.
+type sbcConfig struct {
+	sipPort          int // UDP and TCP listeners on sbcIP
+	portMin, portMax int // media port range
+	callerPort       int // trunk "a" at callerIP
+	calleePort       int // trunk "b" at calleeIP
+	ringTimeout      time.Duration
+	drainTimeout     time.Duration
+}
+
+func (c sbcConfig) toml() string {
+	return fmt.Sprintf(`# Written by cmd/sbc/e2e_test.go.
+[log]
+level = "debug"
+format = "json"
+
+[sip]
+public_ip = %[1]q
+user_agent = "sbc-e2e"
+
+[[sip.listen]]
+transport = "udp"
+address = "%[1]s:%[2]d"
+
+[[sip.listen]]
+transport = "tcp"
+address = "%[1]s:%[2]d"
+
+[media]
+bind_ip = %[1]q
+public_ip = %[1]q
+port_min = %[3]d
+port_max = %[4]d
+timeout = "30s"
+latching = "symmetric"
+
+[calls]
+max_duration = "60s"
+ring_timeout = %[5]q
+drain_timeout = %[6]q
+
+[[trunk]]
+name = "a"
+address = "%[7]s:%[8]d"
+transport = "udp"
+sources = [%[7]q]
+
+[[trunk]]
+name = "b"
+address = "%[9]s:%[10]d"
+transport = "udp"
+sources = [%[9]q]
+
+[[route]]
+from = "a"
+prefix = ""
+to = "b"
+
+[[route]]
+from = "b"
+prefix = ""
+to = "a"
+`, sbcIP, c.sipPort, c.portMin, c.portMax, c.ringTimeout.String(), c.drainTimeout.String(),
+		callerIP, c.callerPort, calleeIP, c.calleePort)
+}
+
+// logLine is one JSON log line of the daemon.
+type logLine map[string]any
+
+func (l logLine) msg() string { s, _ := l["msg"].(string); return s }
+
+func (l logLine) str(k string) string {
+	s, _ := l[k].(string)
+	return s
+}
+
+// num returns a numeric attribute; ok is false when it is missing or not a
+// number.
+func (l logLine) num(k string) (float64, bool) {
+	f, ok := l[k].(float64)
+	return f, ok
+}
+
+func (l logLine) String() string {
+	b, _ := json.Marshal(map[string]any(l))
+	return string(b)
+}
+
+type sbcDaemon struct {
+	cfg sbcConfig
+	cmd *exec.Cmd
+
+	mu      sync.Mutex
+	raw     []string  // every stderr line
+	lines   []logLine // those that are JSON
+	changed chan struct{}
+
+	done   chan struct{}
+	code   int
+	waited error
+}
+
+// startSBC writes cfg, starts the daemon and waits until both listeners are
+// up. On cleanup it is killed if still running; when the test failed its
+// whole log is logged.
+func startSBC(t *testing.T, bin string, cfg sbcConfig) *sbcDaemon {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "sbc.toml")
+	if err := os.WriteFile(path, []byte(cfg.toml()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := &sbcDaemon{cfg: cfg, changed: make(chan struct{}), done: make(chan struct{}), code: -1}
+	d.cmd = exec.Command(bin, "run", "-config", path)
+	stderr, err := d.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.cmd.Stdout = io.Discard
+	if err := d.cmd.Start(); err != nil {
+		t.Fatalf("start sbc: %v", err)
+	}
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			d.add(sc.Text())
+		}
+	}()
+	go func() {
+		<-readDone // all of stderr read before Wait closes the pipe
+		d.waited = d.cmd.Wait()
+		var ee *exec.ExitError
+		switch {
+		case d.waited == nil:
+			d.code = 0
+		case errors.As(d.waited, &ee):
+			d.code = ee.ExitCode()
+		}
+		close(d.done)
+		d.notify()
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-d.done:
+		default:
+			_ = d.cmd.Process.Kill()
+			<-d.done
+		}
+		if t.Failed() {
+			d.mu.Lock()
+			t.Logf("---- sbc log (%d lines, exit %d):\n%s", len(d.raw), d.code, lastBytes(strings.Join(d.raw, "\n"), 60000))
+			d.mu.Unlock()
+		}
+	})
+	d.waitN(t, 2, 10*time.Second, "both listeners up", func(l logLine) bool { return l.msg() == "listening" })
+	return d
+}
+
+func (d *sbcDaemon) add(s string) {
+	var l logLine
+	isJSON := json.Unmarshal([]byte(s), &l) == nil
+	d.mu.Lock()
+	d.raw = append(d.raw, s)
+	if isJSON {
+		d.lines = append(d.lines, l)
+	}
+	d.mu.Unlock()
+	d.notify()
+}
+
+func (d *sbcDaemon) notify() {
+	d.mu.Lock()
+	close(d.changed)
+	d.changed = make(chan struct{})
+	d.mu.Unlock()
+}
+
+// find returns the log lines so far that match.
+func (d *sbcDaemon) find(match func(logLine) bool) []logLine {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []logLine
+	for _, l := range d.lines {
+		if match(l) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// waitN waits until n log lines match and returns them; the test fails at
+// the deadline or when the daemon exits first.
+func (d *sbcDaemon) waitN(t *testing.T, n int, timeout time.Duration, what string, match func(logLine) bool) []logLine {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		d.mu.Lock()
+		changed := d.changed
+		d.mu.Unlock()
+		if got := d.find(match); len(got) >= n {
+			return got
+		}
+		select {
+		case <-changed:
+		case <-d.done:
+			if got := d.find(match); len(got) >= n {
+				return got
+			}
+			t.Fatalf("sbc exited (%v) before %s: have %d of %d log lines", d.waited, what, len(d.find(match)), n)
+		case <-deadline:
+			t.Fatalf("no %s within %v: have %d of %d log lines", what, timeout, len(d.find(match)), n)
+		}
+	}
+}
+
+func isCallEnded(l logLine) bool { return l.msg() == "call ended" }
+
+// callsEnded waits for n "call ended" lines.
+func (d *sbcDaemon) callsEnded(t *testing.T, n int) []logLine {
+	t.Helper()
+	return d.waitN(t, n, 10*time.Second, fmt.Sprintf("%d \"call ended\"", n), isCallEnded)
+}
+
+// signal sends sig to the daemon.
+func (d *sbcDaemon) signal(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if err := d.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("signal sbc: %v", err)
+	}
+}
+
+// stop sends SIGTERM and checks a clean exit: status 0, a "stopped" line
+// with no active call and every media port pair back in the pool, and no
+// error logged. It returns the "stopped" line.
+func (d *sbcDaemon) stop(t *testing.T) logLine {
+	t.Helper()
+	d.signal(t, syscall.SIGTERM)
+	return d.stopped(t)
+}
+
+// stopped waits for the exit that a SIGTERM already sent starts.
+func (d *sbcDaemon) stopped(t *testing.T) logLine {
+	t.Helper()
+	limit := d.cfg.drainTimeout + 10*time.Second
+	select {
+	case <-d.done:
+	case <-time.After(limit):
+		t.Fatalf("sbc did not exit within %v of SIGTERM", limit)
+	}
+	if d.code != 0 {
+		t.Errorf("sbc exited %d (%v); want 0", d.code, d.waited)
+	}
+	st := d.find(func(l logLine) bool { return l.msg() == "stopped" })
+	if len(st) != 1 {
+		t.Fatalf("sbc logged %d \"stopped\" lines; want 1", len(st))
+	}
+	s := st[0]
+	free, ok1 := s.num("free_port_pairs")
+	total, ok2 := s.num("total_port_pairs")
+	if !ok1 || !ok2 || free != total || total == 0 {
+		t.Errorf("media ports leaked: %v; want free_port_pairs == total_port_pairs > 0", s)
+	}
+	if active, ok := s.num("active_calls"); !ok || active != 0 {
+		t.Errorf("stopped with active calls: %v; want active_calls 0", s)
+	}
+	if errs := d.find(func(l logLine) bool { return l.str("level") == "ERROR" }); len(errs) > 0 {
+		t.Errorf("sbc logged %d errors, first: %v", len(errs), errs[0])
+	}
+	return s
+}
