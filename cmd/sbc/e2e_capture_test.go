@@ -194,3 +194,10 @@ func (l *trunkListener) expectNothing(t *testing.T) {
 		t.Errorf("the callee trunk got a message it must not:\n%s", m)
 	}
 }
+
+// messages returns what reached the callee trunk so far.
+func (l *trunkListener) messages() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.got...)
+}

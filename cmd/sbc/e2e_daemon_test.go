@@ -44,6 +44,9 @@ type sbcConfig struct {
 	calleePort       int // trunk "b" at calleeIP
 	ringTimeout      time.Duration
 	drainTimeout     time.Duration
+	mediaTimeout     time.Duration
+	maxDuration      time.Duration
+	t1               time.Duration
 }
 
 func (c sbcConfig) toml() string {
@@ -55,6 +58,7 @@ format = "json"
 [sip]
 public_ip = %[1]q
 user_agent = "sbc-e2e"
+t1 = %[13]q
 
 [[sip.listen]]
 transport = "udp"
@@ -69,11 +73,11 @@ bind_ip = %[1]q
 public_ip = %[1]q
 port_min = %[3]d
 port_max = %[4]d
-timeout = "30s"
+timeout = %[11]q
 latching = "symmetric"
 
 [calls]
-max_duration = "60s"
+max_duration = %[12]q
 ring_timeout = %[5]q
 drain_timeout = %[6]q
 
@@ -99,7 +103,8 @@ from = "b"
 prefix = ""
 to = "a"
 `, sbcIP, c.sipPort, c.portMin, c.portMax, c.ringTimeout.String(), c.drainTimeout.String(),
-		callerIP, c.callerPort, calleeIP, c.calleePort)
+		callerIP, c.callerPort, calleeIP, c.calleePort,
+		c.mediaTimeout.String(), c.maxDuration.String(), c.t1.String())
 }
 
 // logLine is one JSON log line of the daemon.

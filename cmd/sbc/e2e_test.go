@@ -43,28 +43,35 @@ func TestE2E(t *testing.T) {
 		t.Skip("end-to-end tests: sipp is not in PATH (Debian: apt-get install sip-tester)")
 	}
 	bin := buildSBC(t)
+	fastT1 := func(c *sbcConfig) { c.t1 = 50 * time.Millisecond }
 	tests := []struct {
 		name string
 		run  func(*testing.T, *e2eEnv)
+		cfg  func(*sbcConfig) // changes to the default test config
 	}{
-		{"basic_call", testBasicCall},
-		{"basic_call_tcp_caller", testBasicCallTCP},
-		{"media", testMedia},
-		{"cancel", testCancel},
-		{"busy", testBusy},
-		{"caller_hold", testCallerHold},
-		{"callee_hold", testCalleeHold},
-		{"callee_bye", testCalleeBye},
-		{"unknown_source", testUnknownSource},
-		{"options", testOptions},
-		{"unknown_dialog", testUnknownDialog},
-		{"max_forwards", testMaxForwards},
-		{"drain", testDrain},
-		{"load_100_calls", testLoad},
+		{"basic_call", testBasicCall, nil},
+		{"basic_call_tcp_caller", testBasicCallTCP, nil},
+		{"media", testMedia, nil},
+		{"cancel", testCancel, nil},
+		{"busy", testBusy, nil},
+		{"caller_hold", testCallerHold, nil},
+		{"callee_hold", testCalleeHold, nil},
+		{"callee_bye", testCalleeBye, nil},
+		{"unknown_source", testUnknownSource, nil},
+		{"options", testOptions, nil},
+		{"unknown_dialog", testUnknownDialog, nil},
+		{"max_forwards", testMaxForwards, nil},
+		{"drain", testDrain, nil},
+		{"load_100_calls", testLoad, nil},
+		{"media_timeout", testMediaTimeout, func(c *sbcConfig) { c.mediaTimeout = 2 * time.Second }},
+		{"max_duration", testMaxDuration, func(c *sbcConfig) { c.maxDuration = 2 * time.Second }},
+		{"ring_timeout", testRingTimeout, func(c *sbcConfig) { c.ringTimeout = 2 * time.Second }},
+		{"no_response", testNoResponse, fastT1},
+		{"no_ack", testNoAck, fastT1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.run(t, newE2EEnv(t, bin))
+			tc.run(t, newE2EEnv(t, bin, tc.cfg))
 		})
 	}
 }
@@ -75,7 +82,7 @@ type e2eEnv struct {
 	sbc *sbcDaemon
 }
 
-func newE2EEnv(t *testing.T, bin string) *e2eEnv {
+func newE2EEnv(t *testing.T, bin string, change func(*sbcConfig)) *e2eEnv {
 	t.Helper()
 	cfg := sbcConfig{
 		sipPort:      freeSIPPort(t, sbcIP),
@@ -83,6 +90,12 @@ func newE2EEnv(t *testing.T, bin string) *e2eEnv {
 		calleePort:   freeUDPPort(t, calleeIP),
 		ringTimeout:  10 * time.Second,
 		drainTimeout: 3 * time.Second,
+		mediaTimeout: 30 * time.Second,
+		maxDuration:  60 * time.Second,
+		t1:           500 * time.Millisecond,
+	}
+	if change != nil {
+		change(&cfg)
 	}
 	// 100 pairs below the ephemeral range; random, so that a port a
 	// previous test's sockets still hold is unlikely to be reused.
