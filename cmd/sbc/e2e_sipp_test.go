@@ -25,7 +25,7 @@ import (
 // own -timeout, which fails the run when reached) and by a kill on cleanup.
 type sippOpts struct {
 	name      string // in logs: "uac", "uas", ...
-	scenario  string // file name in testdata/sipp
+	scenario  string // file name in testdata/sipp, or an absolute path
 	ip        string // -i and -mi: local SIP and media address (bound)
 	port      int    // -p
 	mediaPort int    // -mp (sipp also binds -mp+2 for video)
@@ -63,8 +63,12 @@ func startSipp(t *testing.T, o sippOpts) *sippRun {
 		o.timeout = 20 * time.Second
 	}
 	dir := t.TempDir()
+	scenario := o.scenario
+	if !filepath.IsAbs(scenario) {
+		scenario = filepath.Join(sippDir(t), scenario)
+	}
 	args := []string{
-		"-sf", filepath.Join(sippDir(t), o.scenario),
+		"-sf", scenario,
 		"-i", o.ip, "-bind_local", "-p", strconv.Itoa(o.port),
 		"-mi", o.ip, "-mp", strconv.Itoa(o.mediaPort),
 		"-m", strconv.Itoa(o.calls),

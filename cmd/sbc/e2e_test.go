@@ -21,7 +21,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -52,8 +54,10 @@ func TestE2E(t *testing.T) {
 		{"basic_call", testBasicCall, nil},
 		{"basic_call_tcp_caller", testBasicCallTCP, nil},
 		{"media", testMedia, nil},
+		{"early_media", testEarlyMedia, nil},
 		{"cancel", testCancel, nil},
 		{"busy", testBusy, nil},
+		{"callee_failures", testCalleeFailures, nil},
 		{"caller_hold", testCallerHold, nil},
 		{"callee_hold", testCalleeHold, nil},
 		{"callee_bye", testCalleeBye, nil},
@@ -352,6 +356,56 @@ func testBusy(t *testing.T, e *e2eEnv) {
 	e.callPair(t, "uas_busy.xml", "uac_busy.xml")
 	checkEnded(t, e.sbc.callsEnded(t, 1)[0], 486, "rejected")
 	e.stop(t, 1)
+}
+
+// 183 with SDP: the early answer is anchored like the final one (the
+// caller's scenario checks its c=), and the callee's audio before the
+// answer reaches the caller through the SBC.
+func testEarlyMedia(t *testing.T, e *e2eEnv) {
+	e.callPair(t, "uas_early_media.xml", "uac_early_media.xml")
+	end := e.sbc.callsEnded(t, 1)[0]
+	checkEnded(t, end, 200, "caller")
+	if n, _ := end.num("b_to_a_rtp_packets"); n < 45 || n > 50 {
+		t.Errorf("b_to_a_rtp_packets = %v; want the callee's 50 early-media packets (45 at least)", n)
+	}
+	e.stop(t, 1)
+}
+
+// Other final failures of the callee reach the caller, ACKed on both legs
+// (the scenarios expect the ACK). Redirects and auth challenges cannot be
+// followed by a caller behind a topology-hiding B2BUA: they become 480/403.
+// One daemon takes the calls in turn; the scenarios are uas_busy/uac_busy
+// with the status changed.
+func testCalleeFailures(t *testing.T, e *e2eEnv) {
+	uasXML, err := os.ReadFile(filepath.Join(sippDir(t), "uas_busy.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	uacXML, err := os.ReadFile(filepath.Join(sippDir(t), "uac_busy.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		callee string // status line the callee sends
+		caller int    // status the caller must get
+	}{
+		{"603 Decline", 603},
+		{"404 Not Found", 404},
+		{"503 Service Unavailable", 503},
+		{"302 Moved Temporarily", 480},
+		{"407 Proxy Authentication Required", 403},
+	}
+	dir := t.TempDir()
+	for i, c := range cases {
+		uas := filepath.Join(dir, fmt.Sprintf("uas_%d.xml", i))
+		uac := filepath.Join(dir, fmt.Sprintf("uac_%d.xml", i))
+		os.WriteFile(uas, []byte(strings.Replace(string(uasXML), "486 Busy Here", c.callee, 1)), 0o644)
+		os.WriteFile(uac, []byte(strings.Replace(string(uacXML), `response="486"`, fmt.Sprintf("response=\"%d\"", c.caller), 1)), 0o644)
+		e.callPair(t, uas, uac)
+		end := e.sbc.callsEnded(t, i+1)[i]
+		checkEnded(t, end, c.caller, "rejected")
+	}
+	e.stop(t, len(cases))
 }
 
 // 5. Hold and unhold by re-INVITE from the caller: directions pass through,
