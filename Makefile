@@ -34,6 +34,7 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run=^$$ -fuzz=FuzzParseRewrite -fuzztime=$(FUZZTIME) ./sbc/sdp/
 	$(GO) test -run=^$$ -fuzz=FuzzParseConfig -fuzztime=$(FUZZTIME) ./sbc/
+	$(GO) test -run=^$$ -fuzz=FuzzBadRequest -fuzztime=$(FUZZTIME) ./sbc/
 
 bench:
 	$(GO) test -run=^$$ -bench=. -benchmem $(PKGS)
