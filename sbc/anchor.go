@@ -19,8 +19,15 @@ func (c *call) anchor(from media.Side, desc *sdp.Session, allowNew bool) ([]byte
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !allowNew && len(desc.Media) != len(c.streams) {
-		return nil, fmt.Errorf("answer has %d m= lines, offer had %d", len(desc.Media), len(c.streams))
+	if !allowNew && len(desc.Media) != c.offered {
+		return nil, fmt.Errorf("answer has %d m= lines, offer had %d", len(desc.Media), c.offered)
+	}
+	if allowNew {
+		if len(desc.Media) < c.offered {
+			// RFC 3264 §8: m= lines are never removed, only rejected.
+			return nil, fmt.Errorf("offer has %d m= lines, fewer than the %d before", len(desc.Media), c.offered)
+		}
+		c.offered = len(desc.Media)
 	}
 	anchors := make([]sdp.Anchor, len(desc.Media))
 	for i, m := range desc.Media {
@@ -51,28 +58,37 @@ func (c *call) anchor(from media.Side, desc *sdp.Session, allowNew bool) ([]byte
 	return desc.Rewrite(c.s.relay.PublicIP(), anchors)
 }
 
-// snapshotPeers copies the signalled peers, to roll back a failed re-INVITE.
-func (c *call) snapshotPeers() [][2]media.Peer {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([][2]media.Peer(nil), c.peers...)
+// mediaState is what a failed re-INVITE must put back.
+type mediaState struct {
+	peers   [][2]media.Peer
+	offered int
 }
 
-// restorePeers undoes anchor() after a refused offer (RFC 3264 §8: a failed
-// re-INVITE leaves the session as it was).
-func (c *call) restorePeers(old [][2]media.Peer) {
+// snapshot copies the signalled peers, to roll back a failed re-INVITE.
+func (c *call) snapshot() mediaState {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return mediaState{append([][2]media.Peer(nil), c.peers...), c.offered}
+}
+
+// restore undoes anchor() after a refused offer (RFC 3264 §8: a failed
+// re-INVITE leaves the session as it was). Streams the offer added stay
+// allocated until the call ends (at most maxStreams).
+func (c *call) restore(old mediaState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.offered = old.offered
 	for i, st := range c.streams {
-		if st == nil || i >= len(old) {
-			continue
+		var want [2]media.Peer
+		if i < len(old.peers) {
+			want = old.peers[i]
 		}
-		for side := range old[i] {
-			if old[i][side] != c.peers[i][side] {
-				st.SetRemote(media.Side(side), old[i][side])
+		for side := range want {
+			if st != nil && want[side] != c.peers[i][side] {
+				st.SetRemote(media.Side(side), want[side])
 			}
 		}
-		c.peers[i] = old[i]
+		c.peers[i] = want
 	}
 }
 

@@ -31,8 +31,9 @@ const (
 type callState int
 
 const (
-	stateSetup callState = iota
-	stateEstablished
+	stateSetup       callState = iota
+	stateEstablished           // answered
+	stateEnding                // BYEs under way; only finish may follow
 	stateEnded
 )
 
@@ -54,7 +55,9 @@ type call struct {
 	streams  []*media.Stream // by m= line index; nil for rejected lines
 	peers    [][2]media.Peer // signalled peer per m= line and side, for re-INVITE rollback
 	reinvite bool            // an offer/answer exchange is in progress (RFC 3261 §14.1)
-	ackWait  map[*leg]chan struct{}
+	offered  int             // m= lines of the last offer: its answer must match
+	infoBusy map[*leg]bool   // an INFO from this leg is being relayed
+	ackWait  map[ackKey]chan struct{}
 	endedBy  string
 	status   int
 	endOnce  sync.Once
@@ -77,7 +80,8 @@ func (s *Server) newCall(from, to *Trunk) *call {
 		ctx:      ctx,
 		cancel:   cancel,
 		started:  time.Now(),
-		ackWait:  map[*leg]chan struct{}{},
+		ackWait:  map[ackKey]chan struct{}{},
+		infoBusy: map[*leg]bool{},
 		finished: make(chan struct{}),
 	}
 	c.log = s.log.With("call_id", c.id)
@@ -149,38 +153,71 @@ func (c *call) finish(status int, endedBy string) {
 }
 
 // hangup ends an established call with BYE on both legs, or aborts one still
-// being set up.
+// being set up. It returns once the call has ended.
 func (c *call) hangup(reason string) {
 	c.mu.Lock()
 	state := c.state
-	c.mu.Unlock()
-	switch state {
-	case stateSetup:
-		c.abortSetup(reason)
-	case stateEstablished:
-		var wg sync.WaitGroup
-		for _, l := range []*leg{c.a, c.b} {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				c.bye(l)
-			}()
+	if state == stateSetup {
+		// The set-up loop sees the cancelled context and cleans up;
+		// establish refuses to answer once endedBy is set.
+		if c.endedBy == "" {
+			c.endedBy = reason
 		}
-		wg.Wait()
-		c.finish(200, reason)
+		c.mu.Unlock()
+		c.cancel()
+		<-c.finished
+		return
 	}
+	c.mu.Unlock()
+	if !c.beginEnd() {
+		<-c.finished // someone else is ending it
+		return
+	}
+	var wg sync.WaitGroup
+	for _, l := range []*leg{c.a, c.b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.bye(l)
+		}()
+	}
+	wg.Wait()
+	c.finish(200, reason)
 }
 
-// abortSetup makes a call in set-up give up: its set-up loop sees the
-// cancelled context and cleans up.
-func (c *call) abortSetup(reason string) {
+// beginEnd moves an established call to ending; only one caller wins, so a
+// call is hung up once however many reasons arrive together.
+func (c *call) beginEnd() bool {
 	c.mu.Lock()
-	if c.endedBy == "" {
-		c.endedBy = reason
+	defer c.mu.Unlock()
+	if c.state != stateEstablished {
+		return false
 	}
-	c.mu.Unlock()
-	c.cancel()
-	<-c.finished // the set-up loop ends within byeTimeout of the cancel
+	c.state = stateEnding
+	return true
+}
+
+// establish moves a call in set-up to established, unless a hangup was
+// asked for meanwhile: then it returns that reason.
+func (c *call) establish() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.endedBy != "" {
+		return c.endedBy
+	}
+	c.state = stateEstablished
+	c.answered = time.Now()
+	return ""
+}
+
+// abortReason is why the set-up was aborted through the context.
+func (c *call) abortReason() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.endedBy == "" {
+		return endShutdown
+	}
+	return c.endedBy
 }
 
 // bye sends BYE on a leg and waits briefly for the answer; a peer that does
@@ -191,11 +228,12 @@ func (c *call) bye(l *leg) {
 	defer cancel()
 	res, err := c.s.do(ctx, req)
 	if err != nil {
-		c.log.Debug("BYE failed", "leg", l.side.String(), "error", err)
+		// The far leg may still think the call is up.
+		c.log.Warn("BYE got no answer", "leg", l.side.String(), "error", err)
 		return
 	}
 	if res.StatusCode >= 300 {
-		c.log.Debug("BYE refused", "leg", l.side.String(), "status", res.StatusCode)
+		c.log.Info("BYE refused", "leg", l.side.String(), "status", res.StatusCode)
 	}
 }
 
@@ -203,20 +241,27 @@ func (c *call) bye(l *leg) {
 // is 32 s, but the call is over either way.
 const byeTimeout = 5 * time.Second
 
-// expectAck registers that we sent a 2xx on l and wait for its ACK.
-func (c *call) expectAck(l *leg) chan struct{} {
-	ch := make(chan struct{})
+// ackKey identifies the ACK for one 2xx: the leg and the INVITE's CSeq.
+type ackKey struct {
+	l   *leg
+	seq uint32
+}
+
+// expectAck registers that we send a 2xx on l for the INVITE with CSeq seq.
+func (c *call) expectAck(l *leg, seq uint32) ackKey {
+	k := ackKey{l, seq}
 	c.mu.Lock()
-	c.ackWait[l] = ch
+	c.ackWait[k] = make(chan struct{})
 	c.mu.Unlock()
-	return ch
+	return k
 }
 
 // gotAck delivers an ACK from l to whoever waits for it.
-func (c *call) gotAck(l *leg) {
+func (c *call) gotAck(l *leg, seq uint32) {
+	k := ackKey{l, seq}
 	c.mu.Lock()
-	ch := c.ackWait[l]
-	delete(c.ackWait, l)
+	ch := c.ackWait[k]
+	delete(c.ackWait, k)
 	c.mu.Unlock()
 	if ch != nil {
 		close(ch)
@@ -225,10 +270,19 @@ func (c *call) gotAck(l *leg) {
 
 // respond2xx sends a 2xx to an INVITE and retransmits it until the ACK
 // arrives (RFC 3261 §13.3.1.4: T1 doubling up to T2, for 64*T1). It reports
-// whether the ACK came.
-func (c *call) respond2xx(l *leg, tx sip.ServerTransaction, res *sip.Response, ack chan struct{}) bool {
+// whether the ACK came; an error means the 2xx could not be sent at all
+// (the transaction was cancelled or failed).
+func (c *call) respond2xx(l *leg, tx sip.ServerTransaction, res *sip.Response, k ackKey) (bool, error) {
+	c.mu.Lock()
+	ack := c.ackWait[k]
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.ackWait, k)
+		c.mu.Unlock()
+	}()
 	if err := tx.Respond(res); err != nil {
-		c.log.Debug("send 2xx failed", "error", err)
+		return false, err
 	}
 	interval := sip.T1
 	retransmit := time.NewTimer(interval)
@@ -239,7 +293,11 @@ func (c *call) respond2xx(l *leg, tx sip.ServerTransaction, res *sip.Response, a
 	for {
 		select {
 		case <-ack:
-			return true
+			return true, nil
+		case <-tx.Acks():
+			// A peer that reused the INVITE's branch for the ACK: sipgo
+			// hands it to the INVITE transaction.
+			return true, nil
 		case <-retransmit.C:
 			if !reliable {
 				tx.Respond(res)
@@ -247,9 +305,9 @@ func (c *call) respond2xx(l *leg, tx sip.ServerTransaction, res *sip.Response, a
 			interval = min(2*interval, sip.T2)
 			retransmit.Reset(interval)
 		case <-giveUp.C:
-			return false
+			return false, nil
 		case <-c.finished:
-			return false
+			return false, nil
 		}
 	}
 }

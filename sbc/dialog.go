@@ -106,6 +106,22 @@ func (l *leg) newRequest(s *Server, method sip.RequestMethod, ackSeq uint32) *si
 	return req
 }
 
+// setRemoteTag learns the peer's tag from a B-leg response (an early
+// dialog on 18x, confirmed on 2xx) and files the dialog under its key.
+func (l *leg) setRemoteTag(s *Server, tag string) {
+	l.mu.Lock()
+	old := l.remoteTag
+	l.mu.Unlock()
+	if tag == old {
+		return
+	}
+	s.removeDialog(l)
+	l.mu.Lock()
+	l.remoteTag = tag
+	l.mu.Unlock()
+	s.addDialog(l)
+}
+
 // acceptSeq checks an incoming request's CSeq against the last one
 // (RFC 3261 §12.2.2: lower is out of order and gets 500).
 func (l *leg) acceptSeq(req *sip.Request) bool {

@@ -2,6 +2,7 @@ package sbc
 
 import (
 	"context"
+	"errors"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
@@ -53,21 +54,38 @@ func (s *Server) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		state := c.state
 		c.mu.Unlock()
 		if state == stateSetup {
-			// A BYE in an early dialog: treat as a cancel of the set-up.
-			c.abortSetup(by)
+			// A BYE in an early dialog ends the set-up.
+			c.hangup(by)
 			return
 		}
-		c.bye(c.other(l))
-		c.finish(200, by)
+		if c.beginEnd() {
+			c.bye(c.other(l))
+			c.finish(200, by)
+		}
 	default:
 		s.forward(c, l, req, tx)
 	}
 }
 
 // forward relays a non-INVITE in-dialog request (INFO) to the other leg and
-// its final response back. Only the body and its type cross.
+// its final response back. Only the body and its type cross. One at a time
+// per leg: a flood of INFOs must not pile up transactions.
 func (s *Server) forward(c *call, l *leg, req *sip.Request, tx sip.ServerTransaction) {
+	c.mu.Lock()
+	busy := c.infoBusy[l]
+	c.infoBusy[l] = true
+	c.mu.Unlock()
+	if busy {
+		s.respond(tx, req, 500, "Server Internal Error", nil, sip.NewHeader("Retry-After", "1"))
+		return
+	}
+	defer func() {
+		c.mu.Lock()
+		delete(c.infoBusy, l)
+		c.mu.Unlock()
+	}()
 	out := c.other(l).newRequest(s, req.Method, 0)
+	carryMaxForwards(out, req)
 	if ct := req.ContentType(); ct != nil {
 		out.AppendHeader(sip.HeaderClone(ct))
 	}
@@ -76,7 +94,12 @@ func (s *Server) forward(c *call, l *leg, req *sip.Request, tx sip.ServerTransac
 	defer cancel()
 	res, err := s.do(ctx, out)
 	if err != nil {
-		s.respond(tx, req, 408, "Request Timeout", nil)
+		c.log.Info("relay failed", "method", req.Method.String(), "error", err)
+		code := 503
+		if errors.Is(err, sip.ErrTransactionTimeout) || errors.Is(err, context.DeadlineExceeded) {
+			code = 408
+		}
+		s.respond(tx, req, code, reason(code), nil)
 		return
 	}
 	var body []byte
@@ -87,18 +110,21 @@ func (s *Server) forward(c *call, l *leg, req *sip.Request, tx sip.ServerTransac
 			hdrs = append(hdrs, sip.HeaderClone(ct))
 		}
 	}
-	code, reason := relayStatus(res.StatusCode, res.Reason)
-	s.respond(tx, req, code, reason, body, hdrs...)
+	code := res.StatusCode
+	if code >= 300 {
+		code = relayStatus(code)
+	}
+	s.respond(tx, req, code, reason(code), body, hdrs...)
 }
 
 // onAck takes ACKs for 2xx (ours to absorb: the SBC ACKs the far leg
 // itself). ACKs matching no dialog are dropped: ACK gets no response.
 func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
-	if s.sourceTrunk(req) == nil {
+	if s.sourceTrunk(req) == nil || req.CSeq() == nil {
 		return
 	}
 	if l := s.findLeg(req); l != nil {
-		l.call.gotAck(l)
+		l.call.gotAck(l, req.CSeq().SeqNo)
 	}
 }
 
@@ -139,10 +165,14 @@ func (s *Server) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.respond(tx, req, 488, "Not Acceptable Here", nil, s.warning("malformed SDP offer"))
 		return
 	}
-	old := c.snapshotPeers()
+	if len(offer.Media) > maxStreams {
+		s.respond(tx, req, 488, "Not Acceptable Here", nil, s.warning("too many media streams"))
+		return
+	}
+	old := c.snapshot()
 	body, err := c.anchor(l.side, offer, true)
 	if err != nil {
-		c.restorePeers(old)
+		c.restore(old)
 		c.log.Warn("re-INVITE offer refused", "error", err)
 		s.respond(tx, req, 488, "Not Acceptable Here", nil)
 		return
@@ -150,6 +180,7 @@ func (s *Server) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 
 	o := c.other(l)
 	out := o.newRequest(s, sip.INVITE, 0)
+	carryMaxForwards(out, req)
 	out.AppendHeader(sip.NewHeader("Allow", allowed))
 	out.AppendHeader(ptr(sip.ContentTypeHeader("application/sdp")))
 	out.SetBody(body)
@@ -157,33 +188,39 @@ func (s *Server) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	defer cancel()
 	otx, err := s.send(ctx, out)
 	if err != nil {
-		c.restorePeers(old)
+		c.restore(old)
+		c.log.Warn("send re-INVITE", "error", err)
 		s.respond(tx, req, 503, "Service Unavailable", nil)
 		return
 	}
-	defer otx.Terminate()
 	res := awaitFinal(ctx, otx)
-	if res == nil {
-		c.restorePeers(old)
-		s.respond(tx, req, 408, "Request Timeout", nil)
-		return
-	}
-	if res.StatusCode >= 300 {
-		c.restorePeers(old)
-		code, reason := relayStatus(res.StatusCode, res.Reason)
-		s.respond(tx, req, code, reason, nil)
+	if res == nil || res.StatusCode >= 300 {
+		// The 2xx case keeps the transaction: Timer M ends it, and its
+		// retransmitted 2xx are ACKed meanwhile.
+		otx.Terminate()
+		c.restore(old)
+		code := 408
+		if res != nil {
+			code = relayStatus(res.StatusCode)
+		}
+		s.respond(tx, req, code, reason(code), nil)
 		return
 	}
 	o.setTarget(res.Contact())
 	ack := o.newRequest(s, sip.ACK, out.CSeq().SeqNo)
-	s.writeAck(ack)
+	if err := s.writeAck(ack); err != nil {
+		c.log.Warn("ACK re-INVITE", "leg", o.side.String(), "error", err)
+	}
 	otx.OnRetransmission(func(*sip.Response) { s.writeAck(ack) })
 
 	answer, err := c.answer(o.side, res.Body())
 	if err != nil {
-		c.restorePeers(old)
-		c.log.Warn("re-INVITE answer refused", "error", err)
-		s.respond(tx, req, 488, "Not Acceptable Here", nil)
+		// The other leg took the new offer already: there is no going back
+		// without another exchange, so the call ends rather than run on
+		// media nobody agreed to.
+		c.log.Warn("re-INVITE answer unusable; ending the call", "leg", o.side.String(), "error", err)
+		s.respond(tx, req, 488, "Not Acceptable Here", nil, s.warning("unusable SDP answer from the other side"))
+		c.hangup(endError)
 		return
 	}
 	resp := sip.NewResponseFromRequest(req, 200, "OK", answer)
@@ -191,7 +228,14 @@ func (s *Server) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	resp.AppendHeader(ptr(sip.ContentTypeHeader("application/sdp")))
 	s.decorate(resp)
 	c.log.Info("re-INVITE", "from_leg", l.side.String(), "direction", directions(offer))
-	c.respond2xx(l, tx, resp, c.expectAck(l))
+	if acked, err := c.respond2xx(l, tx, resp, c.expectAck(l, req.CSeq().SeqNo)); err != nil || !acked {
+		select {
+		case <-c.finished:
+		default:
+			c.log.Warn("no ACK for re-INVITE 200", "leg", l.side.String(), "error", err)
+			c.hangup(endNoAck)
+		}
+	}
 }
 
 // awaitFinal waits for a transaction's final response; nil on timeout.

@@ -3,6 +3,7 @@ package sbc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -12,6 +13,10 @@ import (
 	"sbc/media"
 	"sbc/sbc/sdp"
 )
+
+// maxStreams bounds the m= lines of one SDP, and so the ports one call can
+// hold: each stream takes two port pairs.
+const maxStreams = 8
 
 // rejection is a SIP final response for a request we refuse.
 type rejection struct {
@@ -56,6 +61,9 @@ func (s *Server) screenInvite(req *sip.Request) (*sdp.Session, *rejection) {
 	}
 	if len(offer.Media) == 0 {
 		return nil, reject(488, "Not Acceptable Here", s.warning("SDP offer without media"))
+	}
+	if len(offer.Media) > maxStreams {
+		return nil, reject(488, "Not Acceptable Here", s.warning(fmt.Sprintf("more than %d media streams", maxStreams)))
 	}
 	return offer, nil
 }
@@ -156,28 +164,25 @@ func (s *Server) setup(req *sip.Request, tx sip.ServerTransaction, from, to *Tru
 
 	body, err := c.anchor(media.SideA, offer, true)
 	if err != nil {
-		code, reason := 500, "Server Internal Error"
+		code := 500
 		if errors.Is(err, media.ErrNoPorts) {
-			code, reason = 503, "Service Unavailable"
+			code = 503
 		}
 		c.log.Warn("anchor offer", "error", err)
-		c.respondA(tx, req, code, reason, nil)
+		c.respondA(tx, req, code, nil)
 		c.finish(code, endError)
 		return
 	}
 
 	binv := c.b.newRequest(s, sip.INVITE, 0)
-	if mf := req.MaxForwards(); mf != nil {
-		// Loop protection carries across the B2BUA (RFC 3261 §16.6 step 3).
-		binv.ReplaceHeader(ptr(sip.MaxForwardsHeader(mf.Val() - 1)))
-	}
+	carryMaxForwards(binv, req)
 	binv.AppendHeader(sip.NewHeader("Allow", allowed))
 	binv.AppendHeader(ptr(sip.ContentTypeHeader("application/sdp")))
 	binv.SetBody(body)
 	btx, err := s.send(c.ctx, binv)
 	if err != nil {
 		c.log.Warn("send B-leg INVITE", "error", err)
-		c.respondA(tx, req, 503, "Service Unavailable", nil)
+		c.respondA(tx, req, 503, nil)
 		c.finish(503, endError)
 		return
 	}
@@ -186,9 +191,18 @@ func (s *Server) setup(req *sip.Request, tx sip.ServerTransaction, from, to *Tru
 
 func ptr[T any](v T) *T { return &v }
 
+// carryMaxForwards gives out the Max-Forwards of in minus one: loop
+// protection carries across the B2BUA (RFC 3261 §16.6 step 3).
+func carryMaxForwards(out, in *sip.Request) {
+	if mf := in.MaxForwards(); mf != nil && mf.Val() > 0 {
+		out.ReplaceHeader(ptr(sip.MaxForwardsHeader(mf.Val() - 1)))
+	}
+}
+
 // respondA answers the caller's INVITE as our A-leg dialog (our To tag).
-func (c *call) respondA(tx sip.ServerTransaction, req *sip.Request, code int, reason string, body []byte, hdrs ...sip.Header) *sip.Response {
-	res := sip.NewResponseFromRequest(req, code, reason, body)
+// A 2xx is returned unsent: respond2xx sends it, with retransmissions.
+func (c *call) respondA(tx sip.ServerTransaction, req *sip.Request, code int, body []byte, hdrs ...sip.Header) *sip.Response {
+	res := sip.NewResponseFromRequest(req, code, reason(code), body)
 	if code > 100 {
 		res.To().Params.Add("tag", c.a.localTag)
 	}
@@ -200,7 +214,7 @@ func (c *call) respondA(tx sip.ServerTransaction, req *sip.Request, code int, re
 	}
 	c.s.decorate(res, hdrs...)
 	if code >= 200 && code < 300 {
-		return res // the caller sends it, with retransmissions
+		return res
 	}
 	if err := tx.Respond(res); err != nil {
 		c.log.Debug("respond to A failed", "status", code, "error", err)
@@ -208,11 +222,21 @@ func (c *call) respondA(tx sip.ServerTransaction, req *sip.Request, code int, re
 	return res
 }
 
+// dialogTag returns the To tag of a response from the B side, or "" when the
+// response cannot belong to a dialog (RFC 3261 §12.1.2 needs it).
+func dialogTag(res *sip.Response) string {
+	to := res.To()
+	if to == nil || res.CallID() == nil || res.From() == nil || res.CSeq() == nil {
+		return ""
+	}
+	tag, _ := to.Params.Get("tag")
+	return tag
+}
+
 // awaitAnswer is the set-up loop: B-leg responses, the caller's CANCEL, the
 // ring timeout and shutdown, until a final outcome.
 func (c *call) awaitAnswer(req *sip.Request, tx sip.ServerTransaction, binv *sip.Request, btx sip.ClientTransaction, cancelled chan struct{}) {
-	s := c.s
-	ring := time.NewTimer(s.cfg.Calls.RingTimeout)
+	ring := time.NewTimer(c.s.cfg.Calls.RingTimeout)
 	defer ring.Stop()
 	var (
 		provisional bool // B sent a 1xx: CANCEL may be sent (RFC 3261 §9.1)
@@ -223,35 +247,44 @@ func (c *call) awaitAnswer(req *sip.Request, tx sip.ServerTransaction, binv *sip
 		earlySDP    []byte // B's SDP from an 18x, used if the 2xx has none
 		giveUp      <-chan time.Time
 	)
-	abort := func(status int, reason, by string) {
+	abort := func(status int, by string) {
 		if aborted {
 			return
 		}
 		aborted, abortStatus, abortBy = true, status, by
-		if status != 487 {
-			c.respondA(tx, req, status, reason, nil)
+		if status != 487 { // sipgo answered the CANCEL's INVITE with 487 itself
+			c.respondA(tx, req, status, nil)
 		}
 		if provisional && !cancelSent {
 			cancelSent = c.cancelB(binv)
 		}
 		giveUp = time.After(64 * sip.T1)
 	}
+	// end finishes a call that never got established; the B transaction is
+	// dropped so a late response cannot find it (see the unhandled
+	// response handler for a late 2xx).
+	end := func(status int, by string) {
+		btx.Terminate()
+		c.finish(status, by)
+	}
 	ctxDone := c.ctx.Done()
 	for {
 		select {
 		case res := <-btx.Responses():
 			code := res.StatusCode
-			switch {
-			case code < 200:
-				if code == 100 {
-					continue
-				}
+			if code < 200 {
 				provisional = true
 				if aborted {
 					if !cancelSent {
 						cancelSent = c.cancelB(binv)
 					}
 					continue
+				}
+				if code == 100 {
+					continue
+				}
+				if tag := dialogTag(res); tag != "" {
+					c.b.setRemoteTag(c.s, tag) // early dialog: in-dialog requests may follow
 				}
 				var body []byte
 				if len(res.Body()) > 0 {
@@ -262,31 +295,38 @@ func (c *call) awaitAnswer(req *sip.Request, tx sip.ServerTransaction, binv *sip
 						body, earlySDP = b, res.Body()
 					}
 				}
-				c.respondA(tx, req, code, res.Reason, body)
-			case code < 300:
-				c.answered2xx(req, tx, binv, btx, res, earlySDP, aborted)
-				if aborted {
-					c.finish(abortStatus, abortBy)
-				}
-				return
-			default:
-				if !aborted {
-					status, reason := relayStatus(code, res.Reason)
-					c.respondA(tx, req, status, reason, nil)
-					c.finish(status, endRejected)
+				c.respondA(tx, req, code, body)
+				continue
+			}
+			if code < 300 {
+				if dialogTag(res) == "" {
+					c.log.Warn("B leg 2xx without To tag, Call-ID, From or CSeq: cannot be ACKed")
+					if !aborted {
+						c.respondA(tx, req, 502, nil, c.s.warning("callee sent a malformed 2xx"))
+						abortStatus, abortBy = 502, endError
+					}
+					end(abortStatus, abortBy)
 					return
 				}
-				c.finish(abortStatus, abortBy)
+				c.answered2xx(req, tx, binv, btx, res, earlySDP, aborted, abortStatus, abortBy, cancelled)
 				return
 			}
+			if !aborted {
+				status := relayStatus(code)
+				c.respondA(tx, req, status, nil)
+				c.finish(status, endRejected)
+				return
+			}
+			c.finish(abortStatus, abortBy)
+			return
 		case <-btx.Done():
 			if !aborted {
-				status, reason, by := 503, "Service Unavailable", endError
+				status, by := 503, endError
 				if errors.Is(btx.Err(), sip.ErrTransactionTimeout) {
-					status, reason, by = 408, "Request Timeout", endNoResponse
+					status, by = 408, endNoResponse
 				}
 				c.log.Info("B leg failed", "error", btx.Err())
-				c.respondA(tx, req, status, reason, nil)
+				c.respondA(tx, req, status, nil)
 				c.finish(status, by)
 				return
 			}
@@ -294,41 +334,19 @@ func (c *call) awaitAnswer(req *sip.Request, tx sip.ServerTransaction, binv *sip
 			return
 		case <-cancelled:
 			cancelled = nil
-			abort(487, "Request Terminated", endCancel)
+			abort(487, endCancel)
 		case <-ring.C:
-			abort(408, "Request Timeout", endRingTimeout)
+			abort(408, endRingTimeout)
 		case <-ctxDone:
 			ctxDone = nil
-			c.mu.Lock()
-			by := c.endedBy
-			c.mu.Unlock()
-			if by == "" {
-				by = endShutdown
-			}
-			abort(503, "Service Unavailable", by)
+			abort(503, c.abortReason())
 			// Shutting down: wait for B's 487 only briefly.
 			giveUp = time.After(byeTimeout)
 		case <-giveUp:
-			c.finish(abortStatus, abortBy)
+			end(abortStatus, abortBy)
 			return
 		}
 	}
-}
-
-// relayStatus maps a B-leg final failure to what the caller gets. Most pass
-// unchanged; redirects and auth challenges cannot be acted on by the caller
-// across a topology-hiding B2BUA, so they become plain failures.
-func relayStatus(code int, reason string) (int, string) {
-	switch {
-	case code >= 300 && code < 400:
-		return 480, "Temporarily Unavailable"
-	case code == 401 || code == 407:
-		return 403, "Forbidden"
-	}
-	if reason == "" {
-		reason = "Failed"
-	}
-	return code, reason
 }
 
 // cancelB sends CANCEL for the B-leg INVITE (RFC 3261 §9.1: same Request-URI,
@@ -368,23 +386,22 @@ func (c *call) cancelB(binv *sip.Request) bool {
 }
 
 // answered2xx completes the call on a B-leg 2xx: ACK to B, SDP answer
-// rewritten for A, 2xx to A retransmitted until A's ACK.
-func (c *call) answered2xx(req *sip.Request, tx sip.ServerTransaction, binv *sip.Request, btx sip.ClientTransaction, res *sip.Response, earlySDP []byte, aborted bool) {
+// rewritten for A, 2xx to A retransmitted until A's ACK. A call the caller
+// (or a shutdown) gave up on meanwhile is hung up on B instead.
+func (c *call) answered2xx(req *sip.Request, tx sip.ServerTransaction, binv *sip.Request, btx sip.ClientTransaction, res *sip.Response, earlySDP []byte, aborted bool, abortStatus int, abortBy string, cancelled chan struct{}) {
 	s := c.s
 	b := c.b
-	b.mu.Lock()
-	b.remoteTag, _ = res.To().Params.Get("tag")
-	b.remoteNm = res.To().DisplayName
 	rr := recordRoutes(res.GetHeaders("Record-Route"))
 	// A UAC's route set is the Record-Route in reverse (RFC 3261 §12.1.2).
 	for i, j := 0, len(rr)-1; i < j; i, j = i+1, j-1 {
 		rr[i], rr[j] = rr[j], rr[i]
 	}
+	b.mu.Lock()
+	b.remoteNm = res.To().DisplayName
 	b.routes = rr
-	b.localSeq = binv.CSeq().SeqNo
 	b.mu.Unlock()
+	b.setRemoteTag(s, dialogTag(res))
 	b.setTarget(res.Contact())
-	s.addDialog(b)
 
 	ack := b.newRequest(s, sip.ACK, binv.CSeq().SeqNo)
 	if err := s.writeAck(ack); err != nil {
@@ -393,8 +410,18 @@ func (c *call) answered2xx(req *sip.Request, tx sip.ServerTransaction, binv *sip
 	// The 2xx may be retransmitted if our ACK was lost: ACK each copy.
 	btx.OnRetransmission(func(*sip.Response) { s.writeAck(ack) })
 
+	// The caller may have cancelled while the 2xx was on its way: sipgo has
+	// then answered 487 already and a 200 can no longer be sent.
+	if !aborted && cancelled != nil {
+		select {
+		case <-cancelled:
+			aborted, abortStatus, abortBy = true, 487, endCancel
+		default:
+		}
+	}
 	if aborted {
 		c.bye(b)
+		c.finish(abortStatus, abortBy)
 		return
 	}
 
@@ -406,17 +433,30 @@ func (c *call) answered2xx(req *sip.Request, tx sip.ServerTransaction, binv *sip
 	if err != nil {
 		c.log.Warn("B-leg 2xx without usable SDP answer", "error", err)
 		c.bye(b)
-		c.respondA(tx, req, 502, "Bad Gateway", nil, s.warning("callee sent no usable SDP answer"))
+		c.respondA(tx, req, 502, nil, s.warning("callee sent no usable SDP answer"))
 		c.finish(502, endError)
 		return
 	}
-	c.mu.Lock()
-	c.state = stateEstablished
-	c.answered = time.Now()
-	c.mu.Unlock()
-	c.log.Info("call answered")
-	ok := c.respond2xx(c.a, tx, c.respondA(tx, req, 200, "OK", body), c.expectAck(c.a))
-	if !ok {
+	if by := c.establish(); by != "" {
+		// Shutdown asked to end the call while it was being answered.
+		c.bye(b)
+		c.respondA(tx, req, 503, nil)
+		c.finish(503, by)
+		return
+	}
+	ackKey := c.expectAck(c.a, req.CSeq().SeqNo)
+	acked, err := c.respond2xx(c.a, tx, c.respondA(tx, req, 200, body), ackKey)
+	switch {
+	case err != nil:
+		// Cancelled between our check and the 200: sipgo sent 487.
+		c.log.Info("caller gone before the 200 could be sent", "error", err)
+		if c.beginEnd() {
+			c.bye(b)
+			c.finish(487, endCancel)
+		}
+	case acked:
+		c.log.Info("call answered")
+	default:
 		select {
 		case <-c.finished:
 		default:

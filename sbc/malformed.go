@@ -22,6 +22,12 @@ func (s *Server) readFilter(p sip.TransportReadProps, data []byte) ([]byte, erro
 	if p.Transport != "UDP" || len(bytes.Trim(data, "\r\n\x00")) == 0 {
 		return data, nil
 	}
+	if bytes.HasPrefix(data, []byte("SIP/2.0 ")) {
+		// Responses only ever come from trunks we sent requests to.
+		if ua, ok := p.RemoteAddr.(*net.UDPAddr); !ok || s.trunks.match(ua.AddrPort().Addr().Unmap()) == nil {
+			return nil, nil
+		}
+	}
 	if _, err := s.parser.ParseSIP(data); err == nil {
 		return data, nil
 	} else {

@@ -42,14 +42,15 @@ type Server struct {
 	udpConn   *net.UDPConn   // for stateless 400s to malformed datagrams
 	parser    *sip.Parser
 
-	draining atomic.Bool
-	mu       sync.Mutex
-	calls    map[*call]struct{}
-	dialogs  map[dialogKey]*leg
-	callWG   sync.WaitGroup // in-flight call endings (BYEs)
-	stop     chan struct{}
-	stopOnce sync.Once
-	reaperWG sync.WaitGroup
+	draining  atomic.Bool
+	strangers logLimit // "request from unknown source" lines
+	mu        sync.Mutex
+	calls     map[*call]struct{}
+	dialogs   map[dialogKey]*leg
+	callWG    sync.WaitGroup // in-flight call endings (BYEs)
+	stop      chan struct{}
+	stopOnce  sync.Once
+	reaperWG  sync.WaitGroup
 }
 
 // NewServer builds a server from a validated config. It opens no socket;
@@ -70,7 +71,10 @@ func NewServer(cfg *Config, relay *media.Relay, log *slog.Logger) (*Server, erro
 				return s.readFilter(p, data)
 			}),
 		),
-		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(sipLog)),
+		sipgo.WithUserAgentTransactionLayerOptions(
+			sip.WithTransactionLayerLogger(sipLog),
+			sip.WithTransactionLayerUnhandledResponseHandler(func(res *sip.Response) { s.onStrayResponse(res) }),
+		),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("create user agent: %w", err)
@@ -103,19 +107,20 @@ func NewServer(cfg *Config, relay *media.Relay, log *slog.Logger) (*Server, erro
 		dialogs:  map[dialogKey]*leg{},
 		stop:     make(chan struct{}),
 	}
-	srv.OnInvite(s.onInvite)
-	srv.OnAck(s.onAck)
-	srv.OnBye(s.onInDialog)
-	srv.OnInfo(s.onInDialog)
-	srv.OnOptions(s.onOptions)
-	srv.OnCancel(s.onCancel)
-	srv.OnNoRoute(s.onOther)
+	srv.OnInvite(s.guard(s.onInvite))
+	srv.OnAck(s.guard(s.onAck))
+	srv.OnBye(s.guard(s.onInDialog))
+	srv.OnInfo(s.guard(s.onInDialog))
+	srv.OnOptions(s.guard(s.onOptions))
+	srv.OnCancel(s.guard(s.onCancel))
+	srv.OnNoRoute(s.guard(s.onOther))
 	return s, nil
 }
 
-// Listen binds every configured listener and starts serving. It returns
-// once all sockets are bound, or the first bind error.
+// Listen binds every configured listener, then starts serving them all.
+// It returns once all sockets are bound, or the first bind error.
 func (s *Server) Listen() error {
+	var serve []func()
 	for _, l := range s.cfg.SIP.Listen {
 		ap := netip.MustParseAddrPort(l.Address)
 		network := l.Transport + "4"
@@ -135,7 +140,7 @@ func (s *Server) Listen() error {
 			s.udpConn = conn
 			s.listeners = append(s.listeners, la)
 			s.closers = append(s.closers, conn.Close)
-			go s.srv.ServeUDP(conn)
+			serve = append(serve, func() { s.srv.ServeUDP(conn) })
 		case "tcp":
 			ln, err := net.ListenTCP(network, net.TCPAddrFromAddrPort(ap))
 			if err != nil {
@@ -146,9 +151,13 @@ func (s *Server) Listen() error {
 			s.ports["tcp"] = la.Port
 			s.listeners = append(s.listeners, la)
 			s.closers = append(s.closers, ln.Close)
-			go s.srv.ServeTCP(ln)
+			serve = append(serve, func() { s.srv.ServeTCP(ln) })
 		}
-		s.log.Info("listening", "transport", l.Transport, "address", s.listeners[len(s.listeners)-1].String())
+	}
+	// Only now that s.ports is complete may requests arrive.
+	for i, f := range serve {
+		go f()
+		s.log.Info("listening", "transport", s.cfg.SIP.Listen[i].Transport, "address", s.listeners[i].String())
 	}
 	s.reaperWG.Add(1)
 	go s.reaper()
@@ -182,6 +191,7 @@ func (s *Server) Drain(timeout time.Duration) {
 	for s.ActiveCalls() > 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
+	s.stopReaper()
 	s.mu.Lock()
 	for c := range s.calls {
 		s.callWG.Add(1)
@@ -194,11 +204,15 @@ func (s *Server) Drain(timeout time.Duration) {
 	s.callWG.Wait()
 }
 
+func (s *Server) stopReaper() {
+	s.stopOnce.Do(func() { close(s.stop) })
+	s.reaperWG.Wait()
+}
+
 // Close stops the listeners and the transaction machinery. Call Drain first
 // for a graceful stop.
 func (s *Server) Close() error {
-	s.stopOnce.Do(func() { close(s.stop) })
-	s.reaperWG.Wait()
+	s.stopReaper()
 	s.closeListeners()
 	s.callWG.Wait()
 	return s.ua.Close()
@@ -216,20 +230,20 @@ func (s *Server) reaper() {
 			return
 		case now := <-tick.C:
 			s.mu.Lock()
-			var expired []*call
-			var reasons []string
+			calls := make([]*call, 0, len(s.calls))
 			for c := range s.calls {
-				if r := c.expired(now, s.cfg.Media.Timeout, s.cfg.Calls.MaxDuration); r != "" {
-					expired = append(expired, c)
-					reasons = append(reasons, r)
-				}
+				calls = append(calls, c)
 			}
 			s.mu.Unlock()
-			for i, c := range expired {
+			for _, c := range calls {
+				r := c.expired(now, s.cfg.Media.Timeout, s.cfg.Calls.MaxDuration)
+				if r == "" {
+					continue
+				}
 				s.callWG.Add(1)
 				go func() {
 					defer s.callWG.Done()
-					c.hangup(reasons[i])
+					c.hangup(r)
 				}()
 			}
 		}
@@ -255,8 +269,15 @@ func (s *Server) sourceTrunk(req *sip.Request) *Trunk {
 func (s *Server) admit(req *sip.Request, tx sip.ServerTransaction) *Trunk {
 	t := s.sourceTrunk(req)
 	if t == nil {
-		s.log.Warn("request from unknown source", "method", req.Method.String(), "source", req.Source())
-		s.respond(tx, req, 403, "Forbidden", nil)
+		if n := s.strangers.allow(); n >= 0 {
+			s.log.Warn("request from unknown source", "method", req.Method.String(), "source", req.Source(), "suppressed", n)
+		}
+		// Stateless: no transaction retransmits the 403 towards what may
+		// be a spoofed address.
+		res := sip.NewResponseFromRequest(req, 403, "Forbidden", nil)
+		s.decorate(res)
+		s.srv.WriteResponse(res)
+		tx.Terminate()
 		return nil
 	}
 	if why := validate(req); why != "" {
@@ -285,6 +306,11 @@ func (s *Server) decorate(res *sip.Response, hdrs ...sip.Header) {
 
 func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 	if s.admit(req, tx) == nil {
+		return
+	}
+	if s.draining.Load() {
+		// Lets load balancers and carriers' probes move traffic away.
+		s.respond(tx, req, 503, "Service Unavailable", nil, sip.NewHeader("Retry-After", "60"))
 		return
 	}
 	if req.To() != nil && req.To().Params.Has("tag") && s.findLeg(req) == nil {

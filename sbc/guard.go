@@ -1,0 +1,120 @@
+package sbc
+
+import (
+	"context"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+)
+
+// guard keeps a bug in one request's handling from taking the daemon and
+// every call with it: the panic is logged with its stack and answered 500.
+func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
+	return func(req *sip.Request, tx sip.ServerTransaction) {
+		defer func() {
+			if r := recover(); r != nil {
+				s.log.Error("panic handling request", "method", req.Method.String(), "source", req.Source(),
+					"panic", r, "stack", string(debug.Stack()))
+				if tx != nil && !req.IsAck() {
+					s.respond(tx, req, 500, "Server Internal Error", nil)
+				}
+			}
+		}()
+		h(req, tx)
+	}
+}
+
+// onStrayResponse sees responses that match no client transaction. A 2xx
+// to an INVITE still establishes a dialog at the far end (RFC 3261
+// §13.2.2.4): if it is a retransmission within a dialog we know, we ACK it
+// again; otherwise (a late answer after we gave up, or a second fork) we ACK
+// it and send BYE, so the far end does not hang on to a call nobody has.
+func (s *Server) onStrayResponse(res *sip.Response) {
+	cseq := res.CSeq()
+	if cseq == nil || cseq.MethodName != sip.INVITE || !res.IsSuccess() {
+		s.log.Debug("stray response dropped", "status", res.StatusCode, "source", res.Source())
+		return
+	}
+	ip, ok := sourceIP(res.Source())
+	if !ok || s.trunks.match(ip) == nil {
+		s.log.Debug("stray 2xx from unknown source dropped", "source", res.Source())
+		return
+	}
+	tag := dialogTag(res)
+	from := res.From()
+	if tag == "" || res.Contact() == nil {
+		s.log.Warn("stray 2xx without dialog identifiers dropped", "source", res.Source())
+		return
+	}
+	localTag, _ := from.Params.Get("tag")
+	s.mu.Lock()
+	l := s.dialogs[dialogKey{string(*res.CallID()), localTag, tag}]
+	s.mu.Unlock()
+	if l != nil {
+		s.writeAck(l.newRequest(s, sip.ACK, cseq.SeqNo))
+		return
+	}
+	rr := recordRoutes(res.GetHeaders("Record-Route"))
+	for i, j := 0, len(rr)-1; i < j; i, j = i+1, j-1 {
+		rr[i], rr[j] = rr[j], rr[i]
+	}
+	stray := &leg{
+		transport: lowerTransport(res.Transport()),
+		callID:    string(*res.CallID()),
+		localTag:  localTag,
+		remoteTag: tag,
+		local:     *from.Address.Clone(),
+		remote:    *res.To().Address.Clone(),
+		target:    *res.Contact().Address.Clone(),
+		routes:    rr,
+		localSeq:  cseq.SeqNo,
+	}
+	s.log.Info("late or forked 2xx: ACK and BYE", "call_id", stray.callID, "source", res.Source())
+	s.writeAck(stray.newRequest(s, sip.ACK, cseq.SeqNo))
+	s.callWG.Add(1)
+	go func() {
+		defer s.callWG.Done()
+		s.byeStray(stray)
+	}()
+}
+
+func (s *Server) byeStray(l *leg) {
+	ctx, cancel := context.WithTimeout(context.Background(), byeTimeout)
+	defer cancel()
+	if _, err := s.do(ctx, l.newRequest(s, sip.BYE, 0)); err != nil {
+		s.log.Warn("BYE to stray dialog got no answer", "call_id", l.callID, "error", err)
+	}
+}
+
+func lowerTransport(t string) string {
+	switch t {
+	case "TCP", "tcp":
+		return "tcp"
+	}
+	return "udp"
+}
+
+// logLimit lets one log line a second through and counts the rest, so a
+// flood cannot fill the disk.
+type logLimit struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+// allow returns how many lines were suppressed since the last one, or -1
+// when this one must be suppressed too.
+func (l *logLimit) allow() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now := time.Now(); now.Sub(l.last) >= time.Second {
+		n := l.suppressed
+		l.last, l.suppressed = now, 0
+		return n
+	}
+	l.suppressed++
+	return -1
+}
