@@ -221,3 +221,34 @@ func TestCancelAfterTrying(t *testing.T) {
 	b.expectRequest(sip.ACK)
 	waitIdle(t, s)
 }
+
+// A second fork answering (another To tag) after the call was answered is
+// ACKed and hung up at once; the call itself goes on with the first.
+func TestForked2xx(t *testing.T) {
+	s, a, b, _, _ := startCall(t)
+	sbcSIP := s.Addrs()[0].String()
+	inv := b.expectRequest(sip.INVITE)
+	b.reply(sbcSIP, inv, 200, "first")
+	if ack := b.expectRequest(sip.ACK); !strings.Contains(ack.To().Value(), "tag=first") {
+		t.Fatalf("ACK for the first 2xx: %s", ack.To().Value())
+	}
+	a.expectResponse(200)
+	b.reply(sbcSIP, inv, 200, "second")
+	got := map[string]string{}
+	for i := 0; i < 2; i++ {
+		req, ok := b.recv(3 * time.Second).(*sip.Request)
+		if !ok {
+			t.Fatalf("want ACK and BYE for the second fork; got %v", got)
+		}
+		got[req.Method.String()] = req.To().Value()
+		if req.Method == sip.BYE {
+			b.reply(sbcSIP, req, 200, "")
+		}
+	}
+	if !strings.Contains(got["ACK"], "tag=second") || !strings.Contains(got["BYE"], "tag=second") {
+		t.Fatalf("second fork got %v; want ACK and BYE in its own dialog", got)
+	}
+	if s.ActiveCalls() != 1 {
+		t.Fatalf("%d active calls; want the first fork's call to go on", s.ActiveCalls())
+	}
+}

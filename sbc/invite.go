@@ -407,8 +407,16 @@ func (c *call) answered2xx(req *sip.Request, tx sip.ServerTransaction, binv *sip
 	if err := s.writeAck(ack); err != nil {
 		c.log.Warn("ACK to B failed", "error", err)
 	}
-	// The 2xx may be retransmitted if our ACK was lost: ACK each copy.
-	btx.OnRetransmission(func(*sip.Response) { s.writeAck(ack) })
+	// The 2xx may be retransmitted if our ACK was lost: ACK each copy. A 2xx
+	// with another To tag is a second fork answering: ACK and BYE it.
+	tag := dialogTag(res)
+	btx.OnRetransmission(func(r *sip.Response) {
+		if dialogTag(r) == tag {
+			s.writeAck(ack)
+		} else {
+			s.onStrayResponse(r)
+		}
+	})
 
 	// The caller may have cancelled while the 2xx was on its way: sipgo has
 	// then answered 487 already and a 200 can no longer be sent.
