@@ -23,9 +23,9 @@ func TestCommandLine(t *testing.T) {
 	os.WriteFile(unknown, append(ref, []byte("\n[media2]\nx = 1\n")...), 0o644)
 
 	tests := []struct {
-		name       string
-		args       []string
-		code       int
+		name        string
+		args        []string
+		code        int
 		out, errOut string
 	}{
 		{"version", []string{"version"}, exitOK, "sbc ", ""},
