@@ -15,17 +15,17 @@ import (
 
 // Why a call ended; logged as ended_by.
 const (
-	endCaller      = "caller"
-	endCallee      = "callee"
-	endCancel      = "cancel"
-	endRejected    = "rejected"
-	endMediaTimout = "media_timeout" // no RTP/RTCP from either leg
-	endRingTimeout = "ring_timeout"  // callee rang past calls.ring_timeout
-	endNoResponse  = "no_response"   // callee never answered the INVITE (Timer B)
-	endNoAck       = "no_ack"        // caller never ACKed our 200
-	endMaxDuration = "max_duration"
-	endShutdown    = "shutdown"
-	endError       = "error"
+	endCaller       = "caller"
+	endCallee       = "callee"
+	endCancel       = "cancel"
+	endRejected     = "rejected"
+	endMediaTimeout = "media_timeout" // no RTP/RTCP from either leg
+	endRingTimeout  = "ring_timeout"  // callee rang past calls.ring_timeout
+	endNoResponse   = "no_response"   // callee never answered the INVITE (Timer B)
+	endNoAck        = "no_ack"        // caller never ACKed our 200
+	endMaxDuration  = "max_duration"
+	endShutdown     = "shutdown"
+	endError        = "error"
 )
 
 type callState int
@@ -115,7 +115,7 @@ func (c *call) expired(now time.Time, mediaTimeout, maxDuration time.Duration) s
 		last = answered
 	}
 	if now.Sub(last) >= mediaTimeout {
-		return endMediaTimout
+		return endMediaTimeout
 	}
 	return ""
 }
