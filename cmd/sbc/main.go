@@ -70,6 +70,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 func serve(cfg *sbc.Config, stderr io.Writer) int {
 	log := newLogger(cfg.Log, stderr)
+	// Libraries that log through the default logger (sipgo does, in places)
+	// follow the configured level and format too.
+	slog.SetDefault(log)
 	relay, err := media.NewRelay(cfg.Media, log.With("component", "media"))
 	if err != nil {
 		log.Error("start media relay", "error", err)
