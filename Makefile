@@ -36,8 +36,13 @@ fuzz:
 	$(GO) test -run=^$$ -fuzz=FuzzParseConfig -fuzztime=$(FUZZTIME) ./sbc/
 	$(GO) test -run=^$$ -fuzz=FuzzBadRequest -fuzztime=$(FUZZTIME) ./sbc/
 
+# bench prints the Go micro-benchmarks, then the load harness: one 500-call
+# run through the SBC and the harness's own ceiling (direct), then a short
+# sweep for the largest call count with < 0.1 % loss and p99 < 1 ms.
 bench:
 	$(GO) test -run=^$$ -bench=. -benchmem $(PKGS)
+	$(GO) run ./cmd/sbc-bench -target sbc,direct -calls 500 -duration 10s -quiet
+	$(GO) run ./cmd/sbc-bench -sweep -max-calls 800 -duration 5s -quiet
 
 clean:
 	rm -rf bin

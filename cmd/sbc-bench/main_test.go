@@ -1,0 +1,48 @@
+//go:build linux
+
+package main
+
+import (
+	"io"
+	"strings"
+	"testing"
+)
+
+func TestFlags(t *testing.T) {
+	tests := []struct {
+		args      string
+		shouldErr string // part of the error; "" = valid
+	}{
+		{"", ""},
+		{"-target direct -calls 500 -duration 10s", ""},
+		{"-target sbc,direct -sweep -max-calls 800", ""},
+		{"-target rtpengine", "want sbc or direct"},
+		{"-calls 0", "-calls 0"},
+		{"-duration 500ms", "at least 1s"},
+		{"-rate 0", "-rate"},
+		{"-sbc-port-min 20001", "even port"},
+		{"-sbc-ip 127.0.0.20", "other than"},
+		{"-sbc-ip 10.0.0.1", "loopback"},
+		{"-sweep -sweep-start 100 -max-calls 50", "start <= max"},
+		{"-senders 0", "at least 1"},
+		{"extra", "unexpected argument"},
+		{"-no-such-flag", "not defined"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.args, func(t *testing.T) {
+			_, err := parseFlags(strings.Fields(tc.args), io.Discard)
+			switch {
+			case tc.shouldErr == "" && err != nil:
+				t.Errorf("error %v; want none", err)
+			case tc.shouldErr != "" && (err == nil || !strings.Contains(err.Error(), tc.shouldErr)):
+				t.Errorf("error %v; want one containing %q", err, tc.shouldErr)
+			}
+		})
+	}
+}
+
+func TestBadFlagsExit2(t *testing.T) {
+	if code := run(t.Context(), []string{"-calls", "-1"}, io.Discard, io.Discard); code != exitUsage {
+		t.Errorf("exit %d; want %d", code, exitUsage)
+	}
+}

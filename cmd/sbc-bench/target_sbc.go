@@ -1,0 +1,349 @@
+//go:build linux
+
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// sbcTarget runs the sbc daemon as a child process with a config written for
+// the run, and reads its JSON log: "listening" when it is up, "call ended"
+// for its own packet counters, "stopped" for the ports it got back.
+type sbcTarget struct {
+	bin     string // daemon binary; built into a temporary dir when empty
+	race    bool   // build with -race
+	ip      netip.Addr
+	portMin int       // first media port
+	logCopy io.Writer // every daemon log line also goes here, when set
+	drain   time.Duration
+
+	built   string // temporary dir of a binary we built, removed by cleanup
+	cmd     *exec.Cmd
+	sip     netip.AddrPort
+	exited  chan struct{}
+	waitErr error
+
+	mu      sync.Mutex
+	up      chan struct{} // closed at the first "listening" line
+	upOnce  sync.Once
+	rep     relayReport
+	stopped bool     // the "stopped" line was read
+	tail    []string // last log lines, for error messages
+}
+
+const (
+	sbcTailLines = 10
+	// sbcMediaSlack is how many port pairs beyond 2 per call the range has,
+	// so that pairs another process holds do not fail the run.
+	sbcMediaSlack = 32
+)
+
+func newSBCTarget(bin string, race bool, portMin int, logCopy io.Writer) *sbcTarget {
+	return &sbcTarget{bin: bin, race: race, ip: netip.MustParseAddr("127.0.0.1"), portMin: portMin,
+		logCopy: logCopy, drain: 5 * time.Second}
+}
+
+func (*sbcTarget) name() string { return "sbc" }
+
+// build compiles the daemon once per process, unless a binary was given.
+func (t *sbcTarget) build(ctx context.Context) error {
+	if t.bin != "" {
+		return nil
+	}
+	dir, err := os.MkdirTemp("", "sbc-bench-bin-")
+	if err != nil {
+		return fmt.Errorf("build sbc: %w", err)
+	}
+	bin := filepath.Join(dir, "sbc")
+	args := []string{"build", "-o", bin}
+	if t.race {
+		args = append(args, "-race")
+	}
+	// The import path works from anywhere inside the module.
+	out, err := exec.CommandContext(ctx, "go", append(args, "sbc/cmd/sbc")...).CombinedOutput()
+	if err != nil {
+		os.RemoveAll(dir)
+		return fmt.Errorf("build sbc (run from inside the sbc module, or pass -sbc-bin): go build: %w\n%s", err, out)
+	}
+	t.bin, t.built = bin, dir
+	return nil
+}
+
+// cleanup removes a binary build made.
+func (t *sbcTarget) cleanup() {
+	if t.built != "" {
+		os.RemoveAll(t.built)
+		t.built, t.bin = "", ""
+	}
+}
+
+// portRange sizes the media range for calls: two pairs per call (one per
+// leg), plus slack.
+func (t *sbcTarget) portRange(calls int) (lo, hi int, err error) {
+	pairs := 2*calls + sbcMediaSlack
+	lo = t.portMin
+	hi = lo + 2*pairs - 1
+	if hi > 65535 {
+		return 0, 0, fmt.Errorf("%d calls need %d media ports from %d, past 65535: lower -sbc-port-min or -calls", calls, 2*pairs, lo)
+	}
+	return lo, hi, nil
+}
+
+func (t *sbcTarget) config(e env, sipPort, portMin, portMax int) string {
+	return fmt.Sprintf(`# Written by sbc-bench for one run.
+[log]
+level = "info"
+format = "json"
+
+[sip]
+public_ip = %[1]q
+user_agent = "sbc-bench-target"
+
+[[sip.listen]]
+transport = "udp"
+address = "%[1]s:%[2]d"
+
+[media]
+bind_ip = %[1]q
+public_ip = %[1]q
+port_min = %[3]d
+port_max = %[4]d
+# Far beyond any run: a stream is never silent that long in a bench.
+timeout = "1h"
+latching = "symmetric"
+
+[calls]
+max_duration = "0s"
+ring_timeout = "60s"
+drain_timeout = %[5]q
+
+[[trunk]]
+name = "a"
+address = %[6]q
+transport = "udp"
+sources = [%[7]q]
+
+[[trunk]]
+name = "b"
+address = %[8]q
+transport = "udp"
+sources = [%[9]q]
+
+[[route]]
+from = "a"
+prefix = ""
+to = "b"
+`, t.ip, sipPort, portMin, portMax, t.drain.String(),
+		e.uacAddr.String(), e.uacAddr.Addr().String(), e.uasAddr.String(), e.uasAddr.Addr().String())
+}
+
+func (t *sbcTarget) start(ctx context.Context, e env) error {
+	if err := t.build(ctx); err != nil {
+		return err
+	}
+	lo, hi, err := t.portRange(e.calls)
+	if err != nil {
+		return err
+	}
+	port, err := freeUDPPort(t.ip)
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(e.workDir, "sbc.toml")
+	if err := os.WriteFile(path, []byte(t.config(e, port, lo, hi)), 0o644); err != nil {
+		return fmt.Errorf("write sbc config: %w", err)
+	}
+	t.sip = netip.AddrPortFrom(t.ip, uint16(port))
+	t.rep, t.stopped, t.tail = relayReport{Counted: true, ExitCode: -1, EndedBy: map[string]int{}}, false, nil
+	t.up, t.upOnce, t.exited, t.waitErr = make(chan struct{}), sync.Once{}, make(chan struct{}), nil
+
+	t.cmd = exec.Command(t.bin, "run", "-config", path)
+	// Should the harness die, the kernel kills the daemon too.
+	t.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	t.cmd.Stdout = io.Discard
+	stderr, err := t.cmd.StderrPipe()
+	if err != nil {
+		return fmt.Errorf("start sbc: %w", err)
+	}
+	if err := t.cmd.Start(); err != nil {
+		return fmt.Errorf("start sbc %s: %w", t.bin, err)
+	}
+	go t.read(stderr) // ends when the daemon exits and closes stderr
+
+	timer := time.NewTimer(10 * time.Second)
+	defer timer.Stop()
+	select {
+	case <-t.up:
+		return nil
+	case <-t.exited:
+		return fmt.Errorf("sbc exited before listening (%v)%s", t.waitErr, t.lastLines())
+	case <-timer.C:
+		return fmt.Errorf("sbc not listening within 10s%s", t.lastLines())
+	case <-ctx.Done():
+		return fmt.Errorf("start sbc: %w", context.Cause(ctx))
+	}
+}
+
+// read consumes the daemon's log until it exits, then reaps it.
+func (t *sbcTarget) read(r io.Reader) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		t.line(sc.Text())
+	}
+	io.Copy(io.Discard, r) // a line too long for the scanner: keep the pipe drained
+	t.waitErr = t.cmd.Wait()
+	t.mu.Lock()
+	t.rep.ExitCode = t.cmd.ProcessState.ExitCode()
+	t.mu.Unlock()
+	close(t.exited)
+}
+
+// logLine is the part of a daemon JSON log line the harness reads.
+type logLine struct {
+	Level   string  `json:"level"`
+	Msg     string  `json:"msg"`
+	Error   string  `json:"error"`
+	EndedBy string  `json:"ended_by"`
+	AtoB    *uint64 `json:"a_to_b_rtp_packets"`
+	BtoA    *uint64 `json:"b_to_a_rtp_packets"`
+	Dropped *uint64 `json:"dropped_packets"`
+	Free    *int    `json:"free_port_pairs"`
+	Total   *int    `json:"total_port_pairs"`
+}
+
+func (t *sbcTarget) line(s string) {
+	if t.logCopy != nil {
+		fmt.Fprintln(t.logCopy, s)
+	}
+	var l logLine
+	isJSON := json.Unmarshal([]byte(s), &l) == nil
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.tail = append(t.tail, string(truncate([]byte(s), 300)))
+	if len(t.tail) > sbcTailLines {
+		t.tail = t.tail[len(t.tail)-sbcTailLines:]
+	}
+	if !isJSON {
+		return
+	}
+	switch l.Level {
+	case "ERROR":
+		t.rep.Errors++
+		if t.rep.FirstError == "" {
+			t.rep.FirstError = s
+		}
+	case "WARN":
+		t.rep.Warnings++
+	}
+	switch l.Msg {
+	case "listening":
+		t.upOnce.Do(func() { close(t.up) })
+	case "call ended":
+		t.rep.CallsEnded++
+		t.rep.EndedBy[l.EndedBy]++
+		t.rep.Forwarded += deref(l.AtoB) + deref(l.BtoA)
+		t.rep.Dropped += deref(l.Dropped)
+	case "stopped":
+		if l.Free != nil && l.Total != nil {
+			t.stopped = true
+			t.rep.PortsChecked = true
+			t.rep.FreePairs, t.rep.TotalPairs = *l.Free, *l.Total
+			t.rep.LeakedPairs = *l.Total - *l.Free
+		}
+	}
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+func (t *sbcTarget) lastLines() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.tail) == 0 {
+		return ""
+	}
+	return "; its last log lines:\n  " + strings.Join(t.tail, "\n  ")
+}
+
+func (t *sbcTarget) sipAddr() netip.AddrPort { return t.sip }
+
+func (t *sbcTarget) pid() int {
+	if t.cmd == nil || t.cmd.Process == nil {
+		return 0
+	}
+	return t.cmd.Process.Pid
+}
+
+func (t *sbcTarget) died() <-chan struct{} { return t.exited }
+
+// stop sends SIGTERM and waits for the exit and its "stopped" line; at
+// ctx's end it kills the daemon. A daemon that exited before stop was
+// called is an error.
+func (t *sbcTarget) stop(ctx context.Context) (relayReport, error) {
+	if t.cmd == nil || t.cmd.Process == nil {
+		return relayReport{}, nil
+	}
+	var early error
+	select {
+	case <-t.exited:
+		early = fmt.Errorf("sbc exited by itself (%v)", t.waitErr)
+	default:
+		if err := t.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			early = fmt.Errorf("signal sbc: %w", err)
+		}
+	}
+	var killed bool
+	select {
+	case <-t.exited:
+	case <-ctx.Done():
+		t.cmd.Process.Kill()
+		killed = true
+		<-t.exited // a killed process is always reaped
+	}
+	t.mu.Lock()
+	rep, stopped := t.rep, t.stopped
+	t.mu.Unlock()
+	t.cmd = nil
+	switch {
+	case early != nil:
+		return rep, fmt.Errorf("%w%s", early, t.lastLines())
+	case killed:
+		return rep, fmt.Errorf("sbc did not exit after SIGTERM in time: killed%s", t.lastLines())
+	case rep.ExitCode != 0:
+		return rep, fmt.Errorf("sbc exited with status %d after SIGTERM%s", rep.ExitCode, t.lastLines())
+	case !stopped:
+		return rep, fmt.Errorf("sbc exited without its \"stopped\" line%s", t.lastLines())
+	}
+	return rep, nil
+}
+
+// freeUDPPort returns a UDP port free on ip just now. The daemon binds it
+// moments later; a race with another process is possible but unlikely.
+func freeUDPPort(ip netip.Addr) (int, error) {
+	c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
+	if err != nil {
+		return 0, fmt.Errorf("find a free sip port on %v: %w", ip, err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port, nil
+}
