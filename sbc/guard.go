@@ -74,10 +74,23 @@ func (s *Server) onStrayResponse(res *sip.Response) {
 	}
 	s.log.Info("late or forked 2xx: ACK and BYE", "call_id", stray.callID, "source", res.Source())
 	s.writeAck(stray.newRequest(s, sip.ACK, cseq.SeqNo))
+	s.track(func() { s.byeStray(stray) })
+}
+
+// track runs f in a goroutine Drain and Close wait for; once they have
+// started waiting, f runs no more (a WaitGroup must not grow from zero
+// while it is waited on).
+func (s *Server) track(f func()) {
+	s.mu.Lock()
+	if s.waiting {
+		s.mu.Unlock()
+		return
+	}
 	s.callWG.Add(1)
+	s.mu.Unlock()
 	go func() {
 		defer s.callWG.Done()
-		s.byeStray(stray)
+		f()
 	}()
 }
 

@@ -44,6 +44,7 @@ type Server struct {
 
 	draining  atomic.Bool
 	strangers logLimit // "request from unknown source" lines
+	waiting   bool     // Drain or Close waits on callWG: track starts nothing (under mu)
 	mu        sync.Mutex
 	calls     map[*call]struct{}
 	dialogs   map[dialogKey]*leg
@@ -200,6 +201,7 @@ func (s *Server) Drain(timeout time.Duration) {
 			c.hangup(endShutdown)
 		}()
 	}
+	s.waiting = true
 	s.mu.Unlock()
 	s.callWG.Wait()
 }
@@ -214,6 +216,9 @@ func (s *Server) stopReaper() {
 func (s *Server) Close() error {
 	s.stopReaper()
 	s.closeListeners()
+	s.mu.Lock()
+	s.waiting = true
+	s.mu.Unlock()
 	s.callWG.Wait()
 	return s.ua.Close()
 }
@@ -236,15 +241,9 @@ func (s *Server) reaper() {
 			}
 			s.mu.Unlock()
 			for _, c := range calls {
-				r := c.expired(now, s.cfg.Media.Timeout, s.cfg.Calls.MaxDuration)
-				if r == "" {
-					continue
+				if r := c.expired(now, s.cfg.Media.Timeout, s.cfg.Calls.MaxDuration); r != "" {
+					s.track(func() { c.hangup(r) })
 				}
-				s.callWG.Add(1)
-				go func() {
-					defer s.callWG.Done()
-					c.hangup(r)
-				}()
 			}
 		}
 	}
