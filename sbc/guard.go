@@ -3,6 +3,7 @@ package sbc
 import (
 	"context"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,6 +44,12 @@ func (s *Server) onStrayResponse(res *sip.Response) {
 		s.log.Debug("stray 2xx from unknown source dropped", "source", res.Source())
 		return
 	}
+	// Only answers to INVITEs we sent (our B-leg Call-IDs), and only so many
+	// a second: a spoofed 2xx must not make us send ACK and BYE anywhere.
+	if cid := res.CallID(); cid == nil || !strings.HasSuffix(string(*cid), bLegCallIDSuffix) || !s.strays.take() {
+		s.log.Debug("stray 2xx dropped", "source", res.Source())
+		return
+	}
 	tag := dialogTag(res)
 	from := res.From()
 	if tag == "" || res.Contact() == nil {
@@ -55,6 +62,13 @@ func (s *Server) onStrayResponse(res *sip.Response) {
 	s.mu.Unlock()
 	if l != nil {
 		s.writeAck(l.newRequest(s, sip.ACK, cseq.SeqNo))
+		l.call.mu.Lock()
+		live := l.call.state == stateEstablished || l.call.state == stateEnding
+		l.call.mu.Unlock()
+		if !live {
+			// A 2xx after we gave up on the set-up: nobody owns this call.
+			s.track(func() { s.byeStray(l) })
+		}
 		return
 	}
 	rr := recordRoutes(res.GetHeaders("Record-Route"))
@@ -108,6 +122,27 @@ func lowerTransport(t string) string {
 		return "tcp"
 	}
 	return "udp"
+}
+
+// rateLimit allows n events a second.
+type rateLimit struct {
+	mu    sync.Mutex
+	n     int
+	start time.Time
+	used  int
+}
+
+func (r *rateLimit) take() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if now := time.Now(); now.Sub(r.start) >= time.Second {
+		r.start, r.used = now, 0
+	}
+	if r.used >= r.n {
+		return false
+	}
+	r.used++
+	return true
 }
 
 // logLimit lets one log line a second through and counts the rest, so a

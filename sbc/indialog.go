@@ -59,8 +59,8 @@ func (s *Server) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 			return
 		}
 		if c.beginEnd() {
+			defer c.finish(200, by) // even if the BYE panics: the call must end
 			c.bye(c.other(l))
-			c.finish(200, by)
 		}
 	default:
 		s.forward(c, l, req, tx)

@@ -14,6 +14,10 @@ import (
 	"sbc/sbc/sdp"
 )
 
+// bLegCallIDSuffix ends every Call-ID the SBC makes, so responses to our
+// own INVITEs can be told from others.
+const bLegCallIDSuffix = "@sbc"
+
 // maxStreams bounds the m= lines of one SDP, and so the ports one call can
 // hold: each stream takes two port pairs.
 const maxStreams = 8
@@ -133,7 +137,7 @@ func (s *Server) newLegB(c *call, req *sip.Request, to *Trunk) *leg {
 		call:      c,
 		side:      media.SideB,
 		transport: to.Transport,
-		callID:    newID() + newID() + "@sbc",
+		callID:    newID() + newID() + bLegCallIDSuffix,
 		localTag:  sip.GenerateTagN(16),
 		local:     caller,
 		localName: req.From().DisplayName,
@@ -148,6 +152,12 @@ func (s *Server) newLegB(c *call, req *sip.Request, to *Trunk) *leg {
 // returns once the call is answered and ACKed, or has failed.
 func (s *Server) setup(req *sip.Request, tx sip.ServerTransaction, from, to *Trunk, offer *sdp.Session) {
 	c := s.newCall(from, to)
+	defer func() {
+		if r := recover(); r != nil {
+			c.finish(500, endError) // nobody else would: Drain would wait on it forever
+			panic(r)                // for guard to log
+		}
+	}()
 	c.a = s.newLegA(c, req)
 	c.b = s.newLegB(c, req, to)
 	c.log.Info("call started", "a_call_id", c.a.callID, "b_call_id", c.b.callID,

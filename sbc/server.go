@@ -43,8 +43,9 @@ type Server struct {
 	parser    *sip.Parser
 
 	draining  atomic.Bool
-	strangers logLimit // "request from unknown source" lines
-	waiting   bool     // Drain or Close waits on callWG: track starts nothing (under mu)
+	strangers logLimit  // "request from unknown source" lines
+	strays    rateLimit // stray 2xx answered with ACK and BYE
+	waiting   bool      // Drain or Close waits on callWG: track starts nothing (under mu)
 	mu        sync.Mutex
 	calls     map[*call]struct{}
 	dialogs   map[dialogKey]*leg
@@ -107,6 +108,7 @@ func NewServer(cfg *Config, relay *media.Relay, log *slog.Logger) (*Server, erro
 		calls:    map[*call]struct{}{},
 		dialogs:  map[dialogKey]*leg{},
 		stop:     make(chan struct{}),
+		strays:   rateLimit{n: 50},
 	}
 	srv.OnInvite(s.guard(s.onInvite))
 	srv.OnAck(s.guard(s.onAck))
