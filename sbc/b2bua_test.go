@@ -252,3 +252,40 @@ func TestForked2xx(t *testing.T) {
 		t.Fatalf("%d active calls; want the first fork's call to go on", s.ActiveCalls())
 	}
 }
+
+// Past calls.max_active new calls get 503 with Retry-After, and nothing is
+// sent to the callee trunk for them.
+func TestCapacity(t *testing.T) {
+	b := newPeer(t, "127.0.0.2")
+	s := startServer(t, fmt.Sprintf(`
+[[trunk]]
+name = "b"
+address = %q
+sources = ["127.0.0.2"]
+[[route]]
+from = "t"
+prefix = "2"
+to = "b"
+[calls]
+max_active = 1
+`, b.addr))
+	a := newPeer(t, "127.0.0.1")
+	sbcAddr := s.Addrs()[0].String()
+	invite := func(id string) string {
+		body := testSDP("127.0.0.1", 4000)
+		return fmt.Sprintf("INVITE sip:200@%s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK%s\nFrom: <sip:a@127.0.0.1>;tag=%s\nTo: <sip:200@%s>\nCall-ID: %s\nCSeq: 1 INVITE\nContact: <sip:a@%s>\nMax-Forwards: 70\nContent-Type: application/sdp\nContent-Length: %d\n\n%s",
+			sbcAddr, a.addr, id, id, sbcAddr, id, a.addr, len(body), body)
+	}
+	a.send(sbcAddr, invite("first"))
+	inv := b.expectRequest(sip.INVITE) // the first call rings at the callee
+	b.reply(s.Addrs()[0].String(), inv, 180, "btag")
+	a.expectResponse(180)
+	a.send(sbcAddr, invite("second"))
+	res := a.expectResponse(503)
+	if h := res.GetHeader("Retry-After"); h == nil {
+		t.Error("503 without Retry-After")
+	}
+	if m := b.recv(300 * time.Millisecond); m != nil {
+		t.Fatalf("the callee got %v for a call over capacity", m)
+	}
+}

@@ -51,6 +51,10 @@ type CallsConfig struct {
 	MaxDuration  time.Duration `toml:"max_duration"`  // 0 disables
 	RingTimeout  time.Duration `toml:"ring_timeout"`  // B-leg ringing without final answer
 	DrainTimeout time.Duration `toml:"drain_timeout"` // SIGTERM grace for active calls
+	// MaxActive is the capacity threshold: beyond it new calls get 503 with
+	// Retry-After rather than every call's audio suffering. 0 = only the
+	// media port range limits.
+	MaxActive int `toml:"max_active"`
 }
 
 // Trunk is one [[trunk]] entry: a peer the SBC exchanges calls with.
@@ -191,6 +195,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Calls.RingTimeout < time.Second {
 		bad("calls.ring_timeout", c.Calls.RingTimeout, `a duration of at least "1s", such as "180s"`)
+	}
+	if c.Calls.MaxActive < 0 {
+		bad("calls.max_active", c.Calls.MaxActive, "a number of calls >= 0 (0: limited by the media port range only)")
 	}
 	if c.Calls.DrainTimeout < 0 {
 		bad("calls.drain_timeout", c.Calls.DrainTimeout, `a duration >= 0 such as "30s"`)

@@ -47,6 +47,9 @@ func (s *Server) screenInvite(req *sip.Request) (*sdp.Session, *rejection) {
 	if s.draining.Load() {
 		return nil, reject(503, "Service Unavailable", sip.NewHeader("Retry-After", "60"))
 	}
+	if max := s.cfg.Calls.MaxActive; max > 0 && s.ActiveCalls() >= max {
+		return nil, reject(503, "Service Unavailable", sip.NewHeader("Retry-After", "5"), s.warning("call capacity reached"))
+	}
 	if h := req.GetHeader("Require"); h != nil && strings.TrimSpace(h.Value()) != "" {
 		// RFC 3261 §8.2.2.3: we support no extension a caller may require.
 		return nil, reject(420, "Bad Extension", sip.NewHeader("Unsupported", h.Value()))
