@@ -116,12 +116,13 @@ func testSDP(ip string, port int) string {
 	return fmt.Sprintf("v=0\r\no=- 1 1 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\nm=audio %d RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n", ip, ip, port)
 }
 
-// call sets up a server whose trunk "t" is the caller (127.0.0.1) and whose
-// callee trunk "b" is a raw peer on 127.0.0.2, and sends the caller's INVITE.
-func startCall(t *testing.T) (s *Server, a, b *peer, sbcAddr string, invite string) {
+// startCallee sets up a server whose trunk "t" is the caller (127.0.0.1)
+// and whose callee trunk "b" is a raw peer on 127.0.0.2; extra is appended
+// to the config.
+func startCallee(t *testing.T, extra string) (*Server, *peer) {
 	t.Helper()
-	b = newPeer(t, "127.0.0.2")
-	s = startServer(t, fmt.Sprintf(`
+	b := newPeer(t, "127.0.0.2")
+	s := startServer(t, fmt.Sprintf(`
 [[trunk]]
 name = "b"
 address = %q
@@ -130,12 +131,26 @@ sources = ["127.0.0.2"]
 from = "t"
 prefix = "2"
 to = "b"
-`, b.addr))
+%s`, b.addr, extra))
+	return s, b
+}
+
+// inviteFrom is the caller's INVITE for number 200, with its own Call-ID
+// and tags.
+func inviteFrom(a *peer, sbcAddr string) string {
+	body := testSDP("127.0.0.1", 4000)
+	id := newID()
+	return fmt.Sprintf("INVITE sip:200@%s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK%s\nFrom: <sip:a@127.0.0.1>;tag=a%s\nTo: <sip:200@%s>\nCall-ID: a-%s\nCSeq: 1 INVITE\nContact: <sip:a@%s>\nMax-Forwards: 70\nContent-Type: application/sdp\nContent-Length: %d\n\n%s",
+		sbcAddr, a.addr, id, id, sbcAddr, id, a.addr, len(body), body)
+}
+
+// startCall starts a server with a raw callee and sends the caller's INVITE.
+func startCall(t *testing.T) (s *Server, a, b *peer, sbcAddr string, invite string) {
+	t.Helper()
+	s, b = startCallee(t, "")
 	a = newPeer(t, "127.0.0.1")
 	sbcAddr = s.Addrs()[0].String()
-	body := testSDP("127.0.0.1", 4000)
-	invite = fmt.Sprintf("INVITE sip:200@%s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK%s\nFrom: <sip:a@127.0.0.1>;tag=atag\nTo: <sip:200@%s>\nCall-ID: a-%s\nCSeq: 1 INVITE\nContact: <sip:a@%s>\nMax-Forwards: 70\nContent-Type: application/sdp\nContent-Length: %d\n\n%s",
-		sbcAddr, a.addr, newID(), sbcAddr, newID(), a.addr, len(body), body)
+	invite = inviteFrom(a, sbcAddr)
 	a.send(sbcAddr, invite)
 	return s, a, b, sbcAddr, invite
 }
@@ -256,31 +271,14 @@ func TestForked2xx(t *testing.T) {
 // Past calls.max_active new calls get 503 with Retry-After, and nothing is
 // sent to the callee trunk for them.
 func TestCapacity(t *testing.T) {
-	b := newPeer(t, "127.0.0.2")
-	s := startServer(t, fmt.Sprintf(`
-[[trunk]]
-name = "b"
-address = %q
-sources = ["127.0.0.2"]
-[[route]]
-from = "t"
-prefix = "2"
-to = "b"
-[calls]
-max_active = 1
-`, b.addr))
+	s, b := startCallee(t, "[calls]\nmax_active = 1\n")
 	a := newPeer(t, "127.0.0.1")
 	sbcAddr := s.Addrs()[0].String()
-	invite := func(id string) string {
-		body := testSDP("127.0.0.1", 4000)
-		return fmt.Sprintf("INVITE sip:200@%s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK%s\nFrom: <sip:a@127.0.0.1>;tag=%s\nTo: <sip:200@%s>\nCall-ID: %s\nCSeq: 1 INVITE\nContact: <sip:a@%s>\nMax-Forwards: 70\nContent-Type: application/sdp\nContent-Length: %d\n\n%s",
-			sbcAddr, a.addr, id, id, sbcAddr, id, a.addr, len(body), body)
-	}
-	a.send(sbcAddr, invite("first"))
+	a.send(sbcAddr, inviteFrom(a, sbcAddr))
 	inv := b.expectRequest(sip.INVITE) // the first call rings at the callee
 	b.reply(s.Addrs()[0].String(), inv, 180, "btag")
 	a.expectResponse(180)
-	a.send(sbcAddr, invite("second"))
+	a.send(sbcAddr, inviteFrom(a, sbcAddr))
 	res := a.expectResponse(503)
 	if h := res.GetHeader("Retry-After"); h == nil {
 		t.Error("503 without Retry-After")

@@ -47,7 +47,6 @@ type call struct {
 	sess     *media.Session
 	ctx      context.Context // cancelled when the call ends or the SBC shuts down
 	cancel   context.CancelFunc
-	started  time.Time
 
 	mu       sync.Mutex
 	state    callState
@@ -59,7 +58,6 @@ type call struct {
 	infoBusy map[*leg]bool   // an INFO from this leg is being relayed
 	ackWait  map[ackKey]chan struct{}
 	endedBy  string
-	status   int
 	endOnce  sync.Once
 	finished chan struct{}
 }
@@ -79,7 +77,6 @@ func (s *Server) newCall(from, to *Trunk) *call {
 		to:       to,
 		ctx:      ctx,
 		cancel:   cancel,
-		started:  time.Now(),
 		ackWait:  map[ackKey]chan struct{}{},
 		infoBusy: map[*leg]bool{},
 		finished: make(chan struct{}),
@@ -125,7 +122,7 @@ func (c *call) finish(status int, endedBy string) {
 	c.endOnce.Do(func() {
 		c.mu.Lock()
 		c.state = stateEnded
-		c.status, c.endedBy = status, endedBy
+		c.endedBy = endedBy
 		answered := c.answered
 		c.mu.Unlock()
 		c.cancel()

@@ -1,6 +1,7 @@
 package sbc
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -150,6 +151,14 @@ func (l *leg) setTarget(c *sip.ContactHeader) {
 	l.mu.Lock()
 	l.target = *c.Address.Clone()
 	l.mu.Unlock()
+}
+
+// routeSet is a UAC's route set: the 2xx's Record-Route in reverse
+// (RFC 3261 §12.1.2).
+func routeSet(hdrs []sip.Header) []string {
+	rr := recordRoutes(hdrs)
+	slices.Reverse(rr)
+	return rr
 }
 
 // recordRoutes returns the Record-Route values of a message in order.

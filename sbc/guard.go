@@ -71,19 +71,15 @@ func (s *Server) onStrayResponse(res *sip.Response) {
 		}
 		return
 	}
-	rr := recordRoutes(res.GetHeaders("Record-Route"))
-	for i, j := 0, len(rr)-1; i < j; i, j = i+1, j-1 {
-		rr[i], rr[j] = rr[j], rr[i]
-	}
 	stray := &leg{
-		transport: lowerTransport(res.Transport()),
+		transport: strings.ToLower(res.Transport()),
 		callID:    string(*res.CallID()),
 		localTag:  localTag,
 		remoteTag: tag,
 		local:     *from.Address.Clone(),
 		remote:    *res.To().Address.Clone(),
 		target:    *res.Contact().Address.Clone(),
-		routes:    rr,
+		routes:    routeSet(res.GetHeaders("Record-Route")),
 		localSeq:  cseq.SeqNo,
 	}
 	s.log.Info("late or forked 2xx: ACK and BYE", "call_id", stray.callID, "source", res.Source())
@@ -114,14 +110,6 @@ func (s *Server) byeStray(l *leg) {
 	if _, err := s.do(ctx, l.newRequest(s, sip.BYE, 0)); err != nil {
 		s.log.Warn("BYE to stray dialog got no answer", "call_id", l.callID, "error", err)
 	}
-}
-
-func lowerTransport(t string) string {
-	switch t {
-	case "TCP", "tcp":
-		return "tcp"
-	}
-	return "udp"
 }
 
 // rateLimit allows n events a second.

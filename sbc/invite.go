@@ -404,14 +404,9 @@ func (c *call) cancelB(binv *sip.Request) bool {
 func (c *call) answered2xx(req *sip.Request, tx sip.ServerTransaction, binv *sip.Request, btx sip.ClientTransaction, res *sip.Response, earlySDP []byte, aborted bool, abortStatus int, abortBy string, cancelled chan struct{}) {
 	s := c.s
 	b := c.b
-	rr := recordRoutes(res.GetHeaders("Record-Route"))
-	// A UAC's route set is the Record-Route in reverse (RFC 3261 §12.1.2).
-	for i, j := 0, len(rr)-1; i < j; i, j = i+1, j-1 {
-		rr[i], rr[j] = rr[j], rr[i]
-	}
 	b.mu.Lock()
 	b.remoteNm = res.To().DisplayName
-	b.routes = rr
+	b.routes = routeSet(res.GetHeaders("Record-Route"))
 	b.mu.Unlock()
 	b.setRemoteTag(s, dialogTag(res))
 	b.setTarget(res.Contact())

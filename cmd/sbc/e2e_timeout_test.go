@@ -15,25 +15,25 @@ import (
 // A call whose media never flows (sipp sends no RTP here) is ended after
 // media.timeout with BYE on both legs.
 func testMediaTimeout(t *testing.T, e *e2eEnv) {
-	uas := e.uas(t, sippOpts{scenario: "uas_basic.xml"})
-	uac := e.uac(t, sippOpts{scenario: "uac_callee_bye.xml"})
-	uac.expectSuccess(t)
-	uas.expectSuccessWithin(t, 5*time.Second)
-	end := e.sbc.callsEnded(t, 1)[0]
-	checkEnded(t, end, 200, "media_timeout")
-	wantDuration(t, end, e.cfg.mediaTimeout)
-	e.stop(t, 1)
+	e.endedBySBC(t, "media_timeout", e.cfg.mediaTimeout)
 }
 
 // An answered call is ended at calls.max_duration with BYE on both legs.
 func testMaxDuration(t *testing.T, e *e2eEnv) {
+	e.endedBySBC(t, "max_duration", e.cfg.maxDuration)
+}
+
+// endedBySBC runs an answered call neither peer hangs up: both expect a BYE
+// from the SBC, which must come for the reason endedBy after about after.
+func (e *e2eEnv) endedBySBC(t *testing.T, endedBy string, after time.Duration) {
+	t.Helper()
 	uas := e.uas(t, sippOpts{scenario: "uas_basic.xml"})
 	uac := e.uac(t, sippOpts{scenario: "uac_callee_bye.xml"})
 	uac.expectSuccess(t)
 	uas.expectSuccessWithin(t, 5*time.Second)
 	end := e.sbc.callsEnded(t, 1)[0]
-	checkEnded(t, end, 200, "max_duration")
-	wantDuration(t, end, e.cfg.maxDuration)
+	checkEnded(t, end, 200, endedBy)
+	wantDuration(t, end, after)
 	e.stop(t, 1)
 }
 
