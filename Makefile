@@ -4,7 +4,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: all build test unit deps vet fuzz bench clean
+.PHONY: all build test unit deps vet fuzz bench generate clean
 
 all: build
 
@@ -46,6 +46,17 @@ bench:
 	$(GO) test -run=^$$ -bench=. -benchmem $(PKGS)
 	$(GO) run ./cmd/sbc-bench -target sbc,direct -calls 500 -duration 10s -quiet
 	$(GO) run ./cmd/sbc-bench -sweep -max-calls 800 -duration 5s -quiet
+
+# generate rebuilds the eBPF objects in bpf/ from bpf/src/ (bpf2go); the
+# results are committed so that go build needs no clang. Needs clang-14,
+# llvm-14 and libbpf-dev, installed here when missing.
+generate:
+	@command -v clang-14 >/dev/null 2>&1 && [ -f /usr/include/bpf/bpf_helpers.h ] || { \
+		echo "installing clang-14 llvm-14 libbpf-dev"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq clang-14 llvm-14 libbpf-dev >/dev/null; \
+	}
+	$(GO) generate ./bpf/
 
 clean:
 	rm -rf bin

@@ -18,6 +18,18 @@ const (
 	LatchingStrict = "strict"
 )
 
+// Steering modes of Config.Steering.
+const (
+	// SteeringAuto steers the port range to a few sockets when the process
+	// may (CAP_BPF, CAP_NET_ADMIN, CAP_NET_RAW; an IPv4 bind_ip) and falls
+	// back to one socket per port otherwise, saying so at start.
+	SteeringAuto = "auto"
+	// SteeringOn refuses to start without steering.
+	SteeringOn = "on"
+	// SteeringOff always binds one socket per port.
+	SteeringOff = "off"
+)
+
 // Config is the [media] section of sbc.toml. Use it in four steps: decode,
 // SetDefaults, Validate, then NewRelay.
 type Config struct {
@@ -35,7 +47,15 @@ type Config struct {
 	Timeout time.Duration `toml:"timeout"`
 	// Latching is LatchingSymmetric or LatchingStrict.
 	Latching string `toml:"latching"`
+	// Steering is SteeringAuto, SteeringOn or SteeringOff.
+	Steering string `toml:"steering"`
+	// Workers is the number of relay goroutines (and sockets) of a steered
+	// relay; 0 means one per CPU (GOMAXPROCS).
+	Workers int `toml:"workers"`
 }
+
+// maxWorkers bounds Config.Workers (the steering program's socket map holds 64).
+const maxWorkers = 64
 
 // Defaults of Config.
 const (
@@ -66,6 +86,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.Latching == "" {
 		c.Latching = LatchingSymmetric
+	}
+	if c.Steering == "" {
+		c.Steering = SteeringAuto
 	}
 }
 
@@ -123,6 +146,13 @@ func (c *Config) Validate() error {
 	}
 	if c.Latching != LatchingSymmetric && c.Latching != LatchingStrict {
 		bad("media.latching", strconv.Quote(c.Latching), "is unknown", `"symmetric" or "strict"`)
+	}
+	if c.Steering != SteeringAuto && c.Steering != SteeringOn && c.Steering != SteeringOff {
+		bad("media.steering", strconv.Quote(c.Steering), "is unknown", `"auto", "on" or "off"`)
+	}
+	if c.Workers < 0 || c.Workers > maxWorkers {
+		bad("media.workers", strconv.Itoa(c.Workers), "is out of range",
+			fmt.Sprintf("0 (one per CPU) to %d", maxWorkers))
 	}
 	return errors.Join(errs...)
 }

@@ -39,13 +39,13 @@ func TestConfig(t *testing.T) {
 			name:    "defaults",
 			snippet: `public_ip = "203.0.113.5"`,
 			want: &Config{BindIP: "0.0.0.0", PublicIP: "203.0.113.5", PortMin: 20000, PortMax: 29999,
-				Timeout: 60 * time.Second, Latching: "symmetric"},
+				Timeout: 60 * time.Second, Latching: "symmetric", Steering: "auto"},
 		},
 		{
 			name:    "public_ip defaults to a specific bind_ip",
 			snippet: `bind_ip = "192.0.2.10"`,
 			want: &Config{BindIP: "192.0.2.10", PublicIP: "192.0.2.10", PortMin: 20000, PortMax: 29999,
-				Timeout: 60 * time.Second, Latching: "symmetric"},
+				Timeout: 60 * time.Second, Latching: "symmetric", Steering: "auto"},
 		},
 		{
 			name: "all set",
@@ -54,15 +54,22 @@ public_ip = "2001:db8::1"
 port_min = 30000
 port_max = 30003
 timeout = "90s"
-latching = "strict"`,
+latching = "strict"
+steering = "off"
+workers = 4`,
 			want: &Config{BindIP: "::", PublicIP: "2001:db8::1", PortMin: 30000, PortMax: 30003,
-				Timeout: 90 * time.Second, Latching: "strict"},
+				Timeout: 90 * time.Second, Latching: "strict", Steering: "off", Workers: 4},
 		},
 		{name: "odd port_max is fine", snippet: `bind_ip = "127.0.0.1"` + "\nport_max = 20004"},
 		{name: "public_ip required with 0.0.0.0", snippet: ``, errs: []string{`media.public_ip: ""`, `media.bind_ip is "0.0.0.0"`}},
 		{name: "public_ip required with ::", snippet: `bind_ip = "::"`, errs: []string{`media.public_ip: ""`, `"::"`}},
 		{name: "bad bind_ip", snippet: `bind_ip = "media.example.com"`, errs: []string{`media.bind_ip: "media.example.com" is not an IP address`}},
 		{name: "bind_ip with zone", snippet: `bind_ip = "fe80::1%eth0"` + "\npublic_ip = \"192.0.2.1\"", errs: []string{`media.bind_ip: "fe80::1%eth0"`}},
+		{name: "bad steering", snippet: `public_ip = "192.0.2.1"` + "\nsteering = \"yes\"",
+			errs: []string{`media.steering: "yes" is unknown; want "auto", "on" or "off"`}},
+		{name: "negative workers", snippet: `public_ip = "192.0.2.1"` + "\nworkers = -1",
+			errs: []string{"media.workers: -1 is out of range; want 0 (one per CPU) to 64"}},
+		{name: "too many workers", snippet: `public_ip = "192.0.2.1"` + "\nworkers = 65", errs: []string{"media.workers: 65 is out of range"}},
 		{name: "bad public_ip", snippet: `public_ip = "1.2.3"`, errs: []string{`media.public_ip: "1.2.3" is not an IP address`}},
 		{name: "unspecified public_ip", snippet: `public_ip = "0.0.0.0"`, errs: []string{`media.public_ip: "0.0.0.0" is unspecified`}},
 		{name: "odd port_min", snippet: `public_ip = "192.0.2.1"` + "\nport_min = 20001",
@@ -112,7 +119,8 @@ latching = "strict"`,
 }
 
 func TestConfigSetDefaultsKeepsValues(t *testing.T) {
-	cfg := Config{BindIP: "10.0.0.1", PublicIP: "192.0.2.1", PortMin: 30000, PortMax: 30099, Timeout: time.Second, Latching: "strict"}
+	cfg := Config{BindIP: "10.0.0.1", PublicIP: "192.0.2.1", PortMin: 30000, PortMax: 30099, Timeout: time.Second, Latching: "strict",
+		Steering: "on", Workers: 3}
 	want := cfg
 	cfg.SetDefaults()
 	if cfg != want {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,15 +20,31 @@ import (
 // reader must end on Session.Close / Relay.Close.
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// testPortMin..testPortMax is the loopback range of these tests; a port held
-// by anything else (e.g. an ephemeral port) is skipped by AddStream.
+// testPortMin..testPortMax is the loopback range of these tests, below the
+// ephemeral ports (32768-60999) the peers' sockets get: a steered relay
+// would take the datagrams of a peer on an open media port.
 const (
-	testPortMin = 40000
-	testPortMax = 40999
+	testPortMin = 26000
+	testPortMax = 26999
 )
 
 func testConfig() Config {
-	return Config{BindIP: "127.0.0.1", PortMin: testPortMin, PortMax: testPortMax, Timeout: time.Minute}
+	return Config{BindIP: "127.0.0.1", PortMin: testPortMin, PortMax: testPortMax, Timeout: time.Minute,
+		Steering: SteeringOff}
+}
+
+// eachTransport runs body as the subtests "sockets" (one socket per port)
+// and "steered"; newTestRelay takes the transport from the subtest's name.
+// Steering needs root (CAP_BPF, CAP_NET_ADMIN, CAP_NET_RAW), as make test
+// runs in CI.
+func eachTransport(t *testing.T, body func(t *testing.T)) {
+	t.Run("sockets", body)
+	t.Run("steered", func(t *testing.T) {
+		if os.Geteuid() != 0 {
+			t.Skip("steering needs root (CAP_BPF, CAP_NET_ADMIN, CAP_NET_RAW)")
+		}
+		body(t)
+	})
 }
 
 // newTestRelay starts a Relay on loopback, logging into the test log, and
@@ -35,6 +52,9 @@ func testConfig() Config {
 func newTestRelay(t testing.TB, mutate func(*Config)) *Relay {
 	t.Helper()
 	cfg := testConfig()
+	if strings.HasSuffix(t.Name(), "/steered") {
+		cfg.Steering = SteeringOn
+	}
 	if mutate != nil {
 		mutate(&cfg)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -15,15 +16,34 @@ type Relay struct {
 	strict   bool
 	log      *slog.Logger
 	ports    *portAllocator
+	tr       transport
+	steered  bool
+	epoch    time.Time // zero of clock
 
 	mu       sync.Mutex // guards sessions and closed
 	sessions map[*Session]struct{}
 	closed   bool
+
+	closeOnce sync.Once
+}
+
+// transport opens and shuts the ports of a leg: one socket per port
+// (socket.go) or steered to a few workers (steered.go).
+type transport interface {
+	// open allocates the leg's port pair and starts receiving on it;
+	// goroutines it starts for the leg join wg.
+	open(st *Stream, l *leg, wg *sync.WaitGroup) error
+	// shut stops receiving on the leg's ports; what runs for them ends soon
+	// after (wg).
+	shut(l *leg)
+	// close ends what the transport runs itself, once every session is closed.
+	close()
 }
 
 // NewRelay makes a Relay from a defaulted Config. It validates cfg again
-// (cheap, and NewRelay must not run on a bad one) but binds nothing yet:
-// sockets are bound per stream. A nil log discards.
+// (cheap, and NewRelay must not run on a bad one), then sets up the
+// transport Config.Steering asks for; with "auto" it logs once which one it
+// took and why. A nil log discards.
 func NewRelay(cfg Config, log *slog.Logger) (*Relay, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("new media relay: %w", err)
@@ -36,15 +56,47 @@ func NewRelay(cfg Config, log *slog.Logger) (*Relay, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Relay{
+	r := &Relay{
 		bindIP:   bind,
 		publicIP: public,
 		strict:   cfg.Latching == LatchingStrict,
 		log:      log,
 		ports:    newPortAllocator(cfg.PortMin, cfg.PortMax),
 		sessions: make(map[*Session]struct{}),
-	}, nil
+		epoch:    time.Now(),
+	}
+	r.tr = &perPort{bindIP: bind, ports: r.ports, log: log}
+	if cfg.Steering == SteeringOff {
+		log.Info("media relay: one socket per port (media.steering = \"off\")")
+		return r, nil
+	}
+	workers := cfg.Workers
+	if workers == 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	st, err := newSteered(bind, r.ports, cfg.PortMin, cfg.PortMax, workers, r.clock)
+	switch {
+	case err == nil:
+		r.tr, r.steered = st, true
+		log.Info("media relay: port range steered to a few sockets", "workers", workers)
+		if n, err := ephemeralClash(cfg.PortMin, cfg.PortMax); err == nil && n > 0 {
+			log.Warn("media port range overlaps the kernel's ephemeral ports: another program's socket on one of them would lose datagrams to the relay; reserve the range",
+				"unreserved_ports", n, "fix", fmt.Sprintf("sysctl -w net.ipv4.ip_local_reserved_ports=%d-%d", cfg.PortMin, cfg.PortMax))
+		}
+	case cfg.Steering == SteeringOn:
+		return nil, fmt.Errorf("new media relay: media.steering = \"on\" but steering is unavailable: %w", err)
+	default:
+		log.Warn("media relay: steering unavailable, one socket per port instead (more CPU per packet, a file descriptor per port)", "reason", err)
+	}
+	return r, nil
 }
+
+// clock is the relay's monotonic time: nanoseconds since epoch.
+func (r *Relay) clock() int64 { return int64(time.Since(r.epoch)) }
+
+// Steered tells whether the port range is steered to a few sockets (else
+// one socket per port).
+func (r *Relay) Steered() bool { return r.steered }
 
 // PublicIP is the address to write into SDP.
 func (r *Relay) PublicIP() netip.Addr { return r.publicIP }
@@ -59,6 +111,7 @@ func (r *Relay) TotalPairs() int { return r.ports.totalPairs() }
 // returns a closed session, whose AddStream fails with ErrClosed.
 func (r *Relay) NewSession(id string) *Session {
 	s := &Session{id: id, relay: r, log: r.log.With("call_id", id), created: time.Now()}
+	s.active.Store(r.clock())
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -69,7 +122,8 @@ func (r *Relay) NewSession(id string) *Session {
 	return s
 }
 
-// Close closes every session and waits for their goroutines.
+// Close closes every session, waits for their goroutines, and stops the
+// transport.
 func (r *Relay) Close() error {
 	r.mu.Lock()
 	r.closed = true
@@ -81,6 +135,7 @@ func (r *Relay) Close() error {
 	for _, s := range open {
 		s.Close()
 	}
+	r.closeOnce.Do(r.tr.close)
 	return nil
 }
 
@@ -88,31 +143,4 @@ func (r *Relay) forget(s *Session) {
 	r.mu.Lock()
 	delete(r.sessions, s)
 	r.mu.Unlock()
-}
-
-// bindPair allocates a port pair and binds it. A pair held by another
-// process is returned to the back of the queue and the next one is tried,
-// at most once per free pair.
-func (r *Relay) bindPair() (port int, rtp, rtcp *socket, err error) {
-	var busy error
-	for tries := r.ports.freePairs(); tries > 0; tries-- {
-		port, ok := r.ports.alloc()
-		if !ok {
-			break
-		}
-		rtp, rtcp, err := listenPair(r.bindIP, port)
-		if err == nil {
-			return port, rtp, rtcp, nil
-		}
-		r.ports.free(port)
-		if !isAddrInUse(err) {
-			return 0, nil, nil, fmt.Errorf("bind media ports %d-%d: %w", port, port+1, err)
-		}
-		r.log.Debug("media port pair busy, skipping", "port", port, "err", err)
-		busy = err
-	}
-	if busy != nil {
-		return 0, nil, nil, fmt.Errorf("%w: the free pairs are held by other processes (last: %v)", ErrNoPorts, busy)
-	}
-	return 0, nil, nil, ErrNoPorts
 }

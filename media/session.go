@@ -2,7 +2,6 @@ package media
 
 import (
 	"log/slog"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,21 +14,21 @@ type Session struct {
 	relay   *Relay
 	log     *slog.Logger // carries call_id
 	created time.Time
-	// active is when the last packet was accepted, as time since created:
-	// an atomic int on the hot path, a monotonic time.Time for the caller.
+	// active is when the last packet was accepted (or the session made),
+	// on the relay's clock: an atomic int on the hot path, a monotonic
+	// time.Time for the caller.
 	active atomic.Int64
 
 	mu      sync.Mutex // guards streams and closed
 	streams []*Stream
 	closed  bool
 
-	wg        sync.WaitGroup // reader goroutines
 	closeOnce sync.Once
 }
 
-// AddStream binds a stream: one port pair facing each side, four UDP
-// sockets, four readers. It returns ErrNoPorts when the range is exhausted
-// and ErrClosed after Close; on error nothing stays allocated.
+// AddStream opens a stream: one port pair facing each side. It returns
+// ErrNoPorts when the range is exhausted and ErrClosed after Close; on error
+// nothing stays allocated.
 func (s *Session) AddStream() (*Stream, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -38,22 +37,9 @@ func (s *Session) AddStream() (*Stream, error) {
 	}
 	st := newStream(s)
 	for i := range st.legs {
-		port, rtp, rtcp, err := s.relay.bindPair()
-		if err != nil {
-			st.closeSockets()
-			st.freePorts(s.relay.ports)
+		if err := s.relay.tr.open(st, &st.legs[i], &st.wg); err != nil {
+			s.closeStreams([]*Stream{st})
 			return nil, err
-		}
-		st.legs[i].rtpPort = port
-		st.legs[i].sock = [2]*socket{rtp, rtcp}
-	}
-	for i := range st.legs {
-		side := Side(i)
-		for k, sock := range st.legs[i].sock {
-			kind := sockKind(k)
-			s.wg.Go(func() {
-				sock.readLoop(func(b []byte, src netip.AddrPort) { st.receive(side, kind, b, src) })
-			})
 		}
 	}
 	s.streams = append(s.streams, st)
@@ -71,17 +57,16 @@ func (s *Session) Streams() []*Stream {
 // socket of the session, or the session's creation before any packet. The
 // caller ends the call when it is older than Config.Timeout.
 func (s *Session) LastActivity() time.Time {
-	return s.created.Add(time.Duration(s.active.Load()))
+	return s.relay.epoch.Add(time.Duration(s.active.Load()))
 }
 
-// touch records activity now. Readers race to store; keep the latest.
-func (s *Session) touch() {
-	d := int64(time.Since(s.created))
-	for {
-		old := s.active.Load()
-		if d <= old || s.active.CompareAndSwap(old, d) {
-			return
-		}
+// touch records activity at now (Relay.clock). Only a move of a millisecond
+// or more is stored, so that the workers relaying a busy call do not write
+// the same cache line for every packet; two racing stores both hold about
+// now.
+func (s *Session) touch(now int64) {
+	if now-s.active.Load() >= int64(time.Millisecond) {
+		s.active.Store(now)
 	}
 }
 
@@ -103,18 +88,30 @@ func (s *Session) Close() {
 		streams := s.streams
 		s.mu.Unlock()
 
-		for _, st := range streams {
-			st.closeSockets()
-		}
-		s.wg.Wait()
-		// Ports go back only now: no reader of this call is left on them.
-		for _, st := range streams {
-			st.freePorts(s.relay.ports)
-		}
+		s.closeStreams(streams)
 		s.relay.forget(s)
 
 		stats := s.Stats()
 		s.log.Info("media session closed", "streams", len(streams),
 			"duration", time.Since(s.created), "a_to_b", stats.AtoB, "b_to_a", stats.BtoA)
 	})
+}
+
+// closeStreams stops receiving on the streams' ports, waits for their
+// readers to end and only then returns the ports: no reader of this call is
+// left on them.
+func (s *Session) closeStreams(streams []*Stream) {
+	for _, st := range streams {
+		for i := range st.legs {
+			if st.legs[i].rtpPort != 0 {
+				s.relay.tr.shut(&st.legs[i])
+			}
+		}
+	}
+	for _, st := range streams {
+		st.wg.Wait()
+	}
+	for _, st := range streams {
+		st.freePorts(s.relay.ports)
+	}
 }

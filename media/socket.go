@@ -2,14 +2,80 @@ package media
 
 import (
 	"errors"
+	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
+	"sync"
 	"syscall"
 )
 
-// This file is the only one that does socket I/O. It offers one UDP socket
-// per port and one reader goroutine per socket; a batched transport can
-// replace it behind the same three operations: listen, write, read loop.
+// The per-port transport: one UDP socket and one reader goroutine per port.
+// It needs no privileges and serves IPv6, but costs a file descriptor per
+// port and a wake-up per packet; the steered transport (steered.go) replaces
+// it where it can.
+
+// perPort opens a leg by binding its two ports.
+type perPort struct {
+	bindIP netip.Addr
+	ports  *portAllocator
+	log    *slog.Logger
+}
+
+// open allocates and binds the leg's pair and starts its two readers on wg.
+func (t *perPort) open(st *Stream, l *leg, wg *sync.WaitGroup) error {
+	port, rtp, rtcp, err := t.bindPair()
+	if err != nil {
+		return err
+	}
+	l.rtpPort = port
+	l.sock = [2]*socket{rtp, rtcp}
+	for k, sock := range l.sock {
+		side, kind := l.side, sockKind(k)
+		wg.Go(func() {
+			sock.readLoop(func(b []byte, src netip.AddrPort) { st.receive(side, kind, b, src) })
+		})
+	}
+	return nil
+}
+
+// shut closes the leg's sockets, which ends its readers.
+func (t *perPort) shut(l *leg) {
+	for _, s := range l.sock {
+		if s != nil {
+			s.close()
+		}
+	}
+}
+
+func (t *perPort) close() {}
+
+// bindPair allocates a port pair and binds it. A pair held by another
+// process is returned to the back of the queue and the next one is tried,
+// at most once per free pair.
+func (t *perPort) bindPair() (port int, rtp, rtcp *socket, err error) {
+	var busy error
+	for tries := t.ports.freePairs(); tries > 0; tries-- {
+		port, ok := t.ports.alloc()
+		if !ok {
+			break
+		}
+		rtp, rtcp, err := listenPair(t.bindIP, port)
+		if err == nil {
+			return port, rtp, rtcp, nil
+		}
+		t.ports.free(port)
+		if !isAddrInUse(err) {
+			return 0, nil, nil, fmt.Errorf("bind media ports %d-%d: %w", port, port+1, err)
+		}
+		t.log.Debug("media port pair busy, skipping", "port", port, "err", err)
+		busy = err
+	}
+	if busy != nil {
+		return 0, nil, nil, fmt.Errorf("%w: the free pairs are held by other processes (last: %v)", ErrNoPorts, busy)
+	}
+	return 0, nil, nil, ErrNoPorts
+}
 
 const (
 	// maxPacket is the largest datagram relayed: one Ethernet MTU of payload

@@ -64,15 +64,17 @@ const (
 type Stream struct {
 	sess   *Session
 	strict bool
-	legs   [2]leg // by Side
+	legs   [2]leg         // by Side
+	wg     sync.WaitGroup // per-port transport: the legs' readers
 }
 
 // leg is the SBC's end facing one side's peer.
 type leg struct {
 	side    Side
-	rtpPort int
-	sock    [2]*socket // by sockKind
-	in      counters   // packets received from this side's peer
+	rtpPort int         // 0 until the transport opened the pair
+	sock    [2]*socket  // by sockKind; per-port transport only
+	ep      [2]endpoint // by sockKind; steered transport only
+	in      counters    // packets received from this side's peer
 
 	// remote is read on every packet without locking; mu serialises the
 	// rare writers (latching, SetRemote), which replace it whole.
@@ -151,23 +153,48 @@ func (st *Stream) Stats() Stats {
 	return Stats{AtoB: st.legs[SideA].in.snapshot(), BtoA: st.legs[SideB].in.snapshot()}
 }
 
-// receive handles one datagram that arrived on socket k of the leg facing
-// side from. It is the hot path: it does not allocate (except on the latch
-// path, once per socket) and b is not kept.
-func (st *Stream) receive(from Side, k sockKind, b []byte, src netip.AddrPort) {
+// forwarding is where a relayed datagram goes, and what to count once it
+// has gone.
+type forwarding struct {
+	sock     *socket // per-port transport: the socket to send from
+	port     int     // the local port it leaves from
+	dst      netip.AddrPort
+	counters *counters // of the direction it came in
+	rtcp     bool
+}
+
+// forward decides the fate of one datagram that arrived on socket k of the
+// leg facing side from at now (Relay.clock): where it goes, or false when it
+// is dropped (and counted so). It is the hot path of both transports: it does not allocate
+// (except on the latch path, once per socket) and b is not kept.
+func (st *Stream) forward(from Side, k sockKind, b []byte, src netip.AddrPort, now int64) (forwarding, bool) {
 	in, out := &st.legs[from], &st.legs[from.other()]
 	rtcp, ok := classify(k, b)
 	if !ok || !in.accept(st, k, src) {
 		in.in.dropped.Add(1)
-		return
+		return forwarding{}, false
 	}
-	st.sess.touch()
-	sock, dst := out.route(rtcp)
-	if !dst.IsValid() || sock.writeTo(b, dst) != nil {
+	st.sess.touch(now)
+	ko, dst := out.route(rtcp)
+	if !dst.IsValid() {
 		in.in.dropped.Add(1)
+		return forwarding{}, false
+	}
+	return forwarding{sock: out.sock[ko], port: out.rtpPort + int(ko), dst: dst, counters: &in.in, rtcp: rtcp}, true
+}
+
+// receive relays one datagram on the per-port transport: forward, send from
+// the other leg's socket, count.
+func (st *Stream) receive(from Side, k sockKind, b []byte, src netip.AddrPort) {
+	f, ok := st.forward(from, k, b, src, st.sess.relay.clock())
+	if !ok {
 		return
 	}
-	in.in.forwarded(rtcp, len(b))
+	if f.sock.writeTo(b, f.dst) != nil {
+		f.counters.dropped.Add(1)
+		return
+	}
+	f.counters.forwarded(f.rtcp, len(b))
 }
 
 // classify checks b no further than needed to relay it and tells RTCP from
@@ -217,31 +244,21 @@ func (l *leg) latch(st *Stream, k sockKind, src netip.AddrPort) bool {
 
 // route picks the socket and address for a packet to this leg's peer. RTCP
 // for a peer using rtcp-mux goes on its RTP port (RFC 5761 §5.1).
-func (l *leg) route(rtcp bool) (*socket, netip.AddrPort) {
+func (l *leg) route(rtcp bool) (sockKind, netip.AddrPort) {
 	r := l.remote.Load()
 	k := rtpSock
 	if rtcp && !r.mux {
 		k = rtcpSock
 	}
-	return l.sock[k], r.dst(k)
+	return k, r.dst(k)
 }
 
-// closeSockets closes what is bound, which ends the readers.
-func (st *Stream) closeSockets() {
-	for i := range st.legs {
-		for _, s := range st.legs[i].sock {
-			if s != nil {
-				s.close()
-			}
-		}
-	}
-}
-
-// freePorts returns the stream's pairs to a; call after the readers ended.
+// freePorts returns the stream's pairs to a; call once no reader or worker
+// can reach the stream any more.
 func (st *Stream) freePorts(a *portAllocator) {
 	for i := range st.legs {
-		if st.legs[i].sock[rtpSock] != nil {
-			a.free(st.legs[i].rtpPort)
+		if p := st.legs[i].rtpPort; p != 0 {
+			a.free(p)
 		}
 	}
 }

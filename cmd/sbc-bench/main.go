@@ -55,6 +55,8 @@ type options struct {
 	receivers    int
 	sbcBin       string
 	sbcPortMin   int
+	sbcSteering  string
+	sbcWorkers   int
 	sbcIP        netip.Addr
 	sbcLog       string
 	jsonPath     string
@@ -82,6 +84,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.receivers, "receivers", 2, "receiver goroutines of the media generator")
 	fs.StringVar(&o.sbcBin, "sbc-bin", "", "sbc daemon binary (default: go build sbc/cmd/sbc into a temporary dir)")
 	fs.IntVar(&o.sbcPortMin, "sbc-port-min", 30000, "first media port of the daemon's range (sized 4 ports per call + slack)")
+	fs.StringVar(&o.sbcSteering, "sbc-steering", "auto", "the daemon's media.steering: auto, on (port range steered to a few sockets) or off (a socket per port)")
+	fs.IntVar(&o.sbcWorkers, "sbc-workers", 0, "the daemon's media.workers: relay goroutines of a steered relay (0: one per CPU)")
 	sbcIP := fs.String("sbc-ip", "127.0.0.1", "loopback address of the daemon's SIP listener and media ports")
 	fs.StringVar(&o.sbcLog, "sbc-log", "", "append the daemon's log to this file")
 	fs.StringVar(&o.jsonPath, "json", "", "also write the results as JSON to this file")
@@ -201,6 +205,7 @@ func newBench(o *options, stderr io.Writer) (*bench, error) {
 				b.logFile, logCopy = f, f
 			}
 			b.sbc = newSBCTarget(o.sbcBin, false, o.sbcPortMin, logCopy)
+			b.sbc.steering, b.sbc.workers = o.sbcSteering, o.sbcWorkers
 			b.sbc.ip = o.sbcIP
 			b.targets = append(b.targets, b.sbc)
 		case "direct":

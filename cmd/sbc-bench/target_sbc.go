@@ -30,6 +30,10 @@ type sbcTarget struct {
 	portMin int       // first media port
 	logCopy io.Writer // every daemon log line also goes here, when set
 	drain   time.Duration
+	// steering is the daemon's media.steering: "auto", "on" or "off";
+	// workers its media.workers (0: one per CPU).
+	steering string
+	workers  int
 
 	built   string // temporary dir of a binary we built, removed by cleanup
 	cmd     *exec.Cmd
@@ -54,7 +58,7 @@ const (
 
 func newSBCTarget(bin string, race bool, portMin int, logCopy io.Writer) *sbcTarget {
 	return &sbcTarget{bin: bin, race: race, ip: netip.MustParseAddr("127.0.0.1"), portMin: portMin,
-		logCopy: logCopy, drain: 5 * time.Second}
+		logCopy: logCopy, drain: 5 * time.Second, steering: "auto"}
 }
 
 func (*sbcTarget) name() string { return "sbc" }
@@ -125,6 +129,8 @@ port_max = %[4]d
 # Far beyond any run: a stream is never silent that long in a bench.
 timeout = "1h"
 latching = "symmetric"
+steering = %[10]q
+workers = %[11]d
 
 [calls]
 max_duration = "0s"
@@ -148,7 +154,7 @@ from = "a"
 prefix = ""
 to = "b"
 `, t.ip, sipPort, portMin, portMax, t.drain.String(),
-		e.uacAddr.String(), e.uacAddr.Addr().String(), e.uasAddr.String(), e.uasAddr.Addr().String())
+		e.uacAddr.String(), e.uacAddr.Addr().String(), e.uasAddr.String(), e.uasAddr.Addr().String(), t.steering, t.workers)
 }
 
 func (t *sbcTarget) start(ctx context.Context, e env) error {

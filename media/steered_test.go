@@ -1,0 +1,206 @@
+//go:build linux
+
+package media
+
+import (
+	"encoding/binary"
+	"errors"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// newSteeredRelay is a relay that must steer: root only.
+func newSteeredRelay(t *testing.T, mutate func(*Config)) *Relay {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("steering needs root (CAP_BPF, CAP_NET_ADMIN, CAP_NET_RAW)")
+	}
+	r := newTestRelay(t, func(c *Config) {
+		c.Steering = SteeringOn
+		if mutate != nil {
+			mutate(c)
+		}
+	})
+	if !r.Steered() {
+		t.Fatal("Steered() = false with media.steering = on")
+	}
+	return r
+}
+
+// TestSteeredClosedPortsRefuse: a port of the range that belongs to no
+// stream is not open: the sender gets ICMP port unreachable, as if nothing
+// listened, before the stream exists and after it is closed.
+func TestSteeredClosedPortsRefuse(t *testing.T) {
+	r := newSteeredRelay(t, nil)
+	s := r.NewSession("refuse")
+	st, err := s.AddStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	open, _ := st.LocalPorts(SideA)
+	closed := open + 2
+	if b, _ := st.LocalPorts(SideB); b == closed {
+		closed += 2
+	}
+	refused := func(port int) bool {
+		c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(loopback(port)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.Write(rtpPacket(1, 10))
+		c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		_, err = c.Read(make([]byte, 10))
+		return errors.Is(err, syscall.ECONNREFUSED)
+	}
+	if !refused(closed) {
+		t.Errorf("port %d of no stream: not refused", closed)
+	}
+	if refused(open) {
+		t.Errorf("port %d of a live stream: refused", open)
+	}
+	s.Close()
+	if !refused(open) {
+		t.Errorf("port %d after Session.Close: not refused", open)
+	}
+}
+
+// TestSteeredFileDescriptors: a thousand streams open no descriptor each.
+func TestSteeredFileDescriptors(t *testing.T) {
+	r := newSteeredRelay(t, func(c *Config) { c.PortMax = c.PortMin + 4*1000 - 1 })
+	before := openFiles(t)
+	s := r.NewSession("many")
+	t.Cleanup(s.Close)
+	for range 1000 {
+		if _, err := s.AddStream(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after := openFiles(t); after > before {
+		t.Errorf("1000 streams took %d file descriptors, want none", after-before)
+	}
+}
+
+func openFiles(t *testing.T) int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// TestSteeredRelayDoesNotAllocate drives a worker's batch directly with a
+// datagram as recvmmsg leaves it: relaying it (lookup, checks, headers,
+// checksum, sendmmsg, counting) allocates nothing.
+func TestSteeredRelayDoesNotAllocate(t *testing.T) {
+	r := newSteeredRelay(t, nil)
+	_, st := newSessionStream(t, r)
+	a, b := newPeer(t), newPeer(t)
+	st.SetRemote(SideA, Peer{RTP: a.addr()})
+	st.SetRemote(SideB, Peer{RTP: b.addr()})
+	aPort, _ := st.LocalPorts(SideA)
+	w := r.tr.(*steered).workers[0]
+	pkt := rtpPacket(1, 160)
+	fake := func() { // what recvmmsg writes for one datagram from a to aPort
+		copy(w.bufs[0][hdrRoom:], pkt)
+		w.msgs[0].Len = uint32(len(pkt))
+		h := &w.msgs[0].Hdr
+		h.Controllen = origDstSpace
+		c := &w.oob[0]
+		*(*uint64)(unsafe.Pointer(&c[0])) = uint64(unix.CmsgLen(unix.SizeofSockaddrInet4))
+		*(*int32)(unsafe.Pointer(&c[8])) = unix.SOL_IP
+		*(*int32)(unsafe.Pointer(&c[12])) = unix.IP_ORIGDSTADDR
+		binary.BigEndian.PutUint16(c[18:], uint16(aPort))
+		copy(c[20:24], []byte{127, 0, 0, 1})
+		src := a.addr()
+		w.names[0].Addr = src.Addr().As4()
+		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&w.names[0].Port))[:], src.Port())
+	}
+	// The worker's goroutine shares these buffers; it stays parked in the
+	// netpoller because nothing is sent to the relay in this test.
+	const runs = 200
+	if n := testing.AllocsPerRun(runs, func() { fake(); w.relay(1) }); n != 0 {
+		t.Errorf("%v allocs per relayed datagram, want 0", n)
+	}
+	if got := st.Stats().AtoB.RTPPackets; got != runs+1 {
+		t.Errorf("AtoB RTP packets = %d, want %d", got, runs+1)
+	}
+	b.expect(pkt, func() int { p, _ := st.LocalPorts(SideB); return p }())
+}
+
+// TestSteeringFallback: where steering cannot work (IPv6 here) "auto" falls
+// back to one socket per port and says why; "on" refuses to start.
+func TestSteeringFallback(t *testing.T) {
+	var logs syncBuffer
+	cfg := testConfig()
+	cfg.BindIP, cfg.Steering = "::1", SteeringAuto
+	cfg.SetDefaults()
+	r, err := NewRelay(cfg, slogText(&logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if r.Steered() {
+		t.Error("Steered() = true on an IPv6 address")
+	}
+	if !strings.Contains(logs.String(), "steering unavailable") || !strings.Contains(logs.String(), "IPv4 only") {
+		t.Errorf("log does not say why steering is off:\n%s", logs.String())
+	}
+	cfg.Steering = SteeringOn
+	if _, err := NewRelay(cfg, nil); err == nil || !strings.Contains(err.Error(), `media.steering = "on"`) {
+		t.Errorf("NewRelay with steering on, IPv6: err = %v, want one naming media.steering", err)
+	}
+}
+
+func TestParsePortList(t *testing.T) {
+	got, err := parsePortList("1000,2000-2002,65535")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []int{1000, 2000, 2001, 2002, 65535} {
+		if !got[p] {
+			t.Errorf("port %d missing", p)
+		}
+	}
+	if len(got) != 5 {
+		t.Errorf("%d ports, want 5", len(got))
+	}
+	for _, bad := range []string{"x", "10-", "20-10", "1,,2"} {
+		if _, err := parsePortList(bad); err == nil {
+			t.Errorf("parsePortList(%q): no error", bad)
+		}
+	}
+}
+
+// TestSteeredWarnsOfEphemeralOverlap: a range inside the kernel's ephemeral
+// ports (and not reserved) is said at start, with the fix.
+func TestSteeredWarnsOfEphemeralOverlap(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("steering needs root (CAP_BPF, CAP_NET_ADMIN, CAP_NET_RAW)")
+	}
+	const lo, hi = 40000, 40099
+	clash, err := ephemeralClash(lo, hi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	cfg := testConfig()
+	cfg.PortMin, cfg.PortMax, cfg.Steering = lo, hi, SteeringOn
+	cfg.SetDefaults()
+	r, err := NewRelay(cfg, slogText(&logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	warned := strings.Contains(logs.String(), "ip_local_reserved_ports=40000-40099")
+	if warned != (clash > 0) {
+		t.Errorf("%d unreserved ephemeral ports in %d-%d, warned %v; log:\n%s", clash, lo, hi, warned, logs.String())
+	}
+}
