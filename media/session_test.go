@@ -140,32 +140,35 @@ func TestAddStreamNoPorts(t *testing.T) {
 	})
 }
 
-// TestAddStreamSkipsBusyPorts: a pair whose RTCP port another process holds
-// is skipped, and stays in the pool for later.
+// TestAddStreamSkipsBusyPorts: a pair whose RTCP port another socket holds
+// is skipped, and stays in the pool for later. Steered, the held port would
+// otherwise lose its datagrams to the relay.
 func TestAddStreamSkipsBusyPorts(t *testing.T) {
-	const min = testPortMin + 200
-	busy := newPeerAt(t, min+1)
-	if busy == nil {
-		t.Skipf("port %d is taken", min+1)
-	}
-	r := newTestRelay(t, func(c *Config) { c.PortMin, c.PortMax = min, min+5 })
-	s := r.NewSession("busy")
-	t.Cleanup(s.Close)
-	st, err := s.AddStream()
-	if err != nil {
-		t.Fatalf("AddStream with one busy pair of three: %v", err)
-	}
-	aPort, _ := st.LocalPorts(SideA)
-	bPort, _ := st.LocalPorts(SideB)
-	if aPort == min || bPort == min {
-		t.Errorf("LocalPorts %d, %d include the busy pair %d", aPort, bPort, min)
-	}
-	if got := r.FreePairs(); got != 1 {
-		t.Errorf("FreePairs = %d, want 1 (the busy pair stays in the pool)", got)
-	}
-	if _, err := s.AddStream(); !errors.Is(err, ErrNoPorts) || !strings.Contains(err.Error(), "other processes") {
-		t.Errorf("AddStream with only a busy pair left: err = %v, want ErrNoPorts naming the busy ports", err)
-	}
+	eachTransport(t, func(t *testing.T) {
+		const min = testPortMin + 200
+		busy := newPeerAt(t, min+1)
+		if busy == nil {
+			t.Skipf("port %d is taken", min+1)
+		}
+		r := newTestRelay(t, func(c *Config) { c.PortMin, c.PortMax = min, min+5 })
+		s := r.NewSession("busy")
+		t.Cleanup(s.Close)
+		st, err := s.AddStream()
+		if err != nil {
+			t.Fatalf("AddStream with one busy pair of three: %v", err)
+		}
+		aPort, _ := st.LocalPorts(SideA)
+		bPort, _ := st.LocalPorts(SideB)
+		if aPort == min || bPort == min {
+			t.Errorf("LocalPorts %d, %d include the busy pair %d", aPort, bPort, min)
+		}
+		if got := r.FreePairs(); got != 1 {
+			t.Errorf("FreePairs = %d, want 1 (the busy pair stays in the pool)", got)
+		}
+		if _, err := s.AddStream(); !errors.Is(err, ErrNoPorts) || !strings.Contains(err.Error(), "held by other sockets") {
+			t.Errorf("AddStream with only a busy pair left: err = %v, want ErrNoPorts naming the busy ports", err)
+		}
+	})
 }
 
 func TestRelayCloseClosesSessions(t *testing.T) {

@@ -72,7 +72,7 @@ func (t *perPort) bindPair() (port int, rtp, rtcp *socket, err error) {
 		busy = err
 	}
 	if busy != nil {
-		return 0, nil, nil, fmt.Errorf("%w: the free pairs are held by other processes (last: %v)", ErrNoPorts, busy)
+		return 0, nil, nil, fmt.Errorf("%w: the free pairs are held by other sockets (last: %v)", ErrNoPorts, busy)
 	}
 	return 0, nil, nil, ErrNoPorts
 }

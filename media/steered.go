@@ -43,6 +43,7 @@ type endpoint struct {
 }
 
 type steered struct {
+	bind    [4]byte
 	ports   *portAllocator
 	clock   func() int64 // Relay.clock
 	min     int
@@ -58,7 +59,7 @@ func newSteered(bind netip.Addr, ports *portAllocator, portMin, portMax, workers
 	if !bind.Is4() {
 		return nil, fmt.Errorf("it is IPv4 only and media.bind_ip is %v", bind)
 	}
-	t := &steered{ports: ports, clock: clock, min: portMin, slots: make([]atomic.Pointer[endpoint], portMax-portMin+1)}
+	t := &steered{bind: bind.As4(), ports: ports, clock: clock, min: portMin, slots: make([]atomic.Pointer[endpoint], portMax-portMin+1)}
 	defer func() {
 		if err != nil {
 			t.close()
@@ -87,9 +88,9 @@ func newSteered(bind netip.Addr, ports *portAllocator, portMin, portMax, workers
 // a worker, the same one for both so that a stream's RTP and RTCP keep their
 // relative order.
 func (t *steered) open(st *Stream, l *leg, _ *sync.WaitGroup) error {
-	port, ok := t.ports.alloc()
-	if !ok {
-		return ErrNoPorts
+	port, err := t.allocFree()
+	if err != nil {
+		return err
 	}
 	l.rtpPort = port
 	w := (port / 2) % len(t.workers)
@@ -101,6 +102,50 @@ func (t *steered) open(st *Stream, l *leg, _ *sync.WaitGroup) error {
 		if err := t.steer.Open(uint16(port+k), w); err != nil {
 			t.shut(l)
 			return fmt.Errorf("open media port %d: %w", port+k, err)
+		}
+	}
+	return nil
+}
+
+// allocFree allocates a pair that no socket holds: steering would take the
+// datagrams of a socket bound to one of its ports (another program's, or
+// this daemon's own SIP listener). Held pairs go back to the queue's tail,
+// as with one socket per port.
+func (t *steered) allocFree() (int, error) {
+	var busy error
+	for tries := t.ports.freePairs(); tries > 0; tries-- {
+		port, ok := t.ports.alloc()
+		if !ok {
+			break
+		}
+		err := t.probe(port)
+		if err == nil {
+			return port, nil
+		}
+		t.ports.free(port)
+		if !isAddrInUse(err) {
+			return 0, fmt.Errorf("probe media ports %d-%d: %w", port, port+1, err)
+		}
+		busy = err
+	}
+	if busy != nil {
+		return 0, fmt.Errorf("%w: the free pairs are held by other sockets (last: %v)", ErrNoPorts, busy)
+	}
+	return 0, ErrNoPorts
+}
+
+// probe binds port and port+1 on the relay's address for a moment: an error
+// says a socket holds one of them.
+func (t *steered) probe(port int) error {
+	for p := port; p <= port+1; p++ {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		err = unix.Bind(fd, &unix.SockaddrInet4{Addr: t.bind, Port: p})
+		unix.Close(fd)
+		if err != nil {
+			return err
 		}
 	}
 	return nil

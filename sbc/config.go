@@ -177,8 +177,12 @@ func (c *Config) Validate() error {
 		if !validTransport(l.Transport) {
 			bad(key+".transport", l.Transport, `"udp" or "tcp"`)
 		}
-		if _, err := netip.ParseAddrPort(l.Address); err != nil {
+		ap, err := netip.ParseAddrPort(l.Address)
+		switch p := int(ap.Port()); {
+		case err != nil:
 			bad(key+".address", l.Address, `"ip:port", e.g. "0.0.0.0:5060"`)
+		case l.Transport == "udp" && p >= c.Media.PortMin && p <= c.Media.PortMax:
+			bad(key+".address", l.Address, fmt.Sprintf("a port outside the media port range %d-%d (media.port_min..port_max)", c.Media.PortMin, c.Media.PortMax))
 		}
 		if seen[l.Transport] {
 			bad(key+".transport", l.Transport, "one listener per transport")

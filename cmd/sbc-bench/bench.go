@@ -67,7 +67,7 @@ func runOnce(ctx context.Context, cfg runConfig, t target) (res *result, err err
 	if err := checkFiles("the harness", fdsPerCall*cfg.calls+256); err != nil {
 		return nil, err
 	}
-	if _, ok := t.(*sbcTarget); ok {
+	if st, ok := t.(*sbcTarget); ok && st.steering == "off" {
 		// The daemon binds one socket per media port: 2 pairs per call.
 		if err := checkFiles("the sbc daemon", 4*cfg.calls+256); err != nil {
 			return nil, err

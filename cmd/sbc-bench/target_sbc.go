@@ -165,7 +165,7 @@ func (t *sbcTarget) start(ctx context.Context, e env) error {
 	if err != nil {
 		return err
 	}
-	port, err := freeUDPPort(t.ip)
+	port, err := freeUDPPortOutside(t.ip, lo, hi)
 	if err != nil {
 		return err
 	}
@@ -341,6 +341,18 @@ func (t *sbcTarget) stop(ctx context.Context) (relayReport, error) {
 		return rep, fmt.Errorf("sbc exited without its \"stopped\" line%s", t.lastLines())
 	}
 	return rep, nil
+}
+
+// freeUDPPortOutside is a free UDP port on ip outside lo..hi, the media
+// range, which the daemon refuses for its SIP listener.
+func freeUDPPortOutside(ip netip.Addr, lo, hi int) (int, error) {
+	for range 100 {
+		p, err := freeUDPPort(ip)
+		if err != nil || p < lo || p > hi {
+			return p, err
+		}
+	}
+	return 0, fmt.Errorf("find a free sip port on %v outside the media ports %d-%d: every try fell inside", ip, lo, hi)
 }
 
 // freeUDPPort returns a UDP port free on ip just now. The daemon binds it
