@@ -67,9 +67,10 @@ func runOnce(ctx context.Context, cfg runConfig, t target) (res *result, err err
 	if err := checkFiles("the harness", fdsPerCall*cfg.calls+256); err != nil {
 		return nil, err
 	}
-	if _, ok := t.(*sbcTarget); ok {
-		// The daemon binds one socket per media port: 2 pairs per call.
-		if err := checkFiles("the sbc daemon", 4*cfg.calls+256); err != nil {
+	// Both relays bind one socket per media port: 2 pairs per call.
+	switch t.(type) {
+	case *sbcTarget, *rtpengineTarget:
+		if err := checkFiles(t.name(), 4*cfg.calls+256); err != nil {
 			return nil, err
 		}
 	}
@@ -139,9 +140,12 @@ func runOnce(ctx context.Context, cfg runConfig, t target) (res *result, err err
 	if err := t.start(ctx, e); err != nil {
 		return nil, fmt.Errorf("start %s: %w", t.name(), err)
 	}
+	// Read here, not in the goroutine, which may first run after a failed
+	// run has stopped t.
+	died := t.died()
 	go func() { // ends with the run: ctx is cancelled on return
 		select {
-		case <-t.died():
+		case <-died:
 			cancel(errTargetDied)
 		case <-ctx.Done():
 		}
