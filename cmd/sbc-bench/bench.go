@@ -60,6 +60,18 @@ func checkFiles(who string, n int) error {
 	return nil
 }
 
+// socketPerPort tells whether t binds one socket per media port, 2 pairs
+// per call: rtpengine does, and the daemon without steering.
+func socketPerPort(t target) bool {
+	switch t := t.(type) {
+	case *rtpengineTarget:
+		return true
+	case *sbcTarget:
+		return t.steering == "off"
+	}
+	return false
+}
+
 // runOnce sets up cfg.calls calls through t, sends media for cfg.duration,
 // hangs up and stops t. Whatever fails, t is stopped and every socket
 // closed before it returns.
@@ -67,9 +79,8 @@ func runOnce(ctx context.Context, cfg runConfig, t target) (res *result, err err
 	if err := checkFiles("the harness", fdsPerCall*cfg.calls+256); err != nil {
 		return nil, err
 	}
-	if st, ok := t.(*sbcTarget); ok && st.steering == "off" {
-		// The daemon binds one socket per media port: 2 pairs per call.
-		if err := checkFiles("the sbc daemon", 4*cfg.calls+256); err != nil {
+	if socketPerPort(t) {
+		if err := checkFiles(t.name(), 4*cfg.calls+256); err != nil {
 			return nil, err
 		}
 	}
@@ -139,9 +150,12 @@ func runOnce(ctx context.Context, cfg runConfig, t target) (res *result, err err
 	if err := t.start(ctx, e); err != nil {
 		return nil, fmt.Errorf("start %s: %w", t.name(), err)
 	}
+	// Read here, not in the goroutine, which may first run after a failed
+	// run has stopped t.
+	died := t.died()
 	go func() { // ends with the run: ctx is cancelled on return
 		select {
-		case <-t.died():
+		case <-died:
 			cancel(errTargetDied)
 		case <-ctx.Done():
 		}

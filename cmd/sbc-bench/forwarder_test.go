@@ -141,5 +141,5 @@ func (r *dropRelay) stop(context.Context) (relayReport, error) {
 	}
 	r.mu.Unlock()
 	r.wg.Wait()
-	return relayReport{Counted: true, Forwarded: r.forwarded.Load(), Dropped: r.dropped.Load()}, nil
+	return relayReport{Counted: true, Source: "drop-relay", Forwarded: r.forwarded.Load(), Dropped: r.dropped.Load()}, nil
 }

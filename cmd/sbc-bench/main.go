@@ -8,7 +8,9 @@
 //	go run ./cmd/sbc-bench -calls 500 -duration 10s           the sbc daemon
 //	go run ./cmd/sbc-bench -target direct -calls 500          no relay: the harness's ceiling
 //	go run ./cmd/sbc-bench -target sbc,direct -json out.json  both, one table
+//	go run ./cmd/sbc-bench -target sbc,rtpengine,direct       and rtpengine, driven as Kamailio does
 //	go run ./cmd/sbc-bench -sweep -max-calls 3200             the most calls that pass
+//	go run ./cmd/sbc-bench -sweep -target sbc,rtpengine -plot sweep.png
 //
 // A run passes when loss < 0.1 % and p99 one-way latency < 1 ms. Exit
 // status: 0 done (a sweep: some N passed), 1 a run failed, 2 bad flags.
@@ -25,9 +27,12 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
+
+	"sbc/cmd/sbc-bench/internal/rtpengine"
 )
 
 const (
@@ -59,7 +64,12 @@ type options struct {
 	sbcWorkers   int
 	sbcIP        netip.Addr
 	sbcLog       string
+	rtpeBin      string
+	rtpeIP       netip.Addr
+	rtpePortMin  int
+	rtpeLog      string
 	jsonPath     string
+	plotPath     string
 	quiet        bool
 	verbose      bool
 	sweep        bool
@@ -74,7 +84,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("sbc-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	target := fs.String("target", "sbc", "what relays the media: sbc, direct (no relay), or a comma-separated list run in turn")
+	target := fs.String("target", "sbc", "what relays the media: sbc, rtpengine, direct (no relay), or a comma-separated list run in turn")
 	fs.IntVar(&o.calls, "calls", 100, "concurrent calls")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "media phase of each run")
 	fs.Float64Var(&o.rate, "rate", 200, "calls set up (and hung up) per second")
@@ -88,7 +98,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.sbcWorkers, "sbc-workers", 0, "the daemon's media.workers: relay goroutines of a steered relay (0: one per CPU)")
 	sbcIP := fs.String("sbc-ip", "127.0.0.1", "loopback address of the daemon's SIP listener and media ports")
 	fs.StringVar(&o.sbcLog, "sbc-log", "", "append the daemon's log to this file")
+	fs.StringVar(&o.rtpeBin, "rtpengine-bin", "rtpengine", "rtpengine daemon binary (Debian: apt-get install rtpengine-daemon)")
+	rtpeIP := fs.String("rtpengine-ip", "127.0.0.3", "loopback address of rtpengine's media ports and ng listener")
+	fs.IntVar(&o.rtpePortMin, "rtpengine-port-min", 40000, "first media port of rtpengine's range (sized 4 ports per call + slack)")
+	fs.StringVar(&o.rtpeLog, "rtpengine-log", "", "append rtpengine's log to this file")
 	fs.StringVar(&o.jsonPath, "json", "", "also write the results as JSON to this file")
+	fs.StringVar(&o.plotPath, "plot", "", "with -sweep: draw loss and p99 latency against calls, one line per target, into this PNG file")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress line")
 	fs.BoolVar(&o.verbose, "v", false, "log the harness's SIP warnings to stderr")
 	fs.BoolVar(&o.sweep, "sweep", false, "raise the calls from -sweep-start, doubling up to -max-calls, to find the most that pass")
@@ -108,12 +123,20 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("-sbc-ip %q: want an IPv4 loopback address other than the UAC's %v and the UAS's %v", *sbcIP, defaultUACIP, defaultUASIP)
 	}
 	o.sbcIP = ip
+	ip, err = netip.ParseAddr(*rtpeIP)
+	if err != nil || !ip.Is4() || !ip.IsLoopback() || ip == defaultUACIP || ip == defaultUASIP {
+		return nil, fmt.Errorf("-rtpengine-ip %q: want an IPv4 loopback address other than the UAC's %v and the UAS's %v", *rtpeIP, defaultUACIP, defaultUASIP)
+	}
+	o.rtpeIP = ip
 	for _, t := range strings.Split(*target, ",") {
 		switch t = strings.TrimSpace(t); t {
-		case "sbc", "direct":
+		case "sbc", "rtpengine", "direct":
+			if slices.Contains(o.targets, t) {
+				return nil, fmt.Errorf("-target: %s twice", t)
+			}
 			o.targets = append(o.targets, t)
 		default:
-			return nil, fmt.Errorf("-target %q: want sbc or direct (or a comma-separated list)", t)
+			return nil, fmt.Errorf("-target %q: want sbc, rtpengine or direct (or a comma-separated list)", t)
 		}
 	}
 	switch {
@@ -131,6 +154,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("-in-flight, -senders, -receivers: want at least 1")
 	case o.sbcPortMin < 1024 || o.sbcPortMin%2 != 0 || o.sbcPortMin > 65530:
 		return nil, fmt.Errorf("-sbc-port-min %d: want an even port in 1024..65530", o.sbcPortMin)
+	case o.rtpePortMin < 1024 || o.rtpePortMin%2 != 0 || o.rtpePortMin > 65530:
+		return nil, fmt.Errorf("-rtpengine-port-min %d: want an even port in 1024..65530", o.rtpePortMin)
+	case o.plotPath != "" && !o.sweep:
+		return nil, fmt.Errorf("-plot: draws a -sweep; add -sweep")
 	case o.sweep && (o.sweepStart < 1 || o.maxCalls < o.sweepStart):
 		return nil, fmt.Errorf("-sweep-start %d, -max-calls %d: want 1 <= start <= max", o.sweepStart, o.maxCalls)
 	}
@@ -171,18 +198,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return exitFail
 		}
 	}
+	if o.plotPath != "" {
+		if err := writePlot(o.plotPath, b.report.Runs); err != nil {
+			fmt.Fprintf(stderr, "sbc-bench: %v\n", err)
+			return exitFail
+		}
+	}
 	return code
 }
 
 // bench is one invocation: its options, its targets and what they gave.
 type bench struct {
-	o       *options
-	targets []target
-	sbc     *sbcTarget
-	logFile *os.File
-	prog    *progress
-	sipLog  *slog.Logger
-	report  jsonReport
+	o        *options
+	targets  []target
+	sbc      *sbcTarget
+	logFiles []*os.File
+	prog     *progress
+	sipLog   *slog.Logger
+	report   jsonReport
 }
 
 func newBench(o *options, stderr io.Writer) (*bench, error) {
@@ -196,18 +229,25 @@ func newBench(o *options, stderr io.Writer) (*bench, error) {
 	for _, name := range o.targets {
 		switch name {
 		case "sbc":
-			var logCopy io.Writer
-			if o.sbcLog != "" {
-				f, err := os.OpenFile(o.sbcLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-				if err != nil {
-					return nil, fmt.Errorf("-sbc-log: %w", err)
-				}
-				b.logFile, logCopy = f, f
+			logCopy, err := b.openLog("-sbc-log", o.sbcLog)
+			if err != nil {
+				return nil, err
 			}
 			b.sbc = newSBCTarget(o.sbcBin, false, o.sbcPortMin, logCopy)
 			b.sbc.steering, b.sbc.workers = o.sbcSteering, o.sbcWorkers
 			b.sbc.ip = o.sbcIP
 			b.targets = append(b.targets, b.sbc)
+		case "rtpengine":
+			// Before any run, rather than after the others'.
+			if _, err := rtpengine.Find(o.rtpeBin); err != nil {
+				b.close()
+				return nil, fmt.Errorf("-target rtpengine: %w", err)
+			}
+			logCopy, err := b.openLog("-rtpengine-log", o.rtpeLog)
+			if err != nil {
+				return nil, err
+			}
+			b.targets = append(b.targets, newRTPengineTarget(o.rtpeBin, o.rtpeIP, o.rtpePortMin, logCopy))
 		case "direct":
 			b.targets = append(b.targets, &directTarget{})
 		}
@@ -219,12 +259,26 @@ func newBench(o *options, stderr io.Writer) (*bench, error) {
 	return b, nil
 }
 
+// openLog opens a target's log copy for appending; nil when path is "".
+func (b *bench) openLog(flag, path string) (io.Writer, error) {
+	if path == "" {
+		return nil, nil
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		b.close()
+		return nil, fmt.Errorf("%s: %w", flag, err)
+	}
+	b.logFiles = append(b.logFiles, f)
+	return f, nil
+}
+
 func (b *bench) close() {
 	if b.sbc != nil {
 		b.sbc.cleanup()
 	}
-	if b.logFile != nil {
-		b.logFile.Close()
+	for _, f := range b.logFiles {
+		f.Close()
 	}
 }
 
@@ -277,6 +331,7 @@ func (b *bench) runAll(ctx context.Context, stdout, stderr io.Writer) int {
 			}
 		}
 		notes(stdout, b.report.Runs)
+		b.compare(stdout)
 		return code
 	}
 	for _, t := range b.targets {
@@ -295,5 +350,14 @@ func (b *bench) runAll(ctx context.Context, stdout, stderr io.Writer) int {
 	for _, sw := range b.report.Sweeps {
 		fmt.Fprintln(stdout, sw.String())
 	}
+	b.compare(stdout)
 	return code
+}
+
+// compare adds sbc against rtpengine to the report, when both ran.
+func (b *bench) compare(stdout io.Writer) {
+	if c := compare(b.report.Runs, b.report.Sweeps); c != nil {
+		b.report.Comparison = c
+		fmt.Fprintf(stdout, "\n%s\n", c)
+	}
 }

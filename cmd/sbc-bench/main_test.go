@@ -16,7 +16,13 @@ func TestFlags(t *testing.T) {
 		{"", ""},
 		{"-target direct -calls 500 -duration 10s", ""},
 		{"-target sbc,direct -sweep -max-calls 800", ""},
-		{"-target rtpengine", "want sbc or direct"},
+		{"-target sbc,rtpengine,direct -calls 500", ""},
+		{"-sweep -target sbc,rtpengine -plot sweep.png", ""},
+		{"-target udp", "want sbc, rtpengine or direct"},
+		{"-target sbc,sbc", "sbc twice"},
+		{"-plot sweep.png", "add -sweep"},
+		{"-rtpengine-ip 127.0.0.10", "other than"},
+		{"-rtpengine-port-min 80", "even port"},
 		{"-calls 0", "-calls 0"},
 		{"-duration 500ms", "at least 1s"},
 		{"-rate 0", "-rate"},
@@ -44,5 +50,13 @@ func TestFlags(t *testing.T) {
 func TestBadFlagsExit2(t *testing.T) {
 	if code := run(t.Context(), []string{"-calls", "-1"}, io.Discard, io.Discard); code != exitUsage {
 		t.Errorf("exit %d; want %d", code, exitUsage)
+	}
+}
+
+func TestRTPengineNotInstalled(t *testing.T) {
+	var stderr strings.Builder
+	code := run(t.Context(), []string{"-target", "sbc,rtpengine", "-rtpengine-bin", "/nonexistent/rtpengine"}, io.Discard, &stderr)
+	if code != exitFail || !strings.Contains(stderr.String(), "rtpengine is not installed (Debian: apt-get install rtpengine-daemon)") {
+		t.Errorf("exit %d, stderr %q; want 1 and the package named", code, stderr.String())
 	}
 }

@@ -129,7 +129,7 @@ func (r *result) fill(g *generator, rep relayReport) {
 	if t.sent > 0 {
 		r.Gen.CPUPerPacketUs = us(r.gen.cpu) / float64(t.sent)
 	}
-	if rep.Counted {
+	if rep.Counted || rep.NotCounted != "" {
 		r.Counters = &rep
 	}
 	r.Pass = t.sent > 0 && r.LossPct < passLossPct && g.latency.kernel.quantile(0.99) < passP99 &&
@@ -144,14 +144,17 @@ func (r *result) problems() []string {
 		p = append(p, fmt.Sprintf("%d packets arrived on another call's socket", r.Misrouted))
 	}
 	if c := r.Counters; c != nil {
+		if c.NotCounted != "" {
+			p = append(p, "its packet counters were not read: "+c.NotCounted)
+		}
 		if c.LeakedPairs != 0 {
 			p = append(p, fmt.Sprintf("%d media port pairs leaked (%d of %d free at exit)", c.LeakedPairs, c.FreePairs, c.TotalPairs))
 		}
 		if c.Errors > 0 {
 			p = append(p, fmt.Sprintf("%d errors logged, first: %s", c.Errors, c.FirstError))
 		}
-		if c.CallsEnded != r.Calls {
-			p = append(p, fmt.Sprintf("%d calls ended in its log, of %d", c.CallsEnded, r.Calls))
+		if c.Counted && c.CallsEnded != r.Calls {
+			p = append(p, fmt.Sprintf("%d calls ended by its own count, of %d", c.CallsEnded, r.Calls))
 		}
 	}
 	return p
@@ -170,7 +173,7 @@ var columns = []struct {
 	name  string
 	width int
 }{
-	{"target", 7}, {"calls", 6}, {"relayed pps", 11}, {"loss %", 7}, {"reord", 6},
+	{"target", 9}, {"calls", 6}, {"relayed pps", 11}, {"loss %", 7}, {"reord", 6},
 	{"p50", 8}, {"p99", 8}, {"p99.9", 8}, {"max", 8}, {"user p99", 8},
 	{"relay CPU %", 11}, {"relay µs/pkt", 12}, {"RSS before", 10}, {"RSS calls", 10}, {"KiB/call", 8},
 	{"gen CPU %", 9}, {"gen µs/pkt", 10}, {"pass", 4},
@@ -254,8 +257,12 @@ relay CPU: utime+stime of its process over the media phase; µs/pkt per relayed 
 				kib(ru.RSSBeforeKiB), kib(ru.RSSCallsKiB), r.Calls, kib(ru.RSSAfterKiB))
 		}
 		if c := r.Counters; c != nil {
-			fmt.Fprintf(out, "  its own counters (\"call ended\" lines): %d calls, %d RTP packets forwarded, %d dropped; ended by %s\n",
-				c.CallsEnded, c.Forwarded, c.Dropped, endedBy(c.EndedBy))
+			if c.Counted {
+				fmt.Fprintf(out, "  its own counters (%s): %d calls ended, %d RTP packets forwarded, %d dropped; ended by %s\n",
+					c.Source, c.CallsEnded, c.Forwarded, c.Dropped, endedBy(c.EndedBy))
+			} else {
+				fmt.Fprintf(out, "  its own counters: not read (%s)\n", c.NotCounted)
+			}
 			if c.PortsChecked {
 				fmt.Fprintf(out, "  ports at exit: %d of %d pairs free, %d leaked; exit status %d; %d errors, %d warnings logged\n",
 					c.FreePairs, c.TotalPairs, c.LeakedPairs, c.ExitCode, c.Errors, c.Warnings)
@@ -309,6 +316,8 @@ type jsonReport struct {
 	Runs    []*result      `json:"runs"`
 	Failed  []failedRun    `json:"failed,omitempty"`
 	Sweeps  []sweepResult  `json:"sweeps,omitempty"`
+	// Comparison is sbc against rtpengine, when both ran.
+	Comparison *comparison `json:"sbc_vs_rtpengine,omitempty"`
 }
 
 type failedRun struct {

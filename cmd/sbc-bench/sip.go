@@ -206,16 +206,16 @@ func (u *uac) invite(ctx context.Context, i int, offer []byte) ([]byte, error) {
 	}
 	u.sessions[i] = sess
 	res := sess.InviteResponse
+	if to := res.To(); to != nil {
+		ref.toTag, _ = to.Params.Get("tag")
+	}
+	u.refs[i] = ref // bye deletes what the anchor knows, even if answer fails
 	answer := res.Body()
 	if u.anchor != nil {
-		if to := res.To(); to != nil {
-			ref.toTag, _ = to.Params.Get("tag")
-		}
 		if answer, err = u.anchor.answer(ctx, ref, answer); err != nil {
 			return nil, fmt.Errorf("call %d: anchor answer: %w", i, err)
 		}
 	}
-	u.refs[i] = ref
 	return answer, nil
 }
 

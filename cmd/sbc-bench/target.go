@@ -8,8 +8,8 @@ import (
 )
 
 // A target is what carries the media between the harness's UAC and UAS: the
-// sbc daemon, nothing at all (direct), and later other relays (rtpengine,
-// Kamailio+rtpengine). The harness drives every target the same way: start,
+// sbc daemon, rtpengine, nothing at all (direct), and later other relays
+// (Kamailio+rtpengine). The harness drives every target the same way: start,
 // set up calls with SIP to sipAddr, send media, hang up, stop.
 type target interface {
 	name() string
@@ -60,9 +60,11 @@ type env struct {
 // stay zero; Counted says whether the packet counters mean anything.
 type relayReport struct {
 	Counted      bool           `json:"counted"`
-	CallsEnded   int            `json:"calls_ended"`   // calls the relay logged as ended
-	Forwarded    uint64         `json:"forwarded_rtp"` // RTP packets forwarded, both directions
-	Dropped      uint64         `json:"dropped"`       // received but not forwarded
+	NotCounted   string         `json:"not_counted,omitempty"` // why not, for a relay whose counters could not be read
+	Source       string         `json:"source,omitempty"`      // where the counters come from
+	CallsEnded   int            `json:"calls_ended"`           // calls the relay logged as ended
+	Forwarded    uint64         `json:"forwarded_rtp"`         // RTP packets forwarded, both directions
+	Dropped      uint64         `json:"dropped"`               // received but not forwarded
 	EndedBy      map[string]int `json:"ended_by,omitempty"`
 	PortsChecked bool           `json:"ports_checked"`
 	FreePairs    int            `json:"free_port_pairs"`

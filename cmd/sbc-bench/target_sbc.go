@@ -174,7 +174,7 @@ func (t *sbcTarget) start(ctx context.Context, e env) error {
 		return fmt.Errorf("write sbc config: %w", err)
 	}
 	t.sip = netip.AddrPortFrom(t.ip, uint16(port))
-	t.rep, t.stopped, t.tail = relayReport{Counted: true, ExitCode: -1, EndedBy: map[string]int{}}, false, nil
+	t.rep, t.stopped, t.tail = relayReport{Counted: true, Source: `"call ended" log lines`, ExitCode: -1, EndedBy: map[string]int{}}, false, nil
 	t.up, t.upOnce, t.exited, t.waitErr = make(chan struct{}), sync.Once{}, make(chan struct{}), nil
 
 	t.cmd = exec.Command(t.bin, "run", "-config", path)
