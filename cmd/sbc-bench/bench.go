@@ -19,7 +19,8 @@ import (
 
 // runConfig is one run: calls calls through one target.
 type runConfig struct {
-	calls        int
+	calls        int           // calls with media
+	idle         int           // more calls, set up after those, that carry no media
 	duration     time.Duration // media phase
 	rate         float64       // calls/s set up, and hung up
 	setupTimeout time.Duration // per call, INVITE to 200
@@ -85,7 +86,7 @@ func runOnce(ctx context.Context, cfg runConfig, t target) (res *result, err err
 		}
 	}
 	// Every phase is bounded; this bounds them together too.
-	limit := time.Duration(float64(cfg.calls)/cfg.rate*2*float64(time.Second)) + cfg.setupTimeout + cfg.duration + 2*time.Minute
+	limit := time.Duration(float64(cfg.calls+cfg.idle)/cfg.rate*2*float64(time.Second)) + cfg.setupTimeout + cfg.duration + 2*time.Minute
 	ctx, cancelTimeout := context.WithTimeoutCause(ctx, limit, fmt.Errorf("run of %d calls took over %v", cfg.calls, limit))
 	defer cancelTimeout()
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -107,6 +108,9 @@ func runOnce(ctx context.Context, cfg runConfig, t target) (res *result, err err
 	// The UAS readies call i's B end when the offer arrives: its peer is
 	// whatever the offer names (the relay, or the UAC's A end when direct).
 	answer := func(i int, offer []byte) ([]byte, error) {
+		if i >= cfg.calls {
+			return sdpFor(idleMedia(cfg.uasIP), uint64(i)), nil
+		}
 		peer, err := mediaAddr(offer)
 		if err != nil {
 			return nil, err
@@ -117,19 +121,19 @@ func runOnce(ctx context.Context, cfg runConfig, t target) (res *result, err err
 		}
 		return sdpFor(b.local, uint64(i)), nil
 	}
-	callee, err := newUAS(cfg.uasIP, cfg.calls, cfg.sipLog, answer)
+	callee, err := newUAS(cfg.uasIP, cfg.calls+cfg.idle, cfg.sipLog, answer)
 	if err != nil {
 		return nil, err
 	}
 	defer callee.close()
-	caller, err := newUAC(cfg.uacIP, cfg.calls, cfg.sipLog)
+	caller, err := newUAC(cfg.uacIP, cfg.calls+cfg.idle, cfg.sipLog)
 	if err != nil {
 		return nil, err
 	}
 	defer caller.close()
 
 	cfg.progress.set("%s: starting", t.name())
-	e := env{calls: cfg.calls, uacAddr: caller.addr, uasAddr: callee.addr, workDir: work}
+	e := env{calls: cfg.calls + cfg.idle, uacAddr: caller.addr, uasAddr: callee.addr, workDir: work}
 	stopped := false
 	defer func() {
 		if stopped {
@@ -165,7 +169,7 @@ func runOnce(ctx context.Context, cfg runConfig, t target) (res *result, err err
 		caller.anchor = a
 	}
 
-	res = &result{Target: t.name(), Calls: cfg.calls, Senders: gen.senders, Receivers: gen.receivers}
+	res = &result{Target: t.name(), Calls: cfg.calls, IdleCalls: cfg.idle, Senders: gen.senders, Receivers: gen.receivers}
 	pid := t.pid()
 	if pid != 0 {
 		res.Relay = &relayUsage{}
@@ -304,13 +308,21 @@ func callContext(parent context.Context, d time.Duration) (context.Context, cont
 	return ctx, func() { t.Stop(); stop(); cancel(nil) }
 }
 
-// setupCalls places every call and readies its A end for media.
+// idleMedia is the media address the SDP of a call without media names on
+// ip: the discard port, where nothing listens and nothing is sent.
+func idleMedia(ip netip.Addr) netip.AddrPort { return netip.AddrPortFrom(ip, 9) }
+
+// setupCalls places every call and readies the A end of those with media.
 func setupCalls(ctx context.Context, cfg runConfig, gen *generator, caller *uac, callee *uas) error {
-	err := paced(ctx, cfg.calls, cfg.rate, cfg.inFlight, "calls set up", cfg.progress, func(i int) error {
+	total := cfg.calls + cfg.idle
+	err := paced(ctx, total, cfg.rate, cfg.inFlight, "calls set up", cfg.progress, func(i int) error {
 		cctx, cancel := callContext(ctx, cfg.setupTimeout)
 		defer cancel()
-		a := gen.endA(i)
-		answer, err := caller.invite(cctx, i, sdpFor(a.local, uint64(i)))
+		local := idleMedia(cfg.uacIP)
+		if i < cfg.calls {
+			local = gen.endA(i).local
+		}
+		answer, err := caller.invite(cctx, i, sdpFor(local, uint64(i)))
 		if err != nil {
 			if ctx.Err() != nil {
 				return fmt.Errorf("call %d: %w", i, context.Cause(ctx))
@@ -324,8 +336,10 @@ func setupCalls(ctx context.Context, cfg runConfig, gen *generator, caller *uac,
 		if err != nil {
 			return fmt.Errorf("call %d: 200: %w", i, err)
 		}
-		if err := a.connect(peer); err != nil {
-			return fmt.Errorf("call %d: %w", i, err)
+		if i < cfg.calls {
+			if err := gen.endA(i).connect(peer); err != nil {
+				return fmt.Errorf("call %d: %w", i, err)
+			}
 		}
 		return caller.ack(cctx, i)
 	})
@@ -337,19 +351,20 @@ func setupCalls(ctx context.Context, cfg runConfig, gen *generator, caller *uac,
 	}
 	// The 200 left the UAS before the ACK got there: wait for the ACKs, so
 	// no call is still being confirmed when media starts.
-	return waitFor(ctx, 10*time.Second, func() bool { return callee.acked.Load() == int64(cfg.calls) },
+	return waitFor(ctx, 10*time.Second, func() bool { return callee.acked.Load() == int64(total) },
 		func() error {
 			if err := callee.fail.err("calls at the UAS"); err != nil {
 				return err
 			}
-			return fmt.Errorf("the UAS got %d ACKs of %d calls", callee.acked.Load(), cfg.calls)
+			return fmt.Errorf("the UAS got %d ACKs of %d calls", callee.acked.Load(), total)
 		})
 }
 
 // teardownCalls hangs every call up from the UAC and waits until the UAS has
 // seen every BYE.
 func teardownCalls(ctx context.Context, cfg runConfig, caller *uac, callee *uas) error {
-	err := paced(ctx, cfg.calls, cfg.rate, cfg.inFlight, "calls hung up", cfg.progress, func(i int) error {
+	total := cfg.calls + cfg.idle
+	err := paced(ctx, total, cfg.rate, cfg.inFlight, "calls hung up", cfg.progress, func(i int) error {
 		cctx, cancel := context.WithTimeout(ctx, cfg.setupTimeout)
 		defer cancel()
 		if err := caller.bye(cctx, i); err != nil {
@@ -363,8 +378,8 @@ func teardownCalls(ctx context.Context, cfg runConfig, caller *uac, callee *uas)
 	if err != nil {
 		return err
 	}
-	return waitFor(ctx, 10*time.Second, func() bool { return callee.byes.Load() == int64(cfg.calls) },
-		func() error { return fmt.Errorf("the UAS got %d BYEs of %d calls", callee.byes.Load(), cfg.calls) })
+	return waitFor(ctx, 10*time.Second, func() bool { return callee.byes.Load() == int64(total) },
+		func() error { return fmt.Errorf("the UAS got %d BYEs of %d calls", callee.byes.Load(), total) })
 }
 
 // waitFor polls cond until it holds, ctx ends or d passes.

@@ -52,6 +52,7 @@ func main() {
 type options struct {
 	targets      []string
 	calls        int
+	idleCalls    int
 	duration     time.Duration
 	rate         float64
 	setupTimeout time.Duration
@@ -86,6 +87,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.SetOutput(stderr)
 	target := fs.String("target", "sbc", "what relays the media: sbc, rtpengine, direct (no relay), or a comma-separated list run in turn")
 	fs.IntVar(&o.calls, "calls", 100, "concurrent calls")
+	fs.IntVar(&o.idleCalls, "idle-calls", 0, "more concurrent calls, set up after the others, without media: for memory and descriptors at scale")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "media phase of each run")
 	fs.Float64Var(&o.rate, "rate", 200, "calls set up (and hung up) per second")
 	fs.DurationVar(&o.setupTimeout, "setup-timeout", 10*time.Second, "longest a call may take from INVITE to 200, or a BYE to its 200")
@@ -142,6 +144,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	switch {
 	case o.calls < 1:
 		return nil, fmt.Errorf("-calls %d: want at least 1", o.calls)
+	case o.idleCalls < 0:
+		return nil, fmt.Errorf("-idle-calls %d: want 0 or more", o.idleCalls)
 	case o.duration < time.Second:
 		return nil, fmt.Errorf("-duration %v: want at least 1s", o.duration)
 	case o.rate <= 0:
@@ -293,7 +297,7 @@ func isTerminal(w io.Writer) bool {
 
 func (b *bench) config(calls int) runConfig {
 	return runConfig{
-		calls: calls, duration: b.o.duration, rate: b.o.rate, setupTimeout: b.o.setupTimeout,
+		calls: calls, idle: b.o.idleCalls, duration: b.o.duration, rate: b.o.rate, setupTimeout: b.o.setupTimeout,
 		inFlight: b.o.inFlight, senders: b.o.senders, receivers: b.o.receivers, drain: 500 * time.Millisecond,
 		uacIP: defaultUACIP, uasIP: defaultUASIP, sipLog: b.sipLog, progress: b.prog,
 	}

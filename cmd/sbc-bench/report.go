@@ -24,11 +24,13 @@ const (
 )
 
 type result struct {
-	Target string  `json:"target"`
-	Calls  int     `json:"calls"`
-	SetupS float64 `json:"setup_s"` // placing every call, INVITE to ACK
-	MediaS float64 `json:"media_s"` // first send to last send
-	Sent   uint64  `json:"sent"`    // RTP packets the harness sent, all streams
+	Target string `json:"target"`
+	Calls  int    `json:"calls"`
+	// IdleCalls are up during the run as well, without media (-idle-calls).
+	IdleCalls int     `json:"idle_calls,omitempty"`
+	SetupS    float64 `json:"setup_s"` // placing every call, INVITE to ACK
+	MediaS    float64 `json:"media_s"` // first send to last send
+	Sent      uint64  `json:"sent"`    // RTP packets the harness sent, all streams
 	// Received counts packets that left the target (the relay) and arrived at
 	// the harness's stream ends: the relayed packets. Distinct per stream.
 	Received   uint64  `json:"received"`
@@ -78,7 +80,7 @@ type relayUsage struct {
 	RSSBeforeKiB   int64   `json:"rss_before_kib"`    // daemon up, no call yet
 	RSSCallsKiB    int64   `json:"rss_calls_kib"`     // end of the media phase, every call up
 	RSSAfterKiB    int64   `json:"rss_after_kib"`     // every call hung up
-	MemPerCallKiB  float64 `json:"mem_per_call_kib"`  // (rss_calls - rss_before) / calls
+	MemPerCallKiB  float64 `json:"mem_per_call_kib"`  // (rss_calls - rss_before) / (calls + idle_calls)
 	cpu, wall      time.Duration
 }
 
@@ -117,8 +119,8 @@ func (r *result) fill(g *generator, rep relayReport) {
 		if t.received > 0 {
 			ru.CPUPerPacketUs = us(ru.cpu) / float64(t.received)
 		}
-		if r.Calls > 0 {
-			ru.MemPerCallKiB = float64(ru.RSSCallsKiB-ru.RSSBeforeKiB) / float64(r.Calls)
+		if n := r.Calls + r.IdleCalls; n > 0 {
+			ru.MemPerCallKiB = float64(ru.RSSCallsKiB-ru.RSSBeforeKiB) / float64(n)
 		}
 	}
 	r.Gen = genUsage{Senders: r.Senders, Receivers: r.Receivers,
@@ -153,8 +155,8 @@ func (r *result) problems() []string {
 		if c.Errors > 0 {
 			p = append(p, fmt.Sprintf("%d errors logged, first: %s", c.Errors, c.FirstError))
 		}
-		if c.Counted && c.CallsEnded != r.Calls {
-			p = append(p, fmt.Sprintf("%d calls ended by its own count, of %d", c.CallsEnded, r.Calls))
+		if c.Counted && c.CallsEnded != r.Calls+r.IdleCalls {
+			p = append(p, fmt.Sprintf("%d calls ended by its own count, of %d", c.CallsEnded, r.Calls+r.IdleCalls))
 		}
 	}
 	return p
@@ -240,7 +242,7 @@ p50..max: one-way latency from the harness's write to the kernel's receive times
   what the target adds (direct = the loopback floor). user p99: to the harness's receiver reading it,
   on the process's monotonic clock; adds the harness's own receive delay. pass: loss < 0.1 %, p99 < 1 ms.
 relay CPU: utime+stime of its process over the media phase; µs/pkt per relayed packet. KiB/call: RSS
-  growth from no call to all calls up, per call. gen: this process, µs per packet sent (and received).
+  growth from no call to all calls up, per call (idle ones included). gen: this process, µs per packet sent (and received).
 `)
 	for _, r := range results {
 		fmt.Fprintf(out, "%s, %d calls: sent %d, received %d, lost %d, reordered %d, duplicates %d, misrouted %d, foreign %d, send errors %d;\n",

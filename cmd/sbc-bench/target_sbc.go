@@ -344,15 +344,20 @@ func (t *sbcTarget) stop(ctx context.Context) (relayReport, error) {
 }
 
 // freeUDPPortOutside is a free UDP port on ip outside lo..hi, the media
-// range, which the daemon refuses for its SIP listener.
+// range, which the daemon refuses for its SIP listener: an ephemeral one,
+// else one of the ports just below the range.
 func freeUDPPortOutside(ip netip.Addr, lo, hi int) (int, error) {
-	for range 100 {
-		p, err := freeUDPPort(ip)
-		if err != nil || p < lo || p > hi {
-			return p, err
+	if p, err := freeUDPPort(ip); err != nil || p < lo || p > hi {
+		return p, err
+	}
+	for p := lo - 1; p > max(lo-100, 1024); p-- {
+		c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, uint16(p))))
+		if err == nil {
+			c.Close()
+			return p, nil
 		}
 	}
-	return 0, fmt.Errorf("find a free sip port on %v outside the media ports %d-%d: every try fell inside", ip, lo, hi)
+	return 0, fmt.Errorf("find a free sip port on %v outside the media ports %d-%d: none free", ip, lo, hi)
 }
 
 // freeUDPPort returns a UDP port free on ip just now. The daemon binds it

@@ -89,6 +89,9 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 		return exitFail
 	}
 	log.Info("started", "version", version(), "media_ports", fmt.Sprintf("%d-%d", cfg.Media.PortMin, cfg.Media.PortMax))
+	stopTrim := make(chan struct{})
+	defer close(stopTrim)
+	go returnMemory(stopTrim)
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
