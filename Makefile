@@ -1,6 +1,6 @@
 # The README's commands. `make test` installs what the tests need (sipp,
-# rtpengine) on Debian when it is missing, then runs every test including the
-# end-to-end ones with real peers.
+# Kamailio, rtpengine) on Debian when it is missing, then runs every test
+# including the end-to-end ones with real peers.
 GO ?= go
 PKGS := ./...
 
@@ -11,21 +11,23 @@ all: build
 build:
 	$(GO) build -o bin/sbc ./cmd/sbc
 
-# deps installs the real peers the end-to-end tests drive. The tests start
-# rtpengine themselves; the packaged service, should the install start it,
-# is stopped and disabled, since it would hold media ports 30000-40000.
+# deps installs the real peers the end-to-end tests and the ladder drive:
+# sipp, and Kamailio with rtpengine (command:Debian package). The tests run
+# Kamailio and rtpengine themselves, so the services the packages start on a
+# systemd host (Kamailio on :5060, rtpengine with its iptables rules) are
+# stopped and disabled again.
+PEERS := sipp:sip-tester kamailio:kamailio rtpengine:rtpengine-daemon
 deps:
-	@command -v sipp >/dev/null 2>&1 || { \
-		echo "installing sip-tester (sipp)"; \
+	@missing=; for p in $(PEERS); do command -v $${p%%:*} >/dev/null 2>&1 || missing="$$missing $${p#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq sip-tester >/dev/null; \
-	}
-	@command -v rtpengine >/dev/null 2>&1 || { \
-		echo "installing rtpengine-daemon"; \
-		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq rtpengine-daemon >/dev/null; \
-		$$SUDO systemctl disable --now rtpengine-daemon >/dev/null 2>&1 || $$SUDO service rtpengine-daemon stop >/dev/null 2>&1 || true; \
-	}
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+		if command -v systemctl >/dev/null 2>&1; then \
+			$$SUDO systemctl disable --now kamailio.service rtpengine-daemon.service >/dev/null 2>&1 || true; \
+		fi; \
+		for svc in kamailio rtpengine-daemon; do $$SUDO service $$svc stop >/dev/null 2>&1 || true; done; \
+	fi
 
 vet:
 	$(GO) vet $(PKGS)
@@ -52,12 +54,16 @@ fuzz:
 # run through the SBC, through rtpengine (driven as Kamailio does) and the
 # harness's own ceiling (direct), then a short sweep of the SBC and of
 # rtpengine for the largest call count with < 0.1 % loss and p99 < 1 ms,
-# drawn in bin/sweep.png. Each prints sbc's figures over rtpengine's.
+# drawn in bin/sweep.png (each prints sbc's figures over rtpengine's); then
+# 10,100 calls up at once (100 with media) for memory per call at scale;
+# then a short call-setup ladder through the SBC and Kamailio + rtpengine.
 bench: deps
 	$(GO) test -run=^$$ -bench=. -benchmem $(PKGS)
 	$(GO) run ./cmd/sbc-bench -target sbc,rtpengine,direct -calls 500 -duration 10s -quiet
 	mkdir -p bin
 	$(GO) run ./cmd/sbc-bench -sweep -target sbc,rtpengine -max-calls 800 -duration 5s -quiet -plot bin/sweep.png
+	$(GO) run ./cmd/sbc-bench -target sbc -calls 100 -idle-calls 10000 -rate 500 -duration 70s -sbc-ip 127.0.0.2 -sbc-port-min 20000 -quiet
+	$(GO) run ./cmd/sbc-bench ladder -systems sbc,kamailio -start 200 -step 200 -max 3000 -step-duration 10s -quiet
 
 # generate rebuilds the eBPF objects in bpf/ from bpf/src/ (bpf2go); the
 # results are committed so that go build needs no clang. Needs clang-14,

@@ -1,0 +1,142 @@
+//go:build linux
+
+package ladder
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// sbcSystem is the sbc daemon, built (or given) and started with a config
+// written for the run: trunk "uac" for the sipp caller, trunk "uas" for the
+// sipp callee, one route between them, media anchored on its own address.
+type sbcSystem struct {
+	p     *proc
+	sip   netip.AddrPort
+	ip    netip.Addr
+	ended atomic.Int64 // "call ended" lines in its log
+}
+
+func (*sbcSystem) name() string               { return SystemSBC }
+func (s *sbcSystem) sipAddr() netip.AddrPort  { return s.sip }
+func (s *sbcSystem) mediaIP() netip.Addr      { return s.ip }
+func (s *sbcSystem) check() error             { return exitedErr(s.p) }
+func (s *sbcSystem) counted() (int64, string) { return s.ended.Load(), "calls ended (sbc log)" }
+func (s *sbcSystem) pgids() []int             { return []int{s.p.pid()} }
+
+// countLine counts the daemon's "call ended" lines (JSON log).
+func (s *sbcSystem) countLine(line string) {
+	if strings.Contains(line, `"msg":"call ended"`) {
+		s.ended.Add(1)
+	}
+}
+
+// buildSBC compiles the daemon into dir. The import path works from
+// anywhere inside the module.
+func buildSBC(ctx context.Context, dir string) (string, error) {
+	bin := filepath.Join(dir, "sbc")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("build sbc: %w", err)
+	}
+	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "sbc/cmd/sbc").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("build sbc (run from inside the sbc module, or pass the binary): go build: %w\n%s", err, out)
+	}
+	return bin, nil
+}
+
+func sbcConfig(e env, sipPort int) string {
+	return fmt.Sprintf(`# Written by sbc-bench ladder.
+[log]
+level = "info"
+format = "json"
+
+[sip]
+public_ip = %[1]q
+user_agent = "sbc-bench-ladder"
+
+[[sip.listen]]
+transport = "udp"
+address = "%[1]s:%[2]d"
+
+[media]
+bind_ip = %[1]q
+public_ip = %[1]q
+port_min = %[3]d
+port_max = %[4]d
+# The ladder sends no RTP: far beyond any call.
+timeout = "1h"
+latching = "symmetric"
+
+# No calls.max_active: only the media range limits the calls up.
+[calls]
+max_duration = "0s"
+ring_timeout = "60s"
+drain_timeout = "2s"
+
+[[trunk]]
+name = "uac"
+address = %[5]q
+transport = "udp"
+sources = [%[6]q]
+
+[[trunk]]
+name = "uas"
+address = %[7]q
+transport = "udp"
+sources = [%[8]q]
+
+[[route]]
+from = "uac"
+prefix = ""
+to = "uas"
+`, e.ip, sipPort, e.portMin, e.portMax, e.uac.String(), e.uac.Addr().String(), e.uas.String(), e.uas.Addr().String())
+}
+
+func (s *sbcSystem) start(ctx context.Context, e env) error {
+	port, err := freeUDPPort(e.ip)
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(e.dir, "sbc.toml")
+	if err := os.WriteFile(path, []byte(sbcConfig(e, port)), 0o644); err != nil {
+		return fmt.Errorf("write sbc config: %w", err)
+	}
+	s.ip, s.sip = e.ip, netip.AddrPortFrom(e.ip, uint16(port))
+	s.p, err = startProc("sbc", exec.Command(e.sbcBin, "run", "-config", path), s.countLine, e.logPath("sbc.log"))
+	if err != nil {
+		return err
+	}
+	if err := waitBound(ctx, s.sip, 10*time.Second, s.p.done); err != nil {
+		return fmt.Errorf("start sbc: %w%s", err, s.p.lastLines())
+	}
+	return nil
+}
+
+// stop sends SIGTERM: the daemon drains (nothing is up between steps) and
+// exits 0.
+func (s *sbcSystem) stop() error {
+	if s.p == nil {
+		return nil
+	}
+	early := exitedErr(s.p)
+	clean := s.p.stop(syscall.SIGTERM, 5*time.Second)
+	_, waitErr := s.p.exited()
+	switch {
+	case early != nil:
+		return early
+	case !clean:
+		return fmt.Errorf("sbc did not exit within 5s of SIGTERM: killed%s", s.p.lastLines())
+	case waitErr != nil:
+		return fmt.Errorf("sbc after SIGTERM: %v%s", waitErr, s.p.lastLines())
+	}
+	return nil
+}
