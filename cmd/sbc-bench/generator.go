@@ -290,6 +290,11 @@ func (g *generator) handle(events []syscall.EpollEvent, b *batch, lat latencies)
 // totals sums the per-stream counters; call after run.
 type mediaTotals struct {
 	sent, sendErr, received, lost, reordered, dups uint64
+	// worstLossPct is the loss of the stream that lost most; starved counts
+	// the streams that got nothing through. Under overload they tell an
+	// even degradation from one that sacrifices some calls.
+	worstLossPct float64
+	starved      int
 }
 
 func (g *generator) totals() mediaTotals {
@@ -301,6 +306,12 @@ func (g *generator) totals() mediaTotals {
 		t.lost += g.rx[i].lost(g.tx[i].sent)
 		t.reordered += g.rx[i].reordered
 		t.dups += g.rx[i].dups
+		if sent := g.tx[i].sent; sent > 0 {
+			t.worstLossPct = max(t.worstLossPct, 100*float64(g.rx[i].lost(sent))/float64(sent))
+			if g.rx[i].received == 0 {
+				t.starved++
+			}
+		}
 	}
 	return t
 }

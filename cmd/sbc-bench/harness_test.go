@@ -57,8 +57,9 @@ func TestDirect(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkCounts(t, res, calls, d)
-	if res.Lost != 0 || res.LossPct != 0 {
-		t.Errorf("direct: lost %d (%.3f %%); want none", res.Lost, res.LossPct)
+	if res.Lost != 0 || res.LossPct != 0 || res.WorstStreamLossPct != 0 || res.StarvedStreams != 0 {
+		t.Errorf("direct: lost %d (%.3f %%, worst stream %.2f %%, %d starved); want none",
+			res.Lost, res.LossPct, res.WorstStreamLossPct, res.StarvedStreams)
 	}
 	if want := float64(calls * 2 * 50); math.Abs(res.RelayedPPS-want) > 0.05*want {
 		t.Errorf("relayed %.0f pps; want about %.0f", res.RelayedPPS, want)
@@ -80,6 +81,11 @@ func TestLossThroughADroppingRelay(t *testing.T) {
 	// Each stream sends 100 packets and loses exactly its 10th, 20th, ...
 	if math.Abs(res.LossPct-10) > 0.5 {
 		t.Errorf("loss %.3f %%; want 10 %% ± 0.5", res.LossPct)
+	}
+	// Evenly: every stream lost its tenth, none more, none starved.
+	if res.WorstStreamLossPct < 9 || res.WorstStreamLossPct > 11 || res.StarvedStreams != 0 {
+		t.Errorf("worst stream lost %.2f %%, %d streams starved; want about 10 %% and none",
+			res.WorstStreamLossPct, res.StarvedStreams)
 	}
 	c := res.Counters
 	if c == nil || res.Lost != c.Dropped || res.Received != c.Forwarded {

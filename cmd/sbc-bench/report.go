@@ -33,15 +33,20 @@ type result struct {
 	Sent      uint64  `json:"sent"`    // RTP packets the harness sent, all streams
 	// Received counts packets that left the target (the relay) and arrived at
 	// the harness's stream ends: the relayed packets. Distinct per stream.
-	Received   uint64  `json:"received"`
-	Lost       uint64  `json:"lost"` // sent and never received
-	LossPct    float64 `json:"loss_pct"`
-	Reordered  uint64  `json:"reordered"`  // arrived after a later packet of its stream
-	Duplicates uint64  `json:"duplicates"` // arrived again
-	Misrouted  uint64  `json:"misrouted"`  // our packet, on another stream's end
-	Foreign    uint64  `json:"foreign"`    // not our packet
-	SendErrors uint64  `json:"send_errors"`
-	RelayedPPS float64 `json:"relayed_pps"` // received / media_s
+	Received  uint64  `json:"received"`
+	Lost      uint64  `json:"lost"` // sent and never received
+	LossPct   float64 `json:"loss_pct"`
+	Reordered uint64  `json:"reordered"` // arrived after a later packet of its stream
+	// WorstStreamLossPct is the loss of the stream that lost most, and
+	// StarvedStreams those that got no packet through: an even degradation
+	// keeps the first near LossPct and the second at 0.
+	WorstStreamLossPct float64 `json:"worst_stream_loss_pct"`
+	StarvedStreams     int     `json:"starved_streams"`
+	Duplicates         uint64  `json:"duplicates"` // arrived again
+	Misrouted          uint64  `json:"misrouted"`  // our packet, on another stream's end
+	Foreign            uint64  `json:"foreign"`    // not our packet
+	SendErrors         uint64  `json:"send_errors"`
+	RelayedPPS         float64 `json:"relayed_pps"` // received / media_s
 	// LatencyUs is one way, from the harness's write to the kernel's receive
 	// timestamp at the far end: what the target adds (see latencies).
 	LatencyUs latencyReport `json:"latency_us"`
@@ -106,6 +111,7 @@ func (r *result) fill(g *generator, rep relayReport) {
 	if t.sent > 0 {
 		r.LossPct = 100 * float64(t.lost) / float64(t.sent)
 	}
+	r.WorstStreamLossPct, r.StarvedStreams = t.worstLossPct, t.starved
 	r.MediaS = g.ended.Sub(g.started).Seconds()
 	if r.MediaS > 0 {
 		r.RelayedPPS = float64(t.received) / r.MediaS
@@ -245,8 +251,8 @@ relay CPU: utime+stime of its process over the media phase; µs/pkt per relayed 
   growth from no call to all calls up, per call (idle ones included). gen: this process, µs per packet sent (and received).
 `)
 	for _, r := range results {
-		fmt.Fprintf(out, "%s, %d calls: sent %d, received %d, lost %d, reordered %d, duplicates %d, misrouted %d, foreign %d, send errors %d;\n",
-			r.Target, r.Calls, r.Sent, r.Received, r.Lost, r.Reordered, r.Duplicates, r.Misrouted, r.Foreign, r.SendErrors)
+		fmt.Fprintf(out, "%s, %d calls: sent %d, received %d, lost %d (worst stream %.2f %%, %d streams starved), reordered %d, duplicates %d, misrouted %d, foreign %d, send errors %d;\n",
+			r.Target, r.Calls, r.Sent, r.Received, r.Lost, r.WorstStreamLossPct, r.StarvedStreams, r.Reordered, r.Duplicates, r.Misrouted, r.Foreign, r.SendErrors)
 		fmt.Fprintf(out, "  setup %.2fs (%.0f calls/s), media %.2fs; latency mean %s, at the receiver p50 %s p99 %s p99.9 %s\n",
 			r.SetupS, float64(r.Calls)/max(r.SetupS, 1e-9), r.MediaS, usStr(r.LatencyUs.Mean),
 			usStr(r.UserLatencyUs.P50), usStr(r.UserLatencyUs.P99), usStr(r.UserLatencyUs.P999))

@@ -63,6 +63,8 @@ func TestRunBadConfigOpensNothing(t *testing.T) {
 	ref, _ := os.ReadFile("../../sbc.toml")
 	doc := strings.Replace(string(ref), `address = "0.0.0.0:5060"`, `address = "`+l.LocalAddr().String()+`"`, 1)
 	doc = strings.Replace(doc, `port_min = 20000`, `port_min = 20001`, 1)
+	// Below the ephemeral ports, where the held SIP port is.
+	doc = strings.Replace(doc, `port_max = 59999`, `port_max = 29999`, 1)
 	path := filepath.Join(t.TempDir(), "c.toml")
 	os.WriteFile(path, []byte(doc), 0o644)
 	var out, errOut bytes.Buffer
