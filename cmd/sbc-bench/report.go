@@ -254,7 +254,7 @@ relay CPU: utime+stime of its process over the media phase; µs/pkt per relayed 
 		fmt.Fprintf(out, "%s, %d calls: sent %d, received %d, lost %d (worst stream %.2f %%, %d streams starved), reordered %d, duplicates %d, misrouted %d, foreign %d, send errors %d;\n",
 			r.Target, r.Calls, r.Sent, r.Received, r.Lost, r.WorstStreamLossPct, r.StarvedStreams, r.Reordered, r.Duplicates, r.Misrouted, r.Foreign, r.SendErrors)
 		fmt.Fprintf(out, "  setup %.2fs (%.0f calls/s), media %.2fs; latency mean %s, at the receiver p50 %s p99 %s p99.9 %s\n",
-			r.SetupS, float64(r.Calls)/max(r.SetupS, 1e-9), r.MediaS, usStr(r.LatencyUs.Mean),
+			r.SetupS, float64(r.Calls+r.IdleCalls)/max(r.SetupS, 1e-9), r.MediaS, usStr(r.LatencyUs.Mean),
 			usStr(r.UserLatencyUs.P50), usStr(r.UserLatencyUs.P99), usStr(r.UserLatencyUs.P999))
 		fmt.Fprintf(out, "  generator: %d senders + %d receivers, %.1f %% CPU, send lag behind schedule p99 %s max %s\n",
 			r.Gen.Senders, r.Gen.Receivers, r.Gen.CPUPct, usStr(r.Gen.LagP99Us), usStr(r.Gen.LagMaxUs))
@@ -262,7 +262,7 @@ relay CPU: utime+stime of its process over the media phase; µs/pkt per relayed 
 			r.Machine.BusyPct, r.Machine.IdlePct, r.Machine.StealPct)
 		if ru := r.Relay; ru != nil {
 			fmt.Fprintf(out, "  relay RSS: %s before calls, %s with %d calls up, %s after hang-up\n",
-				kib(ru.RSSBeforeKiB), kib(ru.RSSCallsKiB), r.Calls, kib(ru.RSSAfterKiB))
+				kib(ru.RSSBeforeKiB), kib(ru.RSSCallsKiB), r.Calls+r.IdleCalls, kib(ru.RSSAfterKiB))
 		}
 		if c := r.Counters; c != nil {
 			if c.Counted {
