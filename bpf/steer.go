@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 )
 
@@ -38,6 +39,9 @@ type Steering struct {
 	min  uint16
 	max  uint16
 	n    int
+	// others is how many sk_lookup programs were attached to the network
+	// namespace before this one.
+	others int
 }
 
 // AttachSteering loads and attaches the program with every port closed. It
@@ -83,12 +87,20 @@ func AttachSteering(c SteerConfig) (*Steering, error) {
 		return nil, fmt.Errorf("steering: %w", err)
 	}
 	defer ns.Close()
+	if q, err := link.QueryPrograms(link.QueryOptions{Target: int(ns.Fd()), Attach: ebpf.AttachSkLookup}); err == nil {
+		s.others = len(q.Programs)
+	}
 	if s.link, err = link.AttachNetNs(int(ns.Fd()), s.objs.Steer); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("steering: attach sk_lookup to the network namespace: %w", err)
 	}
 	return s, nil
 }
+
+// Others is how many sk_lookup programs (another relay's, say) were
+// attached to the network namespace before this one. They run first: one
+// that steers the same address and ports takes their datagrams.
+func (s *Steering) Others() int { return s.others }
 
 // Open steers port to socket index i of SteerConfig.Sockets.
 func (s *Steering) Open(port uint16, i int) error {

@@ -85,6 +85,14 @@ func TestSteering(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	second, err := AttachSteering(SteerConfig{PortMin: port, PortMax: port + 9, IP: netip.MustParseAddr("127.0.0.1"), Sockets: []int{fd}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.Others() != s.Others()+1 {
+		t.Errorf("second program: Others() = %d, want %d", second.Others(), s.Others()+1)
+	}
+	second.Close()
 	if err := s.Open(port+3, 0); err != nil {
 		t.Fatal(err)
 	}

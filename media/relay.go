@@ -79,6 +79,10 @@ func NewRelay(cfg Config, log *slog.Logger) (*Relay, error) {
 	case err == nil:
 		r.tr, r.steered = st, true
 		log.Info("media relay: port range steered to a few sockets", "workers", workers)
+		if n := st.steer.Others(); n > 0 {
+			log.Warn("media relay: another sk_lookup program is attached to this network namespace (another sbc?); one that steers the same address and ports takes their datagrams first",
+				"programs", n)
+		}
 		if n, err := ephemeralClash(cfg.PortMin, cfg.PortMax); err == nil && n > 0 {
 			log.Warn("media port range overlaps the kernel's ephemeral ports: another program's socket on one of them would lose datagrams to the relay; reserve the range",
 				"unreserved_ports", n, "fix", fmt.Sprintf("sysctl -w net.ipv4.ip_local_reserved_ports=%d-%d", cfg.PortMin, cfg.PortMax))

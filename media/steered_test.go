@@ -204,3 +204,21 @@ func TestSteeredWarnsOfEphemeralOverlap(t *testing.T) {
 		t.Errorf("%d unreserved ephemeral ports in %d-%d, warned %v; log:\n%s", clash, lo, hi, warned, logs.String())
 	}
 }
+
+// TestSteeredWarnsOfAnotherProgram: a second steered relay in the network
+// namespace says that the first one's program runs before it.
+func TestSteeredWarnsOfAnotherProgram(t *testing.T) {
+	newSteeredRelay(t, nil)
+	var logs syncBuffer
+	cfg := testConfig()
+	cfg.PortMin, cfg.PortMax, cfg.Steering = testPortMin+500, testPortMin+599, SteeringOn
+	cfg.SetDefaults()
+	r, err := NewRelay(cfg, slogText(&logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	if !strings.Contains(logs.String(), "another sk_lookup program") {
+		t.Errorf("no warning of the first relay's program; log:\n%s", logs.String())
+	}
+}
