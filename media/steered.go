@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"sbc/bpf"
+	"sbc/media/rawudp"
 )
 
 // The steered transport receives the whole port range on a few sockets, one
@@ -201,7 +202,7 @@ type worker struct {
 	iov   [batchSize]unix.Iovec
 	names [batchSize]unix.RawSockaddrInet4
 	oob   [batchSize][origDstSpace]byte
-	bufs  [batchSize][hdrRoom + readBuffer]byte
+	bufs  [batchSize][rawudp.HeaderLen + readBuffer]byte
 
 	out  [batchSize]unix.Mmsghdr
 	oiov [batchSize]unix.Iovec
@@ -245,7 +246,7 @@ func newWorker(t *steered, bind netip.Addr) (*worker, error) {
 		return fail(err)
 	}
 	for i := range w.msgs {
-		w.iov[i].Base = &w.bufs[i][hdrRoom]
+		w.iov[i].Base = &w.bufs[i][rawudp.HeaderLen]
 		w.iov[i].SetLen(readBuffer)
 		h := &w.msgs[i].Hdr
 		h.Name = (*byte)(unsafe.Pointer(&w.names[i]))
@@ -332,7 +333,7 @@ func (w *worker) relay(n int) {
 		sa := &w.names[i]
 		sport := (*[2]byte)(unsafe.Pointer(&sa.Port)) // network order in memory
 		src := netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sport[0])<<8|uint16(sport[1]))
-		b := w.bufs[i][hdrRoom : hdrRoom+ln]
+		b := w.bufs[i][rawudp.HeaderLen : rawudp.HeaderLen+ln]
 		fwd, ok := ep.st.forward(ep.side, ep.kind, b, src, now)
 		if !ok {
 			continue
@@ -344,9 +345,9 @@ func (w *worker) relay(n int) {
 		dst := fwd.dst.Addr().As4()
 		// Sent from the address the datagram came to: the one the peers
 		// were given (or its private side behind NAT).
-		putHeaders(w.bufs[i][:hdrRoom], local, dst, uint16(fwd.port), fwd.dst.Port(), b)
+		rawudp.PutHeaders(w.bufs[i][:rawudp.HeaderLen], local, dst, uint16(fwd.port), fwd.dst.Port(), b)
 		w.oiov[out].Base = &w.bufs[i][0]
-		w.oiov[out].SetLen(hdrRoom + ln)
+		w.oiov[out].SetLen(rawudp.HeaderLen + ln)
 		w.odst[out].Addr = dst
 		w.sent[out] = sentPacket{c: fwd.counters, rtcp: fwd.rtcp, n: ln}
 		out++

@@ -14,6 +14,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"sbc/media/rawudp"
 )
 
 // newSteeredRelay is a relay that must steer: root only.
@@ -109,7 +111,7 @@ func TestSteeredRelayDoesNotAllocate(t *testing.T) {
 	w := r.tr.(*steered).workers[0]
 	pkt := rtpPacket(1, 160)
 	fake := func() { // what recvmmsg writes for one datagram from a to aPort
-		copy(w.bufs[0][hdrRoom:], pkt)
+		copy(w.bufs[0][rawudp.HeaderLen:], pkt)
 		w.msgs[0].Len = uint32(len(pkt))
 		h := &w.msgs[0].Hdr
 		h.Controllen = origDstSpace

@@ -26,6 +26,7 @@ type runConfig struct {
 	setupTimeout time.Duration // per call, INVITE to 200
 	inFlight     int           // calls being set up at once, at most
 	senders      int
+	sendBatch    int // packets per sendmmsg on a raw socket; 0: a write per packet
 	receivers    int
 	drain        time.Duration // wait for packets in flight after the last send
 	uacIP, uasIP netip.Addr
@@ -99,7 +100,7 @@ func runOnce(ctx context.Context, cfg runConfig, t target) (res *result, err err
 	defer os.RemoveAll(work)
 
 	cfg.progress.set("%s: opening %d media sockets", t.name(), fdsPerCall*cfg.calls)
-	gen, err := newGenerator(cfg.calls, cfg.uacIP, cfg.uasIP, cfg.senders, cfg.receivers)
+	gen, err := newGenerator(cfg.calls, cfg.uacIP, cfg.uasIP, cfg.senders, cfg.receivers, cfg.sendBatch)
 	if err != nil {
 		return nil, err
 	}

@@ -58,6 +58,10 @@ type generator struct {
 	rx    []rxState
 
 	senders, receivers int
+	// rawFD is an IPPROTO_RAW socket the senders batch their packets on,
+	// or -1 when the process may not open one (then: a write per packet).
+	rawFD     int
+	sendBatch int
 
 	sent      atomic.Uint64 // running totals for the progress line
 	received  atomic.Uint64
@@ -74,7 +78,7 @@ type generator struct {
 }
 
 // newGenerator opens both ends of calls calls, on uacIP and uasIP.
-func newGenerator(calls int, uacIP, uasIP netip.Addr, senders, receivers int) (*generator, error) {
+func newGenerator(calls int, uacIP, uasIP netip.Addr, senders, receivers, sendBatch int) (*generator, error) {
 	g := &generator{
 		epoch:     time.Now(),
 		ends:      make([]udpSocket, 0, 2*calls),
@@ -84,6 +88,11 @@ func newGenerator(calls int, uacIP, uasIP netip.Addr, senders, receivers int) (*
 		receivers: max(1, min(receivers, 2*calls)),
 		latency:   newLatencies(),
 		lag:       newHistogram(),
+		rawFD:     -1,
+		sendBatch: sendBatch,
+	}
+	if sendBatch > 0 {
+		g.rawFD = openRaw()
 	}
 	for i := range calls {
 		for _, ip := range []netip.Addr{uacIP, uasIP} {
@@ -103,14 +112,21 @@ func (g *generator) close() {
 		s.close()
 	}
 	g.ends = nil
+	if g.rawFD >= 0 {
+		syscall.Close(g.rawFD)
+		g.rawFD = -1
+	}
 }
+
+// batched tells whether the senders batch (raw socket) or write per packet.
+func (g *generator) batched() bool { return g.rawFD >= 0 }
 
 // now is the harness's clock: monotonic, shared by senders and receivers.
 func (g *generator) now() int64 { return int64(time.Since(g.epoch)) }
 
 // endA and endB are call i's stream ends.
-func (g *generator) endA(i int) udpSocket { return g.ends[2*i] }
-func (g *generator) endB(i int) udpSocket { return g.ends[2*i+1] }
+func (g *generator) endA(i int) *udpSocket { return &g.ends[2*i] }
+func (g *generator) endB(i int) *udpSocket { return &g.ends[2*i+1] }
 
 // shard returns the k-th of n contiguous ranges of [0, total).
 func shard(k, n, total int) (lo, hi int) { return k * total / n, (k + 1) * total / n }
@@ -198,9 +214,14 @@ func (g *generator) run(ctx context.Context, d, drain time.Duration) error {
 	return nil
 }
 
-// send is one sender: streams [lo, hi), ticks ticks from t0.
+// send is one sender: streams [lo, hi), ticks ticks from t0. With a raw
+// socket a slot's packets leave in one sendmmsg; else one write each.
 func (g *generator) send(lo, hi int, t0 time.Time, ticks int, lag *histogram, stop *atomic.Bool) {
 	buf := newPacket()
+	var rb *rawBatch
+	if g.rawFD >= 0 {
+		rb = newRawBatch(g.rawFD, g.sendBatch)
+	}
 	n := hi - lo
 	for k := range ticks {
 		for sl := range slots {
@@ -214,6 +235,10 @@ func (g *generator) send(lo, hi int, t0 time.Time, ticks int, lag *histogram, st
 				return
 			}
 			a, b := lo+sl*n/slots, lo+(sl+1)*n/slots
+			if rb != nil {
+				g.sent.Add(rb.send(g, a, b, uint32(k)))
+				continue
+			}
 			var sent uint64
 			for st := a; st < b; st++ {
 				tx := &g.tx[st]

@@ -5,10 +5,12 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -49,10 +51,22 @@ func checkCounts(t *testing.T, res *result, calls int, d time.Duration) {
 	}
 }
 
+// TestDirect runs the generator both ways: a write per packet, and batches
+// of 8 on a raw socket (root only; without CAP_NET_RAW it writes too).
 func TestDirect(t *testing.T) {
+	for _, batch := range []int{0, 8} {
+		t.Run(fmt.Sprintf("send-batch=%d", batch), func(t *testing.T) {
+			testDirect(t, batch)
+		})
+	}
+}
+
+func testDirect(t *testing.T, batch int) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	const calls, d = 20, 2 * time.Second
-	res, err := runOnce(t.Context(), testConfig(calls, d), &directTarget{})
+	cfg := testConfig(calls, d)
+	cfg.sendBatch = batch
+	res, err := runOnce(t.Context(), cfg, &directTarget{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,6 +80,9 @@ func TestDirect(t *testing.T) {
 	}
 	if res.Relay != nil || res.Counters != nil {
 		t.Errorf("direct has no process and no counters; got %+v %+v", res.Relay, res.Counters)
+	}
+	if want := batch > 0 && os.Geteuid() == 0; res.Gen.Batched != want {
+		t.Errorf("batched sends = %v; want %v", res.Gen.Batched, want)
 	}
 }
 

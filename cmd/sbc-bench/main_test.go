@@ -31,6 +31,7 @@ func TestFlags(t *testing.T) {
 		{"-sbc-ip 10.0.0.1", "loopback"},
 		{"-sweep -sweep-start 100 -max-calls 50", "start <= max"},
 		{"-senders 0", "at least 1"},
+		{"-send-batch 65", "want 0 (a write per packet) to 64"},
 		{"extra", "unexpected argument"},
 		{"-no-such-flag", "not defined"},
 	}

@@ -98,6 +98,9 @@ type genUsage struct {
 	LagMaxUs       float64 `json:"send_lag_max_us"`
 	Senders        int     `json:"senders"`
 	Receivers      int     `json:"receivers"`
+	// Batched is true when the senders batch on a raw socket (sendmmsg),
+	// false when they write per packet (no CAP_NET_RAW).
+	Batched bool `json:"batched_sends"`
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
@@ -129,7 +132,7 @@ func (r *result) fill(g *generator, rep relayReport) {
 			ru.MemPerCallKiB = float64(ru.RSSCallsKiB-ru.RSSBeforeKiB) / float64(n)
 		}
 	}
-	r.Gen = genUsage{Senders: r.Senders, Receivers: r.Receivers,
+	r.Gen = genUsage{Senders: r.Senders, Receivers: r.Receivers, Batched: g.batched(),
 		LagP99Us: us(g.lag.quantile(0.99)), LagMaxUs: us(time.Duration(max(g.lag.max, 0)))}
 	if r.gen.wall > 0 {
 		r.Gen.CPUPct = 100 * r.gen.cpu.Seconds() / r.gen.wall.Seconds()
@@ -256,8 +259,12 @@ relay CPU: utime+stime of its process over the media phase; µs/pkt per relayed 
 		fmt.Fprintf(out, "  setup %.2fs (%.0f calls/s), media %.2fs; latency mean %s, at the receiver p50 %s p99 %s p99.9 %s\n",
 			r.SetupS, float64(r.Calls+r.IdleCalls)/max(r.SetupS, 1e-9), r.MediaS, usStr(r.LatencyUs.Mean),
 			usStr(r.UserLatencyUs.P50), usStr(r.UserLatencyUs.P99), usStr(r.UserLatencyUs.P999))
-		fmt.Fprintf(out, "  generator: %d senders + %d receivers, %.1f %% CPU, send lag behind schedule p99 %s max %s\n",
-			r.Gen.Senders, r.Gen.Receivers, r.Gen.CPUPct, usStr(r.Gen.LagP99Us), usStr(r.Gen.LagMaxUs))
+		sends := "a write per packet"
+		if r.Gen.Batched {
+			sends = "sendmmsg batches on a raw socket"
+		}
+		fmt.Fprintf(out, "  generator: %d senders (%s) + %d receivers, %.1f %% CPU, send lag behind schedule p99 %s max %s\n",
+			r.Gen.Senders, sends, r.Gen.Receivers, r.Gen.CPUPct, usStr(r.Gen.LagP99Us), usStr(r.Gen.LagMaxUs))
 		fmt.Fprintf(out, "  machine over the media phase (all CPUs): %.0f %% busy, %.0f %% idle, %.1f %% stolen by the hypervisor\n",
 			r.Machine.BusyPct, r.Machine.IdlePct, r.Machine.StealPct)
 		if ru := r.Relay; ru != nil {

@@ -20,14 +20,17 @@ import (
 // sockets (no address to pass or route to look up per packet).
 //
 // Batching across sockets is impossible in the kernel API (sendmmsg and
-// recvmmsg take one socket), and each socket carries one 50 pps stream, so
-// sends are one write(2) each; recvmmsg pays off only when a receiver fell
-// behind and packets queued, and then it takes them all in one call.
+// recvmmsg take one socket), and each socket carries one 50 pps stream:
+// sends go through a raw socket in batches when the process may open one
+// (rawsend.go), else one write(2) each; recvmmsg pays off only when a
+// receiver fell behind and packets queued, and then it takes them all in
+// one call.
 
 // udpSocket is one bound, non-blocking IPv4 UDP socket.
 type udpSocket struct {
 	fd    int
 	local netip.AddrPort
+	peer  netip.AddrPort // set by connect
 }
 
 // listenUDP binds ip:0 and learns the port the kernel chose.
@@ -67,13 +70,14 @@ func listenUDP(ip netip.Addr) (udpSocket, error) {
 
 // connect fixes the peer: writes go there and only its datagrams are
 // received, which is what a symmetric RTP peer expects of the relay.
-func (s udpSocket) connect(to netip.AddrPort) error {
+func (s *udpSocket) connect(to netip.AddrPort) error {
 	if !to.Addr().Is4() {
 		return fmt.Errorf("connect %v: only IPv4", to)
 	}
 	if err := syscall.Connect(s.fd, &syscall.SockaddrInet4{Addr: to.Addr().As4(), Port: int(to.Port())}); err != nil {
 		return fmt.Errorf("connect udp %v to %v: %w", s.local, to, err)
 	}
+	s.peer = to
 	return nil
 }
 

@@ -1,22 +1,25 @@
-package media
+// Package rawudp writes the IPv4 and UDP headers of datagrams sent from a
+// raw socket (IPPROTO_RAW, IP_HDRINCL): the only way for one socket to send
+// from many ports, which the steered media relay and the load harness's
+// generator need.
+package rawudp
 
 import "encoding/binary"
 
-// hdrRoom is the IPv4 (20 bytes, no options) and UDP (8) header that the
-// steered relay writes in front of a datagram's payload to send it from a
-// raw socket: the only way for one socket to send from every media port.
-const hdrRoom = 28
+// HeaderLen is the IPv4 (20 bytes, no options) and UDP (8) header that goes
+// in front of a datagram's payload.
+const HeaderLen = 28
 
-// putHeaders writes the IPv4 and UDP headers of a datagram carrying payload
-// from src to dst into h[:hdrRoom]. The kernel fills in the IP total
+// PutHeaders writes the IPv4 and UDP headers of a datagram carrying payload
+// from src to dst into h[:HeaderLen]. The kernel fills in the IP total
 // length, identification and header checksum (raw(7), IP_HDRINCL); the UDP
 // checksum is ours.
-func putHeaders(h []byte, src, dst [4]byte, sport, dport uint16, payload []byte) {
-	_ = h[hdrRoom-1]
+func PutHeaders(h []byte, src, dst [4]byte, sport, dport uint16, payload []byte) {
+	_ = h[HeaderLen-1]
 	n := len(payload)
 	h[0] = 0x45 // IPv4, 5-word header
 	h[1] = 0    // DSCP/ECN, as the per-port sockets send
-	binary.BigEndian.PutUint16(h[2:], uint16(hdrRoom+n))
+	binary.BigEndian.PutUint16(h[2:], uint16(HeaderLen+n))
 	h[4], h[5] = 0, 0    // identification: kernel
 	h[6], h[7] = 0x40, 0 // don't fragment
 	h[8] = 64            // TTL
@@ -27,13 +30,13 @@ func putHeaders(h []byte, src, dst [4]byte, sport, dport uint16, payload []byte)
 	binary.BigEndian.PutUint16(h[20:], sport)
 	binary.BigEndian.PutUint16(h[22:], dport)
 	binary.BigEndian.PutUint16(h[24:], uint16(8+n))
-	binary.BigEndian.PutUint16(h[26:], udpChecksum(src, dst, sport, dport, payload))
+	binary.BigEndian.PutUint16(h[26:], Checksum(src, dst, sport, dport, payload))
 }
 
-// udpChecksum is the UDP checksum over the IPv4 pseudo header, the UDP
+// Checksum is the UDP checksum over the IPv4 pseudo header, the UDP
 // header and payload (RFC 768). A computed 0 is sent as 0xffff, since 0
 // means "no checksum".
-func udpChecksum(src, dst [4]byte, sport, dport uint16, payload []byte) uint16 {
+func Checksum(src, dst [4]byte, sport, dport uint16, payload []byte) uint16 {
 	ulen := uint64(8 + len(payload))
 	s := uint64(binary.BigEndian.Uint32(src[:])) + uint64(binary.BigEndian.Uint32(dst[:])) +
 		17 + 2*ulen + uint64(sport) + uint64(dport) // length twice: pseudo header and UDP header

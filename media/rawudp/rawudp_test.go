@@ -1,4 +1,4 @@
-package media
+package rawudp
 
 import (
 	"encoding/binary"
@@ -14,13 +14,13 @@ func TestUDPChecksum(t *testing.T) {
 		for i := range payload {
 			payload[i] = byte(i*37 + n)
 		}
-		got := udpChecksum(src, dst, 20000, 40002, payload)
+		got := Checksum(src, dst, 20000, 40002, payload)
 
-		h := make([]byte, hdrRoom+n)
-		putHeaders(h, src, dst, 20000, 40002, payload)
-		copy(h[hdrRoom:], payload)
+		h := make([]byte, HeaderLen+n)
+		PutHeaders(h, src, dst, 20000, 40002, payload)
+		copy(h[HeaderLen:], payload)
 		if c := binary.BigEndian.Uint16(h[26:]); c != got {
-			t.Fatalf("len %d: header checksum %#x, udpChecksum %#x", n, c, got)
+			t.Fatalf("len %d: header checksum %#x, Checksum %#x", n, c, got)
 		}
 		// pseudo header + UDP header with checksum + payload
 		pseudo := append(append(append([]byte{}, src[:]...), dst[:]...), 0, 17, byte((8+n)>>8), byte(8+n))
@@ -45,8 +45,8 @@ func sum16(b []byte) uint16 {
 }
 
 func TestPutHeaders(t *testing.T) {
-	h := make([]byte, hdrRoom)
-	putHeaders(h, [4]byte{10, 0, 0, 1}, [4]byte{10, 0, 0, 2}, 20000, 5004, make([]byte, 172))
+	h := make([]byte, HeaderLen)
+	PutHeaders(h, [4]byte{10, 0, 0, 1}, [4]byte{10, 0, 0, 2}, 20000, 5004, make([]byte, 172))
 	want := []byte{0x45, 0, 0, 200, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
 		0x4e, 0x20, 0x13, 0x8c, 0, 180}
 	if string(h[:26]) != string(want) {

@@ -1,0 +1,105 @@
+//go:build linux
+
+package main
+
+import (
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"sbc/media/rawudp"
+)
+
+// The generator's batched send path. Each stream end has its own socket
+// (receiving needs it), and sendmmsg(2) takes one socket, so writes cannot
+// be batched across streams on those. A raw socket (IPPROTO_RAW, the
+// process writes the IP and UDP headers) can send as any end: a slot's
+// packets then leave in one sendmmsg, as the relay's do. It needs
+// CAP_NET_RAW; without it the senders write per packet.
+
+// maxSendBatch is the most packets one sendmmsg carries (-send-batch).
+const maxSendBatch = 64
+
+// openRaw returns an IPPROTO_RAW socket, or -1 when none may be opened.
+func openRaw() int {
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_RAW|syscall.SOCK_CLOEXEC, syscall.IPPROTO_RAW)
+	if err != nil {
+		return -1
+	}
+	return fd
+}
+
+// rawBatch is one sender's reusable sendmmsg vector.
+type rawBatch struct {
+	fd     int
+	size   int // packets per sendmmsg, at most maxSendBatch
+	msgs   [maxSendBatch]mmsghdr
+	iovs   [maxSendBatch]syscall.Iovec
+	dsts   [maxSendBatch]syscall.RawSockaddrInet4
+	bufs   [maxSendBatch][rawudp.HeaderLen + packetLen]byte
+	stream [maxSendBatch]int
+}
+
+func newRawBatch(fd, size int) *rawBatch {
+	b := &rawBatch{fd: fd, size: min(size, maxSendBatch)}
+	for i := range b.msgs {
+		b.iovs[i].Base = &b.bufs[i][0]
+		b.iovs[i].SetLen(rawudp.HeaderLen + packetLen)
+		h := &b.msgs[i].hdr
+		h.Name = (*byte)(unsafe.Pointer(&b.dsts[i]))
+		h.Namelen = syscall.SizeofSockaddrInet4
+		h.Iov = &b.iovs[i]
+		h.Iovlen = 1
+		b.dsts[i].Family = syscall.AF_INET
+		copy(b.bufs[i][rawudp.HeaderLen:], newPacket())
+	}
+	return b
+}
+
+// send sends packet seq of streams [a, b) and returns how many left. Each
+// packet is stamped as it is written into the batch, microseconds before
+// the sendmmsg that carries it.
+func (rb *rawBatch) send(g *generator, a, b int, seq uint32) uint64 {
+	var sent uint64
+	for a < b {
+		n := 0
+		for ; n < rb.size && a < b; a++ {
+			end := &g.ends[a]
+			if !end.peer.IsValid() {
+				g.tx[a].sendErr++
+				continue
+			}
+			p := rb.bufs[n][rawudp.HeaderLen:]
+			encode(p, uint32(a), seq, sendTime{mono: g.now(), wall: time.Now().UnixNano()})
+			dst := end.peer.Addr().As4()
+			rawudp.PutHeaders(rb.bufs[n][:rawudp.HeaderLen], end.local.Addr().As4(), dst, end.local.Port(), end.peer.Port(), p)
+			rb.dsts[n].Addr = dst
+			rb.stream[n] = a
+			n++
+		}
+		sent += rb.flush(g, n)
+	}
+	return sent
+}
+
+// flush sends the first n packets; one that fails is counted against its
+// stream and skipped.
+func (rb *rawBatch) flush(g *generator, n int) uint64 {
+	var sent uint64
+	for i := 0; i < n; {
+		r, _, e := syscall.RawSyscall6(unix.SYS_SENDMMSG, uintptr(rb.fd), uintptr(unsafe.Pointer(&rb.msgs[i])), uintptr(n-i), syscall.MSG_DONTWAIT, 0, 0)
+		if e != 0 || int(r) <= 0 {
+			g.tx[rb.stream[i]].sendErr++
+			i++
+			continue
+		}
+		for _, st := range rb.stream[i : i+int(r)] {
+			g.tx[st].sent++
+		}
+		sent += uint64(r)
+		i += int(r)
+	}
+	return sent
+}
