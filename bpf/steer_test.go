@@ -89,8 +89,8 @@ func TestSteering(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if second.Others() != s.Others()+1 {
-		t.Errorf("second program: Others() = %d, want %d", second.Others(), s.Others()+1)
+	if second.Others() < 1 {
+		t.Errorf("second program: Others() = %d, want at least 1 (the first)", second.Others())
 	}
 	second.Close()
 	if err := s.Open(port+3, 0); err != nil {

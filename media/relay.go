@@ -19,6 +19,8 @@ type Relay struct {
 	tr       transport
 	steered  bool
 	epoch    time.Time // zero of clock
+	// unreserve gives back the ephemeral ports NewRelay reserved; nil if none.
+	unreserve func() error
 
 	mu       sync.Mutex // guards sessions and closed
 	sessions map[*Session]struct{}
@@ -36,6 +38,10 @@ type transport interface {
 	// shut stops receiving on the leg's ports; what runs for them ends soon
 	// after (wg).
 	shut(l *leg)
+	// quiesce returns once nothing runs any more for legs already shut.
+	quiesce()
+	// remoteChanged tells that the signalled address of l's peer is now rtp.
+	remoteChanged(l *leg, rtp netip.AddrPort)
 	// close ends what the transport runs itself, once every session is closed.
 	close()
 }
@@ -72,20 +78,28 @@ func NewRelay(cfg Config, log *slog.Logger) (*Relay, error) {
 	}
 	workers := cfg.Workers
 	if workers == 0 {
-		workers = runtime.GOMAXPROCS(0)
+		workers = min(runtime.GOMAXPROCS(0), maxWorkers)
 	}
 	st, err := newSteered(bind, r.ports, cfg.PortMin, cfg.PortMax, workers, r.clock)
 	switch {
 	case err == nil:
 		r.tr, r.steered = st, true
 		log.Info("media relay: port range steered to a few sockets", "workers", workers)
-		if n := st.steer.Others(); n > 0 {
+		if n := st.others(); n > 0 {
 			log.Warn("media relay: another sk_lookup program is attached to this network namespace (another sbc?); one that steers the same address and ports takes their datagrams first",
 				"programs", n)
 		}
 		if n, err := ephemeralClash(cfg.PortMin, cfg.PortMax); err == nil && n > 0 {
-			log.Warn("media port range overlaps the kernel's ephemeral ports: another program's socket on one of them would lose datagrams to the relay; reserve the range",
-				"unreserved_ports", n, "fix", fmt.Sprintf("sysctl -w net.ipv4.ip_local_reserved_ports=%d-%d", cfg.PortMin, cfg.PortMax))
+			// A steered port takes every datagram to it: another program's
+			// socket given one as its ephemeral port would lose its replies.
+			if undo, err := reservePorts(cfg.PortMin, cfg.PortMax); err != nil {
+				log.Warn("media port range overlaps the kernel's ephemeral ports and could not be reserved: another program's socket on one of them would lose datagrams to the relay",
+					"unreserved_ports", n, "error", err, "fix", fmt.Sprintf("sysctl -w net.ipv4.ip_local_reserved_ports=%d-%d", cfg.PortMin, cfg.PortMax))
+			} else {
+				r.unreserve = undo
+				log.Info("media port range reserved while the relay runs: the kernel gives none of its ports to other sockets as ephemeral ports (net.ipv4.ip_local_reserved_ports)",
+					"ports", fmt.Sprintf("%d-%d", cfg.PortMin, cfg.PortMax), "were_unreserved", n)
+			}
 		}
 	case cfg.Steering == SteeringOn:
 		return nil, fmt.Errorf("new media relay: media.steering = \"on\" but steering is unavailable: %w", err)
@@ -139,8 +153,16 @@ func (r *Relay) Close() error {
 	for _, s := range open {
 		s.Close()
 	}
-	r.closeOnce.Do(r.tr.close)
-	return nil
+	var err error
+	r.closeOnce.Do(func() {
+		r.tr.close()
+		if r.unreserve != nil {
+			if err = r.unreserve(); err != nil {
+				err = fmt.Errorf("media relay: give back the reserved ports: %w", err)
+			}
+		}
+	})
+	return err
 }
 
 func (r *Relay) forget(s *Session) {

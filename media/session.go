@@ -108,6 +108,7 @@ func (s *Session) closeStreams(streams []*Stream) {
 			}
 		}
 	}
+	s.relay.tr.quiesce()
 	for _, st := range streams {
 		st.wg.Wait()
 	}

@@ -48,7 +48,9 @@ func (t *perPort) shut(l *leg) {
 	}
 }
 
-func (t *perPort) close() {}
+func (t *perPort) close()                                   {}
+func (t *perPort) quiesce()                                 {} // the legs' WaitGroups do it
+func (t *perPort) remoteChanged(l *leg, rtp netip.AddrPort) {} // each socket has its address
 
 // bindPair allocates a port pair and binds it. A pair held by another
 // process is returned to the back of the queue and the next one is tried,

@@ -3,12 +3,14 @@
 package media
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -31,20 +33,14 @@ import (
 // batchSize is the most datagrams one recvmmsg takes and one sendmmsg sends.
 const batchSize = 64
 
-// origDstSpace is CMSG_SPACE(sizeof(struct sockaddr_in)): room for the
-// IP_ORIGDSTADDR control message.
+// origDstSpace is room for the IP_ORIGDSTADDR control message:
+// CMSG_SPACE(sizeof(struct sockaddr_in)) is 32 bytes on 64-bit Linux, 28 on
+// 32-bit.
 const origDstSpace = 32
-
-// endpoint is what a steered port belongs to: socket k of the leg facing
-// side of stream st.
-type endpoint struct {
-	st   *Stream
-	side Side
-	kind sockKind
-}
 
 type steered struct {
 	bind    [4]byte
+	bindAny bool // 0.0.0.0: every local address
 	ports   *portAllocator
 	clock   func() int64 // Relay.clock
 	min     int
@@ -60,7 +56,7 @@ func newSteered(bind netip.Addr, ports *portAllocator, portMin, portMax, workers
 	if !bind.Is4() {
 		return nil, fmt.Errorf("it is IPv4 only and media.bind_ip is %v", bind)
 	}
-	t := &steered{bind: bind.As4(), ports: ports, clock: clock, min: portMin, slots: make([]atomic.Pointer[endpoint], portMax-portMin+1)}
+	t := &steered{bind: bind.As4(), bindAny: bind.IsUnspecified(), ports: ports, clock: clock, min: portMin, slots: make([]atomic.Pointer[endpoint], portMax-portMin+1)}
 	defer func() {
 		if err != nil {
 			t.close()
@@ -162,6 +158,81 @@ func (t *steered) shut(l *leg) {
 	}
 }
 
+// source is the address a datagram leaving by l is sent from: the one l's
+// peer sends to, so that it sees media come from where it sends (RFC 4961);
+// before that peer has sent anything, the relay's address, or with 0.0.0.0
+// the kernel's choice towards the peer; else fallback, where the datagram
+// being relayed came in.
+func (t *steered) source(l *leg, fallback [4]byte) [4]byte {
+	if v := l.local.Load(); v != 0 {
+		return ip4(v)
+	}
+	if t.bindAny {
+		if v := l.routeSrc.Load(); v != 0 {
+			return ip4(v)
+		}
+		return fallback
+	}
+	return t.bind
+}
+
+// remoteChanged learns, when the relay listens on every address, which one
+// the kernel would send from to rtp, for source until the peer sends.
+func (t *steered) remoteChanged(l *leg, rtp netip.AddrPort) {
+	l.local.Store(0) // a new peer may send to another address
+	if !t.bindAny || !rtp.Addr().Is4() {
+		return
+	}
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	if unix.Connect(fd, &unix.SockaddrInet4{Addr: rtp.Addr().As4(), Port: int(rtp.Port())}) != nil {
+		return
+	}
+	if sa, err := unix.Getsockname(fd); err == nil {
+		if in4, ok := sa.(*unix.SockaddrInet4); ok {
+			l.routeSrc.Store(binary.BigEndian.Uint32(in4.Addr[:]))
+		}
+	}
+}
+
+// sawLocal records a, where a datagram from l's peer was sent to.
+func (l *leg) sawLocal(a [4]byte) {
+	if v := binary.BigEndian.Uint32(a[:]); l.local.Load() != v {
+		l.local.Store(v)
+	}
+}
+
+func ip4(v uint32) (a [4]byte) {
+	binary.BigEndian.PutUint32(a[:], v)
+	return a
+}
+
+// quiesce waits until every worker is done with the batch it was relaying,
+// if any: after shut, no worker still holds a shut port's stream.
+func (t *steered) quiesce() {
+	for _, w := range t.workers {
+		b := w.busy.Load()
+		for i := 0; b%2 == 1 && w.busy.Load() == b && i < 1000; i++ { // a batch takes µs; 100 ms at most
+			time.Sleep(100 * time.Microsecond)
+		}
+	}
+}
+
+// others is how many sk_lookup programs were attached before this one.
+func (t *steered) others() int { return t.steer.Others() }
+
+// unrouted sums the workers' datagrams that reached no stream.
+func (t *steered) unrouted() uint64 {
+	var n uint64
+	for _, w := range t.workers {
+		n += w.unrouted.Load()
+	}
+	return n
+}
+
 func (t *steered) lookup(port uint16) *endpoint {
 	i := uint(int(port) - t.min)
 	if i >= uint(len(t.slots)) {
@@ -187,12 +258,15 @@ func (t *steered) close() {
 // worker owns one steered socket and one raw socket. Its buffers are
 // reused for every batch: the hot path does not allocate.
 type worker struct {
-	t     *steered
-	fd    int      // steered UDP socket, non-blocking
-	file  *os.File // fd, for the netpoller
-	rc    syscall.RawConn
-	raw   int // IPPROTO_RAW socket
-	dropR atomic.Uint64
+	t    *steered
+	fd   int      // steered UDP socket, non-blocking
+	file *os.File // fd, for the netpoller
+	rc   syscall.RawConn
+	raw  int // IPPROTO_RAW socket
+	// unrouted counts datagrams that reached no stream: port just shut,
+	// no original destination, socket errors.
+	unrouted atomic.Uint64
+	busy     atomic.Uint64
 
 	n     int // datagrams of the last recvmmsg
 	errno syscall.Errno
@@ -297,14 +371,24 @@ func (w *worker) recv(fd uintptr) bool {
 	return true
 }
 
-// run relays until the socket is closed.
+// run relays until the socket is closed. busy is odd while a batch is
+// being relayed, so that quiesce can tell when every batch taken before a
+// port was shut is done.
 func (w *worker) run() {
 	for {
 		if err := w.rc.Read(w.read); err != nil {
 			return
 		}
-		if w.errno == 0 && w.n > 0 {
+		switch {
+		case w.errno == 0 && w.n > 0:
+			w.busy.Add(1)
 			w.relay(w.n)
+			w.busy.Add(1)
+		case w.errno != 0 && w.errno != unix.EINTR:
+			// A socket error (ENOMEM, say) that the next call may meet
+			// again: count it and do not spin on it.
+			w.unrouted.Add(1)
+			time.Sleep(time.Millisecond)
 		}
 	}
 }
@@ -314,20 +398,27 @@ func (w *worker) relay(n int) {
 	out, now := 0, w.t.clock()
 	for i := range n {
 		m := &w.msgs[i]
-		ln, flags, ctl := int(m.Len), m.Hdr.Flags, m.Hdr.Controllen
+		ln, flags, ctl := int(m.Len), m.Hdr.Flags, int(m.Hdr.Controllen)
 		w.rearm(i)
-		c := &w.oob[i]
-		// The one control message: cmsghdr{len, level, type} then the
-		// sockaddr_in the datagram was sent to.
-		if flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 || ctl < origDstSpace ||
-			*(*int32)(unsafe.Pointer(&c[8])) != unix.SOL_IP || *(*int32)(unsafe.Pointer(&c[12])) != unix.IP_ORIGDSTADDR {
-			w.dropR.Add(1)
+		// The one control message, IP_ORIGDSTADDR: the sockaddr_in the
+		// datagram was sent to.
+		c := w.oob[i][:]
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&c[0]))
+		if flags&unix.MSG_CTRUNC != 0 || ctl < unix.CmsgLen(unix.SizeofSockaddrInet4) ||
+			h.Level != unix.SOL_IP || h.Type != unix.IP_ORIGDSTADDR {
+			w.unrouted.Add(1)
 			continue
 		}
-		local := [4]byte{c[20], c[21], c[22], c[23]}
-		ep := w.t.lookup(uint16(c[18])<<8 | uint16(c[19]))
+		sin := c[unix.CmsgLen(0):]
+		local := [4]byte(sin[4:8])
+		ep := w.t.lookup(uint16(sin[2])<<8 | uint16(sin[3]))
 		if ep == nil {
-			w.dropR.Add(1) // a port shut while the datagram queued
+			w.unrouted.Add(1) // a port shut while the datagram queued
+			continue
+		}
+		in := &ep.st.legs[ep.side]
+		if flags&unix.MSG_TRUNC != 0 { // over readBuffer: no RTP/RTCP
+			in.in.dropped.Add(1)
 			continue
 		}
 		sa := &w.names[i]
@@ -342,10 +433,9 @@ func (w *worker) relay(n int) {
 			fwd.counters.dropped.Add(1)
 			continue
 		}
+		in.sawLocal(local)
 		dst := fwd.dst.Addr().As4()
-		// Sent from the address the datagram came to: the one the peers
-		// were given (or its private side behind NAT).
-		rawudp.PutHeaders(w.bufs[i][:rawudp.HeaderLen], local, dst, uint16(fwd.port), fwd.dst.Port(), b)
+		rawudp.PutHeaders(w.bufs[i][:rawudp.HeaderLen], w.t.source(fwd.out, local), dst, uint16(fwd.port), fwd.dst.Port(), b)
 		w.oiov[out].Base = &w.bufs[i][0]
 		w.oiov[out].SetLen(rawudp.HeaderLen + ln)
 		w.odst[out].Addr = dst
@@ -355,13 +445,20 @@ func (w *worker) relay(n int) {
 	w.flush(out)
 }
 
-// flush sends the queued datagrams and counts them; one that fails is
-// counted as dropped and skipped.
+// flush sends the queued datagrams and counts them. A datagram the kernel
+// refuses is dropped and counted; a full send buffer drops the rest of the
+// batch rather than retrying into it.
 func (w *worker) flush(out int) {
 	for i := 0; i < out; {
 		r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, uintptr(w.raw), uintptr(unsafe.Pointer(&w.out[i])), uintptr(out-i), unix.MSG_DONTWAIT, 0, 0)
 		sent := int(r)
 		if e != 0 || sent <= 0 {
+			if e == unix.EAGAIN || e == unix.ENOBUFS {
+				for _, p := range w.sent[i:out] {
+					p.c.dropped.Add(1)
+				}
+				return
+			}
 			w.sent[i].c.dropped.Add(1)
 			i++
 			continue

@@ -3,10 +3,13 @@
 package media
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"net"
+	"net/netip"
 	"os"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -174,6 +177,9 @@ func TestParsePortList(t *testing.T) {
 	if len(got) != 5 {
 		t.Errorf("%d ports, want 5", len(got))
 	}
+	if back := formatPortList(got); back != "1000,2000-2002,65535" {
+		t.Errorf("formatPortList = %q, want the list back", back)
+	}
 	for _, bad := range []string{"x", "10-", "20-10", "1,,2"} {
 		if _, err := parsePortList(bad); err == nil {
 			t.Errorf("parsePortList(%q): no error", bad)
@@ -181,16 +187,21 @@ func TestParsePortList(t *testing.T) {
 	}
 }
 
-// TestSteeredWarnsOfEphemeralOverlap: a range inside the kernel's ephemeral
-// ports (and not reserved) is said at start, with the fix.
-func TestSteeredWarnsOfEphemeralOverlap(t *testing.T) {
+// TestSteeredReservesEphemeralOverlap: a range inside the kernel's
+// ephemeral ports is reserved while the relay runs, so no other socket is
+// given one of them, and given back at Close.
+func TestSteeredReservesEphemeralOverlap(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("steering needs root (CAP_BPF, CAP_NET_ADMIN, CAP_NET_RAW)")
 	}
-	const lo, hi = 40000, 40099
-	clash, err := ephemeralClash(lo, hi)
+	before, err := os.ReadFile(reservedPortsPath)
 	if err != nil {
 		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.WriteFile(reservedPortsPath, before, 0o644) })
+	const lo, hi = 40000, 40099
+	if n, err := ephemeralClash(lo, hi); err != nil || n == 0 {
+		t.Skipf("%d-%d is not in this machine's unreserved ephemeral ports (%d, %v)", lo, hi, n, err)
 	}
 	var logs syncBuffer
 	cfg := testConfig()
@@ -200,10 +211,17 @@ func TestSteeredWarnsOfEphemeralOverlap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.Close()
-	warned := strings.Contains(logs.String(), "ip_local_reserved_ports=40000-40099")
-	if warned != (clash > 0) {
-		t.Errorf("%d unreserved ephemeral ports in %d-%d, warned %v; log:\n%s", clash, lo, hi, warned, logs.String())
+	if n, err := ephemeralClash(lo, hi); err != nil || n != 0 {
+		t.Errorf("after start %d ports of %d-%d still unreserved (%v)", n, lo, hi, err)
+	}
+	if !strings.Contains(logs.String(), "media port range reserved") {
+		t.Errorf("the reservation is not logged:\n%s", logs.String())
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := os.ReadFile(reservedPortsPath); string(after) != string(before) {
+		t.Errorf("after Close ip_local_reserved_ports = %q, want it back at %q", after, before)
 	}
 }
 
@@ -222,5 +240,45 @@ func TestSteeredWarnsOfAnotherProgram(t *testing.T) {
 	r.Close()
 	if !strings.Contains(logs.String(), "another sk_lookup program") {
 		t.Errorf("no warning of the first relay's program; log:\n%s", logs.String())
+	}
+}
+
+// TestSteeredSourceIsWhatThePeerSendsTo: listening on 0.0.0.0, each peer
+// gets media from the address it sends to, even when the two peers use
+// different local addresses (a public and a private side, say).
+func TestSteeredSourceIsWhatThePeerSendsTo(t *testing.T) {
+	r := newSteeredRelay(t, func(c *Config) { c.BindIP, c.PublicIP = "0.0.0.0", "127.0.0.1" })
+	_, st := newSessionStream(t, r)
+	a := newPeer(t)
+	bConn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 3)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bConn.Close() })
+	b := &peer{t: t, conn: bConn}
+	st.SetRemote(SideA, Peer{RTP: a.addr()})
+	st.SetRemote(SideB, Peer{RTP: b.addr()})
+	aPort, _ := st.LocalPorts(SideA)
+	bPort, _ := st.LocalPorts(SideB)
+	bSide := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.3"), uint16(bPort))
+
+	p1, p2 := rtpPacket(1, 160), rtpPacket(2, 160)
+	if _, err := bConn.WriteToUDPAddrPort(p1, bSide); err != nil {
+		t.Fatal(err)
+	}
+	a.expect(p1, aPort) // from 127.0.0.1:aPort, where A sends
+	a.sendTo(aPort, p2)
+	got, src := b.recv()
+	if !bytes.Equal(got, p2) || src != bSide {
+		t.Fatalf("B got %x from %v; want %x from %v, where B sends", got, src, p2, bSide)
+	}
+}
+
+// TestSteeredWorkersCapped: more CPUs than the socket map holds still steer.
+func TestSteeredWorkersCapped(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(maxWorkers + 16))
+	r := newSteeredRelay(t, nil)
+	if n := len(r.tr.(*steered).workers); n != maxWorkers {
+		t.Errorf("%d workers with GOMAXPROCS %d, want %d", n, maxWorkers+16, maxWorkers)
 	}
 }

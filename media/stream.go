@@ -68,6 +68,14 @@ type Stream struct {
 	wg     sync.WaitGroup // per-port transport: the legs' readers
 }
 
+// endpoint is what a steered port belongs to: socket k of the leg facing
+// side of stream st.
+type endpoint struct {
+	st   *Stream
+	side Side
+	kind sockKind
+}
+
 // leg is the SBC's end facing one side's peer.
 type leg struct {
 	side    Side
@@ -75,6 +83,11 @@ type leg struct {
 	sock    [2]*socket  // by sockKind; per-port transport only
 	ep      [2]endpoint // by sockKind; steered transport only
 	in      counters    // packets received from this side's peer
+	// Steered transport only, IPv4 addresses as big-endian uint32, 0 =
+	// unknown: local is the address this side's peer sends to, the one to
+	// send it media from; routeSrc is what the kernel would pick to reach
+	// its signalled address, until the peer has sent anything.
+	local, routeSrc atomic.Uint32
 
 	// remote is read on every packet without locking; mu serialises the
 	// rare writers (latching, SetRemote), which replace it whole.
@@ -136,6 +149,9 @@ func (st *Stream) SetRemote(side Side, p Peer) {
 	}
 	l.remote.Store(&next)
 	l.mu.Unlock()
+	if !keep && rtp.IsValid() {
+		st.sess.relay.tr.remoteChanged(l, rtp)
+	}
 	st.sess.log.Debug("remote set", "side", side.String(), "rtp", rtp, "rtcp", rtcp, "mux", p.Mux, "relatch", !keep)
 }
 
@@ -156,6 +172,7 @@ func (st *Stream) Stats() Stats {
 // forwarding is where a relayed datagram goes, and what to count once it
 // has gone.
 type forwarding struct {
+	out      *leg    // the leg it leaves by
 	sock     *socket // per-port transport: the socket to send from
 	port     int     // the local port it leaves from
 	dst      netip.AddrPort
@@ -180,7 +197,7 @@ func (st *Stream) forward(from Side, k sockKind, b []byte, src netip.AddrPort, n
 		in.in.dropped.Add(1)
 		return forwarding{}, false
 	}
-	return forwarding{sock: out.sock[ko], port: out.rtpPort + int(ko), dst: dst, counters: &in.in, rtcp: rtcp}, true
+	return forwarding{out: out, sock: out.sock[ko], port: out.rtpPort + int(ko), dst: dst, counters: &in.in, rtcp: rtcp}, true
 }
 
 // receive relays one datagram on the per-port transport: forward, send from
