@@ -80,6 +80,8 @@ func NewRelay(cfg Config, log *slog.Logger) (*Relay, error) {
 	if workers == 0 {
 		workers = min(runtime.GOMAXPROCS(0), maxWorkers)
 	}
+	// Reserved first, so that the workers' own sockets get no port of it.
+	r.reserve(cfg.PortMin, cfg.PortMax)
 	st, err := newSteered(bind, r.ports, cfg.PortMin, cfg.PortMax, workers, r.clock)
 	switch {
 	case err == nil:
@@ -89,28 +91,50 @@ func NewRelay(cfg Config, log *slog.Logger) (*Relay, error) {
 			log.Warn("media relay: another sk_lookup program is attached to this network namespace (another sbc?); one that steers the same address and ports takes their datagrams first",
 				"programs", n)
 		}
-		if n, err := ephemeralClash(cfg.PortMin, cfg.PortMax); err == nil && n > 0 {
-			// A steered port takes every datagram to it: another program's
-			// socket given one as its ephemeral port would lose its replies.
-			if undo, err := reservePorts(cfg.PortMin, cfg.PortMax); err != nil {
-				log.Warn("media port range overlaps the kernel's ephemeral ports and could not be reserved: another program's socket on one of them would lose datagrams to the relay",
-					"unreserved_ports", n, "error", err, "fix", fmt.Sprintf("sysctl -w net.ipv4.ip_local_reserved_ports=%d-%d", cfg.PortMin, cfg.PortMax))
-			} else {
-				r.unreserve = undo
-				log.Info("media port range reserved while the relay runs: the kernel gives none of its ports to other sockets as ephemeral ports (net.ipv4.ip_local_reserved_ports)",
-					"ports", fmt.Sprintf("%d-%d", cfg.PortMin, cfg.PortMax), "were_unreserved", n)
-			}
-		}
+		return r, nil
 	case cfg.Steering == SteeringOn:
+		r.Close()
 		return nil, fmt.Errorf("new media relay: media.steering = \"on\" but steering is unavailable: %w", err)
-	default:
-		log.Warn("media relay: steering unavailable, one socket per port instead (more CPU per packet, a file descriptor per port)", "reason", err)
 	}
+	if r.unreserve != nil { // one socket per port needs no reservation
+		r.unreserve()
+		r.unreserve = nil
+	}
+	log.Warn("media relay: steering unavailable, one socket per port instead (more CPU per packet, a file descriptor per port)", "reason", err)
 	return r, nil
+}
+
+// reserve keeps the kernel from handing ports of the range to other sockets
+// as ephemeral ports while the relay runs: a steered port takes every
+// datagram to it, so such a socket would lose its replies. It logs what it
+// did or why it could not.
+func (r *Relay) reserve(first, last int) {
+	n, err := ephemeralClash(first, last)
+	if err != nil || n == 0 {
+		return
+	}
+	undo, err := reservePorts(first, last)
+	if err != nil {
+		r.log.Warn("media port range overlaps the kernel's ephemeral ports and could not be reserved: another program's socket on one of them would lose datagrams to the relay",
+			"unreserved_ports", n, "error", err, "fix", fmt.Sprintf("sysctl -w net.ipv4.ip_local_reserved_ports=%d-%d", first, last))
+		return
+	}
+	r.unreserve = undo
+	r.log.Info("media port range reserved while the relay runs: the kernel gives none of its ports to other sockets as ephemeral ports (net.ipv4.ip_local_reserved_ports)",
+		"ports", fmt.Sprintf("%d-%d", first, last), "were_unreserved", n)
 }
 
 // clock is the relay's monotonic time: nanoseconds since epoch.
 func (r *Relay) clock() int64 { return int64(time.Since(r.epoch)) }
+
+// Unrouted is how many datagrams reached the steered relay but no stream:
+// sent to a port just closed, or lost to socket errors.
+func (r *Relay) Unrouted() uint64 {
+	if st, ok := r.tr.(*steered); ok {
+		return st.unrouted()
+	}
+	return 0
+}
 
 // Steered tells whether the port range is steered to a few sockets (else
 // one socket per port).

@@ -20,3 +20,5 @@ func (*steered) others() int { return 0 }
 func ephemeralClash(int, int) (int, error) { return 0, nil }
 
 func reservePorts(int, int) (func() error, error) { return nil, errors.New("it needs Linux") }
+
+func (*steered) unrouted() uint64 { return 0 }

@@ -108,8 +108,11 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 	if err := srv.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
 		log.Warn("close", "error", err)
 	}
-	relay.Close()
-	log.Info("stopped", "active_calls", active, "free_port_pairs", relay.FreePairs(), "total_port_pairs", relay.TotalPairs())
+	if err := relay.Close(); err != nil {
+		log.Warn("close media relay", "error", err)
+	}
+	log.Info("stopped", "active_calls", active, "free_port_pairs", relay.FreePairs(), "total_port_pairs", relay.TotalPairs(),
+		"unrouted_packets", relay.Unrouted())
 	return exitOK
 }
 

@@ -21,7 +21,7 @@ func returnMemory(stop <-chan struct{}) {
 		metrics.Read(sample)
 		return sample[0].Value.Uint64()
 	}
-	last := cycles()
+	last, trimmed := cycles(), false
 	t := time.NewTicker(trimEvery)
 	defer t.Stop()
 	for {
@@ -30,11 +30,13 @@ func returnMemory(stop <-chan struct{}) {
 			return
 		case <-t.C:
 		}
-		if now := cycles(); now != last {
-			last = now // the GC is at work: its own pacing returns memory
-			continue
+		now := cycles()
+		switch {
+		case now != last: // the GC is at work: its own pacing returns memory
+			last, trimmed = now, false
+		case !trimmed: // once per idle period
+			debug.FreeOSMemory()
+			last, trimmed = cycles(), true
 		}
-		debug.FreeOSMemory()
-		last = cycles()
 	}
 }
