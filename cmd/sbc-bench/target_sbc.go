@@ -3,21 +3,22 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"sbc/cmd/sbc-bench/internal/logtail"
+	"sbc/internal/freeport"
+	"sbc/sbctest"
 )
 
 // sbcTarget runs the sbc daemon as a child process with a config written for
@@ -40,21 +41,18 @@ type sbcTarget struct {
 	sip     netip.AddrPort
 	exited  chan struct{}
 	waitErr error
+	tail    logtail.Tail // for error messages
 
 	mu      sync.Mutex
 	up      chan struct{} // closed at the first "listening" line
 	upOnce  sync.Once
 	rep     relayReport
-	stopped bool     // the "stopped" line was read
-	tail    []string // last log lines, for error messages
+	stopped bool // the "stopped" line was read
 }
 
-const (
-	sbcTailLines = 10
-	// sbcMediaSlack is how many port pairs beyond 2 per call the range has,
-	// so that pairs another process holds do not fail the run.
-	sbcMediaSlack = 32
-)
+// sbcMediaSlack is how many port pairs beyond 2 per call the range has,
+// so that pairs another process holds do not fail the run.
+const sbcMediaSlack = 32
 
 func newSBCTarget(bin string, race bool, portMin int, logCopy io.Writer) *sbcTarget {
 	return &sbcTarget{bin: bin, race: race, ip: netip.MustParseAddr("127.0.0.1"), portMin: portMin,
@@ -108,53 +106,22 @@ func (t *sbcTarget) portRange(calls int) (lo, hi int, err error) {
 }
 
 func (t *sbcTarget) config(e env, sipPort, portMin, portMax int) string {
-	return fmt.Sprintf(`# Written by sbc-bench for one run.
-[log]
-level = "info"
-format = "json"
-
-[sip]
-public_ip = %[1]q
-user_agent = "sbc-bench-target"
-
-[[sip.listen]]
-transport = "udp"
-address = "%[1]s:%[2]d"
-
-[media]
-bind_ip = %[1]q
-public_ip = %[1]q
-port_min = %[3]d
-port_max = %[4]d
-# Far beyond any run: a stream is never silent that long in a bench.
-timeout = "1h"
-latching = "symmetric"
-steering = %[10]q
-workers = %[11]d
-
-[calls]
-max_duration = "0s"
-ring_timeout = "60s"
-drain_timeout = %[5]q
-
-[[trunk]]
-name = "a"
-address = %[6]q
-transport = "udp"
-sources = [%[7]q]
-
-[[trunk]]
-name = "b"
-address = %[8]q
-transport = "udp"
-sources = [%[9]q]
-
-[[route]]
-from = "a"
-prefix = ""
-to = "b"
-`, t.ip, sipPort, portMin, portMax, t.drain.String(),
-		e.uacAddr.String(), e.uacAddr.Addr().String(), e.uasAddr.String(), e.uasAddr.Addr().String(), t.steering, t.workers)
+	return sbctest.DaemonConfig{
+		LogLevel:  "info",
+		UserAgent: "sbc-bench-target",
+		IP:        t.ip,
+		SIPPort:   sipPort,
+		PortMin:   portMin,
+		PortMax:   portMax,
+		// Far beyond any run: a stream is never silent that long in a bench.
+		MediaTimeout: time.Hour,
+		Steering:     t.steering,
+		Workers:      t.workers,
+		RingTimeout:  60 * time.Second,
+		DrainTimeout: t.drain,
+		Caller:       sbctest.Trunk{Name: "a", Addr: e.uacAddr},
+		Callee:       sbctest.Trunk{Name: "b", Addr: e.uasAddr},
+	}.TOML()
 }
 
 func (t *sbcTarget) start(ctx context.Context, e env) error {
@@ -165,7 +132,7 @@ func (t *sbcTarget) start(ctx context.Context, e env) error {
 	if err != nil {
 		return err
 	}
-	port, err := freeUDPPortOutside(t.ip, lo, hi)
+	port, err := freeport.UDPOutside(t.ip, lo, hi)
 	if err != nil {
 		return err
 	}
@@ -174,7 +141,7 @@ func (t *sbcTarget) start(ctx context.Context, e env) error {
 		return fmt.Errorf("write sbc config: %w", err)
 	}
 	t.sip = netip.AddrPortFrom(t.ip, uint16(port))
-	t.rep, t.stopped, t.tail = relayReport{Counted: true, Source: `"call ended" log lines`, ExitCode: -1, EndedBy: map[string]int{}}, false, nil
+	t.rep, t.stopped, t.tail = relayReport{Counted: true, Source: `"call ended" log lines`, ExitCode: -1, EndedBy: map[string]int{}}, false, logtail.Tail{}
 	t.up, t.upOnce, t.exited, t.waitErr = make(chan struct{}), sync.Once{}, make(chan struct{}), nil
 
 	t.cmd = exec.Command(t.bin, "run", "-config", path)
@@ -196,9 +163,9 @@ func (t *sbcTarget) start(ctx context.Context, e env) error {
 	case <-t.up:
 		return nil
 	case <-t.exited:
-		return fmt.Errorf("sbc exited before listening (%v)%s", t.waitErr, t.lastLines())
+		return fmt.Errorf("sbc exited before listening (%v)%s", t.waitErr, t.tail.String())
 	case <-timer.C:
-		return fmt.Errorf("sbc not listening within 10s%s", t.lastLines())
+		return fmt.Errorf("sbc not listening within 10s%s", t.tail.String())
 	case <-ctx.Done():
 		return fmt.Errorf("start sbc: %w", context.Cause(ctx))
 	}
@@ -206,12 +173,7 @@ func (t *sbcTarget) start(ctx context.Context, e env) error {
 
 // read consumes the daemon's log until it exits, then reaps it.
 func (t *sbcTarget) read(r io.Reader) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		t.line(sc.Text())
-	}
-	io.Copy(io.Discard, r) // a line too long for the scanner: keep the pipe drained
+	logtail.Scan(r, t.line)
 	t.waitErr = t.cmd.Wait()
 	t.mu.Lock()
 	t.rep.ExitCode = t.cmd.ProcessState.ExitCode()
@@ -236,17 +198,13 @@ func (t *sbcTarget) line(s string) {
 	if t.logCopy != nil {
 		fmt.Fprintln(t.logCopy, s)
 	}
+	t.tail.Add(s)
 	var l logLine
-	isJSON := json.Unmarshal([]byte(s), &l) == nil
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.tail = append(t.tail, string(truncate([]byte(s), 300)))
-	if len(t.tail) > sbcTailLines {
-		t.tail = t.tail[len(t.tail)-sbcTailLines:]
-	}
-	if !isJSON {
+	if json.Unmarshal([]byte(s), &l) != nil {
 		return
 	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	switch l.Level {
 	case "ERROR":
 		t.rep.Errors++
@@ -280,15 +238,6 @@ func deref[T any](p *T) T {
 		return zero
 	}
 	return *p
-}
-
-func (t *sbcTarget) lastLines() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if len(t.tail) == 0 {
-		return ""
-	}
-	return "; its last log lines:\n  " + strings.Join(t.tail, "\n  ")
 }
 
 func (t *sbcTarget) sipAddr() netip.AddrPort { return t.sip }
@@ -332,41 +281,13 @@ func (t *sbcTarget) stop(ctx context.Context) (relayReport, error) {
 	t.cmd = nil
 	switch {
 	case early != nil:
-		return rep, fmt.Errorf("%w%s", early, t.lastLines())
+		return rep, fmt.Errorf("%w%s", early, t.tail.String())
 	case killed:
-		return rep, fmt.Errorf("sbc did not exit after SIGTERM in time: killed%s", t.lastLines())
+		return rep, fmt.Errorf("sbc did not exit after SIGTERM in time: killed%s", t.tail.String())
 	case rep.ExitCode != 0:
-		return rep, fmt.Errorf("sbc exited with status %d after SIGTERM%s", rep.ExitCode, t.lastLines())
+		return rep, fmt.Errorf("sbc exited with status %d after SIGTERM%s", rep.ExitCode, t.tail.String())
 	case !stopped:
-		return rep, fmt.Errorf("sbc exited without its \"stopped\" line%s", t.lastLines())
+		return rep, fmt.Errorf("sbc exited without its \"stopped\" line%s", t.tail.String())
 	}
 	return rep, nil
-}
-
-// freeUDPPortOutside is a free UDP port on ip outside lo..hi, the media
-// range, which the daemon refuses for its SIP listener: an ephemeral one,
-// else one of the ports just below the range.
-func freeUDPPortOutside(ip netip.Addr, lo, hi int) (int, error) {
-	if p, err := freeUDPPort(ip); err != nil || p < lo || p > hi {
-		return p, err
-	}
-	for p := lo - 1; p > max(lo-100, 1024); p-- {
-		c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, uint16(p))))
-		if err == nil {
-			c.Close()
-			return p, nil
-		}
-	}
-	return 0, fmt.Errorf("find a free sip port on %v outside the media ports %d-%d: none free", ip, lo, hi)
-}
-
-// freeUDPPort returns a UDP port free on ip just now. The daemon binds it
-// moments later; a race with another process is possible but unlikely.
-func freeUDPPort(ip netip.Addr) (int, error) {
-	c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
-	if err != nil {
-		return 0, fmt.Errorf("find a free sip port on %v: %w", ip, err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port, nil
 }

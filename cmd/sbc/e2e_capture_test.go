@@ -163,7 +163,7 @@ type trunkListener struct {
 // listenCallee binds trunk b's address and records whatever reaches it.
 func listenCallee(t *testing.T, e *e2eEnv) *trunkListener {
 	t.Helper()
-	c, err := net.ListenPacket("udp4", fmt.Sprintf("%s:%d", calleeIP, e.cfg.calleePort))
+	c, err := net.ListenPacket("udp4", e.cfg.Callee.Addr.String())
 	if err != nil {
 		t.Fatalf("listen as trunk b: %v", err)
 	}

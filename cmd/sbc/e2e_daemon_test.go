@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"sbc/sbctest"
 )
 
 // Running the daemon under test and reading its JSON log.
@@ -34,77 +36,6 @@ func buildSBC(t *testing.T) string {
 		t.Fatalf("go build ./cmd/sbc: %v\n%s", err, out)
 	}
 	return bin
-}
-
-// sbcConfig is what varies between the tests' configurations.
-type sbcConfig struct {
-	sipPort          int // UDP and TCP listeners on sbcIP
-	portMin, portMax int // media port range
-	callerPort       int // trunk "a" at callerIP
-	calleePort       int // trunk "b" at calleeIP
-	ringTimeout      time.Duration
-	drainTimeout     time.Duration
-	mediaTimeout     time.Duration
-	maxDuration      time.Duration
-	t1               time.Duration
-}
-
-func (c sbcConfig) toml() string {
-	return fmt.Sprintf(`# Written by cmd/sbc/e2e_test.go.
-[log]
-level = "debug"
-format = "json"
-
-[sip]
-public_ip = %[1]q
-user_agent = "sbc-e2e"
-t1 = %[13]q
-
-[[sip.listen]]
-transport = "udp"
-address = "%[1]s:%[2]d"
-
-[[sip.listen]]
-transport = "tcp"
-address = "%[1]s:%[2]d"
-
-[media]
-bind_ip = %[1]q
-public_ip = %[1]q
-port_min = %[3]d
-port_max = %[4]d
-timeout = %[11]q
-latching = "symmetric"
-
-[calls]
-max_duration = %[12]q
-ring_timeout = %[5]q
-drain_timeout = %[6]q
-
-[[trunk]]
-name = "a"
-address = "%[7]s:%[8]d"
-transport = "udp"
-sources = [%[7]q]
-
-[[trunk]]
-name = "b"
-address = "%[9]s:%[10]d"
-transport = "udp"
-sources = [%[9]q]
-
-[[route]]
-from = "a"
-prefix = ""
-to = "b"
-
-[[route]]
-from = "b"
-prefix = ""
-to = "a"
-`, sbcIP, c.sipPort, c.portMin, c.portMax, c.ringTimeout.String(), c.drainTimeout.String(),
-		callerIP, c.callerPort, calleeIP, c.calleePort,
-		c.mediaTimeout.String(), c.maxDuration.String(), c.t1.String())
 }
 
 // logLine is one JSON log line of the daemon.
@@ -130,7 +61,7 @@ func (l logLine) String() string {
 }
 
 type sbcDaemon struct {
-	cfg sbcConfig
+	cfg sbctest.DaemonConfig
 	cmd *exec.Cmd
 
 	mu      sync.Mutex
@@ -146,10 +77,10 @@ type sbcDaemon struct {
 // startSBC writes cfg, starts the daemon and waits until both listeners are
 // up. On cleanup it is killed if still running; when the test failed its
 // whole log is logged.
-func startSBC(t *testing.T, bin string, cfg sbcConfig) *sbcDaemon {
+func startSBC(t *testing.T, bin string, cfg sbctest.DaemonConfig) *sbcDaemon {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "sbc.toml")
-	if err := os.WriteFile(path, []byte(cfg.toml()), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(cfg.TOML()), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	d := &sbcDaemon{cfg: cfg, changed: make(chan struct{}), done: make(chan struct{}), code: -1}
@@ -286,7 +217,7 @@ func (d *sbcDaemon) stop(t *testing.T) logLine {
 // stopped waits for the exit that a SIGTERM already sent starts.
 func (d *sbcDaemon) stopped(t *testing.T) logLine {
 	t.Helper()
-	limit := d.cfg.drainTimeout + 10*time.Second
+	limit := d.cfg.DrainTimeout + 10*time.Second
 	select {
 	case <-d.done:
 	case <-time.After(limit):

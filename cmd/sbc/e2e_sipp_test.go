@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"sbc/internal/freeport"
 )
 
 // Running sipp, the real SIP peer of the end-to-end tests.
@@ -273,12 +276,11 @@ func (b *capBuffer) String() string {
 // freeUDPPort returns a UDP port that was free on ip a moment ago.
 func freeUDPPort(t *testing.T, ip string) int {
 	t.Helper()
-	c, err := net.ListenPacket("udp4", net.JoinHostPort(ip, "0"))
+	p, err := freeport.UDP(netip.MustParseAddr(ip))
 	if err != nil {
-		t.Fatalf("free UDP port on %s: %v", ip, err)
+		t.Fatal(err)
 	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
+	return p
 }
 
 // freeSIPPort returns a port free on ip for both UDP and TCP.
@@ -301,39 +303,15 @@ func freeSIPPort(t *testing.T, ip string) int {
 	return 0
 }
 
-// freeMediaPort returns an even port p such that sipp can bind p (audio)
-// and p+2 (video) on ip, and neither is sipPort (chosen, not yet bound).
+// freeMediaPort returns an even port p for sipp's media on ip such that
+// p..p+3 are free and none is sipPort (chosen, not yet bound).
 func freeMediaPort(t *testing.T, ip string, sipPort int) int {
 	t.Helper()
-	for range 50 {
-		c, err := net.ListenPacket("udp4", net.JoinHostPort(ip, "0"))
-		if err != nil {
-			t.Fatalf("free UDP port on %s: %v", ip, err)
-		}
-		p := c.LocalAddr().(*net.UDPAddr).Port &^ 1
-		c.Close()
-		if p+2 > 65535 || p == sipPort || p+2 == sipPort {
-			continue
-		}
-		ok := true
-		var held []net.PacketConn
-		for _, q := range []int{p, p + 2} {
-			c, err := net.ListenPacket("udp4", net.JoinHostPort(ip, strconv.Itoa(q)))
-			if err != nil {
-				ok = false
-				break
-			}
-			held = append(held, c)
-		}
-		for _, c := range held {
-			c.Close()
-		}
-		if ok {
-			return p
-		}
+	p, err := freeport.Media(netip.MustParseAddr(ip), sipPort)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("no free media port pair on %s", ip)
-	return 0
+	return p
 }
 
 // sippDir is the absolute path of testdata/sipp.

@@ -28,6 +28,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"sbc/sbctest"
 )
 
 const (
@@ -45,11 +47,11 @@ func TestE2E(t *testing.T) {
 		t.Skip("end-to-end tests: sipp is not in PATH (Debian: apt-get install sip-tester)")
 	}
 	bin := buildSBC(t)
-	fastT1 := func(c *sbcConfig) { c.t1 = 50 * time.Millisecond }
+	fastT1 := func(c *sbctest.DaemonConfig) { c.T1 = 50 * time.Millisecond }
 	tests := []struct {
 		name string
 		run  func(*testing.T, *e2eEnv)
-		cfg  func(*sbcConfig) // changes to the default test config
+		cfg  func(*sbctest.DaemonConfig) // changes to the default test config
 	}{
 		{"basic_call", testBasicCall, nil},
 		{"basic_call_tcp_caller", testBasicCallTCP, nil},
@@ -67,9 +69,9 @@ func TestE2E(t *testing.T) {
 		{"max_forwards", testMaxForwards, nil},
 		{"drain", testDrain, nil},
 		{"load_100_calls", testLoad, nil},
-		{"media_timeout", testMediaTimeout, func(c *sbcConfig) { c.mediaTimeout = 2 * time.Second }},
-		{"max_duration", testMaxDuration, func(c *sbcConfig) { c.maxDuration = 2 * time.Second }},
-		{"ring_timeout", testRingTimeout, func(c *sbcConfig) { c.ringTimeout = 2 * time.Second }},
+		{"media_timeout", testMediaTimeout, func(c *sbctest.DaemonConfig) { c.MediaTimeout = 2 * time.Second }},
+		{"max_duration", testMaxDuration, func(c *sbctest.DaemonConfig) { c.MaxDuration = 2 * time.Second }},
+		{"ring_timeout", testRingTimeout, func(c *sbctest.DaemonConfig) { c.RingTimeout = 2 * time.Second }},
 		{"no_response", testNoResponse, fastT1},
 		{"no_ack", testNoAck, fastT1},
 	}
@@ -82,29 +84,37 @@ func TestE2E(t *testing.T) {
 
 // e2eEnv is one running daemon with its configuration, for one test.
 type e2eEnv struct {
-	cfg sbcConfig
+	cfg sbctest.DaemonConfig
 	sbc *sbcDaemon
 }
 
-func newE2EEnv(t *testing.T, bin string, change func(*sbcConfig)) *e2eEnv {
+func newE2EEnv(t *testing.T, bin string, change func(*sbctest.DaemonConfig)) *e2eEnv {
 	t.Helper()
-	cfg := sbcConfig{
-		sipPort:      freeSIPPort(t, sbcIP),
-		callerPort:   freeUDPPort(t, callerIP),
-		calleePort:   freeUDPPort(t, calleeIP),
-		ringTimeout:  10 * time.Second,
-		drainTimeout: 3 * time.Second,
-		mediaTimeout: 30 * time.Second,
-		maxDuration:  60 * time.Second,
-		t1:           500 * time.Millisecond,
+	trunk := func(name, ip string) sbctest.Trunk {
+		return sbctest.Trunk{Name: name, Addr: netip.AddrPortFrom(netip.MustParseAddr(ip), uint16(freeUDPPort(t, ip)))}
+	}
+	cfg := sbctest.DaemonConfig{
+		LogLevel:     "debug",
+		UserAgent:    "sbc-e2e",
+		IP:           netip.MustParseAddr(sbcIP),
+		SIPPort:      freeSIPPort(t, sbcIP),
+		TCP:          true,
+		Caller:       trunk("a", callerIP),
+		Callee:       trunk("b", calleeIP),
+		Reverse:      true,
+		RingTimeout:  10 * time.Second,
+		DrainTimeout: 3 * time.Second,
+		MediaTimeout: 30 * time.Second,
+		MaxDuration:  60 * time.Second,
+		T1:           500 * time.Millisecond,
 	}
 	if change != nil {
 		change(&cfg)
 	}
 	// 100 pairs below the ephemeral range; random, so that a port a
 	// previous test's sockets still hold is unlikely to be reused.
-	cfg.portMin = 20000 + 2*rand.IntN(4900)
-	cfg.portMax = cfg.portMin + 199
+	cfg.PortMin = 20000 + 2*rand.IntN(4900)
+	cfg.PortMax = cfg.PortMin + 199
 	return &e2eEnv{cfg: cfg, sbc: startSBC(t, bin, cfg)}
 }
 
@@ -112,7 +122,7 @@ func newE2EEnv(t *testing.T, bin string, change func(*sbcConfig)) *e2eEnv {
 func (e *e2eEnv) uas(t *testing.T, o sippOpts) *sippRun {
 	t.Helper()
 	o.name = "uas"
-	o.ip, o.port = calleeIP, e.cfg.calleePort
+	o.ip, o.port = calleeIP, int(e.cfg.Callee.Addr.Port())
 	o.mediaPort = freeMediaPort(t, calleeIP, o.port)
 	if o.calls == 0 {
 		o.calls = 1
@@ -133,14 +143,14 @@ func (e *e2eEnv) uac(t *testing.T, o sippOpts) *sippRun {
 	if o.ip == "" {
 		o.ip = callerIP
 		if o.port == 0 {
-			o.port = e.cfg.callerPort
+			o.port = int(e.cfg.Caller.Addr.Port())
 		}
 	}
 	if o.port == 0 {
 		o.port = freeUDPPort(t, o.ip)
 	}
 	o.mediaPort = freeMediaPort(t, o.ip, o.port)
-	o.remote = fmt.Sprintf("%s:%d", sbcIP, e.cfg.sipPort)
+	o.remote = fmt.Sprintf("%s:%d", sbcIP, e.cfg.SIPPort)
 	if o.calls == 0 {
 		o.calls = 1
 	}
@@ -203,8 +213,8 @@ func (e *e2eEnv) checkSBCMedia(t *testing.T, r *sippRun) int {
 		return 0
 	}
 	for _, p := range ports {
-		if p < e.cfg.portMin || p > e.cfg.portMax || p%2 != 0 {
-			t.Errorf("sipp %s got m=audio %d; want an even port in the SBC's range %d-%d", r.opts.name, p, e.cfg.portMin, e.cfg.portMax)
+		if p < e.cfg.PortMin || p > e.cfg.PortMax || p%2 != 0 {
+			t.Errorf("sipp %s got m=audio %d; want an even port in the SBC's range %d-%d", r.opts.name, p, e.cfg.PortMin, e.cfg.PortMax)
 		}
 		if p != ports[0] {
 			t.Errorf("sipp %s got m=audio ports %v; want the SBC to keep one port for the call", r.opts.name, ports)
@@ -281,7 +291,7 @@ func testMedia(t *testing.T, e *e2eEnv) {
 	calleeMedia := netip.AddrPortFrom(netip.MustParseAddr(calleeIP), uint16(uas.opts.mediaPort))
 	sbcRTP := func(ap netip.AddrPort) bool {
 		p := int(ap.Port())
-		return ap.Addr() == sbcAddr && p >= e.cfg.portMin && p <= e.cfg.portMax && p%2 == 0
+		return ap.Addr() == sbcAddr && p >= e.cfg.PortMin && p <= e.cfg.PortMax && p%2 == 0
 	}
 	var aIn, bOut, bIn, aOut int // caller->SBC, SBC->callee, callee->SBC, SBC->caller
 	aPorts, bPorts := map[uint16]bool{}, map[uint16]bool{}
@@ -492,8 +502,8 @@ func testDrain(t *testing.T, e *e2eEnv) {
 	uac.expectSuccess(t)
 	uas.expectSuccessWithin(t, 5*time.Second)
 	e.sbc.stopped(t)
-	if took := time.Since(sent); took < e.cfg.drainTimeout-500*time.Millisecond {
-		t.Errorf("the call was ended %v after SIGTERM; want it kept for drain_timeout %v", took, e.cfg.drainTimeout)
+	if took := time.Since(sent); took < e.cfg.DrainTimeout-500*time.Millisecond {
+		t.Errorf("the call was ended %v after SIGTERM; want it kept for drain_timeout %v", took, e.cfg.DrainTimeout)
 	}
 	var kept []logLine
 	for _, l := range e.sbc.find(isCallEnded) {

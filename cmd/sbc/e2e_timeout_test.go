@@ -15,12 +15,12 @@ import (
 // A call whose media never flows (sipp sends no RTP here) is ended after
 // media.timeout with BYE on both legs.
 func testMediaTimeout(t *testing.T, e *e2eEnv) {
-	e.endedBySBC(t, "media_timeout", e.cfg.mediaTimeout)
+	e.endedBySBC(t, "media_timeout", e.cfg.MediaTimeout)
 }
 
 // An answered call is ended at calls.max_duration with BYE on both legs.
 func testMaxDuration(t *testing.T, e *e2eEnv) {
-	e.endedBySBC(t, "max_duration", e.cfg.maxDuration)
+	e.endedBySBC(t, "max_duration", e.cfg.MaxDuration)
 }
 
 // endedBySBC runs an answered call neither peer hangs up: both expect a BYE
@@ -45,8 +45,8 @@ func testRingTimeout(t *testing.T, e *e2eEnv) {
 	uac := e.uac(t, sippOpts{scenario: "uac_timeout.xml"})
 	uac.expectSuccess(t)
 	uas.expectSuccessWithin(t, 5*time.Second)
-	if took := time.Since(start); took < e.cfg.ringTimeout-200*time.Millisecond {
-		t.Errorf("the caller got 408 after %v; want it after ring_timeout %v", took, e.cfg.ringTimeout)
+	if took := time.Since(start); took < e.cfg.RingTimeout-200*time.Millisecond {
+		t.Errorf("the caller got 408 after %v; want it after ring_timeout %v", took, e.cfg.RingTimeout)
 	}
 	checkEnded(t, e.sbc.callsEnded(t, 1)[0], 408, "ring_timeout")
 	e.stop(t, 1)
@@ -60,7 +60,7 @@ func testNoResponse(t *testing.T, e *e2eEnv) {
 	start := time.Now()
 	uac := e.uac(t, sippOpts{scenario: "uac_timeout.xml"})
 	uac.expectSuccess(t)
-	if took, timerB := time.Since(start), 64*e.cfg.t1; took < timerB-200*time.Millisecond {
+	if took, timerB := time.Since(start), 64*e.cfg.T1; took < timerB-200*time.Millisecond {
 		t.Errorf("the caller got 408 after %v; want it after Timer B %v", took, timerB)
 	}
 	checkEnded(t, e.sbc.callsEnded(t, 1)[0], 408, "no_response")
@@ -88,7 +88,7 @@ func testNoAck(t *testing.T, e *e2eEnv) {
 	uas.expectSuccessWithin(t, 5*time.Second)
 	end := e.sbc.callsEnded(t, 1)[0]
 	checkEnded(t, end, 200, "no_ack")
-	wantDuration(t, end, 64*e.cfg.t1)
+	wantDuration(t, end, 64*e.cfg.T1)
 	if !strings.Contains(uac.messages(t), "200 OK") {
 		t.Error("the caller's trace shows no 200")
 	}

@@ -12,8 +12,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
+
+	"sbc/cmd/sbc-bench/internal/rtpengine"
+	"sbc/internal/freeport"
 )
 
 // kamailioSystem is Debian's Kamailio as a stateful proxy in front of the
@@ -21,10 +25,12 @@ import (
 // anchors every call in rtpengine (offer, answer, delete), which it starts
 // first.
 type kamailioSystem struct {
-	media bool
-	p     *proc
-	rtp   *rtpengine
-	sip   netip.AddrPort
+	media  bool
+	p      *proc
+	sip    netip.AddrPort
+	rtp    *rtpengine.Proc
+	rtpLog *os.File     // rtpengine's output, when kept
+	offers atomic.Int64 // "Received command 'offer'" lines of rtpengine
 }
 
 // kamailioWrapper runs Kamailio ("$@") under sh: Kamailio's workers outlive
@@ -58,13 +64,13 @@ func (k *kamailioSystem) mediaIP() netip.Addr {
 	if k.rtp == nil {
 		return netip.Addr{}
 	}
-	return k.rtp.ng.Addr()
+	return k.rtp.NGAddr().Addr()
 }
 
 func (k *kamailioSystem) pgids() []int {
 	g := []int{k.p.pid()} // the main process and its workers
 	if k.rtp != nil {
-		g = append(g, k.rtp.p.pid())
+		g = append(g, k.rtp.Pid())
 	}
 	return g
 }
@@ -73,7 +79,7 @@ func (k *kamailioSystem) counted() (int64, string) {
 	if k.rtp == nil {
 		return 0, ""
 	}
-	return k.rtp.offers.Load(), "ng offers (rtpengine log)"
+	return k.offers.Load(), "ng offers (rtpengine log)"
 }
 
 func (k *kamailioSystem) check() error {
@@ -81,7 +87,7 @@ func (k *kamailioSystem) check() error {
 		return err
 	}
 	if k.rtp != nil {
-		return exitedErr(k.rtp.p)
+		return k.rtp.Err()
 	}
 	return nil
 }
@@ -113,12 +119,12 @@ func (k *kamailioSystem) start(ctx context.Context, e env) error {
 	}
 	var ng netip.AddrPort
 	if k.media {
-		if k.rtp, err = startRTPEngine(ctx, e.rtpengine, e.portMin, e.portMax, e.dir, e.logPath("rtpengine.log")); err != nil {
+		if err := k.startRTPEngine(ctx, e); err != nil {
 			return err
 		}
-		ng = k.rtp.ng
+		ng = k.rtp.NGAddr()
 	}
-	port, err := freeUDPPort(e.ip)
+	port, err := freeport.UDP(e.ip)
 	if err != nil {
 		return err
 	}
@@ -150,8 +156,43 @@ func (k *kamailioSystem) start(ctx context.Context, e env) error {
 	return nil
 }
 
+// startRTPEngine starts Debian's rtpengine (package rtpengine-daemon) for
+// Kamailio: userspace only, media and ng listener on e.rtpengine. It logs
+// each ng command it gets (the control subsystem at info) and little else
+// (notice), so its log costs about what the sbc's per-call lines do.
+func (k *kamailioSystem) startRTPEngine(ctx context.Context, e env) error {
+	cfg := rtpengine.Config{
+		IP:              e.rtpengine,
+		PortMin:         e.portMin,
+		PortMax:         e.portMax,
+		Threads:         2,
+		LogLevel:        5, // notice
+		ControlLogLevel: 6, // info
+		OnLine: func(line string) {
+			if strings.Contains(line, "Received command 'offer'") {
+				k.offers.Add(1)
+			}
+		},
+		// Its command line names the run's directory, as Kamailio's does:
+		// what a run left behind is found by it.
+		PIDFile:  filepath.Join(e.dir, "rtpengine.pid"),
+		OwnGroup: true, // its pid is a process group for groupCPU
+	}
+	if path := e.logPath("rtpengine.log"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return fmt.Errorf("start rtpengine: %w", err)
+		}
+		k.rtpLog, cfg.Log = f, f
+	}
+	var err error
+	k.rtp, err = rtpengine.Start(ctx, cfg)
+	return err
+}
+
 // stop ends Kamailio (SIGTERM: its main process ends its workers), then
-// rtpengine; whatever is left of either process group is killed.
+// rtpengine; whatever is left of Kamailio's process group, and rtpengine
+// should it not exit within 5 s, is killed.
 func (k *kamailioSystem) stop() error {
 	var errs []error
 	if k.p != nil {
@@ -162,7 +203,14 @@ func (k *kamailioSystem) stop() error {
 		errs = append(errs, early)
 	}
 	if k.rtp != nil {
-		errs = append(errs, k.rtp.stop())
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		errs = append(errs, k.rtp.Stop(ctx))
+		cancel()
+		k.rtp = nil
+	}
+	if k.rtpLog != nil {
+		errs = append(errs, k.rtpLog.Close())
+		k.rtpLog = nil
 	}
 	return errors.Join(errs...)
 }

@@ -26,6 +26,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"sbc/internal/freeport"
 )
 
 // Run runs the ladder through each of cfg.Systems in turn, writing a line
@@ -168,11 +170,11 @@ func newEnv(cfg Config, dir string) (env, sippCall, sippCall, error) {
 	e := env{ip: cfg.SystemIP, rtpengine: cfg.RTPEngineIP, portMin: lo, portMax: hi, dir: dir,
 		testdata: cfg.Testdata, sbcBin: cfg.SBCBin, children: cfg.KamailioChildren, keep: cfg.Keep}
 	side := func(ip netip.Addr, scenario, stats string) (sippCall, error) {
-		port, err := freeUDPPort(ip)
+		port, err := freeport.UDP(ip)
 		if err != nil {
 			return sippCall{}, err
 		}
-		mp, err := freeMediaPort(ip, port)
+		mp, err := freeport.Media(ip, port)
 		if err != nil {
 			return sippCall{}, err
 		}

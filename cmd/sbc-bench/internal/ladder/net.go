@@ -9,57 +9,11 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"strconv"
 	"time"
 )
-
-// freeUDPPort returns a UDP port free on ip a moment ago. The process that
-// binds it does so moments later; a race with another process is possible
-// but unlikely.
-func freeUDPPort(ip netip.Addr) (int, error) {
-	c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
-	if err != nil {
-		return 0, fmt.Errorf("find a free udp port on %v: %w", ip, err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port, nil
-}
-
-// freeMediaPort returns an even port p such that p..p+3 are free on ip and
-// none is avoid: sipp binds its audio (p, p+1) and video (p+2, p+3) ports
-// even when it sends no RTP.
-func freeMediaPort(ip netip.Addr, avoid int) (int, error) {
-	for range 50 {
-		p, err := freeUDPPort(ip)
-		if err != nil {
-			return 0, err
-		}
-		p &^= 1
-		if p+3 > 65535 || (avoid >= p && avoid <= p+3) {
-			continue
-		}
-		ok := true
-		var held []*net.UDPConn
-		for q := p; q <= p+3 && ok; q++ {
-			c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, uint16(q))))
-			if err != nil {
-				ok = false
-				break
-			}
-			held = append(held, c)
-		}
-		for _, c := range held {
-			c.Close()
-		}
-		if ok {
-			return p, nil
-		}
-	}
-	return 0, fmt.Errorf("find 4 free udp ports in a row on %v: none after 50 tries", ip)
-}
 
 // udpBound lists the local addresses of the IPv4 UDP sockets in the text
 // of /proc/net/udp (proc(5)): "IIIIIIII:PPPP", the address in host byte

@@ -13,6 +13,9 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"sbc/internal/freeport"
+	"sbc/sbctest"
 )
 
 // sbcSystem is the sbc daemon, built (or given) and started with a config
@@ -54,55 +57,25 @@ func buildSBC(ctx context.Context, dir string) (string, error) {
 }
 
 func sbcConfig(e env, sipPort int) string {
-	return fmt.Sprintf(`# Written by sbc-bench ladder.
-[log]
-level = "info"
-format = "json"
-
-[sip]
-public_ip = %[1]q
-user_agent = "sbc-bench-ladder"
-
-[[sip.listen]]
-transport = "udp"
-address = "%[1]s:%[2]d"
-
-[media]
-bind_ip = %[1]q
-public_ip = %[1]q
-port_min = %[3]d
-port_max = %[4]d
-# The ladder sends no RTP: far beyond any call.
-timeout = "1h"
-latching = "symmetric"
-
-# No calls.max_active: only the media range limits the calls up.
-[calls]
-max_duration = "0s"
-ring_timeout = "60s"
-drain_timeout = "2s"
-
-[[trunk]]
-name = "uac"
-address = %[5]q
-transport = "udp"
-sources = [%[6]q]
-
-[[trunk]]
-name = "uas"
-address = %[7]q
-transport = "udp"
-sources = [%[8]q]
-
-[[route]]
-from = "uac"
-prefix = ""
-to = "uas"
-`, e.ip, sipPort, e.portMin, e.portMax, e.uac.String(), e.uac.Addr().String(), e.uas.String(), e.uas.Addr().String())
+	// No calls.max_active: only the media range limits the calls up.
+	return sbctest.DaemonConfig{
+		LogLevel:  "info",
+		UserAgent: "sbc-bench-ladder",
+		IP:        e.ip,
+		SIPPort:   sipPort,
+		PortMin:   e.portMin,
+		PortMax:   e.portMax,
+		// The ladder sends no RTP: far beyond any call.
+		MediaTimeout: time.Hour,
+		RingTimeout:  60 * time.Second,
+		DrainTimeout: 2 * time.Second,
+		Caller:       sbctest.Trunk{Name: "uac", Addr: e.uac},
+		Callee:       sbctest.Trunk{Name: "uas", Addr: e.uas},
+	}.TOML()
 }
 
 func (s *sbcSystem) start(ctx context.Context, e env) error {
-	port, err := freeUDPPort(e.ip)
+	port, err := freeport.UDP(e.ip)
 	if err != nil {
 		return err
 	}

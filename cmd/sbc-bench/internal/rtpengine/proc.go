@@ -8,12 +8,10 @@
 package rtpengine
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -22,6 +20,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"sbc/cmd/sbc-bench/internal/logtail"
+	"sbc/internal/freeport"
 )
 
 // Config says how to start rtpengine.
@@ -34,6 +35,19 @@ type Config struct {
 	Threads int        // --num-threads; 0 leaves rtpengine's default
 	Dir     string     // working directory; "" is the current one
 	Log     io.Writer  // every log line also goes here, when set
+	// OnLine, when set, gets every log line, from one goroutine.
+	OnLine func(line string)
+	// LogLevel is --log-level and ControlLogLevel --log-level-control
+	// (the ng commands it gets): syslog levels 1-7; 0 leaves rtpengine's
+	// default.
+	LogLevel        int
+	ControlLogLevel int
+	// PIDFile, when set, is where rtpengine writes its pid (--pidfile).
+	PIDFile string
+	// OwnGroup starts rtpengine in a process group of its own, whose id is
+	// its pid: the terminal's signals do not reach it, and the group's CPU
+	// time can be read.
+	OwnGroup bool
 	// StartTimeout bounds the wait for the first pong; 0 is 10 s.
 	StartTimeout time.Duration
 }
@@ -49,6 +63,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("rtpengine config: ng port %d", c.NGPort)
 	case c.Threads < 0:
 		return fmt.Errorf("rtpengine config: %d threads", c.Threads)
+	case c.LogLevel < 0 || c.LogLevel > 7 || c.ControlLogLevel < 0 || c.ControlLogLevel > 7:
+		return fmt.Errorf("rtpengine config: log levels %d and %d, want 0 (the default) or a syslog level 1-7", c.LogLevel, c.ControlLogLevel)
 	}
 	return nil
 }
@@ -69,6 +85,15 @@ func (c Config) args(ng netip.AddrPort) []string {
 	if c.Threads > 0 {
 		a = append(a, "--num-threads="+strconv.Itoa(c.Threads))
 	}
+	if c.LogLevel > 0 {
+		a = append(a, "--log-level="+strconv.Itoa(c.LogLevel))
+	}
+	if c.ControlLogLevel > 0 {
+		a = append(a, "--log-level-control="+strconv.Itoa(c.ControlLogLevel))
+	}
+	if c.PIDFile != "" {
+		a = append(a, "--pidfile="+c.PIDFile)
+	}
 	return a
 }
 
@@ -80,11 +105,12 @@ type Proc struct {
 	cmd    *exec.Cmd
 	ng     netip.AddrPort
 	logw   io.Writer
+	onLine func(string)
 	exited chan struct{}
 	err    error // of Wait, once exited is closed
+	tail   logtail.Tail
 
 	mu   sync.Mutex
-	tail []string
 	logs LogCounts
 }
 
@@ -93,8 +119,6 @@ type LogCounts struct {
 	Errors, Warnings int
 	FirstError       string
 }
-
-const tailLines = 10
 
 // Start runs rtpengine with c and returns once it answers an ng ping. On
 // any failure the process is killed before Start returns.
@@ -108,17 +132,17 @@ func Start(ctx context.Context, c Config) (*Proc, error) {
 	}
 	port := c.NGPort
 	if port == 0 {
-		if port, err = freeUDPPort(c.IP); err != nil {
+		if port, err = freeport.UDP(c.IP); err != nil {
 			return nil, err
 		}
 	}
 	ng := netip.AddrPortFrom(c.IP, uint16(port))
-	p := &Proc{ng: ng, logw: c.Log, exited: make(chan struct{})}
+	p := &Proc{ng: ng, logw: c.Log, onLine: c.OnLine, exited: make(chan struct{})}
 	p.cmd = exec.Command(path, c.args(ng)...)
 	p.cmd.Dir = c.Dir
 	p.cmd.Stdout = io.Discard
 	// Should this process die, the kernel kills rtpengine too.
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: c.OwnGroup}
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		return nil, fmt.Errorf("start rtpengine: %w", err)
@@ -171,23 +195,18 @@ func (p *Proc) waitPong(ctx context.Context, timeout time.Duration) error {
 		}
 		select {
 		case <-p.exited:
-			return fmt.Errorf("start rtpengine: exited before answering a ping (%v)%s", p.err, p.lastLines())
+			return fmt.Errorf("start rtpengine: exited before answering a ping (%v)%s", p.err, p.tail.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("start rtpengine: no pong on %v within %v: %v%s", p.ng, timeout, err, p.lastLines())
+			return fmt.Errorf("start rtpengine: no pong on %v within %v: %v%s", p.ng, timeout, err, p.tail.String())
 		}
 	}
 }
 
 // read consumes the log until rtpengine exits, then reaps it.
 func (p *Proc) read(r io.Reader) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		p.line(sc.Text())
-	}
-	io.Copy(io.Discard, r) // a line too long for the scanner: keep the pipe drained
+	logtail.Scan(r, p.line)
 	p.err = p.cmd.Wait()
 	close(p.exited)
 }
@@ -198,35 +217,23 @@ func (p *Proc) line(s string) {
 	if p.logw != nil {
 		fmt.Fprintln(p.logw, s)
 	}
+	if p.onLine != nil {
+		p.onLine(s)
+	}
+	p.tail.Add(s)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(s) > 300 {
-		s = s[:300]
-	}
-	p.tail = append(p.tail, s)
-	if len(p.tail) > tailLines {
-		p.tail = p.tail[len(p.tail)-tailLines:]
-	}
 	_, rest, _ := strings.Cut(s, "] ")
 	level, _, _ := strings.Cut(rest, ":")
 	switch level {
 	case "ERR", "CRIT", "ALERT", "EMERG":
 		p.logs.Errors++
 		if p.logs.FirstError == "" {
-			p.logs.FirstError = s
+			p.logs.FirstError = s[:min(len(s), 300)] // one line of a report
 		}
 	case "WARNING":
 		p.logs.Warnings++
 	}
-}
-
-func (p *Proc) lastLines() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.tail) == 0 {
-		return ""
-	}
-	return "; its last log lines:\n  " + strings.Join(p.tail, "\n  ")
 }
 
 // Logs returns what rtpengine has logged so far, counted by level.
@@ -256,15 +263,25 @@ func (p *Proc) ExitCode() (int, bool) {
 	}
 }
 
+// Err is nil while the process runs. Once it has exited, Err says how,
+// with its last log lines, wrapping ErrExited: before Stop, the process
+// ended by itself.
+func (p *Proc) Err() error {
+	select {
+	case <-p.exited:
+		return fmt.Errorf("%w by itself (%v)%s", ErrExited, p.err, p.tail.String())
+	default:
+		return nil
+	}
+}
+
 // Stop sends SIGTERM and waits for the exit; at ctx's end it kills the
 // process. It returns once the process is gone. A process that had exited
 // by itself, or that exits with an error status, is an error.
 func (p *Proc) Stop(ctx context.Context) error {
 	defer p.Client.Close()
-	select {
-	case <-p.exited:
-		return fmt.Errorf("%w by itself (%v)%s", ErrExited, p.err, p.lastLines())
-	default:
+	if err := p.Err(); err != nil {
+		return err
 	}
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		p.kill()
@@ -274,10 +291,10 @@ func (p *Proc) Stop(ctx context.Context) error {
 	case <-p.exited:
 	case <-ctx.Done():
 		p.kill()
-		return fmt.Errorf("stop rtpengine: no exit after SIGTERM (%v): killed%s", context.Cause(ctx), p.lastLines())
+		return fmt.Errorf("stop rtpengine: no exit after SIGTERM (%v): killed%s", context.Cause(ctx), p.tail.String())
 	}
 	if p.err != nil {
-		return fmt.Errorf("stop rtpengine: %w%s", p.err, p.lastLines())
+		return fmt.Errorf("stop rtpengine: %w%s", p.err, p.tail.String())
 	}
 	return nil
 }
@@ -286,15 +303,4 @@ func (p *Proc) Stop(ctx context.Context) error {
 func (p *Proc) kill() {
 	p.cmd.Process.Kill()
 	<-p.exited
-}
-
-// freeUDPPort returns a UDP port free on ip just now; rtpengine binds it
-// moments later.
-func freeUDPPort(ip netip.Addr) (int, error) {
-	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
-	if err != nil {
-		return 0, fmt.Errorf("find a free ng port on %v: %w", ip, err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port, nil
 }

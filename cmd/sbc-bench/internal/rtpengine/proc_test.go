@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -143,6 +144,49 @@ func TestCall(t *testing.T) {
 	}
 }
 
+// TestLadderOptions: the options the ladder sets. With the control
+// subsystem at info and the rest at notice, OnLine sees each ng offer;
+// rtpengine writes its pid file, and runs in a process group of its own.
+func TestLadderOptions(t *testing.T) {
+	needRTPengine(t)
+	noLeaks(t)
+	cfg := testConfig(t)
+	cfg.LogLevel, cfg.ControlLogLevel, cfg.OwnGroup = 5, 6, true
+	cfg.PIDFile = filepath.Join(cfg.Dir, "rtpengine.pid")
+	var offers atomic.Int64
+	cfg.OnLine = func(line string) {
+		if strings.Contains(line, "Received command 'offer'") {
+			offers.Add(1)
+		}
+	}
+	p, err := Start(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gone(t, p.Pid())
+	defer p.Stop(t.Context())
+	if pgid, err := syscall.Getpgid(p.Pid()); err != nil || pgid != p.Pid() {
+		t.Errorf("process group %d, %v; want its own, %d", pgid, err, p.Pid())
+	}
+	if pid := readPid(t, cfg.PIDFile); pid != p.Pid() {
+		t.Errorf("pid file says %d; want %d", pid, p.Pid())
+	}
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP("127.0.0.11")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := p.Offer(t.Context(), Dialog{CallID: "TestLadderOptions", FromTag: "a"}, sdpAt(c)); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := offers.Load(); n != 1 {
+		t.Errorf("OnLine saw %d offers; want 1", n)
+	}
+}
+
 // script writes an executable shell script that records its pid in pidfile
 // and runs body.
 func script(t *testing.T, body string) (bin, pidfile string) {
@@ -186,6 +230,7 @@ func TestStartFails(t *testing.T) {
 		{"not installed", cfg(func(c *Config) { c.Bin = "/nonexistent/rtpengine" }), "", "apt-get install rtpengine-daemon", ErrNotInstalled},
 		{"no IP", cfg(func(c *Config) { c.IP = netip.Addr{} }), "", "IP unset", nil},
 		{"port range", cfg(func(c *Config) { c.PortMax = c.PortMin + 1 }), "", "at least 4 ports", nil},
+		{"log level", cfg(func(c *Config) { c.ControlLogLevel = 8 }), "", "log levels 0 and 8", nil},
 		{"exits at once", cfg(func(c *Config) { c.Bin = exits }), exitsPid, "exited before answering a ping (exit status 1); its last log lines:\n  ERR: [core] bad option", nil},
 		{"never answers", cfg(func(c *Config) { c.Bin = hangs }), hangsPid, "no pong on 127.0.0.3:", nil},
 	}

@@ -1,0 +1,93 @@
+// Package sbctest helps tests and benchmarks run the real sbc daemon, as
+// net/http/httptest does servers. Only they import it, never the daemon.
+package sbctest
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"sbc/media"
+	"sbc/sbc"
+)
+
+// DaemonConfig is what tests and benchmarks vary in the daemon's sbc.toml;
+// TOML writes the whole file. The daemon takes SIP and media on one IP,
+// logs JSON (which the harnesses read) and latches media symmetrically.
+// A zero duration, Steering or Workers is the daemon's default.
+type DaemonConfig struct {
+	LogLevel  string // [log] level: "debug", "info", "warn" or "error"
+	UserAgent string // names the harness in the daemon's SIP headers
+
+	IP      netip.Addr    // SIP listeners, Via and Contact, media sockets and SDP
+	SIPPort int           // the UDP listener's port on IP
+	TCP     bool          // a TCP listener on SIPPort too
+	T1      time.Duration // sip.t1
+
+	PortMin, PortMax int           // media port range
+	MediaTimeout     time.Duration // media.timeout
+	Steering         string        // media.steering
+	Workers          int           // media.workers
+
+	MaxDuration  time.Duration // calls.max_duration; 0 disables
+	RingTimeout  time.Duration // calls.ring_timeout
+	DrainTimeout time.Duration // calls.drain_timeout
+
+	// Calls from Caller go to Callee; with Reverse, those from Callee go
+	// to Caller too.
+	Caller, Callee Trunk
+	Reverse        bool
+}
+
+// Trunk is a UDP [[trunk]] that sends only from its own address.
+type Trunk struct {
+	Name string
+	Addr netip.AddrPort
+}
+
+func (t Trunk) config() sbc.Trunk {
+	return sbc.Trunk{Name: t.Name, Address: t.Addr.String(), Transport: "udp", Sources: []string{t.Addr.Addr().String()}}
+}
+
+// config is c as the daemon's Config, with the daemon's defaults filled in
+// so that the file states every value the daemon runs with.
+func (c DaemonConfig) config() sbc.Config {
+	ip := c.IP.String()
+	sip := netip.AddrPortFrom(c.IP, uint16(c.SIPPort)).String()
+	listen := []sbc.Listener{{Transport: "udp", Address: sip}}
+	if c.TCP {
+		listen = append(listen, sbc.Listener{Transport: "tcp", Address: sip})
+	}
+	routes := []sbc.Route{{From: c.Caller.Name, To: c.Callee.Name}}
+	if c.Reverse {
+		routes = append(routes, sbc.Route{From: c.Callee.Name, To: c.Caller.Name})
+	}
+	cfg := sbc.Config{
+		Log: sbc.LogConfig{Level: c.LogLevel, Format: "json"},
+		SIP: sbc.SIPConfig{PublicIP: ip, UserAgent: c.UserAgent, T1: c.T1, Listen: listen},
+		Media: media.Config{BindIP: ip, PublicIP: ip, PortMin: c.PortMin, PortMax: c.PortMax,
+			Timeout: c.MediaTimeout, Latching: media.LatchingSymmetric, Steering: c.Steering, Workers: c.Workers},
+		Calls:  sbc.CallsConfig{MaxDuration: c.MaxDuration, RingTimeout: c.RingTimeout, DrainTimeout: c.DrainTimeout},
+		Trunks: []sbc.Trunk{c.Caller.config(), c.Callee.config()},
+		Routes: routes,
+	}
+	cfg.SetDefaults()
+	return cfg
+}
+
+// TOML is c as an sbc.toml.
+func (c DaemonConfig) TOML() string {
+	var b strings.Builder
+	b.WriteString("# Written by sbc/sbctest for " + strconv.Quote(c.UserAgent) + ".\n")
+	enc := toml.NewEncoder(&b)
+	enc.Indent = ""
+	if err := enc.Encode(c.config()); err != nil {
+		// sbc.Config holds only types TOML has.
+		panic(fmt.Sprintf("sbctest: encode config: %v", err))
+	}
+	return b.String()
+}
