@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"sbc/cmd/sbc-bench/internal/logtail"
-	"sbc/internal/freeport"
-	"sbc/sbctest"
+	"sbc/sbc/sbctest"
+	"sbc/sbc/sbctest/freeport"
 )
 
 // sbcTarget runs the sbc daemon as a child process with a config written for

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"sbc/sbctest"
+	"sbc/sbc/sbctest"
 )
 
 // Running the daemon under test and reading its JSON log.

@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"sbc/internal/freeport"
+	"sbc/sbc/sbctest/freeport"
 )
 
 // Running sipp, the real SIP peer of the end-to-end tests.

@@ -29,7 +29,7 @@ import (
 	"testing"
 	"time"
 
-	"sbc/sbctest"
+	"sbc/sbc/sbctest"
 )
 
 const (

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"sbc/cmd/sbc-bench/internal/rtpengine"
-	"sbc/internal/freeport"
+	"sbc/sbc/sbctest/freeport"
 )
 
 // kamailioSystem is Debian's Kamailio as a stateful proxy in front of the

@@ -27,7 +27,7 @@ import (
 	"strings"
 	"time"
 
-	"sbc/internal/freeport"
+	"sbc/sbc/sbctest/freeport"
 )
 
 // Run runs the ladder through each of cfg.Systems in turn, writing a line

@@ -14,8 +14,8 @@ import (
 	"syscall"
 	"time"
 
-	"sbc/internal/freeport"
-	"sbc/sbctest"
+	"sbc/sbc/sbctest"
+	"sbc/sbc/sbctest/freeport"
 )
 
 // sbcSystem is the sbc daemon, built (or given) and started with a config

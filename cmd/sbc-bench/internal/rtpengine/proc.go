@@ -22,7 +22,7 @@ import (
 	"time"
 
 	"sbc/cmd/sbc-bench/internal/logtail"
-	"sbc/internal/freeport"
+	"sbc/sbc/sbctest/freeport"
 )
 
 // Config says how to start rtpengine.
