@@ -75,16 +75,26 @@ type sbcDaemon struct {
 }
 
 // startSBC writes cfg, starts the daemon and waits until both listeners are
-// up. On cleanup it is killed if still running; when the test failed its
-// whole log is logged.
-func startSBC(t *testing.T, bin string, cfg sbctest.DaemonConfig) *sbcDaemon {
+// up; asNobody runs it as user nobody, without capabilities. On cleanup it
+// is killed if still running; when the test failed its whole log is logged.
+func startSBC(t *testing.T, bin string, cfg sbctest.DaemonConfig, asNobody bool) *sbcDaemon {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "sbc.toml")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sbc.toml")
 	if err := os.WriteFile(path, []byte(cfg.TOML()), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	d := &sbcDaemon{cfg: cfg, changed: make(chan struct{}), done: make(chan struct{}), code: -1}
 	d.cmd = exec.Command(bin, "run", "-config", path)
+	if asNobody {
+		d.cmd = exec.Command("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", bin, "run", "-config", path)
+		// The test's temporary directories are the test user's alone.
+		for _, p := range []string{dir, filepath.Dir(dir), filepath.Dir(bin), filepath.Dir(filepath.Dir(bin))} {
+			if err := os.Chmod(p, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	stderr, err := d.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

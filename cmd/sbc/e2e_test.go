@@ -49,35 +49,37 @@ func TestE2E(t *testing.T) {
 	bin := buildSBC(t)
 	fastT1 := func(c *sbctest.DaemonConfig) { c.T1 = 50 * time.Millisecond }
 	tests := []struct {
-		name string
-		run  func(*testing.T, *e2eEnv)
-		cfg  func(*sbctest.DaemonConfig) // changes to the default test config
+		name     string
+		run      func(*testing.T, *e2eEnv)
+		cfg      func(*sbctest.DaemonConfig) // changes to the default test config
+		asNobody bool                        // run the daemon unprivileged
 	}{
-		{"basic_call", testBasicCall, nil},
-		{"basic_call_tcp_caller", testBasicCallTCP, nil},
-		{"media", testMedia, nil},
-		{"early_media", testEarlyMedia, nil},
-		{"cancel", testCancel, nil},
-		{"busy", testBusy, nil},
-		{"callee_failures", testCalleeFailures, nil},
-		{"caller_hold", testCallerHold, nil},
-		{"callee_hold", testCalleeHold, nil},
-		{"callee_bye", testCalleeBye, nil},
-		{"unknown_source", testUnknownSource, nil},
-		{"options", testOptions, nil},
-		{"unknown_dialog", testUnknownDialog, nil},
-		{"max_forwards", testMaxForwards, nil},
-		{"drain", testDrain, nil},
-		{"load_100_calls", testLoad, nil},
-		{"media_timeout", testMediaTimeout, func(c *sbctest.DaemonConfig) { c.MediaTimeout = 2 * time.Second }},
-		{"max_duration", testMaxDuration, func(c *sbctest.DaemonConfig) { c.MaxDuration = 2 * time.Second }},
-		{"ring_timeout", testRingTimeout, func(c *sbctest.DaemonConfig) { c.RingTimeout = 2 * time.Second }},
-		{"no_response", testNoResponse, fastT1},
-		{"no_ack", testNoAck, fastT1},
+		{"basic_call", testBasicCall, nil, false},
+		{"basic_call_tcp_caller", testBasicCallTCP, nil, false},
+		{"media", testMediaSteered, nil, false},
+		{"media_unprivileged", testMediaUnprivileged, nil, true},
+		{"early_media", testEarlyMedia, nil, false},
+		{"cancel", testCancel, nil, false},
+		{"busy", testBusy, nil, false},
+		{"callee_failures", testCalleeFailures, nil, false},
+		{"caller_hold", testCallerHold, nil, false},
+		{"callee_hold", testCalleeHold, nil, false},
+		{"callee_bye", testCalleeBye, nil, false},
+		{"unknown_source", testUnknownSource, nil, false},
+		{"options", testOptions, nil, false},
+		{"unknown_dialog", testUnknownDialog, nil, false},
+		{"max_forwards", testMaxForwards, nil, false},
+		{"drain", testDrain, nil, false},
+		{"load_100_calls", testLoad, nil, false},
+		{"media_timeout", testMediaTimeout, func(c *sbctest.DaemonConfig) { c.MediaTimeout = 2 * time.Second }, false},
+		{"max_duration", testMaxDuration, func(c *sbctest.DaemonConfig) { c.MaxDuration = 2 * time.Second }, false},
+		{"ring_timeout", testRingTimeout, func(c *sbctest.DaemonConfig) { c.RingTimeout = 2 * time.Second }, false},
+		{"no_response", testNoResponse, fastT1, false},
+		{"no_ack", testNoAck, fastT1, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.run(t, newE2EEnv(t, bin, tc.cfg))
+			tc.run(t, newE2EEnv(t, bin, tc.cfg, tc.asNobody))
 		})
 	}
 }
@@ -88,7 +90,7 @@ type e2eEnv struct {
 	sbc *sbcDaemon
 }
 
-func newE2EEnv(t *testing.T, bin string, change func(*sbctest.DaemonConfig)) *e2eEnv {
+func newE2EEnv(t *testing.T, bin string, change func(*sbctest.DaemonConfig), asNobody bool) *e2eEnv {
 	t.Helper()
 	trunk := func(name, ip string) sbctest.Trunk {
 		return sbctest.Trunk{Name: name, Addr: netip.AddrPortFrom(netip.MustParseAddr(ip), uint16(freeUDPPort(t, ip)))}
@@ -115,7 +117,7 @@ func newE2EEnv(t *testing.T, bin string, change func(*sbctest.DaemonConfig)) *e2
 	// previous test's sockets still hold is unlikely to be reused.
 	cfg.PortMin = 20000 + 2*rand.IntN(4900)
 	cfg.PortMax = cfg.PortMin + 199
-	return &e2eEnv{cfg: cfg, sbc: startSBC(t, bin, cfg)}
+	return &e2eEnv{cfg: cfg, sbc: startSBC(t, bin, cfg, asNobody)}
 }
 
 // uas starts the callee sipp (trunk "b") with scenario.
@@ -272,6 +274,23 @@ func testBasicCallTCP(t *testing.T, e *e2eEnv) {
 // shows every hop goes peer <-> SBC port and nothing goes directly between
 // the peers; the echoes reach the caller's media port (so the far side got
 // them); the SBC's own counters agree with the capture.
+// 2a. Run as root, the daemon steers its media ports to a few sockets.
+func testMediaSteered(t *testing.T, e *e2eEnv) {
+	if len(e.sbc.find(func(l logLine) bool { return strings.HasPrefix(l.msg(), "media relay: port range steered") })) != 1 {
+		t.Fatal(`no "port range steered" line from the daemon run as root`)
+	}
+	testMedia(t, e)
+}
+
+// 2b. The same unprivileged (user nobody, no capabilities): the daemon
+// cannot steer the media ports, says why, and relays with a socket per port.
+func testMediaUnprivileged(t *testing.T, e *e2eEnv) {
+	if len(e.sbc.find(func(l logLine) bool { return strings.Contains(l.msg(), "steering unavailable") })) != 1 {
+		t.Fatal(`no "steering unavailable" line from the unprivileged daemon`)
+	}
+	testMedia(t, e)
+}
+
 func testMedia(t *testing.T, e *e2eEnv) {
 	capt := startCapture(t)
 	uas := e.uas(t, sippOpts{scenario: "uas_basic.xml", extra: []string{"-rtp_echo"}})
