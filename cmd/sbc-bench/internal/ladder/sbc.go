@@ -75,7 +75,8 @@ func sbcConfig(e env, sipPort int) string {
 }
 
 func (s *sbcSystem) start(ctx context.Context, e env) error {
-	port, err := freeport.UDP(e.ip)
+	// The daemon refuses a SIP port inside its media range.
+	port, err := freeport.UDPOutside(e.ip, e.portMin, e.portMax)
 	if err != nil {
 		return err
 	}
