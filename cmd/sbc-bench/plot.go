@@ -65,6 +65,9 @@ func (countTicks) Ticks(lo, hi float64) []plot.Tick {
 
 // writePlot draws the sweep's runs into a PNG: loss and p99 added latency
 // against calls, one line per target, the pass marks dashed.
+// minPlotMs is the floor of the latency axis (log scale: no zero).
+const minPlotMs = 0.01
+
 func writePlot(path string, runs []*result) error {
 	all := sweepSeries(runs)
 	if len(all) == 0 {
@@ -74,13 +77,16 @@ func writePlot(path string, runs []*result) error {
 	loss.Title.Text = "Loss against concurrent calls (G.711, 100 packets/s per call)"
 	loss.Y.Label.Text = "loss (%)"
 	lat.Title.Text = "p99 one-way added latency (kernel receive timestamps)"
-	lat.Y.Label.Text = "p99 latency (ms)"
+	lat.Y.Label.Text = "p99 latency (ms, log scale)"
+	// Log scale: an overloaded step's hundreds of ms must not flatten the
+	// ones near the 1 ms mark.
+	lat.Y.Scale, lat.Y.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: -1}
 	var lossLines, latLines []any
 	for _, s := range all {
 		l, p := make(plotter.XYs, len(s.steps)), make(plotter.XYs, len(s.steps))
 		for i, r := range s.steps {
 			l[i] = plotter.XY{X: float64(r.Calls), Y: r.LossPct}
-			p[i] = plotter.XY{X: float64(r.Calls), Y: r.LatencyUs.P99 / 1000}
+			p[i] = plotter.XY{X: float64(r.Calls), Y: math.Max(r.LatencyUs.P99/1000, minPlotMs)}
 		}
 		lossLines = append(lossLines, s.target, l)
 		latLines = append(latLines, s.target, p)
@@ -101,7 +107,12 @@ func writePlot(path string, runs []*result) error {
 	} {
 		m.p.X.Label.Text = "concurrent calls"
 		m.p.X.Tick.Marker = countTicks{}
-		m.p.X.Min, m.p.Y.Min = 0, 0
+		m.p.X.Min = 0
+		if m.p == loss {
+			m.p.Y.Min = 0
+		} else {
+			m.p.Y.Min = math.Min(m.p.Y.Min, minPlotMs)
+		}
 		// Room above the pass mark, so the line shows even when every
 		// step is far below it.
 		m.p.Y.Max = math.Max(m.p.Y.Max, 1.5*m.mark)
