@@ -52,6 +52,9 @@ type Config struct {
 	// Workers is the number of relay goroutines (and sockets) of a steered
 	// relay; 0 means one per CPU (GOMAXPROCS).
 	Workers int `toml:"workers"`
+	// ReservePorts makes a steered relay reserve its range in
+	// net.ipv4.ip_local_reserved_ports while it runs (default true).
+	ReservePorts *bool `toml:"reserve_ports"`
 }
 
 // maxWorkers bounds Config.Workers (the steering program's socket map holds 64).
@@ -89,6 +92,10 @@ func (c *Config) SetDefaults() {
 	}
 	if c.Steering == "" {
 		c.Steering = SteeringAuto
+	}
+	if c.ReservePorts == nil {
+		yes := true
+		c.ReservePorts = &yes
 	}
 }
 

@@ -3,6 +3,7 @@ package media
 import (
 	"errors"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -39,13 +40,13 @@ func TestConfig(t *testing.T) {
 			name:    "defaults",
 			snippet: `public_ip = "203.0.113.5"`,
 			want: &Config{BindIP: "0.0.0.0", PublicIP: "203.0.113.5", PortMin: 20000, PortMax: 29999,
-				Timeout: 60 * time.Second, Latching: "symmetric", Steering: "auto"},
+				Timeout: 60 * time.Second, Latching: "symmetric", Steering: "auto", ReservePorts: ptr(true)},
 		},
 		{
 			name:    "public_ip defaults to a specific bind_ip",
 			snippet: `bind_ip = "192.0.2.10"`,
 			want: &Config{BindIP: "192.0.2.10", PublicIP: "192.0.2.10", PortMin: 20000, PortMax: 29999,
-				Timeout: 60 * time.Second, Latching: "symmetric", Steering: "auto"},
+				Timeout: 60 * time.Second, Latching: "symmetric", Steering: "auto", ReservePorts: ptr(true)},
 		},
 		{
 			name: "all set",
@@ -56,9 +57,10 @@ port_max = 30003
 timeout = "90s"
 latching = "strict"
 steering = "off"
-workers = 4`,
+workers = 4
+reserve_ports = false`,
 			want: &Config{BindIP: "::", PublicIP: "2001:db8::1", PortMin: 30000, PortMax: 30003,
-				Timeout: 90 * time.Second, Latching: "strict", Steering: "off", Workers: 4},
+				Timeout: 90 * time.Second, Latching: "strict", Steering: "off", Workers: 4, ReservePorts: ptr(false)},
 		},
 		{name: "odd port_max is fine", snippet: `bind_ip = "127.0.0.1"` + "\nport_max = 20004"},
 		{name: "public_ip required with 0.0.0.0", snippet: ``, errs: []string{`media.public_ip: ""`, `media.bind_ip is "0.0.0.0"`}},
@@ -111,7 +113,7 @@ workers = 4`,
 					t.Errorf("error %v: want a *ConfigError naming a media.* key and the expected form", err)
 				}
 			}
-			if tc.want != nil && cfg != *tc.want {
+			if tc.want != nil && !reflect.DeepEqual(cfg, *tc.want) {
 				t.Errorf("config:\n got %+v\nwant %+v", cfg, *tc.want)
 			}
 		})
@@ -120,10 +122,10 @@ workers = 4`,
 
 func TestConfigSetDefaultsKeepsValues(t *testing.T) {
 	cfg := Config{BindIP: "10.0.0.1", PublicIP: "192.0.2.1", PortMin: 30000, PortMax: 30099, Timeout: time.Second, Latching: "strict",
-		Steering: "on", Workers: 3}
+		Steering: "on", Workers: 3, ReservePorts: ptr(false)}
 	want := cfg
 	cfg.SetDefaults()
-	if cfg != want {
+	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("SetDefaults changed set fields: %+v, want %+v", cfg, want)
 	}
 }
@@ -188,3 +190,5 @@ func TestRelayPublicIP(t *testing.T) {
 		r.Close()
 	}
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -3,10 +3,14 @@
 package media
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // ephemeralClash tells whether ports of [first, last] are in the kernel's
@@ -46,48 +50,81 @@ const reservedPortsPath = "/proc/sys/net/ipv4/ip_local_reserved_ports"
 // this network namespace, keeping what is there: the kernel then gives none
 // of them to a socket as its ephemeral port. It needs CAP_NET_ADMIN, which
 // steering needs anyway. undo takes back the ports it added (not those
-// reserved before), for when the relay closes.
+// reserved before), for when the relay closes. Both hold an exclusive lock
+// on the sysctl file, so that daemons starting or stopping together do not
+// lose each other's changes.
 func reservePorts(first, last int) (undo func() error, err error) {
-	cur, err := readReserved()
-	if err != nil {
-		return nil, err
-	}
 	var added []int
-	for p := first; p <= last; p++ {
-		if !cur[p] {
-			cur[p] = true
-			added = append(added, p)
+	err = editReserved(func(set map[int]bool) {
+		for p := first; p <= last; p++ {
+			if !set[p] {
+				set[p] = true
+				added = append(added, p)
+			}
 		}
-	}
-	if err := writeReserved(cur); err != nil {
+	})
+	if err != nil {
 		return nil, err
 	}
 	return func() error {
-		now, err := readReserved()
-		if err != nil {
-			return err
-		}
-		for _, p := range added {
-			delete(now, p)
-		}
-		return writeReserved(now)
+		return editReserved(func(set map[int]bool) {
+			for _, p := range added {
+				delete(set, p)
+			}
+		})
 	}, nil
 }
 
+// editReserved reads the reserved ports, lets edit change them and writes
+// them back, under an exclusive flock on the sysctl file.
+func editReserved(edit func(map[int]bool)) error {
+	f, err := os.OpenFile(reservedPortsPath, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		return fmt.Errorf("lock %s: %w", reservedPortsPath, err)
+	}
+	set, err := readPortList(f)
+	if err != nil {
+		return err
+	}
+	edit(set)
+	// A sysctl is written whole from offset 0.
+	if _, err := f.WriteAt([]byte(formatPortList(set)+"\n"), 0); err != nil {
+		return fmt.Errorf("write %s: %w", reservedPortsPath, err)
+	}
+	return nil
+}
+
 func readReserved() (map[int]bool, error) {
-	b, err := os.ReadFile(reservedPortsPath)
+	f, err := os.Open(reservedPortsPath)
 	if err != nil {
 		return nil, err
 	}
-	set, err := parsePortList(strings.TrimSpace(string(b)))
-	if err != nil {
-		return nil, fmt.Errorf("ip_local_reserved_ports: %w", err)
-	}
-	return set, nil
+	defer f.Close()
+	return readPortList(f)
 }
 
-func writeReserved(set map[int]bool) error {
-	return os.WriteFile(reservedPortsPath, []byte(formatPortList(set)+"\n"), 0o644)
+// readPortList reads a port-list sysctl in one read from offset 0: the
+// kernel returns EOF to a read that starts anywhere else, so os.ReadFile's
+// 512-byte chunks would cut a long list. The longest list (every other
+// port) is under 200 KiB.
+func readPortList(f *os.File) (map[int]bool, error) {
+	buf := make([]byte, 256<<10)
+	n, err := f.ReadAt(buf, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("read %s: %w", f.Name(), err)
+	}
+	if n == len(buf) {
+		return nil, fmt.Errorf("read %s: longer than %d bytes", f.Name(), len(buf))
+	}
+	set, err := parsePortList(strings.TrimSpace(string(buf[:n])))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", f.Name(), err)
+	}
+	return set, nil
 }
 
 // formatPortList writes set in the kernel's syntax: "1000,2000-2010".

@@ -19,7 +19,8 @@ type Relay struct {
 	tr       transport
 	steered  bool
 	epoch    time.Time // zero of clock
-	// unreserve gives back the ephemeral ports NewRelay reserved; nil if none.
+	// unreserve gives back the ephemeral ports NewRelay reserved; nil if
+	// none or given back. Guarded by mu.
 	unreserve func() error
 
 	mu       sync.Mutex // guards sessions and closed
@@ -80,8 +81,6 @@ func NewRelay(cfg Config, log *slog.Logger) (*Relay, error) {
 	if workers == 0 {
 		workers = min(runtime.GOMAXPROCS(0), maxWorkers)
 	}
-	// Reserved first, so that the workers' own sockets get no port of it.
-	r.reserve(cfg.PortMin, cfg.PortMax)
 	st, err := newSteered(bind, r.ports, cfg.PortMin, cfg.PortMax, workers, r.clock)
 	switch {
 	case err == nil:
@@ -91,14 +90,12 @@ func NewRelay(cfg Config, log *slog.Logger) (*Relay, error) {
 			log.Warn("media relay: another sk_lookup program is attached to this network namespace (another sbc?); one that steers the same address and ports takes their datagrams first",
 				"programs", n)
 		}
+		if cfg.ReservePorts == nil || *cfg.ReservePorts {
+			r.reserve(cfg.PortMin, cfg.PortMax)
+		}
 		return r, nil
 	case cfg.Steering == SteeringOn:
-		r.Close()
 		return nil, fmt.Errorf("new media relay: media.steering = \"on\" but steering is unavailable: %w", err)
-	}
-	if r.unreserve != nil { // one socket per port needs no reservation
-		r.unreserve()
-		r.unreserve = nil
 	}
 	log.Warn("media relay: steering unavailable, one socket per port instead (more CPU per packet, a file descriptor per port)", "reason", err)
 	return r, nil
@@ -122,6 +119,23 @@ func (r *Relay) reserve(first, last int) {
 	r.unreserve = undo
 	r.log.Info("media port range reserved while the relay runs: the kernel gives none of its ports to other sockets as ephemeral ports (net.ipv4.ip_local_reserved_ports)",
 		"ports", fmt.Sprintf("%d-%d", first, last), "were_unreserved", n)
+}
+
+// Release gives back what the relay reserved in the kernel (its port range
+// in net.ipv4.ip_local_reserved_ports), for a process about to exit without
+// Close. Close does it too; it is idempotent.
+func (r *Relay) Release() error {
+	r.mu.Lock()
+	undo := r.unreserve
+	r.unreserve = nil
+	r.mu.Unlock()
+	if undo == nil {
+		return nil
+	}
+	if err := undo(); err != nil {
+		return fmt.Errorf("media relay: give back the reserved ports: %w", err)
+	}
+	return nil
 }
 
 // clock is the relay's monotonic time: nanoseconds since epoch.
@@ -177,16 +191,8 @@ func (r *Relay) Close() error {
 	for _, s := range open {
 		s.Close()
 	}
-	var err error
-	r.closeOnce.Do(func() {
-		r.tr.close()
-		if r.unreserve != nil {
-			if err = r.unreserve(); err != nil {
-				err = fmt.Errorf("media relay: give back the reserved ports: %w", err)
-			}
-		}
-	})
-	return err
+	r.closeOnce.Do(r.tr.close)
+	return r.Release()
 }
 
 func (r *Relay) forget(s *Session) {

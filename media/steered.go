@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -180,6 +181,7 @@ func (t *steered) source(l *leg, fallback [4]byte) [4]byte {
 // the kernel would send from to rtp, for source until the peer sends.
 func (t *steered) remoteChanged(l *leg, rtp netip.AddrPort) {
 	l.local.Store(0) // a new peer may send to another address
+	l.routeSrc.Store(0)
 	if !t.bindAny || !rtp.Addr().Is4() {
 		return
 	}
@@ -210,13 +212,22 @@ func ip4(v uint32) (a [4]byte) {
 	return a
 }
 
-// quiesce waits until every worker is done with the batch it was relaying,
-// if any: after shut, no worker still holds a shut port's stream.
+// quiesce waits until every worker that was relaying a batch when it was
+// called is done with it: after shut, no worker still holds a shut port's
+// stream (a batch begun later finds the slot empty). A batch never blocks
+// (non-blocking sends), so it takes microseconds.
 func (t *steered) quiesce() {
-	for _, w := range t.workers {
-		b := w.busy.Load()
-		for i := 0; b%2 == 1 && w.busy.Load() == b && i < 1000; i++ { // a batch takes µs; 100 ms at most
-			time.Sleep(100 * time.Microsecond)
+	busy := make([]uint64, len(t.workers))
+	for i, w := range t.workers {
+		busy[i] = w.busy.Load()
+	}
+	for i, w := range t.workers {
+		for n := 0; busy[i]%2 == 1 && w.busy.Load() == busy[i]; n++ {
+			if n < 100 {
+				runtime.Gosched()
+			} else {
+				time.Sleep(50 * time.Microsecond)
+			}
 		}
 	}
 }

@@ -87,13 +87,8 @@ func startSBC(t *testing.T, bin string, cfg sbctest.DaemonConfig, asNobody bool)
 	d := &sbcDaemon{cfg: cfg, changed: make(chan struct{}), done: make(chan struct{}), code: -1}
 	d.cmd = exec.Command(bin, "run", "-config", path)
 	if asNobody {
-		d.cmd = exec.Command("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", bin, "run", "-config", path)
-		// The test's temporary directories are the test user's alone.
-		for _, p := range []string{dir, filepath.Dir(dir), filepath.Dir(bin), filepath.Dir(filepath.Dir(bin))} {
-			if err := os.Chmod(p, 0o755); err != nil {
-				t.Fatal(err)
-			}
-		}
+		requireRoot(t)
+		d.cmd = exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", nobodyCopy(t, bin), "run", "-config", nobodyCopy(t, path))
 	}
 	stderr, err := d.cmd.StderrPipe()
 	if err != nil {
@@ -140,6 +135,42 @@ func startSBC(t *testing.T, bin string, cfg sbctest.DaemonConfig, asNobody bool)
 	})
 	d.waitN(t, 2, 10*time.Second, "both listeners up", func(l logLine) bool { return l.msg() == "listening" })
 	return d
+}
+
+// requireRoot fails t unless it runs as root: like the capture of the media
+// test, what it checks cannot be done otherwise, and must not be skipped.
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("this test needs root (steering the media ports, or setpriv to user nobody): run it as root")
+	}
+}
+
+// nobodyCopy copies file into a fresh directory that user nobody can read,
+// keeping its mode: the test's own temporary directories are its alone.
+func nobodyCopy(t *testing.T, file string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "sbc-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(dir, filepath.Base(file))
+	if err := os.WriteFile(dst, b, fi.Mode().Perm()|0o444); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dst
 }
 
 func (d *sbcDaemon) add(s string) {

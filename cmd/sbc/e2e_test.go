@@ -276,6 +276,7 @@ func testBasicCallTCP(t *testing.T, e *e2eEnv) {
 // them); the SBC's own counters agree with the capture.
 // 2a. Run as root, the daemon steers its media ports to a few sockets.
 func testMediaSteered(t *testing.T, e *e2eEnv) {
+	requireRoot(t)
 	if len(e.sbc.find(func(l logLine) bool { return strings.HasPrefix(l.msg(), "media relay: port range steered") })) != 1 {
 		t.Fatal(`no "port range steered" line from the daemon run as root`)
 	}
@@ -285,6 +286,7 @@ func testMediaSteered(t *testing.T, e *e2eEnv) {
 // 2b. The same unprivileged (user nobody, no capabilities): the daemon
 // cannot steer the media ports, says why, and relays with a socket per port.
 func testMediaUnprivileged(t *testing.T, e *e2eEnv) {
+	requireRoot(t)
 	if len(e.sbc.find(func(l logLine) bool { return strings.Contains(l.msg(), "steering unavailable") })) != 1 {
 		t.Fatal(`no "steering unavailable" line from the unprivileged daemon`)
 	}

@@ -101,6 +101,9 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 		// A second signal skips the drain.
 		<-sigs
 		log.Warn("second signal: exiting without draining")
+		if err := relay.Release(); err != nil {
+			log.Warn("exit", "error", err)
+		}
 		os.Exit(exitFail)
 	}()
 	srv.Drain(cfg.Calls.DrainTimeout)

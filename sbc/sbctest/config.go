@@ -19,6 +19,7 @@ import (
 // TOML writes the whole file. The daemon takes SIP and media on one IP,
 // logs JSON (which the harnesses read) and latches media symmetrically.
 // A zero duration, Steering or Workers is the daemon's default.
+// media.reserve_ports is always false.
 type DaemonConfig struct {
 	LogLevel  string // [log] level: "debug", "info", "warn" or "error"
 	UserAgent string // names the harness in the daemon's SIP headers
@@ -70,7 +71,10 @@ func (c DaemonConfig) config() sbc.Config {
 		Log: sbc.LogConfig{Level: c.LogLevel, Format: "json"},
 		SIP: sbc.SIPConfig{PublicIP: ip, UserAgent: c.UserAgent, T1: c.T1, Listen: listen},
 		Media: media.Config{BindIP: ip, PublicIP: ip, PortMin: c.PortMin, PortMax: c.PortMax,
-			Timeout: c.MediaTimeout, Latching: media.LatchingSymmetric, Steering: c.Steering, Workers: c.Workers},
+			Timeout: c.MediaTimeout, Latching: media.LatchingSymmetric, Steering: c.Steering, Workers: c.Workers,
+			// Test and benchmark daemons may be killed; they must not leave
+			// the machine's ephemeral ports reserved.
+			ReservePorts: &noReserve},
 		Calls:  sbc.CallsConfig{MaxDuration: c.MaxDuration, RingTimeout: c.RingTimeout, DrainTimeout: c.DrainTimeout},
 		Trunks: []sbc.Trunk{c.Caller.config(), c.Callee.config()},
 		Routes: routes,
@@ -91,3 +95,5 @@ func (c DaemonConfig) TOML() string {
 	}
 	return b.String()
 }
+
+var noReserve = false
