@@ -286,7 +286,7 @@ type worker struct {
 	msgs  [batchSize]unix.Mmsghdr
 	iov   [batchSize]unix.Iovec
 	names [batchSize]unix.RawSockaddrInet4
-	oob   [batchSize][origDstSpace]byte
+	oob   [batchSize][origDstSpace / 8]uint64 // 8-byte aligned, as struct cmsghdr wants
 	bufs  [batchSize][rawudp.HeaderLen + readBuffer]byte
 
 	out  [batchSize]unix.Mmsghdr
@@ -337,7 +337,7 @@ func newWorker(t *steered, bind netip.Addr) (*worker, error) {
 		h.Name = (*byte)(unsafe.Pointer(&w.names[i]))
 		h.Iov = &w.iov[i]
 		h.Iovlen = 1
-		h.Control = &w.oob[i][0]
+		h.Control = (*byte)(unsafe.Pointer(&w.oob[i][0]))
 		w.rearm(i)
 
 		o := &w.out[i].Hdr
@@ -362,6 +362,11 @@ func setBuffers(fd int) {
 	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, size) != nil {
 		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, size)
 	}
+}
+
+// control is message i's control buffer as bytes.
+func (w *worker) control(i int) []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(&w.oob[i][0])), origDstSpace)
 }
 
 func (w *worker) rearm(i int) {
@@ -413,8 +418,8 @@ func (w *worker) relay(n int) {
 		w.rearm(i)
 		// The one control message, IP_ORIGDSTADDR: the sockaddr_in the
 		// datagram was sent to.
-		c := w.oob[i][:]
-		h := (*unix.Cmsghdr)(unsafe.Pointer(&c[0]))
+		c := w.control(i)
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&w.oob[i][0]))
 		if flags&unix.MSG_CTRUNC != 0 || ctl < unix.CmsgLen(unix.SizeofSockaddrInet4) ||
 			h.Level != unix.SOL_IP || h.Type != unix.IP_ORIGDSTADDR {
 			w.unrouted.Add(1)

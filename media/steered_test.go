@@ -118,7 +118,7 @@ func TestSteeredRelayDoesNotAllocate(t *testing.T) {
 		w.msgs[0].Len = uint32(len(pkt))
 		h := &w.msgs[0].Hdr
 		h.Controllen = origDstSpace
-		c := &w.oob[0]
+		c := w.control(0)
 		*(*uint64)(unsafe.Pointer(&c[0])) = uint64(unix.CmsgLen(unix.SizeofSockaddrInet4))
 		*(*int32)(unsafe.Pointer(&c[8])) = unix.SOL_IP
 		*(*int32)(unsafe.Pointer(&c[12])) = unix.IP_ORIGDSTADDR
