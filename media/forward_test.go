@@ -1,14 +1,20 @@
 package media
 
 import (
+	"os"
 	"testing"
 	"time"
 )
 
 // forwardingStream is a stream with both sides signalled and latched, and
-// the peers, for calling receive directly.
-func forwardingStream(t testing.TB) (st *Stream, a, b *peer) {
-	r := newTestRelay(t, nil)
+// the peers, for calling receive directly. mutate changes the relay's
+// config (nil: one socket per port).
+func forwardingStream(t testing.TB, mutate ...func(*Config)) (st *Stream, a, b *peer) {
+	r := newTestRelay(t, func(c *Config) {
+		for _, m := range mutate {
+			m(c)
+		}
+	})
 	_, st = newSessionStream(t, r)
 	a, b = newPeer(t), newPeer(t)
 	st.SetRemote(SideA, Peer{RTP: a.addr()})
@@ -67,8 +73,18 @@ func BenchmarkForward(b *testing.B) {
 // BenchmarkRelay measures a packet end to end on loopback: peer A sends to
 // the SBC, the reader goroutine relays, peer B receives. allocs/op covers
 // the peers' syscalls too, which allocate nothing either.
-func BenchmarkRelay(b *testing.B) {
-	st, a, peerB := forwardingStream(b)
+func BenchmarkRelay(b *testing.B) { benchmarkRelay(b) }
+
+// BenchmarkRelaySteered is the same through the steered relay (root only).
+func BenchmarkRelaySteered(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("steering needs root (CAP_BPF, CAP_NET_ADMIN, CAP_NET_RAW)")
+	}
+	benchmarkRelay(b, func(c *Config) { c.Steering = SteeringOn })
+}
+
+func benchmarkRelay(b *testing.B, mutate ...func(*Config)) {
+	st, a, peerB := forwardingStream(b, mutate...)
 	aPort, _ := st.LocalPorts(SideA)
 	dst := loopback(aPort)
 	pkt := rtpPacket(1, 160)
