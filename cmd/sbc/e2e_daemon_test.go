@@ -77,7 +77,9 @@ type sbcDaemon struct {
 // startSBC writes cfg, starts the daemon and waits until both listeners are
 // up; asNobody runs it as user nobody, without capabilities. On cleanup it
 // is killed if still running; when the test failed its whole log is logged.
-func startSBC(t *testing.T, bin string, cfg sbctest.DaemonConfig, asNobody bool) *sbcDaemon {
+// errSIPPortTaken says the SIP port, free when chosen, was taken before the
+// daemon bound it: the caller picks another and tries again.
+func startSBC(t *testing.T, bin string, cfg sbctest.DaemonConfig, asNobody bool) (*sbcDaemon, error) {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "sbc.toml")
@@ -133,9 +135,35 @@ func startSBC(t *testing.T, bin string, cfg sbctest.DaemonConfig, asNobody bool)
 			d.mu.Unlock()
 		}
 	})
-	d.waitN(t, 2, 10*time.Second, "both listeners up", func(l logLine) bool { return l.msg() == "listening" })
-	return d
+	isListening := func(l logLine) bool { return l.msg() == "listening" }
+	portTaken := func(l logLine) bool {
+		return l.msg() == "listen" && strings.Contains(l.str("error"), "address already in use")
+	}
+	deadline := time.After(10 * time.Second)
+	for {
+		d.mu.Lock()
+		changed := d.changed
+		d.mu.Unlock()
+		if len(d.find(isListening)) >= 2 {
+			return d, nil
+		}
+		if len(d.find(portTaken)) > 0 {
+			<-d.done
+			return nil, errSIPPortTaken
+		}
+		select {
+		case <-changed:
+		case <-d.done:
+			if len(d.find(isListening)) < 2 && len(d.find(portTaken)) == 0 {
+				t.Fatalf("sbc exited (%v) before both listeners were up", d.waited)
+			}
+		case <-deadline:
+			t.Fatalf("sbc: listeners not up within 10s")
+		}
+	}
 }
+
+var errSIPPortTaken = errors.New("the SIP port was taken before the daemon bound it")
 
 // requireRoot fails t unless it runs as root: like the capture of the media
 // test, what it checks cannot be done otherwise, and must not be skipped.

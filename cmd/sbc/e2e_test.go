@@ -18,8 +18,10 @@ package main
 // lo. -short skips them.
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -82,15 +84,25 @@ func TestE2E(t *testing.T) {
 			tc.run(t, newE2EEnv(t, bin, tc.cfg, tc.asNobody))
 		})
 	}
+	// The harness itself: a SIP port taken between choosing and binding it
+	// is told apart from a daemon that fails, so newE2EEnv can retry.
+	t.Run("sip_port_taken", func(t *testing.T) {
+		held, err := net.ListenPacket("udp4", net.JoinHostPort(sbcIP, "0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer held.Close()
+		cfg := testDaemonConfig(t)
+		cfg.SIPPort = held.LocalAddr().(*net.UDPAddr).Port
+		if _, err := startSBC(t, bin, cfg, false); !errors.Is(err, errSIPPortTaken) {
+			t.Fatalf("startSBC on a held SIP port: err = %v, want errSIPPortTaken", err)
+		}
+	})
 }
 
-// e2eEnv is one running daemon with its configuration, for one test.
-type e2eEnv struct {
-	cfg sbctest.DaemonConfig
-	sbc *sbcDaemon
-}
-
-func newE2EEnv(t *testing.T, bin string, change func(*sbctest.DaemonConfig), asNobody bool) *e2eEnv {
+// testDaemonConfig is the default daemon config of these tests, on fresh
+// ports.
+func testDaemonConfig(t *testing.T) sbctest.DaemonConfig {
 	t.Helper()
 	trunk := func(name, ip string) sbctest.Trunk {
 		return sbctest.Trunk{Name: name, Addr: netip.AddrPortFrom(netip.MustParseAddr(ip), uint16(freeUDPPort(t, ip)))}
@@ -110,6 +122,18 @@ func newE2EEnv(t *testing.T, bin string, change func(*sbctest.DaemonConfig), asN
 		MaxDuration:  60 * time.Second,
 		T1:           500 * time.Millisecond,
 	}
+	return cfg
+}
+
+// e2eEnv is one running daemon with its configuration, for one test.
+type e2eEnv struct {
+	cfg sbctest.DaemonConfig
+	sbc *sbcDaemon
+}
+
+func newE2EEnv(t *testing.T, bin string, change func(*sbctest.DaemonConfig), asNobody bool) *e2eEnv {
+	t.Helper()
+	cfg := testDaemonConfig(t)
 	if change != nil {
 		change(&cfg)
 	}
@@ -117,7 +141,17 @@ func newE2EEnv(t *testing.T, bin string, change func(*sbctest.DaemonConfig), asN
 	// previous test's sockets still hold is unlikely to be reused.
 	cfg.PortMin = 20000 + 2*rand.IntN(4900)
 	cfg.PortMax = cfg.PortMin + 199
-	return &e2eEnv{cfg: cfg, sbc: startSBC(t, bin, cfg, asNobody)}
+	for try := 1; ; try++ {
+		d, err := startSBC(t, bin, cfg, asNobody)
+		if err == nil {
+			return &e2eEnv{cfg: cfg, sbc: d}
+		}
+		if try == 3 {
+			t.Fatalf("start sbc: %v, %d times", err, try)
+		}
+		t.Logf("start sbc: %v; again on another port", err)
+		cfg.SIPPort = freeSIPPort(t, sbcIP)
+	}
 }
 
 // uas starts the callee sipp (trunk "b") with scenario.
