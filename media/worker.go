@@ -21,7 +21,7 @@ import (
 // and sends the relayed ones in batches.
 
 // batchSize is the most datagrams one recvmmsg takes and one sendmmsg sends.
-const batchSize = 64
+const batchSize = rawudp.MaxBatch
 
 // origDstSpace is room for the IP_ORIGDSTADDR control message:
 // CMSG_SPACE(sizeof(struct sockaddr_in)) is 32 bytes on 64-bit Linux, 28 on
@@ -51,9 +51,7 @@ type worker struct {
 	oob   [batchSize][origDstSpace / 8]uint64 // 8-byte aligned, as struct cmsghdr wants
 	bufs  [batchSize][rawudp.HeaderLen + readBuffer]byte
 
-	out  [batchSize]unix.Mmsghdr
-	oiov [batchSize]unix.Iovec
-	odst [batchSize]unix.RawSockaddrInet4
+	out  rawudp.Batch
 	sent [batchSize]sentPacket
 }
 
@@ -101,13 +99,6 @@ func newWorker(t *steered, bind netip.Addr) (*worker, error) {
 		h.Iovlen = 1
 		h.Control = (*byte)(unsafe.Pointer(&w.oob[i][0]))
 		w.rearm(i)
-
-		o := &w.out[i].Hdr
-		o.Name = (*byte)(unsafe.Pointer(&w.odst[i]))
-		o.Namelen = unix.SizeofSockaddrInet4
-		o.Iov = &w.oiov[i]
-		o.Iovlen = 1
-		w.odst[i].Family = unix.AF_INET
 	}
 	w.read = w.recv
 	return w, nil
@@ -214,9 +205,7 @@ func (w *worker) relay(n int) {
 		in.sawLocal(local)
 		dst := fwd.dst.Addr().As4()
 		rawudp.PutHeaders(w.bufs[i][:rawudp.HeaderLen], w.t.source(fwd.out, local), dst, uint16(fwd.port), fwd.dst.Port(), b)
-		w.oiov[out].Base = &w.bufs[i][0]
-		w.oiov[out].SetLen(rawudp.HeaderLen + ln)
-		w.odst[out].Addr = dst
+		w.out.Set(out, w.bufs[i][:rawudp.HeaderLen+ln], dst)
 		w.sent[out] = sentPacket{c: fwd.counters, rtcp: fwd.rtcp, n: ln}
 		out++
 	}
@@ -228,8 +217,7 @@ func (w *worker) relay(n int) {
 // batch rather than retrying into it.
 func (w *worker) flush(out int) {
 	for i := 0; i < out; {
-		r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, uintptr(w.raw), uintptr(unsafe.Pointer(&w.out[i])), uintptr(out-i), unix.MSG_DONTWAIT, 0, 0)
-		sent := int(r)
+		sent, e := w.out.Send(w.raw, i, out)
 		if e != 0 || sent <= 0 {
 			if e == unix.EAGAIN || e == unix.ENOBUFS {
 				for _, p := range w.sent[i:out] {

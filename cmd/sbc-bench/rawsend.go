@@ -5,9 +5,6 @@ package main
 import (
 	"syscall"
 	"time"
-	"unsafe"
-
-	"golang.org/x/sys/unix"
 
 	"sbc/media/rawudp"
 )
@@ -20,7 +17,7 @@ import (
 // CAP_NET_RAW; without it the senders write per packet.
 
 // maxSendBatch is the most packets one sendmmsg carries (-send-batch).
-const maxSendBatch = 64
+const maxSendBatch = rawudp.MaxBatch
 
 // openRaw returns an IPPROTO_RAW socket, or -1 when none may be opened.
 func openRaw() int {
@@ -35,24 +32,14 @@ func openRaw() int {
 type rawBatch struct {
 	fd     int
 	size   int // packets per sendmmsg, at most maxSendBatch
-	msgs   [maxSendBatch]mmsghdr
-	iovs   [maxSendBatch]syscall.Iovec
-	dsts   [maxSendBatch]syscall.RawSockaddrInet4
+	out    rawudp.Batch
 	bufs   [maxSendBatch][rawudp.HeaderLen + packetLen]byte
 	stream [maxSendBatch]int
 }
 
 func newRawBatch(fd, size int) *rawBatch {
 	b := &rawBatch{fd: fd, size: min(size, maxSendBatch)}
-	for i := range b.msgs {
-		b.iovs[i].Base = &b.bufs[i][0]
-		b.iovs[i].SetLen(rawudp.HeaderLen + packetLen)
-		h := &b.msgs[i].hdr
-		h.Name = (*byte)(unsafe.Pointer(&b.dsts[i]))
-		h.Namelen = syscall.SizeofSockaddrInet4
-		h.Iov = &b.iovs[i]
-		h.Iovlen = 1
-		b.dsts[i].Family = syscall.AF_INET
+	for i := range b.bufs {
 		copy(b.bufs[i][rawudp.HeaderLen:], newPacket())
 	}
 	return b
@@ -75,7 +62,7 @@ func (rb *rawBatch) send(g *generator, a, b int, seq uint32) uint64 {
 			encode(p, uint32(a), seq, sendTime{mono: g.now(), wall: time.Now().UnixNano()})
 			dst := end.peer.Addr().As4()
 			rawudp.PutHeaders(rb.bufs[n][:rawudp.HeaderLen], end.local.Addr().As4(), dst, end.local.Port(), end.peer.Port(), p)
-			rb.dsts[n].Addr = dst
+			rb.out.Set(n, rb.bufs[n][:], dst)
 			rb.stream[n] = a
 			n++
 		}
@@ -89,17 +76,17 @@ func (rb *rawBatch) send(g *generator, a, b int, seq uint32) uint64 {
 func (rb *rawBatch) flush(g *generator, n int) uint64 {
 	var sent uint64
 	for i := 0; i < n; {
-		r, _, e := syscall.RawSyscall6(unix.SYS_SENDMMSG, uintptr(rb.fd), uintptr(unsafe.Pointer(&rb.msgs[i])), uintptr(n-i), syscall.MSG_DONTWAIT, 0, 0)
-		if e != 0 || int(r) <= 0 {
+		r, e := rb.out.Send(rb.fd, i, n)
+		if e != 0 || r <= 0 {
 			g.tx[rb.stream[i]].sendErr++
 			i++
 			continue
 		}
-		for _, st := range rb.stream[i : i+int(r)] {
+		for _, st := range rb.stream[i : i+r] {
 			g.tx[st].sent++
 		}
 		sent += uint64(r)
-		i += int(r)
+		i += r
 	}
 	return sent
 }
