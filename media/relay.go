@@ -17,7 +17,6 @@ type Relay struct {
 	log      *slog.Logger
 	ports    *portAllocator
 	tr       transport
-	steered  bool
 	epoch    time.Time // zero of clock
 	// unreserve gives back the ephemeral ports NewRelay reserved; nil if
 	// none or given back. Guarded by mu.
@@ -84,7 +83,7 @@ func NewRelay(cfg Config, log *slog.Logger) (*Relay, error) {
 	st, err := newSteered(bind, r.ports, cfg.PortMin, cfg.PortMax, workers, r.clock)
 	switch {
 	case err == nil:
-		r.tr, r.steered = st, true
+		r.tr = st
 		log.Info("media relay: port range steered to a few sockets", "workers", workers)
 		if n := st.others(); n > 0 {
 			log.Warn("media relay: another sk_lookup program is attached to this network namespace (another sbc?); one that steers the same address and ports takes their datagrams first",
@@ -152,7 +151,7 @@ func (r *Relay) Unrouted() uint64 {
 
 // Steered tells whether the port range is steered to a few sockets (else
 // one socket per port).
-func (r *Relay) Steered() bool { return r.steered }
+func (r *Relay) Steered() bool { _, ok := r.tr.(*steered); return ok }
 
 // PublicIP is the address to write into SDP.
 func (r *Relay) PublicIP() netip.Addr { return r.publicIP }
