@@ -62,7 +62,12 @@ func TestKamailioEndsWithHarness(t *testing.T) {
 	if err := k.start(t.Context(), e); err != nil {
 		t.Fatal(err)
 	}
-	if n := liveInGroup(t, k.p.pid()); n < c.KamailioChildren {
+	// Kamailio may still be forking its workers when its port is bound.
+	n := liveInGroup(t, k.p.pid())
+	for deadline := time.Now().Add(5 * time.Second); n < c.KamailioChildren && time.Now().Before(deadline); n = liveInGroup(t, k.p.pid()) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n < c.KamailioChildren {
 		t.Fatalf("%d processes in kamailio's group; want the wrapper, main and at least %d workers", n, c.KamailioChildren)
 	}
 	if err := syscall.Kill(k.p.pid(), syscall.SIGTERM); err != nil {
