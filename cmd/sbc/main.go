@@ -69,7 +69,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func serve(cfg *sbc.Config, stderr io.Writer) int {
-	log := newLogger(cfg.Log, stderr)
+	logw := newLogWriter(stderr)
+	defer logw.Close()
+	log := newLogger(cfg.Log, logw)
 	// Libraries that log through the default logger (sipgo does, in places)
 	// follow the configured level and format too.
 	slog.SetDefault(log)
@@ -104,6 +106,7 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 		if err := relay.Release(); err != nil {
 			log.Warn("exit", "error", err)
 		}
+		logw.Close()
 		os.Exit(exitFail)
 	}()
 	srv.Drain(cfg.Calls.DrainTimeout)
