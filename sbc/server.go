@@ -137,6 +137,10 @@ func (s *Server) Listen() error {
 				s.closeListeners()
 				return fmt.Errorf("listen udp %s: %w", l.Address, err)
 			}
+			if size, err := growReceiveBuffer(conn); err != nil || size/2 < udpReceiveBuffer {
+				s.log.Warn("SIP UDP receive buffer smaller than asked: bursts of requests may be dropped; raise net.core.rmem_max or run with CAP_NET_ADMIN",
+					"address", l.Address, "asked", udpReceiveBuffer, "granted", size/2, "error", err)
+			}
 			la := conn.LocalAddr().(*net.UDPAddr)
 			s.ports["udp"] = la.Port
 			s.udpLaddr = sip.Addr{IP: la.IP, Port: la.Port}

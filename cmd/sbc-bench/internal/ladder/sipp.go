@@ -39,6 +39,9 @@ type sippCall struct {
 	timeout   time.Duration  // sipp's own -timeout: the run ends there
 }
 
+// sippBufferSize is the send and receive buffer sipp asks for.
+const sippBufferSize = 4 << 20
+
 func (s sippCall) args() []string {
 	return []string{
 		"-sf", s.scenario,
@@ -53,6 +56,11 @@ func (s sippCall) args() []string {
 		"-trace_err", "-error_file", filepath.Join(s.dir, strings.TrimSuffix(s.stats, "stats.csv")+"errors.log"),
 		// A busy machine must not make sipp abort on its own watchdog.
 		"-watchdog_minor_threshold", "2000", "-watchdog_major_threshold", "10000",
+		// sipp's default socket buffers (64 KiB) drop a burst the moment its
+		// single thread is not scheduled, and each drop is a retransmission
+		// charged to the system under test (the kernel caps this at
+		// net.core.rmem_max / wmem_max).
+		"-buff_size", strconv.Itoa(sippBufferSize),
 	}
 }
 
