@@ -95,20 +95,24 @@ func (s *sbcSystem) start(ctx context.Context, e env) error {
 	return nil
 }
 
-// stop sends SIGTERM: the daemon drains (nothing is up between steps) and
-// exits 0.
+// sbcStopWait is how long stop waits after SIGTERM: the drain (2 s), then
+// the BYEs to calls still up, which wait up to 5 s for an answer (a failed
+// step can leave calls up towards a callee sipp that has gone), and slack.
+const sbcStopWait = 10 * time.Second
+
+// stop sends SIGTERM: the daemon drains and exits 0.
 func (s *sbcSystem) stop() error {
 	if s.p == nil {
 		return nil
 	}
 	early := exitedErr(s.p)
-	clean := s.p.stop(syscall.SIGTERM, 5*time.Second)
+	clean := s.p.stop(syscall.SIGTERM, sbcStopWait)
 	_, waitErr := s.p.exited()
 	switch {
 	case early != nil:
 		return early
 	case !clean:
-		return fmt.Errorf("sbc did not exit within 5s of SIGTERM: killed%s", s.p.lastLines())
+		return fmt.Errorf("sbc did not exit within %v of SIGTERM: killed%s", sbcStopWait, s.p.lastLines())
 	case waitErr != nil:
 		return fmt.Errorf("sbc after SIGTERM: %v%s", waitErr, s.p.lastLines())
 	}
