@@ -22,25 +22,27 @@ func TestGeneratedUpToDate(t *testing.T) {
 	if _, err := os.Stat("/usr/include/bpf/bpf_helpers.h"); err != nil {
 		t.Skip("libbpf-dev not installed: the committed objects are not checked")
 	}
-	dir := t.TempDir()
-	cmd := exec.Command("go", "tool", "bpf2go", "-cc", "clang-14",
-		"-cflags", "-O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu",
-		"-target", "bpfel", "-output-dir", dir, "steer", "src/steer.c")
-	cmd.Env = append(os.Environ(), "GOPACKAGE=bpf")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("bpf2go: %v\n%s", err, out)
-	}
-	for _, f := range []string{"steer_bpfel.o", "steer_bpfel.go"} {
-		fresh, err := os.ReadFile(filepath.Join(dir, f))
-		if err != nil {
-			t.Fatal(err)
+	for _, ident := range []string{"steer", "fastpath"} {
+		dir := t.TempDir()
+		cmd := exec.Command("go", "tool", "bpf2go", "-cc", "clang-14",
+			"-cflags", "-O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu",
+			"-target", "bpfel", "-output-dir", dir, ident, "src/"+ident+".c")
+		cmd.Env = append(os.Environ(), "GOPACKAGE=bpf")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("bpf2go: %v\n%s", err, out)
 		}
-		committed, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(fresh, committed) {
-			t.Errorf("%s is stale: run make generate and commit it", f)
+		for _, f := range []string{ident + "_bpfel.o", ident + "_bpfel.go"} {
+			fresh, err := os.ReadFile(filepath.Join(dir, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			committed, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(fresh, committed) {
+				t.Errorf("%s is stale: run make generate and commit it", f)
+			}
 		}
 	}
 }

@@ -1,0 +1,551 @@
+package bpf
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"os/exec"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+)
+
+// The programs' return codes (linux/bpf.h, linux/pkt_cls.h).
+const (
+	xdpDrop     = 1
+	xdpPass     = 2
+	xdpTX       = 3
+	xdpRedirect = 4
+	tcOK        = 0
+	tcShot      = 2
+	tcRedirect  = 7
+)
+
+var (
+	mediaIP  = netip.MustParseAddr("192.0.2.10")
+	carrier  = netip.MustParseAddr("198.51.100.7")
+	customer = netip.MustParseAddr("203.0.113.9")
+)
+
+const portMin, portMax = 20000, 20099
+
+// packet is an Ethernet frame the tests feed the programs.
+type packet struct {
+	src, dst     netip.Addr
+	sport, dport uint16
+	proto        uint8 // 17 unless set
+	ipOptions    int   // bytes of IPv4 options (a multiple of 4)
+	fragOff      uint16
+	noUDPSum     bool
+	payload      []byte
+}
+
+func (p packet) bytes() []byte {
+	proto := p.proto
+	if proto == 0 {
+		proto = unix.IPPROTO_UDP
+	}
+	payload := p.payload
+	if payload == nil {
+		payload = bytes.Repeat([]byte{0xa5}, 172)
+	}
+	eth := make([]byte, 14)
+	copy(eth[0:6], []byte{0x02, 0, 0, 0, 0, 0x01})
+	copy(eth[6:12], []byte{0x02, 0, 0, 0, 0, 0x02})
+	udp := make([]byte, 8, 8+len(payload))
+	binary.BigEndian.PutUint16(udp[0:], p.sport)
+	binary.BigEndian.PutUint16(udp[2:], p.dport)
+	binary.BigEndian.PutUint16(udp[4:], uint16(8+len(payload)))
+	udp = append(udp, payload...)
+	if p.src.Is6() {
+		binary.BigEndian.PutUint16(eth[12:], unix.ETH_P_IPV6)
+		ip := make([]byte, 40)
+		ip[0] = 0x60
+		binary.BigEndian.PutUint16(ip[4:], uint16(len(udp)))
+		ip[6], ip[7] = proto, 64
+		s, d := p.src.As16(), p.dst.As16()
+		copy(ip[8:24], s[:])
+		copy(ip[24:40], d[:])
+		pseudo := append(append(append([]byte{}, s[:]...), d[:]...), 0, 0, byte(len(udp)>>8), byte(len(udp)), 0, 0, 0, proto)
+		binary.BigEndian.PutUint16(udp[6:], fold(sum(pseudo)+sum(udp)))
+		return append(append(eth, ip...), udp...)
+	}
+	binary.BigEndian.PutUint16(eth[12:], unix.ETH_P_IP)
+	ihl := 20 + p.ipOptions
+	ip := make([]byte, ihl)
+	ip[0] = 0x40 | byte(ihl/4)
+	binary.BigEndian.PutUint16(ip[2:], uint16(ihl+len(udp)))
+	binary.BigEndian.PutUint16(ip[6:], p.fragOff)
+	ip[8], ip[9] = 17, proto // TTL 17: the fast path must set its own
+	for i := 20; i < ihl; i++ {
+		ip[i] = 1 // NOP options
+	}
+	s, d := p.src.As4(), p.dst.As4()
+	copy(ip[12:16], s[:])
+	copy(ip[16:20], d[:])
+	binary.BigEndian.PutUint16(ip[10:], fold(sum(ip)))
+	if !p.noUDPSum {
+		binary.BigEndian.PutUint16(udp[6:], udpSum(ip, udp))
+	}
+	return append(append(eth, ip...), udp...)
+}
+
+// sum is the 32-bit one's complement sum of b as big-endian 16-bit words.
+func sum(b []byte) uint32 {
+	var s uint32
+	for ; len(b) >= 2; b = b[2:] {
+		s += uint32(binary.BigEndian.Uint16(b))
+	}
+	if len(b) == 1 {
+		s += uint32(b[0]) << 8
+	}
+	return s
+}
+
+func fold(s uint32) uint16 {
+	for s>>16 != 0 {
+		s = s&0xffff + s>>16
+	}
+	return ^uint16(s)
+}
+
+// udpSum is the UDP checksum of udp (its checksum field zero) under ip.
+func udpSum(ip, udp []byte) uint16 {
+	pseudo := append(append([]byte{}, ip[12:20]...), 0, 17, byte(len(udp)>>8), byte(len(udp)))
+	c := fold(sum(pseudo) + sum(udp))
+	if c == 0 {
+		return 0xffff
+	}
+	return c
+}
+
+func loadFastPath(t testing.TB, c FastPathConfig) *FastPath {
+	t.Helper()
+	f, err := LoadFastPath(c)
+	if err != nil {
+		t.Fatalf("load (root and a BPF-capable kernel are required): %v", err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// program is one of the two entry points, with its return codes.
+type program struct {
+	name             string
+	prog             func(*FastPath) *ebpf.Program
+	drop, pass, send int
+}
+
+var programs = []program{
+	{"xdp", func(f *FastPath) *ebpf.Program { return f.objs.XdpMedia }, xdpDrop, xdpPass, xdpTX},
+	{"tc", func(f *FastPath) *ebpf.Program { return f.objs.TcMedia }, tcShot, tcOK, tcRedirect},
+}
+
+// run feeds frame to the program and returns its verdict and the frame as
+// the program left it.
+func run(t testing.TB, prog *ebpf.Program, frame []byte) (int, []byte) {
+	t.Helper()
+	out := make([]byte, len(frame)+256)
+	ret, err := prog.Run(&ebpf.RunOptions{Data: frame, DataOut: out})
+	if err != nil {
+		t.Fatalf("BPF_PROG_TEST_RUN: %v", err)
+	}
+	return int(ret), out[:len(frame)]
+}
+
+func counters(t testing.TB, f *FastPath) Counters {
+	t.Helper()
+	c, err := f.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestFastPathFilter(t *testing.T) {
+	for _, p := range programs {
+		t.Run(p.name, func(t *testing.T) {
+			f := loadFastPath(t, FastPathConfig{PortMin: portMin, PortMax: portMax, IP4: mediaIP})
+			prog := p.prog(f)
+			toPort := func(port uint16) packet {
+				return packet{src: carrier, dst: mediaIP, sport: 4000, dport: port}
+			}
+			verdict := func(what string, pk packet, want int) {
+				t.Helper()
+				if got, _ := run(t, prog, pk.bytes()); got != want {
+					t.Errorf("%s: verdict %d, want %d", what, got, want)
+				}
+			}
+
+			verdict("closed media port", toPort(20010), p.drop)
+			verdict("closed port, IPv4 options", packet{src: carrier, dst: mediaIP, sport: 4000, dport: 20010, ipOptions: 8}, p.drop)
+			verdict("below the range", toPort(portMin-1), p.pass)
+			verdict("above the range", toPort(portMax+1), p.pass)
+			verdict("TCP to the range", packet{src: carrier, dst: mediaIP, sport: 4000, dport: 20010, proto: unix.IPPROTO_TCP}, p.pass)
+			verdict("another destination", packet{src: carrier, dst: customer, sport: 4000, dport: 20010}, p.pass)
+			verdict("fragment", packet{src: carrier, dst: mediaIP, sport: 4000, dport: 20010, fragOff: 0x2000}, p.pass)
+			if c := counters(t, f); c.Closed != 2 || c.Fragments != 1 {
+				t.Errorf("counters %+v, want 2 closed and 1 fragment", c)
+			}
+
+			if err := f.Open(20010, Pinhole{}); err != nil {
+				t.Fatal(err)
+			}
+			pk := toPort(20010)
+			verdict("open port", pk, p.pass)
+			verdict("open port, another source", packet{src: customer, dst: mediaIP, sport: 9, dport: 20010}, p.pass)
+			st, err := f.Stats(20010)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ipLen := uint64(len(pk.bytes()) - 14); st.Packets != 2 || st.Bytes != 2*ipLen || st.Forwarded != 0 {
+				t.Errorf("stats %+v, want 2 packets of %d bytes, none forwarded", st, ipLen)
+			}
+			if now := Monotonic(); st.LastSeen <= 0 || st.LastSeen > now {
+				t.Errorf("last seen %v, want before now (%v)", st.LastSeen, now)
+			}
+
+			// Strict latching: only the latched peer gets through.
+			peer := netip.AddrPortFrom(carrier, 4000)
+			if err := f.Open(20010, Pinhole{Peer: peer}); err != nil {
+				t.Fatal(err)
+			}
+			verdict("strict, the peer", pk, p.pass)
+			verdict("strict, another port of the peer's host", packet{src: carrier, dst: mediaIP, sport: 4001, dport: 20010}, p.drop)
+			verdict("strict, another host", packet{src: customer, dst: mediaIP, sport: 4000, dport: 20010}, p.drop)
+			if c := counters(t, f); c.NotPeer != 2 {
+				t.Errorf("not-peer drops %d, want 2", c.NotPeer)
+			}
+			if st, _ := f.Stats(20010); st.Packets != 3 {
+				t.Errorf("changing an open port's entry reset its counters: %+v", st)
+			}
+
+			if err := f.Shut(20010); err != nil {
+				t.Fatal(err)
+			}
+			verdict("shut port", pk, p.drop)
+			if err := f.Open(20010, Pinhole{}); err != nil {
+				t.Fatal(err)
+			}
+			if st, _ := f.Stats(20010); st.Packets != 0 {
+				t.Errorf("a port opened again kept its old counters: %+v", st)
+			}
+		})
+	}
+}
+
+func TestFastPathDeny(t *testing.T) {
+	for _, p := range programs {
+		t.Run(p.name, func(t *testing.T) {
+			f := loadFastPath(t, FastPathConfig{PortMin: portMin, PortMax: portMax, IP4: mediaIP})
+			prog := p.prog(f)
+			if err := f.Open(20010, Pinhole{}); err != nil {
+				t.Fatal(err)
+			}
+			banned4 := netip.MustParsePrefix("198.51.100.0/24")
+			banned6 := netip.MustParsePrefix("2001:db8:bad::/48")
+			for _, b := range []netip.Prefix{banned4, banned6} {
+				if err := f.Deny(b); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, c := range []struct {
+				what string
+				pk   packet
+				want int
+			}{
+				{"banned, to an open media port", packet{src: carrier, dst: mediaIP, sport: 4000, dport: 20010}, p.drop},
+				{"banned, to SIP over TCP", packet{src: carrier, dst: mediaIP, sport: 4000, dport: 5060, proto: unix.IPPROTO_TCP}, p.drop},
+				{"banned IPv6", packet{src: netip.MustParseAddr("2001:db8:bad:1::1"), dst: netip.MustParseAddr("2001:db8::1"), sport: 1, dport: 5060}, p.drop},
+				{"next door to the ban", packet{src: netip.MustParseAddr("198.51.101.7"), dst: mediaIP, sport: 4000, dport: 20010}, p.pass},
+			} {
+				if got, _ := run(t, prog, c.pk.bytes()); got != c.want {
+					t.Errorf("%s: verdict %d, want %d", c.what, got, c.want)
+				}
+			}
+			if c := counters(t, f); c.Denied != 3 {
+				t.Errorf("denied %d, want 3", c.Denied)
+			}
+			if err := f.Allow(banned4); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := run(t, prog, packet{src: carrier, dst: mediaIP, sport: 4000, dport: 20010}.bytes()); got != p.pass {
+				t.Errorf("after Allow: verdict %d, want %d", got, p.pass)
+			}
+		})
+	}
+}
+
+func TestFastPathIPv6(t *testing.T) {
+	for _, p := range programs {
+		t.Run(p.name, func(t *testing.T) {
+			// No media address named: every destination's media range is filtered.
+			f := loadFastPath(t, FastPathConfig{PortMin: portMin, PortMax: portMax})
+			prog := p.prog(f)
+			pk := packet{src: netip.MustParseAddr("2001:db8:1::2"), dst: netip.MustParseAddr("2001:db8:1::1"), sport: 4000, dport: 20010}
+			if got, _ := run(t, prog, pk.bytes()); got != p.drop {
+				t.Errorf("IPv6 to a closed media port: verdict %d, want %d", got, p.drop)
+			}
+			if err := f.Open(20010, Pinhole{}); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := run(t, prog, pk.bytes()); got != p.pass {
+				t.Errorf("IPv6 to an open media port: verdict %d, want %d", got, p.pass)
+			}
+			if err := f.Open(20011, Pinhole{Peer: netip.MustParseAddrPort("[2001:db8:1::2]:4000")}); err == nil {
+				t.Error("a strict IPv6 peer was accepted; the program matches IPv4 peers only")
+			}
+		})
+	}
+}
+
+func TestFastPathMalformed(t *testing.T) {
+	for _, p := range programs {
+		t.Run(p.name, func(t *testing.T) {
+			f := loadFastPath(t, FastPathConfig{PortMin: portMin, PortMax: portMax, IP4: mediaIP})
+			prog := p.prog(f)
+			full := packet{src: carrier, dst: mediaIP, sport: 4000, dport: 20010}.bytes()
+			// Cut in the IP header and in the UDP header:
+			// nothing to judge by, so the stack gets it (and drops it).
+			for _, n := range []int{14 + 19, 14 + 20 + 7} {
+				if p.name == "tc" && n < 14+20 {
+					continue // the kernel's test run refuses an skb shorter than an IPv4 header (EINVAL)
+				}
+				frame := append([]byte{}, full[:n]...)
+				if got, _ := run(t, prog, frame); got != p.pass {
+					t.Errorf("cut at %d bytes: verdict %d, want %d", n, got, p.pass)
+				}
+			}
+			bad := append([]byte{}, full...)
+			bad[14] = 0x43 // IHL 3
+			if got, _ := run(t, prog, bad); got != p.pass {
+				t.Errorf("IHL 3: verdict %d, want %d", got, p.pass)
+			}
+			if c := counters(t, f); c.Closed != 0 {
+				t.Errorf("malformed packets counted as closed-port drops: %+v", c)
+			}
+		})
+	}
+}
+
+func TestLoadFastPathRejectsBadConfig(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		cfg  FastPathConfig
+		want string
+	}{
+		{"empty range", FastPathConfig{PortMin: 2000, PortMax: 1000}, "bad port range"},
+		{"IPv6 as IP4", FastPathConfig{PortMin: 1000, PortMax: 2000, IP4: netip.MustParseAddr("::1")}, "not an IPv4"},
+		{"IPv4 as IP6", FastPathConfig{PortMin: 1000, PortMax: 2000, IP6: mediaIP}, "not an IPv6"},
+	} {
+		if _, err := LoadFastPath(c.cfg); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err = %v, want %q", c.name, err, c.want)
+		}
+	}
+}
+
+// inNewNetns runs f on a thread of its own in a fresh network namespace,
+// with setup run there first by `sh -c` (children inherit the thread's
+// namespace). The thread is discarded afterwards.
+func inNewNetns(t *testing.T, setup string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			t.Errorf("unshare the network namespace (root needed): %v", err)
+			return
+		}
+		if out, err := exec.Command("sh", "-ec", setup).CombinedOutput(); err != nil {
+			t.Errorf("set up the namespace: %v\n%s", err, out)
+			return
+		}
+		f()
+	}()
+	<-done
+}
+
+func TestFastPathForward(t *testing.T) {
+	// The namespace: the media address on lo, the customer side on one end
+	// of a veth pair (this kernel has no dummy driver) with a known
+	// neighbour (the customer's phone). Forwarding is off, as on an SBC.
+	const setup = `
+ip link set lo up
+ip addr add 192.0.2.10/32 dev lo
+ip link add dum0 type veth peer name dum1
+ip link set dum1 up
+ip link set dum0 address 02:00:00:00:00:aa
+ip addr add 203.0.113.1/24 dev dum0
+ip link set dum0 up
+ip neigh add 203.0.113.9 lladdr 02:00:00:00:00:09 dev dum0 nud permanent
+`
+	phoneMAC := net.HardwareAddr{2, 0, 0, 0, 0, 9}
+	ourMAC := net.HardwareAddr{2, 0, 0, 0, 0, 0xaa}
+	// Subtests would run on other threads, outside the namespace, and
+	// BPF_PROG_TEST_RUN looks routes up in the caller's: the programs run
+	// one after the other on the namespace's thread, and failures name them.
+	inNewNetns(t, setup, func() {
+		dum0, err := net.InterfaceByName("dum0")
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		for _, p := range programs {
+			func() {
+				t := &named{T: t, name: p.name}
+				f := loadFastPath(t, FastPathConfig{PortMin: portMin, PortMax: portMax, IP4: mediaIP})
+				prog := p.prog(f)
+				redirect := xdpRedirect // out of dum0, in by lo (the test run's interface)
+				if p.name == "tc" {
+					redirect = tcRedirect
+				}
+				in := packet{src: carrier, dst: mediaIP, sport: 4000, dport: 20010}.bytes()
+				unchanged := func(what string) {
+					t.Helper()
+					if got, out := run(t, prog, in); got != p.pass || !bytes.Equal(out, in) {
+						t.Errorf("%s: verdict %d (want pass %d), packet changed %v", what, got, p.pass, !bytes.Equal(out, in))
+					}
+				}
+
+				// The next hop from userspace: no FIB, no forwarding needed.
+				fw := &Forward{From: netip.MustParseAddrPort("203.0.113.1:20012"), To: netip.MustParseAddrPort("203.0.113.9:5004"),
+					Via: &NextHop{Ifindex: dum0.Index, Src: ourMAC, Dst: phoneMAC}}
+				if err := f.Open(20010, Pinhole{Peer: netip.AddrPortFrom(carrier, 4000), Forward: fw}); err != nil {
+					t.Fatal(err)
+				}
+				for _, noSum := range []bool{false, true} {
+					in := packet{src: carrier, dst: mediaIP, sport: 4000, dport: 20010, noUDPSum: noSum}.bytes()
+					got, out := run(t, prog, in)
+					if got != redirect {
+						t.Fatalf("UDP checksum off %v: verdict %d, want %d (redirect); counters %+v", noSum, got, redirect, counters(t, f))
+					}
+					checkRewritten(t, out, fw, noSum)
+					checkMACs(t, out, ourMAC, phoneMAC)
+					if !bytes.Equal(out[42:], in[42:]) {
+						t.Error("payload changed")
+					}
+				}
+				st, _ := f.Stats(20010)
+				if c := counters(t, f); st.Forwarded != 2 || c.Forwarded != 2 {
+					t.Errorf("forwarded: port %d, global %d; want 2", st.Forwarded, c.Forwarded)
+				}
+				// Strict: another source is dropped, not forwarded.
+				if got, _ := run(t, prog, packet{src: customer, dst: mediaIP, sport: 4000, dport: 20010}.bytes()); got != p.drop {
+					t.Errorf("strict forward, another source: verdict %d, want %d", got, p.drop)
+				}
+
+				// No next hop and forwarding off: the FIB declines, userspace relays.
+				fib := &Forward{From: fw.From, To: fw.To}
+				if err := f.Open(20010, Pinhole{Forward: fib}); err != nil {
+					t.Fatal(err)
+				}
+				unchanged("FIB with forwarding off")
+				if c := counters(t, f); c.NoRoute != 1 {
+					t.Errorf("no-route count %d, want 1", c.NoRoute)
+				}
+
+				// Forwarding on: the FIB names the interface and the MACs.
+				sysctl(t, "net.ipv4.conf.all.forwarding", "1")
+				got, out := run(t, prog, in)
+				if got != redirect {
+					t.Fatalf("FIB: verdict %d, want %d (redirect); counters %+v", got, redirect, counters(t, f))
+				}
+				checkRewritten(t, out, fib, false)
+				checkMACs(t, out, ourMAC, phoneMAC)
+
+				// No route to the far peer: userspace gets it unchanged.
+				if err := f.Open(20010, Pinhole{Forward: &Forward{From: fw.From, To: netip.MustParseAddrPort("10.99.0.1:5004")}}); err != nil {
+					t.Fatal(err)
+				}
+				unchanged("no route")
+
+				// A neighbour not yet resolved: XDP leaves it to userspace
+				// (the stack resolves it); TC redirects and lets the kernel
+				// resolve the MACs.
+				unresolved := &Forward{From: fw.From, To: netip.MustParseAddrPort("203.0.113.50:5004")}
+				if err := f.Open(20010, Pinhole{Forward: unresolved}); err != nil {
+					t.Fatal(err)
+				}
+				if p.name == "xdp" {
+					unchanged("unresolved neighbour")
+				} else {
+					got, out := run(t, prog, in)
+					if got != tcRedirect {
+						t.Errorf("unresolved neighbour: verdict %d, want redirect %d", got, tcRedirect)
+					}
+					checkRewritten(t, out, unresolved, false)
+				}
+				sysctl(t, "net.ipv4.conf.all.forwarding", "0")
+			}()
+		}
+	})
+}
+
+func sysctl(t testing.TB, key, value string) {
+	t.Helper()
+	if out, err := exec.Command("sysctl", "-qw", key+"="+value).CombinedOutput(); err != nil {
+		t.Fatalf("sysctl %s=%s: %v\n%s", key, value, err, out)
+	}
+}
+
+func checkMACs(t testing.TB, frame []byte, src, dst net.HardwareAddr) {
+	t.Helper()
+	if !bytes.Equal(frame[6:12], src) || !bytes.Equal(frame[0:6], dst) {
+		t.Errorf("MACs %v -> %v, want %v -> %v", net.HardwareAddr(frame[6:12]), net.HardwareAddr(frame[0:6]), src, dst)
+	}
+}
+
+// named prefixes a test's failures with a name, and makes Fatal usable off
+// the test's goroutine: it reports, then ends the calling goroutine
+// (inNewNetns's, which the test waits for).
+type named struct {
+	*testing.T
+	name string
+}
+
+func (n *named) Errorf(format string, args ...any) { n.T.Errorf(n.name+": "+format, args...) }
+func (n *named) Fatalf(format string, args ...any) {
+	n.T.Errorf(n.name+": "+format, args...)
+	runtime.Goexit()
+}
+func (n *named) Fatal(args ...any) {
+	n.T.Error(append([]any{n.name + ":"}, args...)...)
+	runtime.Goexit()
+}
+
+// checkRewritten checks a forwarded frame's IPv4 and UDP headers.
+func checkRewritten(t testing.TB, out []byte, fw *Forward, noSum bool) {
+	t.Helper()
+	ip, udp := out[14:34], out[34:]
+	src, dst := netip.AddrFrom4([4]byte(ip[12:16])), netip.AddrFrom4([4]byte(ip[16:20]))
+	sport, dport := binary.BigEndian.Uint16(udp[0:]), binary.BigEndian.Uint16(udp[2:])
+	if got := netip.AddrPortFrom(src, sport); got != fw.From {
+		t.Errorf("source %v, want %v", got, fw.From)
+	}
+	if got := netip.AddrPortFrom(dst, dport); got != fw.To {
+		t.Errorf("destination %v, want %v", got, fw.To)
+	}
+	if ip[8] != 64 {
+		t.Errorf("TTL %d, want 64", ip[8])
+	}
+	if fold(sum(ip)) != 0 {
+		t.Errorf("IP header checksum %#04x is wrong", binary.BigEndian.Uint16(ip[10:]))
+	}
+	got := binary.BigEndian.Uint16(udp[6:])
+	if noSum {
+		if got != 0 {
+			t.Errorf("UDP checksum %#04x, want 0 (the sender sent none)", got)
+		}
+		return
+	}
+	zeroed := append([]byte{}, udp...)
+	zeroed[6], zeroed[7] = 0, 0
+	if want := udpSum(ip, zeroed); got != want {
+		t.Errorf("UDP checksum %#04x, want %#04x", got, want)
+	}
+}

@@ -1,0 +1,435 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+//
+// The media fast path (DESIGN.md, "The kernel fast path contract"): an
+// ingress program, XDP where the driver allows it and TC otherwise, that
+// sees every packet arriving on the media interface before the stack does.
+//
+//   1. A source in the deny map (an LPM trie of IPv6 prefixes, IPv4 as
+//      ::ffff:a.b.c.d) is dropped, whatever it sends.
+//   2. UDP to the media address and port range is dropped unless the port
+//      is open (a pinhole: a key in the ports map), and, for a strict
+//      pinhole, unless it comes from the latched peer.
+//   3. A packet to an open port whose entry says FORWARD is rewritten to
+//      the other leg's addresses and ports (checksums fixed incrementally)
+//      and sent out of the interface the FIB names, without waking
+//      userspace; when the FIB cannot name a neighbour yet, it goes to the
+//      userspace relay unchanged, which still holds the call.
+//   4. Everything else passes to the stack.
+//
+// Per-port counters (packets, bytes, forwarded, last seen) live in a
+// per-CPU array indexed by port - port_min; drops are counted in a per-CPU
+// array of global counters. Userspace reads both for stats and timeouts.
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/pkt_cls.h>
+#include <linux/udp.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#define AF_INET 2
+#define IP_MF 0x2000
+#define IP_OFFSET 0x1fff
+
+// Set from Go before loading.
+volatile const __u32 port_min = 0;   // host byte order
+volatile const __u32 port_max = 0;   // host byte order
+volatile const __u32 media_ip4 = 0;  // network byte order; 0: every IPv4 destination
+volatile const __u32 media_ip6[4] = {0}; // every IPv6 destination when all zero
+volatile const __u8 relay_ttl = 64;  // the TTL of forwarded packets, as the userspace relay sends them
+
+// Flags of a port's entry.
+#define PORT_OPEN 1    // a pinhole: the port belongs to a live call
+#define PORT_STRICT 2  // only the latched peer may send to it
+#define PORT_FORWARD 4 // forward in the kernel (IPv4 only)
+
+struct port_entry {
+	__u32 flags;
+	__u32 peer_ip4;  // latched peer, network order (PORT_STRICT)
+	__u16 peer_port; // network order (PORT_STRICT)
+	__u16 out_sport; // network order (PORT_FORWARD): the relay's port on the other leg
+	__u32 out_saddr; // network order: the relay's address on the other leg
+	__u32 out_daddr; // network order: the other leg's peer
+	__u16 out_dport; // network order
+	__u16 _pad;
+	// The next hop, when userspace resolved it: the interface and the MACs.
+	// 0: ask the FIB, which answers only where forwarding is enabled on the
+	// ingress interface (net.ipv4.conf.IF.forwarding).
+	__u32 out_ifindex;
+	__u8 out_smac[ETH_ALEN];
+	__u8 out_dmac[ETH_ALEN];
+};
+
+// Keyed by port, host order. max_entries is set from Go to the range size.
+// A hash map, not an array: userspace replaces an entry atomically.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct port_entry);
+} ports SEC(".maps");
+
+struct port_stats {
+	__u64 packets;
+	__u64 bytes; // IP datagram bytes
+	__u64 forwarded;
+	__u64 last_ns; // bpf_ktime_get_ns of the last packet
+};
+
+// Indexed by port - port_min; max_entries set from Go.
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct port_stats);
+} stats SEC(".maps");
+
+// Global counters, indexed by the COUNT_ values (bpf/fastpath.go names them).
+enum {
+	COUNT_DENIED,       // dropped: source in the deny map
+	COUNT_CLOSED,       // dropped: UDP to a media port of no call
+	COUNT_NOT_PEER,     // dropped: strict pinhole, not the latched peer
+	COUNT_FORWARDED,    // forwarded in the kernel
+	COUNT_NO_ROUTE,     // forward entry, but the FIB had no neighbour: passed to userspace
+	COUNT_FRAGMENT,     // IPv4 fragment to the media address: passed (the stack reassembles)
+	COUNT_MAX,
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, COUNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+struct deny_key {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct deny_key);
+	__type(value, __u8);
+} deny SEC(".maps");
+
+enum verdict {
+	VERDICT_PASS,
+	VERDICT_DROP,
+	VERDICT_REDIRECT,       // out of *ifindex, MACs set
+	VERDICT_REDIRECT_NEIGH, // out of *ifindex, the kernel resolves the MACs (TC only)
+};
+
+static __always_inline void count(__u32 what)
+{
+	__u64 *c = bpf_map_lookup_elem(&counters, &what);
+	if (c)
+		*c += 1;
+}
+
+static __always_inline int denied4(__u32 saddr)
+{
+	struct deny_key k = {.prefixlen = 128};
+	k.addr[10] = 0xff;
+	k.addr[11] = 0xff;
+	__builtin_memcpy(&k.addr[12], &saddr, 4);
+	return bpf_map_lookup_elem(&deny, &k) != 0;
+}
+
+static __always_inline int denied6(const struct in6_addr *saddr)
+{
+	struct deny_key k = {.prefixlen = 128};
+	__builtin_memcpy(k.addr, saddr, 16);
+	return bpf_map_lookup_elem(&deny, &k) != 0;
+}
+
+// csum_replace16 updates a 16-bit one's complement checksum for one 16-bit
+// word of the covered data changing from `from` to `to` (RFC 1624, eqn. 3).
+// Words are taken as stored; the sum does not depend on byte order.
+static __always_inline __u16 csum_replace16(__u16 check, __u16 from, __u16 to)
+{
+	__u32 sum = (__u16)~check;
+	sum += (__u16)~from;
+	sum += to;
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)~sum;
+}
+
+static __always_inline __u16 csum_replace32(__u16 check, __u32 from, __u32 to)
+{
+	check = csum_replace16(check, (__u16)from, (__u16)to);
+	return csum_replace16(check, (__u16)(from >> 16), (__u16)(to >> 16));
+}
+
+static __always_inline int in_range(__u16 dport_be)
+{
+	__u32 port = bpf_ntohs(dport_be);
+	return port >= port_min && port <= port_max;
+}
+
+static __always_inline int media_dst6(const struct in6_addr *daddr)
+{
+	if ((media_ip6[0] | media_ip6[1] | media_ip6[2] | media_ip6[3]) == 0)
+		return media_ip4 == 0; // unset: every destination, unless IPv4 was named
+	return daddr->in6_u.u6_addr32[0] == media_ip6[0] && daddr->in6_u.u6_addr32[1] == media_ip6[1] &&
+	       daddr->in6_u.u6_addr32[2] == media_ip6[2] && daddr->in6_u.u6_addr32[3] == media_ip6[3];
+}
+
+// pinhole applies the filter to UDP to a media port and accounts the
+// packet; it returns the port's entry when the packet may go on, else 0
+// (drop).
+static __always_inline struct port_entry *pinhole(__u16 dport_be, __u32 saddr, __u16 sport, __u32 len, int ip6)
+{
+	__u32 port = bpf_ntohs(dport_be);
+	struct port_entry *e = bpf_map_lookup_elem(&ports, &port);
+	if (!e || !(e->flags & PORT_OPEN)) {
+		count(COUNT_CLOSED);
+		return 0;
+	}
+	if ((e->flags & PORT_STRICT) && (ip6 || e->peer_ip4 != saddr || e->peer_port != sport)) {
+		count(COUNT_NOT_PEER);
+		return 0;
+	}
+	__u32 off = port - port_min;
+	struct port_stats *st = bpf_map_lookup_elem(&stats, &off);
+	if (st) {
+		st->packets++;
+		st->bytes += len;
+		st->last_ns = bpf_ktime_get_ns();
+	}
+	return e;
+}
+
+// fwd is what handle found out about a packet to forward.
+struct fwd {
+	struct port_entry e; // a copy: the map entry may change meanwhile
+	__u32 l3, l4;        // offsets of the IPv4 and UDP headers
+	__u32 ifindex;       // where it goes
+	__u8 smac[ETH_ALEN], dmac[ETH_ALEN];
+};
+
+// route says where the rewritten packet goes: the next hop userspace put in
+// the entry, else the FIB's answer. A packet that cannot be forwarded goes
+// to userspace unchanged.
+static __always_inline enum verdict route(void *ctx, struct iphdr *ip, __u32 ifindex, int xdp, struct fwd *f)
+{
+	if (f->e.out_ifindex) {
+		f->ifindex = f->e.out_ifindex;
+		__builtin_memcpy(f->smac, f->e.out_smac, ETH_ALEN);
+		__builtin_memcpy(f->dmac, f->e.out_dmac, ETH_ALEN);
+		return VERDICT_REDIRECT;
+	}
+	struct bpf_fib_lookup fib = {};
+	fib.family = AF_INET;
+	fib.l4_protocol = IPPROTO_UDP;
+	fib.sport = f->e.out_sport;
+	fib.dport = f->e.out_dport;
+	fib.tot_len = bpf_ntohs(ip->tot_len);
+	fib.ipv4_src = f->e.out_saddr;
+	fib.ipv4_dst = f->e.out_daddr;
+	fib.ifindex = ifindex;
+	long rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	f->ifindex = fib.ifindex;
+	__builtin_memcpy(f->smac, fib.smac, ETH_ALEN);
+	__builtin_memcpy(f->dmac, fib.dmac, ETH_ALEN);
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS)
+		return VERDICT_REDIRECT;
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH && !xdp)
+		return VERDICT_REDIRECT_NEIGH;
+	count(COUNT_NO_ROUTE);
+	return VERDICT_PASS;
+}
+
+// handle is the program, shared by the XDP and TC entry points; for
+// VERDICT_REDIRECT(_NEIGH) the caller rewrites the packet as f says.
+static __always_inline enum verdict handle(void *ctx, void *data, void *data_end, __u32 ifindex, int xdp,
+					   struct fwd *f)
+{
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return VERDICT_PASS;
+
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = (void *)(eth + 1);
+		if ((void *)(ip + 1) > data_end || ip->ihl < 5)
+			return VERDICT_PASS;
+		if (denied4(ip->saddr)) {
+			count(COUNT_DENIED);
+			return VERDICT_DROP;
+		}
+		if (ip->protocol != IPPROTO_UDP || (media_ip4 && ip->daddr != media_ip4))
+			return VERDICT_PASS;
+		if (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET)) {
+			count(COUNT_FRAGMENT);
+			return VERDICT_PASS;
+		}
+		__u32 l4 = sizeof(*eth) + ip->ihl * 4;
+		struct udphdr *udp = data + l4;
+		if ((void *)(udp + 1) > data_end || !in_range(udp->dest))
+			return VERDICT_PASS;
+		struct port_entry *e = pinhole(udp->dest, ip->saddr, udp->source, bpf_ntohs(ip->tot_len), 0);
+		if (!e)
+			return VERDICT_DROP;
+		if (!(e->flags & PORT_FORWARD))
+			return VERDICT_PASS;
+		f->e = *e;
+		f->l3 = sizeof(*eth);
+		f->l4 = l4;
+		enum verdict v = route(ctx, ip, ifindex, xdp, f);
+		if (v != VERDICT_PASS) {
+			__u32 off = bpf_ntohs(udp->dest) - port_min;
+			struct port_stats *st = bpf_map_lookup_elem(&stats, &off);
+			if (st)
+				st->forwarded++;
+			count(COUNT_FORWARDED);
+		}
+		return v;
+	}
+
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+		if ((void *)(ip6 + 1) > data_end)
+			return VERDICT_PASS;
+		if (denied6(&ip6->saddr)) {
+			count(COUNT_DENIED);
+			return VERDICT_DROP;
+		}
+		// Extension headers are not walked: UDP right after the fixed
+		// header is filtered, anything else passes.
+		if (ip6->nexthdr != IPPROTO_UDP || !media_dst6(&ip6->daddr))
+			return VERDICT_PASS;
+		struct udphdr *udp = (void *)(ip6 + 1);
+		if ((void *)(udp + 1) > data_end || !in_range(udp->dest))
+			return VERDICT_PASS;
+		if (!pinhole(udp->dest, 0, udp->source, sizeof(*ip6) + bpf_ntohs(ip6->payload_len), 1))
+			return VERDICT_DROP;
+		return VERDICT_PASS; // forwarding is IPv4 only
+	}
+	return VERDICT_PASS;
+}
+
+// ttl_word is the 16-bit word holding TTL and protocol with the TTL set to
+// relay_ttl.
+static __always_inline __u16 ttl_word(__u16 old)
+{
+	__u8 b[2];
+	__builtin_memcpy(b, &old, 2);
+	b[0] = relay_ttl;
+	__builtin_memcpy(&old, b, 2);
+	return old;
+}
+
+SEC("xdp")
+int xdp_media(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+	struct fwd f;
+	switch (handle(ctx, data, data_end, ctx->ingress_ifindex, 1, &f)) {
+	case VERDICT_DROP:
+		return XDP_DROP;
+	case VERDICT_REDIRECT:
+		break;
+	default:
+		return XDP_PASS;
+	}
+	// XDP sees checksums as the sender completed them (a NIC delivers
+	// whole packets), so they are updated in place (RFC 1624).
+	struct ethhdr *eth = data;
+	struct iphdr *ip = data + sizeof(*eth);
+	struct udphdr *udp = data + (f.l4 & 0x7f); // the verifier wants a bound: at most 14 + 60
+	if ((void *)(eth + 1) > data_end || (void *)(ip + 1) > data_end || (void *)(udp + 1) > data_end)
+		return XDP_PASS;
+	__u16 check = ip->check;
+	check = csum_replace32(check, ip->saddr, f.e.out_saddr);
+	check = csum_replace32(check, ip->daddr, f.e.out_daddr);
+	__u16 *tw = (__u16 *)&ip->ttl, ntw = ttl_word(*tw);
+	check = csum_replace16(check, *tw, ntw);
+	ip->check = check;
+	*tw = ntw;
+	if (udp->check) { // 0: the sender did not checksum (IPv4 allows it)
+		check = udp->check;
+		check = csum_replace32(check, ip->saddr, f.e.out_saddr); // pseudo-header
+		check = csum_replace32(check, ip->daddr, f.e.out_daddr);
+		check = csum_replace16(check, udp->source, f.e.out_sport);
+		check = csum_replace16(check, udp->dest, f.e.out_dport);
+		udp->check = check ? check : 0xffff;
+	}
+	ip->saddr = f.e.out_saddr;
+	ip->daddr = f.e.out_daddr;
+	udp->source = f.e.out_sport;
+	udp->dest = f.e.out_dport;
+	__builtin_memcpy(eth->h_dest, f.dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, f.smac, ETH_ALEN);
+	if (f.ifindex == ctx->ingress_ifindex)
+		return XDP_TX;
+	return bpf_redirect(f.ifindex, 0);
+}
+
+// The headers the program reads: Ethernet, IPv4 with options or IPv6, UDP.
+#define HEADROOM (sizeof(struct ethhdr) + 60 + sizeof(struct udphdr))
+
+// rewrite_tc rewrites through the helpers, which also keep a checksum the
+// sender left to the device (CHECKSUM_PARTIAL, as from a local socket over
+// a veth) right. Nonzero: the packet could not be rewritten.
+static __always_inline int rewrite_tc(struct __sk_buff *skb, struct fwd *f, int macs)
+{
+	void *data = (void *)(long)skb->data, *data_end = (void *)(long)skb->data_end;
+	struct iphdr *ip = data + sizeof(struct ethhdr);
+	struct udphdr *udp = data + (f->l4 & 0x7f);
+	if ((void *)(ip + 1) > data_end || (void *)(udp + 1) > data_end)
+		return -1;
+	__u32 saddr = ip->saddr, daddr = ip->daddr;
+	__u16 sport = udp->source, dport = udp->dest;
+	__u16 tw = *(__u16 *)&ip->ttl, ntw = ttl_word(tw);
+	__u32 ipc = f->l3 + offsetof(struct iphdr, check);
+	__u32 udpc = f->l4 + offsetof(struct udphdr, check);
+	__u64 l4f = BPF_F_MARK_MANGLED_0; // a UDP checksum of 0 stays 0
+	if (bpf_l4_csum_replace(skb, udpc, saddr, f->e.out_saddr, l4f | BPF_F_PSEUDO_HDR | 4) ||
+	    bpf_l4_csum_replace(skb, udpc, daddr, f->e.out_daddr, l4f | BPF_F_PSEUDO_HDR | 4) ||
+	    bpf_l4_csum_replace(skb, udpc, sport, f->e.out_sport, l4f | 2) ||
+	    bpf_l4_csum_replace(skb, udpc, dport, f->e.out_dport, l4f | 2) ||
+	    bpf_l3_csum_replace(skb, ipc, saddr, f->e.out_saddr, 4) ||
+	    bpf_l3_csum_replace(skb, ipc, daddr, f->e.out_daddr, 4) ||
+	    bpf_l3_csum_replace(skb, ipc, tw, ntw, 2))
+		return -1;
+	if (bpf_skb_store_bytes(skb, f->l3 + offsetof(struct iphdr, saddr), &f->e.out_saddr, 4, 0) ||
+	    bpf_skb_store_bytes(skb, f->l3 + offsetof(struct iphdr, daddr), &f->e.out_daddr, 4, 0) ||
+	    bpf_skb_store_bytes(skb, f->l3 + offsetof(struct iphdr, ttl), &ntw, 2, 0) ||
+	    bpf_skb_store_bytes(skb, f->l4 + offsetof(struct udphdr, source), &f->e.out_sport, 2, 0) ||
+	    bpf_skb_store_bytes(skb, f->l4 + offsetof(struct udphdr, dest), &f->e.out_dport, 2, 0))
+		return -1;
+	if (macs && (bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_dest), f->dmac, ETH_ALEN, 0) ||
+		     bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_source), f->smac, ETH_ALEN, 0)))
+		return -1;
+	return 0;
+}
+
+SEC("tc")
+int tc_media(struct __sk_buff *skb)
+{
+	// Make the headers linear for direct access; a short packet stays as it is.
+	bpf_skb_pull_data(skb, skb->len < HEADROOM ? skb->len : HEADROOM);
+	struct fwd f;
+	enum verdict v = handle(skb, (void *)(long)skb->data, (void *)(long)skb->data_end, skb->ifindex, 0, &f);
+	switch (v) {
+	case VERDICT_DROP:
+		return TC_ACT_SHOT;
+	case VERDICT_REDIRECT:
+	case VERDICT_REDIRECT_NEIGH:
+		break;
+	default:
+		return TC_ACT_OK;
+	}
+	if (rewrite_tc(skb, &f, v == VERDICT_REDIRECT))
+		return TC_ACT_SHOT; // half rewritten: nothing sane to pass on
+	if (v == VERDICT_REDIRECT)
+		return bpf_redirect(f.ifindex, 0);
+	return bpf_redirect_neigh(f.ifindex, 0, 0, 0);
+}
+
+char _license[] SEC("license") = "Dual BSD/GPL";
