@@ -22,7 +22,17 @@ type FastPathConfig struct {
 	IP4, IP6 netip.Addr
 	// TTL of forwarded packets; 0 means 64, what the userspace relay sends.
 	TTL uint8
+	// SIPPorts (at most 4) are the SIP listeners' ports: UDP and TCP to
+	// them from one source beyond SIPRate packets/s, after a burst of
+	// SIPBurst, is dropped. SIPRate 0: no limit. Trusted sources (Trust)
+	// are exempt.
+	SIPPorts []uint16
+	SIPRate  int
+	SIPBurst int
 }
+
+// maxSIPPorts is the size of sip_ports in fastpath.c.
+const maxSIPPorts = 4
 
 // Pinhole is what the fast path does with UDP to one open media port.
 type Pinhole struct {
@@ -68,6 +78,8 @@ type Counters struct {
 	Forwarded uint64 // forwarded in the kernel
 	NoRoute   uint64 // a forward entry, but no route or neighbour yet: passed to userspace
 	Fragments uint64 // IPv4 fragments to the media address: passed to the stack
+	// RateLimited: dropped, a source over the SIP packet rate.
+	RateLimited uint64
 }
 
 // The indexes of the counters map, in the order of fastpath.c's enum.
@@ -78,6 +90,7 @@ const (
 	countForwarded
 	countNoRoute
 	countFragment
+	countRateLimited
 	countMax
 )
 
@@ -106,6 +119,10 @@ func LoadFastPath(c FastPathConfig) (*FastPath, error) {
 		return nil, fmt.Errorf("fast path: %v is not an IPv4 address", c.IP4)
 	case c.IP6.IsValid() && !c.IP6.Is6():
 		return nil, fmt.Errorf("fast path: %v is not an IPv6 address", c.IP6)
+	case len(c.SIPPorts) > maxSIPPorts:
+		return nil, fmt.Errorf("fast path: %d SIP ports, at most %d", len(c.SIPPorts), maxSIPPorts)
+	case c.SIPRate < 0 || c.SIPRate > 1e9 || c.SIPBurst < 0 || (c.SIPRate > 0 && c.SIPBurst < 1):
+		return nil, fmt.Errorf("fast path: SIP rate %d/s with a burst of %d: want a rate of 0 (no limit) or 1 to 1e9 and a burst of at least 1", c.SIPRate, c.SIPBurst)
 	}
 	spec, err := loadFastpath()
 	if err != nil {
@@ -126,12 +143,22 @@ func LoadFastPath(c FastPathConfig) (*FastPath, error) {
 			ip6[i] = be32([4]byte(a[4*i : 4*i+4]))
 		}
 	}
+	var sipPorts [maxSIPPorts]uint16
+	copy(sipPorts[:], c.SIPPorts)
+	var cost, burst uint64
+	if c.SIPRate > 0 {
+		cost = uint64(time.Second) / uint64(c.SIPRate)
+		burst = cost * uint64(c.SIPBurst)
+	}
 	for name, v := range map[string]any{
-		fastpathVarPortMin:  uint32(c.PortMin),
-		fastpathVarPortMax:  uint32(c.PortMax),
-		fastpathVarMediaIp4: ip4,
-		fastpathVarMediaIp6: ip6,
-		fastpathVarRelayTtl: ttl,
+		fastpathVarSipPorts:   sipPorts,
+		fastpathVarSipCostNs:  cost,
+		fastpathVarSipBurstNs: burst,
+		fastpathVarPortMin:    uint32(c.PortMin),
+		fastpathVarPortMax:    uint32(c.PortMax),
+		fastpathVarMediaIp4:   ip4,
+		fastpathVarMediaIp6:   ip6,
+		fastpathVarRelayTtl:   ttl,
 	} {
 		if err := spec.Variables[name].Set(v); err != nil {
 			return nil, fmt.Errorf("fast path: set %s: %w", name, err)
@@ -284,7 +311,8 @@ func (f *FastPath) Counters() (Counters, error) {
 		}
 	}
 	return Counters{Denied: sums[countDenied], Closed: sums[countClosed], NotPeer: sums[countNotPeer],
-		Forwarded: sums[countForwarded], NoRoute: sums[countNoRoute], Fragments: sums[countFragment]}, nil
+		Forwarded: sums[countForwarded], NoRoute: sums[countNoRoute], Fragments: sums[countFragment],
+		RateLimited: sums[countRateLimited]}, nil
 }
 
 // Deny drops every packet from a source in prefix (IPv4 or IPv6).
@@ -300,6 +328,15 @@ func (f *FastPath) Allow(prefix netip.Prefix) error {
 	err := f.objs.Deny.Delete(denyKey(prefix))
 	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("fast path: allow %v: %w", prefix, err)
+	}
+	return nil
+}
+
+// Trust exempts the sources in prefix from the SIP rate limit (the
+// trunks' addresses).
+func (f *FastPath) Trust(prefix netip.Prefix) error {
+	if err := f.objs.Trusted.Put(denyKey(prefix), uint8(1)); err != nil {
+		return fmt.Errorf("fast path: trust %v: %w", prefix, err)
 	}
 	return nil
 }

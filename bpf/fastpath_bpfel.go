@@ -13,6 +13,12 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type fastpathBucket struct {
+	_        structs.HostLayout
+	LastNs   uint64
+	CreditNs uint64
+}
+
 type fastpathDenyKey struct {
 	_         structs.HostLayout
 	Prefixlen uint32
@@ -46,17 +52,22 @@ type fastpathPortStats struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	fastpathMapCounters  = "counters"
-	fastpathMapDeny      = "deny"
-	fastpathMapPorts     = "ports"
-	fastpathMapStats     = "stats"
-	fastpathProgTcMedia  = "tc_media"
-	fastpathProgXdpMedia = "xdp_media"
-	fastpathVarMediaIp4  = "media_ip4"
-	fastpathVarMediaIp6  = "media_ip6"
-	fastpathVarPortMax   = "port_max"
-	fastpathVarPortMin   = "port_min"
-	fastpathVarRelayTtl  = "relay_ttl"
+	fastpathMapCounters   = "counters"
+	fastpathMapDeny       = "deny"
+	fastpathMapPorts      = "ports"
+	fastpathMapSipBuckets = "sip_buckets"
+	fastpathMapStats      = "stats"
+	fastpathMapTrusted    = "trusted"
+	fastpathProgTcMedia   = "tc_media"
+	fastpathProgXdpMedia  = "xdp_media"
+	fastpathVarMediaIp4   = "media_ip4"
+	fastpathVarMediaIp6   = "media_ip6"
+	fastpathVarPortMax    = "port_max"
+	fastpathVarPortMin    = "port_min"
+	fastpathVarRelayTtl   = "relay_ttl"
+	fastpathVarSipBurstNs = "sip_burst_ns"
+	fastpathVarSipCostNs  = "sip_cost_ns"
+	fastpathVarSipPorts   = "sip_ports"
 )
 
 // loadFastpath returns the embedded CollectionSpec for fastpath.
@@ -109,21 +120,26 @@ type fastpathProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type fastpathMapSpecs struct {
-	Counters *ebpf.MapSpec `ebpf:"counters"`
-	Deny     *ebpf.MapSpec `ebpf:"deny"`
-	Ports    *ebpf.MapSpec `ebpf:"ports"`
-	Stats    *ebpf.MapSpec `ebpf:"stats"`
+	Counters   *ebpf.MapSpec `ebpf:"counters"`
+	Deny       *ebpf.MapSpec `ebpf:"deny"`
+	Ports      *ebpf.MapSpec `ebpf:"ports"`
+	SipBuckets *ebpf.MapSpec `ebpf:"sip_buckets"`
+	Stats      *ebpf.MapSpec `ebpf:"stats"`
+	Trusted    *ebpf.MapSpec `ebpf:"trusted"`
 }
 
 // fastpathVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type fastpathVariableSpecs struct {
-	MediaIp4 *ebpf.VariableSpec `ebpf:"media_ip4"`
-	MediaIp6 *ebpf.VariableSpec `ebpf:"media_ip6"`
-	PortMax  *ebpf.VariableSpec `ebpf:"port_max"`
-	PortMin  *ebpf.VariableSpec `ebpf:"port_min"`
-	RelayTtl *ebpf.VariableSpec `ebpf:"relay_ttl"`
+	MediaIp4   *ebpf.VariableSpec `ebpf:"media_ip4"`
+	MediaIp6   *ebpf.VariableSpec `ebpf:"media_ip6"`
+	PortMax    *ebpf.VariableSpec `ebpf:"port_max"`
+	PortMin    *ebpf.VariableSpec `ebpf:"port_min"`
+	RelayTtl   *ebpf.VariableSpec `ebpf:"relay_ttl"`
+	SipBurstNs *ebpf.VariableSpec `ebpf:"sip_burst_ns"`
+	SipCostNs  *ebpf.VariableSpec `ebpf:"sip_cost_ns"`
+	SipPorts   *ebpf.VariableSpec `ebpf:"sip_ports"`
 }
 
 // fastpathObjects contains all objects after they have been loaded into the kernel.
@@ -146,10 +162,12 @@ func (o *fastpathObjects) Close() error {
 //
 // It can be passed to loadFastpathObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fastpathMaps struct {
-	Counters *ebpf.Map `ebpf:"counters"`
-	Deny     *ebpf.Map `ebpf:"deny"`
-	Ports    *ebpf.Map `ebpf:"ports"`
-	Stats    *ebpf.Map `ebpf:"stats"`
+	Counters   *ebpf.Map `ebpf:"counters"`
+	Deny       *ebpf.Map `ebpf:"deny"`
+	Ports      *ebpf.Map `ebpf:"ports"`
+	SipBuckets *ebpf.Map `ebpf:"sip_buckets"`
+	Stats      *ebpf.Map `ebpf:"stats"`
+	Trusted    *ebpf.Map `ebpf:"trusted"`
 }
 
 func (m *fastpathMaps) Close() error {
@@ -157,7 +175,9 @@ func (m *fastpathMaps) Close() error {
 		m.Counters,
 		m.Deny,
 		m.Ports,
+		m.SipBuckets,
 		m.Stats,
+		m.Trusted,
 	)
 }
 
@@ -165,11 +185,14 @@ func (m *fastpathMaps) Close() error {
 //
 // It can be passed to loadFastpathObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fastpathVariables struct {
-	MediaIp4 *ebpf.Variable `ebpf:"media_ip4"`
-	MediaIp6 *ebpf.Variable `ebpf:"media_ip6"`
-	PortMax  *ebpf.Variable `ebpf:"port_max"`
-	PortMin  *ebpf.Variable `ebpf:"port_min"`
-	RelayTtl *ebpf.Variable `ebpf:"relay_ttl"`
+	MediaIp4   *ebpf.Variable `ebpf:"media_ip4"`
+	MediaIp6   *ebpf.Variable `ebpf:"media_ip6"`
+	PortMax    *ebpf.Variable `ebpf:"port_max"`
+	PortMin    *ebpf.Variable `ebpf:"port_min"`
+	RelayTtl   *ebpf.Variable `ebpf:"relay_ttl"`
+	SipBurstNs *ebpf.Variable `ebpf:"sip_burst_ns"`
+	SipCostNs  *ebpf.Variable `ebpf:"sip_cost_ns"`
+	SipPorts   *ebpf.Variable `ebpf:"sip_ports"`
 }
 
 // fastpathPrograms contains all programs after they have been loaded into the kernel.

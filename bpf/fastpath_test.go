@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
@@ -547,5 +548,68 @@ func checkRewritten(t testing.TB, out []byte, fw *Forward, noSum bool) {
 	zeroed[6], zeroed[7] = 0, 0
 	if want := udpSum(ip, zeroed); got != want {
 		t.Errorf("UDP checksum %#04x, want %#04x", got, want)
+	}
+}
+
+func TestFastPathSIPRateLimit(t *testing.T) {
+	for _, p := range programs {
+		t.Run(p.name, func(t *testing.T) {
+			// 10 packets/s after a burst of 5: at test speed, 5 get through.
+			f := loadFastPath(t, FastPathConfig{PortMin: portMin, PortMax: portMax, IP4: mediaIP,
+				SIPPorts: []uint16{5060, 5061}, SIPRate: 10, SIPBurst: 5})
+			prog := p.prog(f)
+			trunk := netip.MustParseAddr("198.51.100.20")
+			if err := f.Trust(netip.PrefixFrom(trunk, 32)); err != nil {
+				t.Fatal(err)
+			}
+			attacker := netip.MustParseAddr("192.0.2.66")
+			send := func(src netip.Addr, dport uint16, proto uint8, n int) (passed int) {
+				for range n {
+					pk := packet{src: src, dst: mediaIP, sport: 5060, dport: dport, proto: proto, payload: []byte("OPTIONS sip:x SIP/2.0\r\n\r\n")}
+					if got, _ := run(t, prog, pk.bytes()); got == p.pass {
+						passed++
+					} else if got != p.drop {
+						t.Fatalf("verdict %d", got)
+					}
+				}
+				return passed
+			}
+			if n := send(attacker, 5060, unix.IPPROTO_UDP, 8); n != 5 {
+				t.Errorf("attacker, UDP to 5060: %d of 8 passed, want the burst of 5", n)
+			}
+			if n := send(attacker, 5061, unix.IPPROTO_TCP, 3); n != 0 {
+				t.Errorf("attacker, TCP to the other SIP port: %d of 3 passed, want 0 (one bucket per source)", n)
+			}
+			if n := send(attacker, 8080, unix.IPPROTO_TCP, 3); n != 3 {
+				t.Errorf("attacker, not a SIP port: %d of 3 passed, want 3", n)
+			}
+			if n := send(netip.MustParseAddr("192.0.2.67"), 5060, unix.IPPROTO_UDP, 5); n != 5 {
+				t.Errorf("another source: %d of 5 passed, want 5", n)
+			}
+			if n := send(trunk, 5060, unix.IPPROTO_UDP, 50); n != 50 {
+				t.Errorf("trusted trunk: %d of 50 passed, want all", n)
+			}
+			if c := counters(t, f); c.RateLimited != 6 {
+				t.Errorf("rate-limited %d, want 6", c.RateLimited)
+			}
+			start := time.Now()
+			time.Sleep(250 * time.Millisecond) // 2.5 packets of credit, more if the sleep ran late
+			n := send(attacker, 5060, unix.IPPROTO_UDP, 5)
+			if want := min(int(time.Since(start)/(100*time.Millisecond)), 5); n < 2 || n > want {
+				t.Errorf("after %v: %d of 5 passed, want 2 to %d", time.Since(start), n, want)
+			}
+		})
+	}
+}
+
+func TestLoadFastPathRejectsBadSIPLimit(t *testing.T) {
+	for _, c := range []FastPathConfig{
+		{PortMin: 1000, PortMax: 2000, SIPPorts: []uint16{1, 2, 3, 4, 5}},
+		{PortMin: 1000, PortMax: 2000, SIPPorts: []uint16{5060}, SIPRate: 10},
+		{PortMin: 1000, PortMax: 2000, SIPPorts: []uint16{5060}, SIPRate: -1, SIPBurst: 1},
+	} {
+		if _, err := LoadFastPath(c); err == nil {
+			t.Errorf("%+v: loaded", c)
+		}
 	}
 }

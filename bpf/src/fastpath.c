@@ -5,7 +5,9 @@
 // sees every packet arriving on the media interface before the stack does.
 //
 //   1. A source in the deny map (an LPM trie of IPv6 prefixes, IPv4 as
-//      ::ffff:a.b.c.d) is dropped, whatever it sends.
+//      ::ffff:a.b.c.d) is dropped, whatever it sends; a source sending UDP
+//      or TCP to the SIP ports faster than the configured packet rate is
+//      dropped over it (token bucket per source; trunks exempt).
 //   2. UDP to the media address and port range is dropped unless the port
 //      is open (a pinhole: a key in the ports map), and, for a strict
 //      pinhole, unless it comes from the latched peer.
@@ -39,6 +41,12 @@ volatile const __u32 port_max = 0;   // host byte order
 volatile const __u32 media_ip4 = 0;  // network byte order; 0: every IPv4 destination
 volatile const __u32 media_ip6[4] = {0}; // every IPv6 destination when all zero
 volatile const __u8 relay_ttl = 64;  // the TTL of forwarded packets, as the userspace relay sends them
+// The SIP listeners' ports (host order, 0: unused) and the per-source
+// packet rate allowed to them: sip_cost_ns of credit per packet, at most
+// sip_burst_ns saved up. sip_cost_ns 0: no limit.
+volatile const __u16 sip_ports[4] = {0};
+volatile const __u64 sip_cost_ns = 0;
+volatile const __u64 sip_burst_ns = 0;
 
 // Flags of a port's entry.
 #define PORT_OPEN 1    // a pinhole: the port belongs to a live call
@@ -94,6 +102,7 @@ enum {
 	COUNT_FORWARDED,    // forwarded in the kernel
 	COUNT_NO_ROUTE,     // forward entry, but the FIB had no neighbour: passed to userspace
 	COUNT_FRAGMENT,     // IPv4 fragment to the media address: passed (the stack reassembles)
+	COUNT_RATE_LIMITED, // dropped: a source over the SIP packet rate
 	COUNT_MAX,
 };
 
@@ -117,6 +126,31 @@ struct {
 	__type(value, __u8);
 } deny SEC(".maps");
 
+// Sources the SIP rate limit does not apply to (the trunks), an LPM trie
+// keyed like deny.
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 4096);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct deny_key);
+	__type(value, __u8);
+} trusted SEC(".maps");
+
+// A token bucket per source sending to the SIP ports, counted in
+// nanoseconds of credit. Updates race between CPUs; a flood is cut all
+// the same.
+struct bucket {
+	__u64 last_ns;
+	__u64 credit_ns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct deny_key);
+	__type(value, struct bucket);
+} sip_buckets SEC(".maps");
+
 enum verdict {
 	VERDICT_PASS,
 	VERDICT_DROP,
@@ -131,20 +165,66 @@ static __always_inline void count(__u32 what)
 		*c += 1;
 }
 
-static __always_inline int denied4(__u32 saddr)
+// The source as a full-length key of the deny, trusted and bucket maps.
+static __always_inline void key4(struct deny_key *k, __u32 saddr)
 {
-	struct deny_key k = {.prefixlen = 128};
-	k.addr[10] = 0xff;
-	k.addr[11] = 0xff;
-	__builtin_memcpy(&k.addr[12], &saddr, 4);
-	return bpf_map_lookup_elem(&deny, &k) != 0;
+	__builtin_memset(k, 0, sizeof(*k));
+	k->prefixlen = 128;
+	k->addr[10] = 0xff;
+	k->addr[11] = 0xff;
+	__builtin_memcpy(&k->addr[12], &saddr, 4);
 }
 
-static __always_inline int denied6(const struct in6_addr *saddr)
+static __always_inline void key6(struct deny_key *k, const struct in6_addr *saddr)
 {
-	struct deny_key k = {.prefixlen = 128};
-	__builtin_memcpy(k.addr, saddr, 16);
-	return bpf_map_lookup_elem(&deny, &k) != 0;
+	k->prefixlen = 128;
+	__builtin_memcpy(k->addr, saddr, 16);
+}
+
+static __always_inline int is_sip_port(__u16 dport_be)
+{
+	__u16 port = bpf_ntohs(dport_be);
+	return port && (port == sip_ports[0] || port == sip_ports[1] || port == sip_ports[2] || port == sip_ports[3]);
+}
+
+// over_sip_rate charges one packet to the source's bucket and says whether
+// the source is over its rate.
+static __always_inline int over_sip_rate(struct deny_key *src)
+{
+	if (!sip_cost_ns || bpf_map_lookup_elem(&trusted, src))
+		return 0;
+	__u64 now = bpf_ktime_get_ns();
+	struct bucket *b = bpf_map_lookup_elem(&sip_buckets, src);
+	if (!b) {
+		struct bucket fresh = {.last_ns = now, .credit_ns = sip_burst_ns - sip_cost_ns};
+		bpf_map_update_elem(&sip_buckets, src, &fresh, BPF_ANY);
+		return 0;
+	}
+	__u64 credit = b->credit_ns + (now - b->last_ns);
+	if (credit > sip_burst_ns)
+		credit = sip_burst_ns;
+	b->last_ns = now;
+	if (credit < sip_cost_ns) {
+		b->credit_ns = credit;
+		return 1;
+	}
+	b->credit_ns = credit - sip_cost_ns;
+	return 0;
+}
+
+// screen applies the deny map and, to the SIP ports, the rate limit. dport
+// is the UDP or TCP destination port (network order), 0 when unknown.
+static __always_inline enum verdict screen(struct deny_key *src, __u8 proto, __u16 dport)
+{
+	if (bpf_map_lookup_elem(&deny, src)) {
+		count(COUNT_DENIED);
+		return VERDICT_DROP;
+	}
+	if ((proto == IPPROTO_UDP || proto == IPPROTO_TCP) && is_sip_port(dport) && over_sip_rate(src)) {
+		count(COUNT_RATE_LIMITED);
+		return VERDICT_DROP;
+	}
+	return VERDICT_PASS;
 }
 
 // csum_replace16 updates a 16-bit one's complement checksum for one 16-bit
@@ -258,18 +338,22 @@ static __always_inline enum verdict handle(void *ctx, void *data, void *data_end
 		struct iphdr *ip = (void *)(eth + 1);
 		if ((void *)(ip + 1) > data_end || ip->ihl < 5)
 			return VERDICT_PASS;
-		if (denied4(ip->saddr)) {
-			count(COUNT_DENIED);
+		__u32 l4 = sizeof(*eth) + ip->ihl * 4;
+		struct udphdr *udp = data + l4;
+		int first = !(ip->frag_off & bpf_htons(IP_OFFSET)); // the fragment with the ports
+		struct deny_key src;
+		key4(&src, ip->saddr);
+		__u16 dport = 0; // UDP and TCP both start with the ports
+		if (first && (void *)(udp + 1) <= data_end)
+			dport = udp->dest;
+		if (screen(&src, ip->protocol, dport) == VERDICT_DROP)
 			return VERDICT_DROP;
-		}
 		if (ip->protocol != IPPROTO_UDP || (media_ip4 && ip->daddr != media_ip4))
 			return VERDICT_PASS;
 		if (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET)) {
 			count(COUNT_FRAGMENT);
 			return VERDICT_PASS;
 		}
-		__u32 l4 = sizeof(*eth) + ip->ihl * 4;
-		struct udphdr *udp = data + l4;
 		if ((void *)(udp + 1) > data_end || !in_range(udp->dest))
 			return VERDICT_PASS;
 		struct port_entry *e = pinhole(udp->dest, ip->saddr, udp->source, bpf_ntohs(ip->tot_len), 0);
@@ -295,15 +379,18 @@ static __always_inline enum verdict handle(void *ctx, void *data, void *data_end
 		struct ipv6hdr *ip6 = (void *)(eth + 1);
 		if ((void *)(ip6 + 1) > data_end)
 			return VERDICT_PASS;
-		if (denied6(&ip6->saddr)) {
-			count(COUNT_DENIED);
+		// Extension headers are not walked: UDP or TCP right after the
+		// fixed header is screened and filtered, anything else passes.
+		struct udphdr *udp = (void *)(ip6 + 1);
+		struct deny_key src;
+		key6(&src, &ip6->saddr);
+		__u16 dport = 0;
+		if ((void *)(udp + 1) <= data_end)
+			dport = udp->dest;
+		if (screen(&src, ip6->nexthdr, dport) == VERDICT_DROP)
 			return VERDICT_DROP;
-		}
-		// Extension headers are not walked: UDP right after the fixed
-		// header is filtered, anything else passes.
 		if (ip6->nexthdr != IPPROTO_UDP || !media_dst6(&ip6->daddr))
 			return VERDICT_PASS;
-		struct udphdr *udp = (void *)(ip6 + 1);
 		if ((void *)(udp + 1) > data_end || !in_range(udp->dest))
 			return VERDICT_PASS;
 		if (!pinhole(udp->dest, 0, udp->source, sizeof(*ip6) + bpf_ntohs(ip6->payload_len), 1))
