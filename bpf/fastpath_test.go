@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
-	"os/exec"
 	"runtime"
 	"strings"
 	"testing"
@@ -13,6 +12,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
+
+	"sbc/sbc/sbctest/netlab"
 )
 
 // The programs' return codes (linux/bpf.h, linux/pkt_cls.h).
@@ -349,147 +350,118 @@ func TestLoadFastPathRejectsBadConfig(t *testing.T) {
 	}
 }
 
-// inNewNetns runs f on a thread of its own in a fresh network namespace,
-// with setup run there first by `sh -c` (children inherit the thread's
-// namespace). The thread is discarded afterwards.
-func inNewNetns(t *testing.T, setup string, f func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			t.Errorf("unshare the network namespace (root needed): %v", err)
-			return
-		}
-		if out, err := exec.Command("sh", "-ec", setup).CombinedOutput(); err != nil {
-			t.Errorf("set up the namespace: %v\n%s", err, out)
-			return
-		}
-		f()
-	}()
-	<-done
-}
-
 func TestFastPathForward(t *testing.T) {
-	// The namespace: the media address on lo, the customer side on one end
-	// of a veth pair (this kernel has no dummy driver) with a known
-	// neighbour (the customer's phone). Forwarding is off, as on an SBC.
-	const setup = `
-ip link set lo up
-ip addr add 192.0.2.10/32 dev lo
-ip link add dum0 type veth peer name dum1
-ip link set dum1 up
-ip link set dum0 address 02:00:00:00:00:aa
-ip addr add 203.0.113.1/24 dev dum0
-ip link set dum0 up
-ip neigh add 203.0.113.9 lladdr 02:00:00:00:00:09 dev dum0 nud permanent
-`
-	phoneMAC := net.HardwareAddr{2, 0, 0, 0, 0, 9}
-	ourMAC := net.HardwareAddr{2, 0, 0, 0, 0, 0xaa}
-	// Subtests would run on other threads, outside the namespace, and
-	// BPF_PROG_TEST_RUN looks routes up in the caller's: the programs run
-	// one after the other on the namespace's thread, and failures name them.
-	inNewNetns(t, setup, func() {
-		dum0, err := net.InterfaceByName("dum0")
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		for _, p := range programs {
-			func() {
-				t := &named{T: t, name: p.name}
-				f := loadFastPath(t, FastPathConfig{PortMin: portMin, PortMax: portMax, IP4: mediaIP})
-				prog := p.prog(f)
-				redirect := xdpRedirect // out of dum0, in by lo (the test run's interface)
-				if p.name == "tc" {
-					redirect = tcRedirect
+	// The SBC's namespace of a netlab: the carrier sends to the SBC's address
+	// on its side, the packet leaves on the customer's side to the customer.
+	// Forwarding is off there, as on an SBC.
+	lab := netlab.New(t)
+	cust := lab.CustomerLink
+	media := lab.CarrierLink.SBC.IPv4
+	carrier := lab.CarrierLink.Leaf.IPv4
+	fw := &Forward{From: netip.AddrPortFrom(cust.SBC.IPv4, 20012), To: netip.AddrPortFrom(cust.Leaf.IPv4, 5004),
+		Via: &NextHop{Ifindex: cust.SBC.Index, Src: cust.SBC.MAC, Dst: cust.Leaf.MAC}}
+	// The customer's MAC as a permanent neighbour, for the FIB case.
+	if out, err := lab.SBC.Command("ip", "neigh", "replace", cust.Leaf.IPv4.String(), "lladdr", cust.Leaf.MAC.String(),
+		"dev", cust.SBC.Name, "nud", "permanent").CombinedOutput(); err != nil {
+		t.Fatalf("ip neigh: %v\n%s", err, out)
+	}
+	for _, p := range programs {
+		// BPF_PROG_TEST_RUN looks routes up in the caller's namespace: the
+		// whole case runs on a thread in the SBC's.
+		err := lab.SBC.Do(func() error {
+			t := &named{T: t, name: p.name}
+			f := loadFastPath(t, FastPathConfig{PortMin: portMin, PortMax: portMax, IP4: media})
+			prog := p.prog(f)
+			redirect := xdpRedirect // out of to-customer, in by lo (the test run's interface)
+			if p.name == "tc" {
+				redirect = tcRedirect
+			}
+			in := packet{src: carrier, dst: media, sport: 4000, dport: 20010}.bytes()
+			unchanged := func(what string) {
+				t.Helper()
+				if got, out := run(t, prog, in); got != p.pass || !bytes.Equal(out, in) {
+					t.Errorf("%s: verdict %d (want pass %d), packet changed %v", what, got, p.pass, !bytes.Equal(out, in))
 				}
-				in := packet{src: carrier, dst: mediaIP, sport: 4000, dport: 20010}.bytes()
-				unchanged := func(what string) {
-					t.Helper()
-					if got, out := run(t, prog, in); got != p.pass || !bytes.Equal(out, in) {
-						t.Errorf("%s: verdict %d (want pass %d), packet changed %v", what, got, p.pass, !bytes.Equal(out, in))
-					}
-				}
+			}
 
-				// The next hop from userspace: no FIB, no forwarding needed.
-				fw := &Forward{From: netip.MustParseAddrPort("203.0.113.1:20012"), To: netip.MustParseAddrPort("203.0.113.9:5004"),
-					Via: &NextHop{Ifindex: dum0.Index, Src: ourMAC, Dst: phoneMAC}}
-				if err := f.Open(20010, Pinhole{Peer: netip.AddrPortFrom(carrier, 4000), Forward: fw}); err != nil {
-					t.Fatal(err)
-				}
-				for _, noSum := range []bool{false, true} {
-					in := packet{src: carrier, dst: mediaIP, sport: 4000, dport: 20010, noUDPSum: noSum}.bytes()
-					got, out := run(t, prog, in)
-					if got != redirect {
-						t.Fatalf("UDP checksum off %v: verdict %d, want %d (redirect); counters %+v", noSum, got, redirect, counters(t, f))
-					}
-					checkRewritten(t, out, fw, noSum)
-					checkMACs(t, out, ourMAC, phoneMAC)
-					if !bytes.Equal(out[42:], in[42:]) {
-						t.Error("payload changed")
-					}
-				}
-				st, _ := f.Stats(20010)
-				if c := counters(t, f); st.Forwarded != 2 || c.Forwarded != 2 {
-					t.Errorf("forwarded: port %d, global %d; want 2", st.Forwarded, c.Forwarded)
-				}
-				// Strict: another source is dropped, not forwarded.
-				if got, _ := run(t, prog, packet{src: customer, dst: mediaIP, sport: 4000, dport: 20010}.bytes()); got != p.drop {
-					t.Errorf("strict forward, another source: verdict %d, want %d", got, p.drop)
-				}
-
-				// No next hop and forwarding off: the FIB declines, userspace relays.
-				fib := &Forward{From: fw.From, To: fw.To}
-				if err := f.Open(20010, Pinhole{Forward: fib}); err != nil {
-					t.Fatal(err)
-				}
-				unchanged("FIB with forwarding off")
-				if c := counters(t, f); c.NoRoute != 1 {
-					t.Errorf("no-route count %d, want 1", c.NoRoute)
-				}
-
-				// Forwarding on: the FIB names the interface and the MACs.
-				sysctl(t, "net.ipv4.conf.all.forwarding", "1")
+			// The next hop from userspace: no FIB, no forwarding needed.
+			if err := f.Open(20010, Pinhole{Peer: netip.AddrPortFrom(carrier, 4000), Forward: fw}); err != nil {
+				t.Fatal(err)
+			}
+			for _, noSum := range []bool{false, true} {
+				in := packet{src: carrier, dst: media, sport: 4000, dport: 20010, noUDPSum: noSum}.bytes()
 				got, out := run(t, prog, in)
 				if got != redirect {
-					t.Fatalf("FIB: verdict %d, want %d (redirect); counters %+v", got, redirect, counters(t, f))
+					t.Fatalf("UDP checksum off %v: verdict %d, want %d (redirect); counters %+v", noSum, got, redirect, counters(t, f))
 				}
-				checkRewritten(t, out, fib, false)
-				checkMACs(t, out, ourMAC, phoneMAC)
+				checkRewritten(t, out, fw, noSum)
+				checkMACs(t, out, cust.SBC.MAC, cust.Leaf.MAC)
+				if !bytes.Equal(out[42:], in[42:]) {
+					t.Error("payload changed")
+				}
+			}
+			st, _ := f.Stats(20010)
+			if c := counters(t, f); st.Forwarded != 2 || c.Forwarded != 2 {
+				t.Errorf("forwarded: port %d, global %d; want 2", st.Forwarded, c.Forwarded)
+			}
+			// Strict: another source is dropped, not forwarded.
+			if got, _ := run(t, prog, packet{src: customer, dst: media, sport: 4000, dport: 20010}.bytes()); got != p.drop {
+				t.Errorf("strict forward, another source: verdict %d, want %d", got, p.drop)
+			}
 
-				// No route to the far peer: userspace gets it unchanged.
-				if err := f.Open(20010, Pinhole{Forward: &Forward{From: fw.From, To: netip.MustParseAddrPort("10.99.0.1:5004")}}); err != nil {
-					t.Fatal(err)
-				}
-				unchanged("no route")
+			// No next hop and forwarding off: the FIB declines, userspace relays.
+			fib := &Forward{From: fw.From, To: fw.To}
+			if err := f.Open(20010, Pinhole{Forward: fib}); err != nil {
+				t.Fatal(err)
+			}
+			unchanged("FIB with forwarding off")
+			if c := counters(t, f); c.NoRoute != 1 {
+				t.Errorf("no-route count %d, want 1", c.NoRoute)
+			}
 
-				// A neighbour not yet resolved: XDP leaves it to userspace
-				// (the stack resolves it); TC redirects and lets the kernel
-				// resolve the MACs.
-				unresolved := &Forward{From: fw.From, To: netip.MustParseAddrPort("203.0.113.50:5004")}
-				if err := f.Open(20010, Pinhole{Forward: unresolved}); err != nil {
-					t.Fatal(err)
+			// Forwarding on: the FIB names the interface and the MACs.
+			sysctl(t, lab.SBC, "net.ipv4.conf.all.forwarding", "1")
+			defer sysctl(t, lab.SBC, "net.ipv4.conf.all.forwarding", "0")
+			got, out := run(t, prog, in)
+			if got != redirect {
+				t.Fatalf("FIB: verdict %d, want %d (redirect); counters %+v", got, redirect, counters(t, f))
+			}
+			checkRewritten(t, out, fib, false)
+			checkMACs(t, out, cust.SBC.MAC, cust.Leaf.MAC)
+
+			// No route to the far peer: userspace gets it unchanged.
+			if err := f.Open(20010, Pinhole{Forward: &Forward{From: fw.From, To: netip.MustParseAddrPort("10.99.0.1:5004")}}); err != nil {
+				t.Fatal(err)
+			}
+			unchanged("no route")
+
+			// A neighbour not yet resolved: XDP leaves it to userspace (the
+			// stack resolves it); TC redirects and lets the kernel resolve
+			// the MACs.
+			unresolved := &Forward{From: fw.From, To: netip.AddrPortFrom(netip.MustParseAddr("203.0.113.50"), 5004)}
+			if err := f.Open(20010, Pinhole{Forward: unresolved}); err != nil {
+				t.Fatal(err)
+			}
+			if p.name == "xdp" {
+				unchanged("unresolved neighbour")
+			} else {
+				got, out := run(t, prog, in)
+				if got != tcRedirect {
+					t.Errorf("unresolved neighbour: verdict %d, want redirect %d", got, tcRedirect)
 				}
-				if p.name == "xdp" {
-					unchanged("unresolved neighbour")
-				} else {
-					got, out := run(t, prog, in)
-					if got != tcRedirect {
-						t.Errorf("unresolved neighbour: verdict %d, want redirect %d", got, tcRedirect)
-					}
-					checkRewritten(t, out, unresolved, false)
-				}
-				sysctl(t, "net.ipv4.conf.all.forwarding", "0")
-			}()
+				checkRewritten(t, out, unresolved, false)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Errorf("%s: %v", p.name, err)
 		}
-	})
+	}
 }
 
-func sysctl(t testing.TB, key, value string) {
+func sysctl(t testing.TB, ns *netlab.Namespace, key, value string) {
 	t.Helper()
-	if out, err := exec.Command("sysctl", "-qw", key+"="+value).CombinedOutput(); err != nil {
+	if out, err := ns.Command("sysctl", "-qw", key+"="+value).CombinedOutput(); err != nil {
 		t.Fatalf("sysctl %s=%s: %v\n%s", key, value, err, out)
 	}
 }
@@ -502,8 +474,8 @@ func checkMACs(t testing.TB, frame []byte, src, dst net.HardwareAddr) {
 }
 
 // named prefixes a test's failures with a name, and makes Fatal usable off
-// the test's goroutine: it reports, then ends the calling goroutine
-// (inNewNetns's, which the test waits for).
+// the test's goroutine: it reports, then ends the calling goroutine (a
+// netlab Do's, which returns an error for it).
 type named struct {
 	*testing.T
 	name string
