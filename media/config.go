@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -55,7 +56,21 @@ type Config struct {
 	// ReservePorts makes a steered relay reserve its range in
 	// net.ipv4.ip_local_reserved_ports while it runs (default true).
 	ReservePorts *bool `toml:"reserve_ports"`
+	// FastPath is FastPathAuto, FastPathXDP, FastPathTC or FastPathOff: how
+	// the kernel program that closes the media ports of no call (package
+	// firewall) is attached to the media interfaces.
+	FastPath string `toml:"fast_path"`
+	// Interfaces are the media interfaces; empty: the one holding BindIP.
+	Interfaces []string `toml:"interfaces"`
 }
+
+// Values of Config.FastPath.
+const (
+	FastPathAuto = "auto" // XDP in the driver, else TC, else XDP in the stack; off with a reason when none works
+	FastPathXDP  = "xdp"  // XDP in the driver, else in the stack; the daemon refuses to start without it
+	FastPathTC   = "tc"   // TC ingress (tcx); the daemon refuses to start without it
+	FastPathOff  = "off"
+)
 
 // maxWorkers bounds Config.Workers (the steering program's socket map holds 64).
 const maxWorkers = 64
@@ -96,6 +111,9 @@ func (c *Config) SetDefaults() {
 	if c.ReservePorts == nil {
 		yes := true
 		c.ReservePorts = &yes
+	}
+	if c.FastPath == "" {
+		c.FastPath = FastPathAuto
 	}
 }
 
@@ -160,6 +178,21 @@ func (c *Config) Validate() error {
 	if c.Workers < 0 || c.Workers > maxWorkers {
 		bad("media.workers", strconv.Itoa(c.Workers), "is out of range",
 			fmt.Sprintf("0 (one per CPU) to %d", maxWorkers))
+	}
+	switch c.FastPath {
+	case FastPathAuto, FastPathXDP, FastPathTC, FastPathOff:
+	default:
+		bad("media.fast_path", strconv.Quote(c.FastPath), "is unknown", `"auto", "xdp", "tc" or "off"`)
+	}
+	for i, name := range c.Interfaces {
+		if name == "" || len(name) > 15 || strings.ContainsAny(name, "/ \t") {
+			bad(fmt.Sprintf("media.interfaces[%d]", i), strconv.Quote(name), "is not an interface name",
+				`a network interface name such as "eth0" (at most 15 characters)`)
+		}
+	}
+	if err == nil && bind.IsUnspecified() && len(c.Interfaces) == 0 && (c.FastPath == FastPathXDP || c.FastPath == FastPathTC) {
+		bad("media.interfaces", "[]", fmt.Sprintf("is empty while media.bind_ip is %q and media.fast_path is %q", c.BindIP, c.FastPath),
+			`the media interfaces, e.g. ["eth0"], or a media.bind_ip of one of them`)
 	}
 	return errors.Join(errs...)
 }

@@ -40,13 +40,13 @@ func TestConfig(t *testing.T) {
 			name:    "defaults",
 			snippet: `public_ip = "203.0.113.5"`,
 			want: &Config{BindIP: "0.0.0.0", PublicIP: "203.0.113.5", PortMin: 20000, PortMax: 29999,
-				Timeout: 60 * time.Second, Latching: "symmetric", Steering: "auto", ReservePorts: ptr(true)},
+				Timeout: 60 * time.Second, Latching: "symmetric", Steering: "auto", ReservePorts: ptr(true), FastPath: "auto"},
 		},
 		{
 			name:    "public_ip defaults to a specific bind_ip",
 			snippet: `bind_ip = "192.0.2.10"`,
 			want: &Config{BindIP: "192.0.2.10", PublicIP: "192.0.2.10", PortMin: 20000, PortMax: 29999,
-				Timeout: 60 * time.Second, Latching: "symmetric", Steering: "auto", ReservePorts: ptr(true)},
+				Timeout: 60 * time.Second, Latching: "symmetric", Steering: "auto", ReservePorts: ptr(true), FastPath: "auto"},
 		},
 		{
 			name: "all set",
@@ -58,9 +58,12 @@ timeout = "90s"
 latching = "strict"
 steering = "off"
 workers = 4
-reserve_ports = false`,
+reserve_ports = false
+fast_path = "tc"
+interfaces = ["eth1", "eth2"]`,
 			want: &Config{BindIP: "::", PublicIP: "2001:db8::1", PortMin: 30000, PortMax: 30003,
-				Timeout: 90 * time.Second, Latching: "strict", Steering: "off", Workers: 4, ReservePorts: ptr(false)},
+				Timeout: 90 * time.Second, Latching: "strict", Steering: "off", Workers: 4, ReservePorts: ptr(false),
+				FastPath: "tc", Interfaces: []string{"eth1", "eth2"}},
 		},
 		{name: "odd port_max is fine", snippet: `bind_ip = "127.0.0.1"` + "\nport_max = 20004"},
 		{name: "public_ip required with 0.0.0.0", snippet: ``, errs: []string{`media.public_ip: ""`, `media.bind_ip is "0.0.0.0"`}},
@@ -89,6 +92,12 @@ reserve_ports = false`,
 			errs: []string{`media.timeout: "-5s" is not positive; want a duration such as "60s"`}},
 		{name: "unknown latching", snippet: `public_ip = "192.0.2.1"` + "\nlatching = \"loose\"",
 			errs: []string{`media.latching: "loose" is unknown; want "symmetric" or "strict"`}},
+		{name: "unknown fast_path", snippet: `public_ip = "192.0.2.1"` + "\nfast_path = \"kernel\"",
+			errs: []string{`media.fast_path: "kernel" is unknown; want "auto", "xdp", "tc" or "off"`}},
+		{name: "bad interface name", snippet: `public_ip = "192.0.2.1"` + "\ninterfaces = [\"eth0\", \"a/b\"]",
+			errs: []string{`media.interfaces[1]: "a/b" is not an interface name`}},
+		{name: "xdp on every address needs interfaces", snippet: `public_ip = "192.0.2.1"` + "\nfast_path = \"xdp\"",
+			errs: []string{`media.interfaces: [] is empty while media.bind_ip is "0.0.0.0" and media.fast_path is "xdp"`}},
 		{name: "every error is reported", snippet: "port_min = 3\nlatching = \"x\"",
 			errs: []string{"media.public_ip", "media.port_min: 3", `media.latching: "x"`}},
 	}
@@ -122,7 +131,7 @@ reserve_ports = false`,
 
 func TestConfigSetDefaultsKeepsValues(t *testing.T) {
 	cfg := Config{BindIP: "10.0.0.1", PublicIP: "192.0.2.1", PortMin: 30000, PortMax: 30099, Timeout: time.Second, Latching: "strict",
-		Steering: "on", Workers: 3, ReservePorts: ptr(false)}
+		Steering: "on", Workers: 3, ReservePorts: ptr(false), FastPath: "tc", Interfaces: []string{"eth1"}}
 	want := cfg
 	cfg.SetDefaults()
 	if !reflect.DeepEqual(cfg, want) {
@@ -136,7 +145,7 @@ func TestConfigValidateHasNoSideEffects(t *testing.T) {
 	if err := cfg.Validate(); err == nil {
 		t.Fatal("Validate of an undefaulted config = nil")
 	}
-	if cfg != before {
+	if !reflect.DeepEqual(cfg, before) {
 		t.Errorf("Validate changed the config: %+v", cfg)
 	}
 }

@@ -21,6 +21,9 @@ type Relay struct {
 	// unreserve gives back the ephemeral ports NewRelay reserved; nil if
 	// none or given back. Guarded by mu.
 	unreserve func() error
+	// pinholes, when set, opens a port in the kernel's filter while a
+	// stream holds it.
+	pinholes Pinholes
 
 	mu       sync.Mutex // guards sessions and closed
 	sessions map[*Session]struct{}
@@ -28,6 +31,19 @@ type Relay struct {
 
 	closeOnce sync.Once
 }
+
+// Pinholes is a packet filter in front of the relay that drops UDP to
+// media ports of no call (package firewall's kernel fast path). The relay
+// opens a port pair's pinholes when a stream takes the pair, at call
+// set-up, and shuts them before it lets go of the pair.
+type Pinholes interface {
+	Open(port uint16) error
+	Shut(port uint16) error
+}
+
+// SetPinholes puts p in front of the relay. Call it before the first
+// session: ports of streams opened earlier would stay closed.
+func (r *Relay) SetPinholes(p Pinholes) { r.pinholes = p }
 
 // transport opens and shuts the ports of a leg: one socket per port
 // (socket.go) or steered to a few workers (steered.go).
@@ -198,4 +214,30 @@ func (r *Relay) forget(s *Session) {
 	r.mu.Lock()
 	delete(r.sessions, s)
 	r.mu.Unlock()
+}
+
+// openPinholes opens the leg's RTP and RTCP ports in the filter, if any.
+func (r *Relay) openPinholes(l *leg) error {
+	if r.pinholes == nil {
+		return nil
+	}
+	for p := l.rtpPort; p <= l.rtpPort+1; p++ {
+		if err := r.pinholes.Open(uint16(p)); err != nil {
+			return fmt.Errorf("open the pinhole of media port %d: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// shutPinholes closes them; a port the filter cannot close is logged, and
+// stays open to the stack, where no socket or steering takes it any more.
+func (r *Relay) shutPinholes(l *leg) {
+	if r.pinholes == nil {
+		return
+	}
+	for p := l.rtpPort; p <= l.rtpPort+1; p++ {
+		if err := r.pinholes.Shut(uint16(p)); err != nil {
+			r.log.Warn("shut a media port's pinhole", "port", p, "error", err)
+		}
+	}
 }

@@ -37,7 +37,11 @@ func (s *Session) AddStream() (*Stream, error) {
 	}
 	st := newStream(s)
 	for i := range st.legs {
-		if err := s.relay.tr.open(st, &st.legs[i], &st.wg); err != nil {
+		err := s.relay.tr.open(st, &st.legs[i], &st.wg)
+		if err == nil {
+			err = s.relay.openPinholes(&st.legs[i])
+		}
+		if err != nil {
 			s.closeStreams([]*Stream{st})
 			return nil, err
 		}
@@ -104,6 +108,7 @@ func (s *Session) closeStreams(streams []*Stream) {
 	for _, st := range streams {
 		for i := range st.legs {
 			if st.legs[i].rtpPort != 0 {
+				s.relay.shutPinholes(&st.legs[i])
 				s.relay.tr.shut(&st.legs[i])
 			}
 		}

@@ -38,7 +38,17 @@ type SIPConfig struct {
 	// (Timer B, the INVITE transaction timeout, is 64*T1).
 	T1     time.Duration `toml:"t1"`
 	Listen []Listener    `toml:"listen"`
+	// RateLimit is how many packets per second one source may send to the
+	// SIP listeners before the kernel fast path drops the rest (trunks'
+	// sources are exempt; 0 = no limit); RateBurst how many it may send at
+	// once. Default DefaultRateLimit, and a burst of twice the rate.
+	RateLimit *int `toml:"rate_limit"`
+	RateBurst int  `toml:"rate_burst"`
 }
+
+// DefaultRateLimit is sip.rate_limit's default, packets/s per source: far
+// above what a phone or a busy NAT of phones sends, far below a flood.
+const DefaultRateLimit = 200
 
 // Listener is one [[sip.listen]] entry.
 type Listener struct {
@@ -128,6 +138,13 @@ func (c *Config) SetDefaults() {
 	for i := range c.SIP.Listen {
 		c.SIP.Listen[i].Transport = strings.ToLower(c.SIP.Listen[i].Transport)
 	}
+	if c.SIP.RateLimit == nil {
+		r := DefaultRateLimit
+		c.SIP.RateLimit = &r
+	}
+	if c.SIP.RateBurst == 0 {
+		c.SIP.RateBurst = 2 * *c.SIP.RateLimit
+	}
 	c.Media.SetDefaults()
 	if c.Calls.RingTimeout == 0 {
 		c.Calls.RingTimeout = 180 * time.Second
@@ -170,6 +187,12 @@ func (c *Config) Validate() error {
 	}
 	if len(c.SIP.Listen) == 0 {
 		errs = append(errs, errors.New("sip.listen: empty; want at least one [[sip.listen]] with transport and address"))
+	}
+	if r := c.SIP.RateLimit; r != nil && (*r < 0 || *r > 1_000_000) {
+		bad("sip.rate_limit", *r, "packets per second per source from 0 (no limit) to 1000000")
+	}
+	if c.SIP.RateBurst < 0 || c.SIP.RateBurst > 10_000_000 || (c.SIP.RateLimit != nil && *c.SIP.RateLimit > 0 && c.SIP.RateBurst == 0) {
+		bad("sip.rate_burst", c.SIP.RateBurst, "packets a source may send at once, from 1 to 10000000 (default twice sip.rate_limit)")
 	}
 	seen := map[string]bool{}
 	for i, l := range c.SIP.Listen {

@@ -58,6 +58,9 @@ func TestParseConfig(t *testing.T) {
 		{"route to unknown trunk", base + "[[route]]\nfrom = \"a\"\nprefix = \"1\"\nto = \"nowhere\"\n", `route[1].to: "nowhere"`},
 		{"route from unknown trunk", base + "[[route]]\nfrom = \"x\"\nto = \"a\"\n", `route[1].from: "x"`},
 		{"duplicate route", base + "[[route]]\nfrom = \"a\"\nto = \"a\"\n", `route[1]: "a/"`},
+		{"negative rate limit", strings.Replace(base, "[media]", "rate_limit = -1\n[media]", 1), `sip.rate_limit: "-1" is invalid`},
+		{"rate limit off", strings.Replace(base, "[media]", "rate_limit = 0\n[media]", 1), ""},
+		{"negative burst", strings.Replace(base, "[media]", "rate_burst = -5\n[media]", 1), `sip.rate_burst: "-5" is invalid`},
 		{"bad route prefix", base + "[[route]]\nprefix = \"1 2\"\nto = \"a\"\n", `route[1].prefix: "1 2"`},
 	}
 	for _, tt := range tests {
@@ -95,6 +98,12 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	if c.Media.Timeout != 60*time.Second {
 		t.Errorf("media timeout default = %v", c.Media.Timeout)
+	}
+	if c.SIP.RateLimit == nil || *c.SIP.RateLimit != DefaultRateLimit || c.SIP.RateBurst != 2*DefaultRateLimit {
+		t.Errorf("SIP rate limit defaults = %v, burst %d", c.SIP.RateLimit, c.SIP.RateBurst)
+	}
+	if c.Media.FastPath != "auto" {
+		t.Errorf("media.fast_path default = %q", c.Media.FastPath)
 	}
 }
 

@@ -81,6 +81,15 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 		return exitFail
 	}
 	defer relay.Close()
+	fw, err := startFirewall(cfg, log)
+	if err != nil {
+		log.Error("start the kernel fast path", "error", err)
+		return exitFail
+	}
+	if fw != nil {
+		relay.SetPinholes(fw)
+		defer fw.Close()
+	}
 	srv, err := sbc.NewServer(cfg, relay, log)
 	if err != nil {
 		log.Error("start sip server", "error", err)

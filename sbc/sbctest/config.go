@@ -33,6 +33,8 @@ type DaemonConfig struct {
 	MediaTimeout     time.Duration // media.timeout
 	Steering         string        // media.steering
 	Workers          int           // media.workers
+	FastPath         string        // media.fast_path
+	Interfaces       []string      // media.interfaces
 
 	MaxDuration  time.Duration // calls.max_duration; 0 disables
 	RingTimeout  time.Duration // calls.ring_timeout
@@ -72,6 +74,7 @@ func (c DaemonConfig) config() sbc.Config {
 		SIP: sbc.SIPConfig{PublicIP: ip, UserAgent: c.UserAgent, T1: c.T1, Listen: listen},
 		Media: media.Config{BindIP: ip, PublicIP: ip, PortMin: c.PortMin, PortMax: c.PortMax,
 			Timeout: c.MediaTimeout, Latching: media.LatchingSymmetric, Steering: c.Steering, Workers: c.Workers,
+			FastPath: c.FastPath, Interfaces: c.Interfaces,
 			// Test and benchmark daemons may be killed; they must not leave
 			// the machine's ephemeral ports reserved.
 			ReservePorts: &noReserve},

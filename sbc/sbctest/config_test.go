@@ -58,11 +58,14 @@ func trunks(c *sbc.Config) []string {
 	return s
 }
 
+var defaultRate = sbc.DefaultRateLimit
+
 func TestTOMLEveryKnob(t *testing.T) {
 	c := parse(t, DaemonConfig{
 		LogLevel: "debug", UserAgent: "sbc-e2e",
 		IP: netip.MustParseAddr("127.0.0.1"), SIPPort: 5070, TCP: true, T1: 50 * time.Millisecond,
 		PortMin: 30000, PortMax: 30199, MediaTimeout: 2 * time.Second, Steering: media.SteeringOff, Workers: 3,
+		FastPath: media.FastPathTC, Interfaces: []string{"veth9"},
 		MaxDuration: time.Minute, RingTimeout: 10 * time.Second, DrainTimeout: 3 * time.Second,
 		Caller:  Trunk{Name: "a", Addr: netip.MustParseAddrPort("127.0.0.10:5062")},
 		Callee:  Trunk{Name: "b", Addr: netip.MustParseAddrPort("127.0.0.20:5064")},
@@ -71,10 +74,11 @@ func TestTOMLEveryKnob(t *testing.T) {
 	check(t, []field{
 		{"log", c.Log, sbc.LogConfig{Level: "debug", Format: "json"}},
 		{"sip", c.SIP, sbc.SIPConfig{PublicIP: "127.0.0.1", UserAgent: "sbc-e2e", T1: 50 * time.Millisecond,
-			Listen: []sbc.Listener{{Transport: "udp", Address: "127.0.0.1:5070"}, {Transport: "tcp", Address: "127.0.0.1:5070"}}}},
+			Listen:    []sbc.Listener{{Transport: "udp", Address: "127.0.0.1:5070"}, {Transport: "tcp", Address: "127.0.0.1:5070"}},
+			RateLimit: &defaultRate, RateBurst: 2 * sbc.DefaultRateLimit}},
 		{"media", c.Media, media.Config{BindIP: "127.0.0.1", PublicIP: "127.0.0.1", PortMin: 30000, PortMax: 30199,
 			Timeout: 2 * time.Second, Latching: media.LatchingSymmetric, Steering: media.SteeringOff, Workers: 3,
-			ReservePorts: &noReserve}},
+			ReservePorts: &noReserve, FastPath: media.FastPathTC, Interfaces: []string{"veth9"}}},
 		{"calls", c.Calls, sbc.CallsConfig{MaxDuration: time.Minute, RingTimeout: 10 * time.Second, DrainTimeout: 3 * time.Second}},
 		{"trunk", trunks(c), []string{"a 127.0.0.10:5062 udp [127.0.0.10]", "b 127.0.0.20:5064 udp [127.0.0.20]"}},
 		{"route", c.Routes, []sbc.Route{{From: "a", To: "b"}, {From: "b", To: "a"}}},

@@ -1,0 +1,209 @@
+//go:build linux
+
+// Package firewall keeps the media ports closed unless a call holds them,
+// and drops banned and flooding sources, in the kernel: it loads the fast
+// path program of package bpf and attaches it to the media interfaces (XDP
+// in the driver where it can, TC ingress otherwise). Pinholes open and shut
+// with the relay's ports (media.Pinholes).
+package firewall
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+
+	"sbc/bpf"
+	"sbc/media"
+)
+
+// Config says what to attach where.
+type Config struct {
+	// Mode is media.FastPathAuto, media.FastPathXDP, media.FastPathTC or
+	// media.FastPathOff.
+	Mode string
+	// Interfaces are the media interfaces; empty: the one holding BindIP.
+	Interfaces []string
+	// BindIP is the relay's address (media.bind_ip); UDP to the media range
+	// is filtered towards it (every address when unspecified).
+	BindIP           netip.Addr
+	PortMin, PortMax int
+	// SIPPorts, SIPRate and SIPBurst are the per-source packet rate limit of
+	// the SIP listeners (bpf.FastPathConfig); Trusted are exempt from it.
+	SIPPorts []uint16
+	SIPRate  int
+	SIPBurst int
+	Trusted  []netip.Prefix
+}
+
+// Firewall is the attached fast path. Its methods are safe for concurrent
+// use.
+type Firewall struct {
+	fp       *bpf.FastPath
+	attached []string // "eth0 (xdp)"
+}
+
+// Start loads and attaches the fast path as c says. With the mode "auto"
+// it returns nil and a reason when the fast path cannot run here (no
+// privileges, a kernel without BPF, the media address on loopback or on
+// no single interface); with "xdp" or "tc" that is an error. With "off" it
+// returns nil and that reason.
+func Start(c Config, log *slog.Logger) (_ *Firewall, off string, _ error) {
+	if c.Mode == media.FastPathOff {
+		return nil, `media.fast_path = "off"`, nil
+	}
+	auto := c.Mode == media.FastPathAuto
+	links, err := mediaLinks(c)
+	switch {
+	case err != nil && auto:
+		return nil, err.Error(), nil
+	case err != nil:
+		return nil, "", err
+	}
+	if auto {
+		for _, l := range links {
+			if l.Attrs().Flags&net.FlagLoopback != 0 {
+				return nil, fmt.Sprintf("the media interface %s is the loopback (set media.fast_path to \"xdp\" or \"tc\" to filter it anyway)", l.Attrs().Name), nil
+			}
+		}
+	}
+	var ip4, ip6 netip.Addr
+	if !c.BindIP.IsUnspecified() {
+		if c.BindIP.Unmap().Is4() {
+			ip4 = c.BindIP.Unmap()
+		} else {
+			ip6 = c.BindIP
+		}
+	}
+	fp, err := bpf.LoadFastPath(bpf.FastPathConfig{PortMin: uint16(c.PortMin), PortMax: uint16(c.PortMax), IP4: ip4, IP6: ip6,
+		SIPPorts: c.SIPPorts, SIPRate: c.SIPRate, SIPBurst: c.SIPBurst})
+	if err != nil {
+		if auto {
+			return nil, err.Error(), nil
+		}
+		return nil, "", err
+	}
+	f := &Firewall{fp: fp}
+	for _, p := range c.Trusted {
+		if err := fp.Trust(p); err != nil {
+			f.Close()
+			return nil, "", err
+		}
+	}
+	for _, l := range links {
+		how, err := f.attach(l.Attrs().Index, c.Mode)
+		if err != nil {
+			f.Close()
+			if auto {
+				return nil, fmt.Sprintf("%s: %v", l.Attrs().Name, err), nil
+			}
+			return nil, "", fmt.Errorf("media.fast_path = %q on %s: %w", c.Mode, l.Attrs().Name, err)
+		}
+		f.attached = append(f.attached, fmt.Sprintf("%s (%s)", l.Attrs().Name, how))
+	}
+	return f, "", nil
+}
+
+// attach tries the attach points the mode allows, best first: XDP in the
+// driver (no skb is built for a dropped or forwarded packet), then TC (which
+// also copes with checksums a local sender left to the device), then XDP in
+// the stack.
+func (f *Firewall) attach(ifindex int, mode string) (string, error) {
+	var errs []error
+	try := func(name string, do func() error) bool {
+		err := do()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+		return err == nil
+	}
+	native := func() error { return f.fp.AttachXDP(ifindex, bpf.XDPNative) }
+	generic := func() error { return f.fp.AttachXDP(ifindex, bpf.XDPGeneric) }
+	tc := func() error { return f.fp.AttachTC(ifindex) }
+	switch mode {
+	case media.FastPathXDP:
+		if try("xdp", native) {
+			return "xdp", nil
+		}
+		if try("xdp generic", generic) {
+			return "xdp generic", nil
+		}
+	case media.FastPathTC:
+		if try("tc", tc) {
+			return "tc", nil
+		}
+	default: // auto
+		if try("xdp", native) {
+			return "xdp", nil
+		}
+		if try("tc", tc) {
+			return "tc", nil
+		}
+		if try("xdp generic", generic) {
+			return "xdp generic", nil
+		}
+	}
+	return "", errors.Join(errs...)
+}
+
+// mediaLinks resolves the media interfaces: those named, else the one
+// holding BindIP.
+func mediaLinks(c Config) ([]netlink.Link, error) {
+	// A handle of its own: its sockets live in the calling thread's network
+	// namespace, not in whichever the package's shared handle first met.
+	h, err := netlink.NewHandle()
+	if err != nil {
+		return nil, fmt.Errorf("netlink: %w", err)
+	}
+	defer h.Close()
+	if len(c.Interfaces) > 0 {
+		var links []netlink.Link
+		for _, name := range c.Interfaces {
+			l, err := h.LinkByName(name)
+			if err != nil {
+				return nil, fmt.Errorf("media.interfaces: %q: %w", name, err)
+			}
+			links = append(links, l)
+		}
+		return links, nil
+	}
+	if c.BindIP.IsUnspecified() {
+		return nil, fmt.Errorf("media.bind_ip %v names no interface: set media.interfaces", c.BindIP)
+	}
+	addrs, err := h.AddrList(nil, netlink.FAMILY_ALL)
+	if err != nil {
+		return nil, fmt.Errorf("list addresses: %w", err)
+	}
+	for _, a := range addrs {
+		if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap() == c.BindIP.Unmap() {
+			l, err := h.LinkByIndex(a.LinkIndex)
+			if err != nil {
+				return nil, fmt.Errorf("interface of %v: %w", c.BindIP, err)
+			}
+			return []netlink.Link{l}, nil
+		}
+	}
+	return nil, fmt.Errorf("no interface holds media.bind_ip %v: set media.interfaces", c.BindIP)
+}
+
+// Attached says where the fast path runs, e.g. ["eth0 (xdp)"].
+func (f *Firewall) Attached() []string { return f.attached }
+
+// Open opens a media port's pinhole (media.Pinholes).
+func (f *Firewall) Open(port uint16) error { return f.fp.Open(port, bpf.Pinhole{}) }
+
+// Shut closes it again (media.Pinholes).
+func (f *Firewall) Shut(port uint16) error { return f.fp.Shut(port) }
+
+// Counters are the fast path's drops so far.
+func (f *Firewall) Counters() (bpf.Counters, error) { return f.fp.Counters() }
+
+// Deny drops every packet from prefix; Allow lifts that.
+func (f *Firewall) Deny(prefix netip.Prefix) error  { return f.fp.Deny(prefix) }
+func (f *Firewall) Allow(prefix netip.Prefix) error { return f.fp.Allow(prefix) }
+
+// Close detaches the programs: every port is open to the stack again.
+func (f *Firewall) Close() error { return f.fp.Close() }

@@ -1,0 +1,43 @@
+//go:build !linux
+
+package firewall
+
+import (
+	"errors"
+	"log/slog"
+	"net/netip"
+
+	"sbc/bpf"
+	"sbc/media"
+)
+
+// Config: see firewall.go.
+type Config struct {
+	Mode             string
+	Interfaces       []string
+	BindIP           netip.Addr
+	PortMin, PortMax int
+	SIPPorts         []uint16
+	SIPRate          int
+	SIPBurst         int
+	Trusted          []netip.Prefix
+}
+
+// Firewall needs Linux.
+type Firewall struct{}
+
+// Start: the fast path needs Linux; "auto" runs without it.
+func Start(c Config, _ *slog.Logger) (*Firewall, string, error) {
+	if c.Mode == media.FastPathAuto || c.Mode == media.FastPathOff {
+		return nil, "the kernel fast path needs Linux", nil
+	}
+	return nil, "", errors.New("media.fast_path: the kernel fast path needs Linux")
+}
+
+func (*Firewall) Attached() []string              { return nil }
+func (*Firewall) Open(uint16) error               { return errors.New("firewall: needs Linux") }
+func (*Firewall) Shut(uint16) error               { return nil }
+func (*Firewall) Counters() (bpf.Counters, error) { return bpf.Counters{}, nil }
+func (*Firewall) Deny(netip.Prefix) error         { return errors.New("firewall: needs Linux") }
+func (*Firewall) Allow(netip.Prefix) error        { return nil }
+func (*Firewall) Close() error                    { return nil }

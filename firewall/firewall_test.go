@@ -1,0 +1,151 @@
+//go:build linux
+
+package firewall
+
+import (
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"sbc/media"
+	"sbc/sbc/sbctest/netlab"
+)
+
+// TestFirewallOnAVeth sends real datagrams from the carrier's namespace to
+// the SBC's, where the fast path is attached to the carrier-facing veth.
+func TestFirewallOnAVeth(t *testing.T) {
+	for _, mode := range []string{media.FastPathXDP, media.FastPathTC} {
+		t.Run(mode, func(t *testing.T) {
+			lab := netlab.New(t)
+			sbcIP := lab.CarrierLink.SBC.IPv4
+			var fw *Firewall
+			err := lab.SBC.Do(func() error {
+				var err error
+				var off string
+				fw, off, err = Start(Config{Mode: mode, BindIP: sbcIP, PortMin: 30000, PortMax: 30099,
+					SIPPorts: []uint16{5060}, SIPRate: 50, SIPBurst: 20}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+				if err == nil && fw == nil {
+					t.Errorf("Start returned neither a firewall nor an error (off: %s)", off)
+				}
+				return err
+			})
+			if err != nil || fw == nil {
+				t.Fatalf("start the fast path in %s mode: %v", mode, err)
+			}
+			t.Cleanup(func() { fw.Close() })
+			if want := lab.CarrierLink.SBC.Name + " (" + mode + ")"; len(fw.Attached()) != 1 || fw.Attached()[0] != want {
+				t.Errorf("attached %v, want [%s]", fw.Attached(), want)
+			}
+
+			media := listen(t, lab.SBC, netip.AddrPortFrom(sbcIP, 30010))
+			sip := listen(t, lab.SBC, netip.AddrPortFrom(sbcIP, 5060))
+			from, err := lab.Carrier.ListenUDP(netip.AddrPortFrom(lab.CarrierLink.Leaf.IPv4, 0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer from.Close()
+			send := func(to *net.UDPConn, n int) int {
+				t.Helper()
+				dst := to.LocalAddr().(*net.UDPAddr)
+				for range n {
+					if _, err := from.WriteToUDP([]byte("rtp"), dst); err != nil {
+						t.Fatal(err)
+					}
+				}
+				return drain(to)
+			}
+
+			if got := send(media, 3); got != 0 {
+				t.Errorf("a media port of no call received %d datagrams", got)
+			}
+			if c, _ := fw.Counters(); c.Closed != 3 {
+				t.Errorf("closed-port drops %d, want 3", c.Closed)
+			}
+			if err := fw.Open(30010); err != nil {
+				t.Fatal(err)
+			}
+			if got := send(media, 3); got != 3 {
+				t.Errorf("an open media port received %d of 3 datagrams", got)
+			}
+			if err := fw.Shut(30010); err != nil {
+				t.Fatal(err)
+			}
+			if got := send(media, 3); got != 0 {
+				t.Errorf("a shut media port received %d datagrams", got)
+			}
+
+			// A flood to SIP: the burst gets through, the rest dies in the kernel.
+			if got := send(sip, 200); got < 20 || got > 40 {
+				t.Errorf("SIP flood: %d of 200 datagrams reached the listener, want about the burst of 20", got)
+			}
+			if c, _ := fw.Counters(); c.RateLimited < 160 {
+				t.Errorf("rate-limited %d, want at least 160 of 200", c.RateLimited)
+			}
+
+			// A banned source loses everything, open ports included.
+			if err := fw.Open(30010); err != nil {
+				t.Fatal(err)
+			}
+			if err := fw.Deny(netip.PrefixFrom(lab.CarrierLink.Leaf.IPv4, 32)); err != nil {
+				t.Fatal(err)
+			}
+			if got := send(media, 3); got != 0 {
+				t.Errorf("a banned source reached an open port %d times", got)
+			}
+		})
+	}
+}
+
+func TestStartOffAndAuto(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	fw, off, err := Start(Config{Mode: media.FastPathOff}, log)
+	if fw != nil || err != nil || off == "" {
+		t.Errorf("off: %v, %q, %v; want nil, a reason, nil", fw, off, err)
+	}
+	// The media address on loopback: auto stays off and says why.
+	fw, off, err = Start(Config{Mode: media.FastPathAuto, BindIP: netip.MustParseAddr("127.0.0.1"), PortMin: 30000, PortMax: 30099}, log)
+	if fw != nil || err != nil || off == "" {
+		t.Errorf("auto on loopback: %v, %q, %v; want nil, a reason, nil", fw, off, err)
+	}
+	// An address no interface holds: auto stays off and says why; asked
+	// for explicitly, it is an error.
+	fw, off, err = Start(Config{Mode: media.FastPathAuto, BindIP: netip.MustParseAddr("192.0.2.254"), PortMin: 30000, PortMax: 30099}, log)
+	if fw != nil || err != nil || !strings.Contains(off, "no interface holds") {
+		t.Errorf("auto with an address no interface holds: %v, %q, %v; want nil, the reason, nil", fw, off, err)
+	}
+	_, _, err = Start(Config{Mode: media.FastPathTC, BindIP: netip.MustParseAddr("192.0.2.254"), PortMin: 30000, PortMax: 30099}, log)
+	if err == nil {
+		t.Error("tc with an address no interface holds: no error")
+	}
+	_, _, err = Start(Config{Mode: media.FastPathXDP, Interfaces: []string{"nosuchif0"}, PortMin: 30000, PortMax: 30099}, log)
+	if err == nil {
+		t.Error("xdp on a missing interface: no error")
+	}
+}
+
+func listen(t *testing.T, ns *netlab.Namespace, addr netip.AddrPort) *net.UDPConn {
+	t.Helper()
+	c, err := ns.ListenUDP(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// drain counts what arrives until 200 ms pass without a datagram.
+func drain(c *net.UDPConn) int {
+	buf := make([]byte, 2048)
+	n := 0
+	for {
+		c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		if _, _, err := c.ReadFromUDP(buf); err != nil {
+			return n
+		}
+		n++
+	}
+}
