@@ -9,8 +9,8 @@ import (
 
 // pinholeLog records a Pinholes' calls.
 type pinholeLog struct {
-	mu       sync.Mutex
-	open     map[uint16]bool
+	mu   sync.Mutex
+	open map[uint16]bool
 }
 
 func (p *pinholeLog) Open(port uint16) error {
