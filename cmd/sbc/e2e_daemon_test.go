@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"sbc/sbc/sbctest"
+	"sbc/sbc/sbctest/netlab"
 )
 
 // Running the daemon under test and reading its JSON log.
@@ -81,6 +82,13 @@ type sbcDaemon struct {
 // daemon bound it: the caller picks another and tries again.
 func startSBC(t *testing.T, bin string, cfg sbctest.DaemonConfig, asNobody bool) (*sbcDaemon, error) {
 	t.Helper()
+	return startSBCIn(t, bin, cfg, asNobody, nil)
+}
+
+// startSBCIn is startSBC with the daemon in a network namespace (nil: this
+// process's).
+func startSBCIn(t *testing.T, bin string, cfg sbctest.DaemonConfig, asNobody bool, netns *netlab.Namespace) (*sbcDaemon, error) {
+	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "sbc.toml")
 	if err := os.WriteFile(path, []byte(cfg.TOML()), 0o644); err != nil {
@@ -88,9 +96,12 @@ func startSBC(t *testing.T, bin string, cfg sbctest.DaemonConfig, asNobody bool)
 	}
 	d := &sbcDaemon{cfg: cfg, changed: make(chan struct{}), done: make(chan struct{}), code: -1}
 	d.cmd = exec.Command(bin, "run", "-config", path)
-	if asNobody {
+	switch {
+	case asNobody:
 		requireRoot(t)
 		d.cmd = exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", nobodyCopy(t, bin), "run", "-config", nobodyCopy(t, path))
+	case netns != nil:
+		d.cmd = netns.Command(bin, "run", "-config", path)
 	}
 	stderr, err := d.cmd.StderrPipe()
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"sbc/sbc/sbctest/freeport"
+	"sbc/sbc/sbctest/netlab"
 )
 
 // Running sipp, the real SIP peer of the end-to-end tests.
@@ -39,6 +40,7 @@ type sippOpts struct {
 	transport string // -t; empty = u1 (UDP, one socket)
 	timeout   time.Duration
 	extra     []string
+	netns     *netlab.Namespace // where sipp runs; nil: this process's namespace
 }
 
 type sippRun struct {
@@ -103,6 +105,9 @@ func startSipp(t *testing.T, o sippOpts) *sippRun {
 	}
 	r := &sippRun{opts: o, dir: dir, out: &capBuffer{max: 64 << 10}, done: make(chan struct{}), code: -1}
 	r.cmd = exec.Command("sipp", args...)
+	if o.netns != nil {
+		r.cmd = o.netns.Command("sipp", args...)
+	}
 	// sipp resolves play_pcap_audio files against its working directory.
 	r.cmd.Dir = sippDir(t)
 	r.cmd.Stdout, r.cmd.Stderr = r.out, r.out

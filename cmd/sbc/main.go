@@ -126,8 +126,15 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 	if err := relay.Close(); err != nil {
 		log.Warn("close media relay", "error", err)
 	}
-	log.Info("stopped", "active_calls", active, "free_port_pairs", relay.FreePairs(), "total_port_pairs", relay.TotalPairs(),
-		"unrouted_packets", relay.Unrouted())
+	attrs := []any{"active_calls", active, "free_port_pairs", relay.FreePairs(), "total_port_pairs", relay.TotalPairs(),
+		"unrouted_packets", relay.Unrouted()}
+	if fw != nil {
+		if c, err := fw.Counters(); err == nil {
+			attrs = append(attrs, "fastpath_closed_port_drops", c.Closed, "fastpath_rate_limited", c.RateLimited,
+				"fastpath_denied", c.Denied)
+		}
+	}
+	log.Info("stopped", attrs...)
 	return exitOK
 }
 

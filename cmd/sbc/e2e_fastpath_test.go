@@ -1,0 +1,147 @@
+//go:build linux
+
+package main
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"sbc/sbc/sbctest"
+	"sbc/sbc/sbctest/netlab"
+)
+
+// TestE2EFastPathPinholes runs the daemon in the SBC namespace of a netlab,
+// with the kernel fast path attached (XDP) to both its veths, a caller sipp
+// in the carrier's namespace and a callee sipp in the customer's. Media
+// ports of no call are closed in the kernel: a datagram to one is dropped
+// silently (no ICMP port unreachable comes back) and counted; a call's
+// ports open for the call (its RTP crosses both ways) and close after it.
+func TestE2EFastPathPinholes(t *testing.T) {
+	requireRoot(t)
+	bin := buildSBC(t)
+	lab := netlab.New(t)
+	sbcAddr := lab.CarrierLink.SBC.IPv4 // the customer reaches it through its default route
+	carrier, customer := lab.CarrierLink.Leaf.IPv4, lab.CustomerLink.Leaf.IPv4
+	cfg := sbctest.DaemonConfig{
+		LogLevel: "debug", UserAgent: "sbc-e2e-fastpath",
+		IP: sbcAddr, SIPPort: 5060, TCP: true,
+		Caller:  sbctest.Trunk{Name: "carrier", Addr: netip.AddrPortFrom(carrier, 5060)},
+		Callee:  sbctest.Trunk{Name: "customer", Addr: netip.AddrPortFrom(customer, 5080)},
+		PortMin: 30000, PortMax: 30199,
+		FastPath: "xdp", Interfaces: []string{lab.CarrierLink.SBC.Name, lab.CustomerLink.SBC.Name},
+		RingTimeout: 10 * time.Second, DrainTimeout: 3 * time.Second, MediaTimeout: 30 * time.Second,
+		MaxDuration: 60 * time.Second, T1: 500 * time.Millisecond,
+	}
+	d, err := startSBCIn(t, bin, cfg, false, lab.SBC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	on := d.find(func(l logLine) bool { return strings.HasPrefix(l.msg(), "kernel fast path on") })
+	if len(on) != 1 || on[0].str("interfaces") != "to-carrier (xdp), to-customer (xdp)" {
+		t.Fatalf("want one \"kernel fast path on\" line naming both veths in XDP mode; got %v", on)
+	}
+
+	// Before any call: a media port is closed, silently.
+	probe := func(port int) {
+		t.Helper()
+		if err := silentDrop(lab.Carrier, netip.AddrPortFrom(sbcAddr, uint16(port))); err != nil {
+			t.Errorf("media port %d: %v", port, err)
+		}
+	}
+	probe(cfg.PortMin)
+	probe(cfg.PortMin + 2)
+
+	// A call with RTP both ways: the caller plays 50 packets, the callee
+	// echoes them. They cross only if the call's pinholes opened.
+	moved := func(scenario string) string { return labScenario(t, scenario, sbcAddr, carrier, customer) }
+	uas := startSipp(t, sippOpts{name: "uas", scenario: moved("uas_basic.xml"), ip: customer.String(), port: 5080,
+		mediaPort: 6000, calls: 1, timeout: 25 * time.Second, extra: []string{"-rtp_echo"}, netns: lab.Customer})
+	uac := startSipp(t, sippOpts{name: "uac", scenario: moved("uac_media.xml"), ip: carrier.String(), port: 5060,
+		mediaPort: 6000, calls: 1, timeout: 20 * time.Second, remote: netip.AddrPortFrom(sbcAddr, 5060).String(), netns: lab.Carrier})
+	uac.expectSuccess(t)
+	uas.expectSuccessWithin(t, 5*time.Second)
+	end := d.callsEnded(t, 1)[0]
+	ab, _ := end.num("a_to_b_rtp_packets")
+	ba, _ := end.num("b_to_a_rtp_packets")
+	if ab < mediaPackets*9/10 || ba < ab*9/10 {
+		t.Errorf("RTP relayed %v caller->callee and %v back; want about %d each way (pinholes open during the call)", ab, ba, mediaPackets)
+	}
+
+	// After the call its ports are closed again.
+	var callPorts []int
+	for _, r := range []*sippRun{uac, uas} {
+		callPorts = append(callPorts, r.peerMediaPorts(t)...)
+	}
+	if len(callPorts) == 0 {
+		t.Fatal("no SBC media port in the SDP the peers got")
+	}
+	for _, p := range callPorts {
+		probe(p)
+	}
+
+	st := d.stop(t)
+	drops, _ := st.num("fastpath_closed_port_drops")
+	if want := 2 + len(callPorts); int(drops) < want {
+		t.Errorf("fastpath_closed_port_drops %v; want at least the %d probes", drops, want)
+	}
+}
+
+// labScenario is a copy of a loopback scenario of testdata/sipp with its
+// addresses, plain and in regular expressions, moved to the lab's: the
+// topology-hiding checks hold there too.
+func labScenario(t *testing.T, scenario string, sbc, caller, callee netip.Addr) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(sippDir(t), scenario))
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := func(a netip.Addr) string { return strings.ReplaceAll(a.String(), ".", `\.`) }
+	text := strings.NewReplacer( // longest first: 127.0.0.1 is a prefix of the others
+		`127\.0\.0\.10`, re(caller), `127\.0\.0\.20`, re(callee), `127\.0\.0\.1`, re(sbc),
+		callerIP, caller.String(), calleeIP, callee.String(), sbcIP, sbc.String(),
+	).Replace(string(b))
+	path := filepath.Join(t.TempDir(), scenario)
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// silentDrop sends a datagram from ns to dst on a connected socket and
+// reports an error unless it vanishes: an ICMP port unreachable coming back
+// (ECONNREFUSED) means the kernel's stack saw it, no filter in front.
+func silentDrop(ns *netlab.Namespace, dst netip.AddrPort) error {
+	var conn *net.UDPConn
+	err := ns.Do(func() error {
+		var err error
+		conn, err = net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(dst))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	for range 3 {
+		if _, err := conn.Write([]byte("probe")); err != nil {
+			if errors.Is(err, syscall.ECONNREFUSED) {
+				return errors.New("ICMP port unreachable came back: the datagram reached the stack")
+			}
+			return err
+		}
+		conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		buf := make([]byte, 64)
+		if _, err := conn.Read(buf); err == nil {
+			return errors.New("got an answer")
+		} else if errors.Is(err, syscall.ECONNREFUSED) {
+			return errors.New("ICMP port unreachable came back: the datagram reached the stack")
+		}
+	}
+	return nil
+}
