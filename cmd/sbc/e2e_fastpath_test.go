@@ -24,29 +24,9 @@ import (
 // silently (no ICMP port unreachable comes back) and counted; a call's
 // ports open for the call (its RTP crosses both ways) and close after it.
 func TestE2EFastPathPinholes(t *testing.T) {
-	requireRoot(t)
-	bin := buildSBC(t)
-	lab := netlab.New(t)
-	sbcAddr := lab.CarrierLink.SBC.IPv4 // the customer reaches it through its default route
+	lab, cfg, d := startLabSBC(t)
+	sbcAddr := cfg.IP
 	carrier, customer := lab.CarrierLink.Leaf.IPv4, lab.CustomerLink.Leaf.IPv4
-	cfg := sbctest.DaemonConfig{
-		LogLevel: "debug", UserAgent: "sbc-e2e-fastpath",
-		IP: sbcAddr, SIPPort: 5060, TCP: true,
-		Caller:  sbctest.Trunk{Name: "carrier", Addr: netip.AddrPortFrom(carrier, 5060)},
-		Callee:  sbctest.Trunk{Name: "customer", Addr: netip.AddrPortFrom(customer, 5080)},
-		PortMin: 30000, PortMax: 30199,
-		FastPath: "xdp", Interfaces: []string{lab.CarrierLink.SBC.Name, lab.CustomerLink.SBC.Name},
-		RingTimeout: 10 * time.Second, DrainTimeout: 3 * time.Second, MediaTimeout: 30 * time.Second,
-		MaxDuration: 60 * time.Second, T1: 500 * time.Millisecond,
-	}
-	d, err := startSBCIn(t, bin, cfg, false, lab.SBC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	on := d.find(func(l logLine) bool { return strings.HasPrefix(l.msg(), "kernel fast path on") })
-	if len(on) != 1 || on[0].str("interfaces") != "to-carrier (xdp), to-customer (xdp)" {
-		t.Fatalf("want one \"kernel fast path on\" line naming both veths in XDP mode; got %v", on)
-	}
 
 	// Before any call: a media port is closed, silently.
 	probe := func(port int) {
@@ -90,6 +70,101 @@ func TestE2EFastPathPinholes(t *testing.T) {
 	drops, _ := st.num("fastpath_closed_port_drops")
 	if want := 2 + len(callPorts); int(drops) < want {
 		t.Errorf("fastpath_closed_port_drops %v; want at least the %d probes", drops, want)
+	}
+}
+
+// startLabSBC starts the daemon in a netlab's SBC namespace with the fast
+// path on both veths (XDP), trunk "carrier" at the carrier's 198.51.100.2:5060
+// and trunk "customer" at the customer's 203.0.113.2:5080.
+func startLabSBC(t *testing.T) (*netlab.Lab, sbctest.DaemonConfig, *sbcDaemon) {
+	t.Helper()
+	requireRoot(t)
+	bin := buildSBC(t)
+	lab := netlab.New(t)
+	cfg := sbctest.DaemonConfig{
+		LogLevel: "debug", UserAgent: "sbc-e2e-fastpath",
+		IP: lab.CarrierLink.SBC.IPv4, SIPPort: 5060, TCP: true, // the customer reaches it through its default route
+		Caller:  sbctest.Trunk{Name: "carrier", Addr: netip.AddrPortFrom(lab.CarrierLink.Leaf.IPv4, 5060)},
+		Callee:  sbctest.Trunk{Name: "customer", Addr: netip.AddrPortFrom(lab.CustomerLink.Leaf.IPv4, 5080)},
+		PortMin: 30000, PortMax: 30199,
+		FastPath: "xdp", Interfaces: []string{lab.CarrierLink.SBC.Name, lab.CustomerLink.SBC.Name},
+		RingTimeout: 10 * time.Second, DrainTimeout: 3 * time.Second, MediaTimeout: 30 * time.Second,
+		MaxDuration: 60 * time.Second, T1: 500 * time.Millisecond,
+	}
+	d, err := startSBCIn(t, bin, cfg, false, lab.SBC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	on := d.find(func(l logLine) bool { return strings.HasPrefix(l.msg(), "kernel fast path on") })
+	if len(on) != 1 || on[0].str("interfaces") != "to-carrier (xdp), to-customer (xdp)" {
+		t.Fatalf("want one \"kernel fast path on\" line naming both veths in XDP mode; got %v", on)
+	}
+	return lab, cfg, d
+}
+
+// TestE2EFastPathSIPFlood floods the SIP port from a source that is no
+// trunk while the carrier's sipp places a call: the flood dies in the
+// kernel past the source's rate (sip.rate_limit, 200/s after a burst of
+// 400), and the call completes.
+func TestE2EFastPathSIPFlood(t *testing.T) {
+	lab, cfg, d := startLabSBC(t)
+	carrier, customer := lab.CarrierLink.Leaf.IPv4, lab.CustomerLink.Leaf.IPv4
+	attacker := netip.MustParseAddr("198.51.100.66")
+	if out, err := lab.Carrier.Command("ip", "addr", "add", attacker.String()+"/24", "dev", lab.CarrierLink.Leaf.Name).CombinedOutput(); err != nil {
+		t.Fatalf("add the attacker's address: %v\n%s", err, out)
+	}
+	flood, err := lab.Carrier.ListenUDP(netip.AddrPortFrom(attacker, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer flood.Close()
+
+	const sent = 20000
+	stop := make(chan struct{})
+	flooded := make(chan error, 1)
+	go func() {
+		msg := []byte("OPTIONS sip:flood@198.51.100.1 SIP/2.0\r\nVia: SIP/2.0/UDP 198.51.100.66:5060;branch=z9hG4bKflood\r\n" +
+			"From: <sip:a@198.51.100.66>;tag=1\r\nTo: <sip:b@198.51.100.1>\r\nCall-ID: flood\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
+		dst := net.UDPAddrFromAddrPort(netip.AddrPortFrom(cfg.IP, uint16(cfg.SIPPort)))
+		for i := range sent {
+			if _, err := flood.WriteToUDP(msg, dst); err != nil {
+				flooded <- err
+				return
+			}
+			if i%500 == 499 { // about 20,000 packets/s: the flood outlasts the call set-up
+				select {
+				case <-stop:
+				case <-time.After(25 * time.Millisecond):
+				}
+			}
+		}
+		flooded <- nil
+	}()
+
+	moved := func(scenario string) string { return labScenario(t, scenario, cfg.IP, carrier, customer) }
+	uas := startSipp(t, sippOpts{name: "uas", scenario: moved("uas_basic.xml"), ip: customer.String(), port: 5080,
+		mediaPort: 6000, calls: 1, timeout: 25 * time.Second, netns: lab.Customer})
+	uac := startSipp(t, sippOpts{name: "uac", scenario: moved("uac_basic.xml"), ip: carrier.String(), port: 5060,
+		mediaPort: 6000, calls: 1, timeout: 20 * time.Second, pause: 200 * time.Millisecond,
+		remote: netip.AddrPortFrom(cfg.IP, 5060).String(), netns: lab.Carrier})
+	uac.expectSuccess(t)
+	uas.expectSuccessWithin(t, 5*time.Second)
+	close(stop)
+	if err := <-flooded; err != nil {
+		t.Fatalf("flood: %v", err)
+	}
+	if end := d.callsEnded(t, 1)[0]; end.str("ended_by") != "caller" || end.str("from_trunk") != "carrier" {
+		t.Errorf("call ended %v; want the carrier's call, ended by the caller", end)
+	} else if status, _ := end.num("status"); status != 200 {
+		t.Errorf("call ended with status %v; want 200", status)
+	}
+
+	st := d.stop(t)
+	limited, _ := st.num("fastpath_rate_limited")
+	t.Logf("flood: %v of %d packets dropped in the kernel by the rate limit", limited, sent)
+	// The burst and the rate over about a second pass; the rest must not.
+	if limited < sent-2000 {
+		t.Errorf("fastpath_rate_limited %v of %d flood packets; want all but the burst and the rate's share", limited, sent)
 	}
 }
 
