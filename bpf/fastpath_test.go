@@ -461,7 +461,8 @@ func TestFastPathForward(t *testing.T) {
 
 func sysctl(t testing.TB, ns *netlab.Namespace, key, value string) {
 	t.Helper()
-	if out, err := ns.Command("sysctl", "-qw", key+"="+value).CombinedOutput(); err != nil {
+	path := "/proc/sys/" + strings.ReplaceAll(key, ".", "/")
+	if out, err := ns.Command("sh", "-c", "echo "+value+" > "+path).CombinedOutput(); err != nil {
 		t.Fatalf("sysctl %s=%s: %v\n%s", key, value, err, out)
 	}
 }
