@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sync"
 
 	"github.com/vishvananda/netlink"
 
@@ -44,6 +45,9 @@ type Config struct {
 type Firewall struct {
 	fp       *bpf.FastPath
 	attached []string // "eth0 (xdp)"
+
+	nlMu sync.Mutex
+	nl   *netlink.Handle // in the daemon's network namespace, for next hops
 }
 
 // Start loads and attaches the fast path as c says. With the mode "auto"
@@ -87,6 +91,10 @@ func Start(c Config, log *slog.Logger) (_ *Firewall, off string, _ error) {
 		return nil, "", err
 	}
 	f := &Firewall{fp: fp}
+	if f.nl, err = netlink.NewHandle(); err != nil {
+		f.Close()
+		return nil, "", fmt.Errorf("netlink: %w", err)
+	}
 	for _, p := range c.Trusted {
 		if err := fp.Trust(p); err != nil {
 			f.Close()
@@ -205,5 +213,73 @@ func (f *Firewall) Counters() (bpf.Counters, error) { return f.fp.Counters() }
 func (f *Firewall) Deny(prefix netip.Prefix) error  { return f.fp.Deny(prefix) }
 func (f *Firewall) Allow(prefix netip.Prefix) error { return f.fp.Allow(prefix) }
 
+// ErrNoNeighbour says the next hop towards a peer has no known Ethernet
+// address yet: the stream stays in userspace, whose sends make the kernel
+// resolve it; try again later.
+var ErrNoNeighbour = errors.New("the next hop's Ethernet address is not known yet")
+
+// Forward makes the kernel relay the UDP arriving at port (an open one)
+// itself: it leaves from src, the relay's address and port on the other
+// leg, to dst, that leg's peer. A valid peer restricts the port to that
+// source (strict latching). IPv4 only.
+func (f *Firewall) Forward(port uint16, peer, src, dst netip.AddrPort) error {
+	hop, err := f.nextHop(dst.Addr().Unmap())
+	if err != nil {
+		return err
+	}
+	return f.fp.Open(port, bpf.Pinhole{Peer: peer, Forward: &bpf.Forward{From: src, To: dst, Via: hop}})
+}
+
+// Unforward gives the port's packets back to the userspace relay; the
+// pinhole stays open.
+func (f *Firewall) Unforward(port uint16) error { return f.fp.Open(port, bpf.Pinhole{}) }
+
+// PortStats are a port's counters (bpf.FastPath.Stats).
+func (f *Firewall) PortStats(port uint16) (bpf.PortStats, error) { return f.fp.Stats(port) }
+
+// nextHop finds where a packet to dst leaves, the kernel's way: the route's
+// interface and gateway (or dst itself on a connected subnet), and the
+// gateway's Ethernet address from the neighbour table.
+func (f *Firewall) nextHop(dst netip.Addr) (*bpf.NextHop, error) {
+	if !dst.Is4() {
+		return nil, fmt.Errorf("next hop to %v: IPv4 only", dst)
+	}
+	f.nlMu.Lock()
+	defer f.nlMu.Unlock()
+	routes, err := f.nl.RouteGet(dst.AsSlice())
+	if err != nil || len(routes) == 0 {
+		return nil, fmt.Errorf("route to %v: %v", dst, err)
+	}
+	r := routes[0]
+	via := dst
+	if gw, ok := netip.AddrFromSlice(r.Gw); ok && gw.IsValid() && !gw.IsUnspecified() {
+		via = gw.Unmap()
+	}
+	link, err := f.nl.LinkByIndex(r.LinkIndex)
+	if err != nil {
+		return nil, fmt.Errorf("interface %d towards %v: %w", r.LinkIndex, dst, err)
+	}
+	ours := link.Attrs().HardwareAddr
+	if len(ours) != 6 {
+		return nil, fmt.Errorf("%s towards %v has no Ethernet address", link.Attrs().Name, dst)
+	}
+	neighs, err := f.nl.NeighList(r.LinkIndex, netlink.FAMILY_V4)
+	if err != nil {
+		return nil, fmt.Errorf("neighbours on %s: %w", link.Attrs().Name, err)
+	}
+	const usable = netlink.NUD_REACHABLE | netlink.NUD_STALE | netlink.NUD_DELAY | netlink.NUD_PROBE | netlink.NUD_PERMANENT
+	for _, n := range neighs {
+		if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap() == via && n.State&usable != 0 && len(n.HardwareAddr) == 6 {
+			return &bpf.NextHop{Ifindex: r.LinkIndex, Src: ours, Dst: n.HardwareAddr}, nil
+		}
+	}
+	return nil, fmt.Errorf("%w (%v on %s)", ErrNoNeighbour, via, link.Attrs().Name)
+}
+
 // Close detaches the programs: every port is open to the stack again.
-func (f *Firewall) Close() error { return f.fp.Close() }
+func (f *Firewall) Close() error {
+	if f.nl != nil {
+		f.nl.Close()
+	}
+	return f.fp.Close()
+}

@@ -3,6 +3,7 @@
 package firewall
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"sbc/bpf"
 	"sbc/media"
 	"sbc/sbc/sbctest/netlab"
 )
@@ -148,4 +150,101 @@ func drain(c *net.UDPConn) int {
 		}
 		n++
 	}
+}
+
+// TestFirewallForwards has the kernel relay datagrams from the carrier to
+// the customer across the SBC's namespace, where forwarding is off: they
+// arrive from the SBC's customer-side address and port, whole (the
+// customer's stack checks their checksums), and never wake a socket in the
+// SBC's namespace.
+func TestFirewallForwards(t *testing.T) {
+	for _, mode := range []string{media.FastPathTC, media.FastPathXDP} {
+		t.Run(mode, func(t *testing.T) {
+			lab := netlab.New(t)
+			sbcIP := lab.CarrierLink.SBC.IPv4
+			var fw *Firewall
+			err := lab.SBC.Do(func() error {
+				var err error
+				fw, _, err = Start(Config{Mode: mode, BindIP: sbcIP, PortMin: 30000, PortMax: 30099,
+					Interfaces: []string{lab.CarrierLink.SBC.Name, lab.CustomerLink.SBC.Name}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+				return err
+			})
+			if err != nil || fw == nil {
+				t.Fatalf("start the fast path in %s mode: %v", mode, err)
+			}
+			t.Cleanup(func() { fw.Close() })
+
+			phone := netip.AddrPortFrom(lab.CustomerLink.Leaf.IPv4, 5004)
+			relaySrc := netip.AddrPortFrom(lab.CustomerLink.SBC.IPv4, 30012)
+			rx := listen(t, lab.Customer, phone)
+			sbcSock := listen(t, lab.SBC, netip.AddrPortFrom(sbcIP, 30010)) // the userspace relay's socket
+			if err := fw.Open(30010); err != nil {
+				t.Fatal(err)
+			}
+			// The phone's MAC is learnt the usual way: the SBC sends to it.
+			out := listen(t, lab.SBC, relaySrc)
+			deadline := time.Now().Add(3 * time.Second)
+			for {
+				out.WriteToUDPAddrPort([]byte("hello"), phone)
+				err := fw.Forward(30010, netip.AddrPortFrom(lab.CarrierLink.Leaf.IPv4, 4000), relaySrc, phone)
+				if err == nil {
+					break
+				}
+				if !errors.Is(err, ErrNoNeighbour) || time.Now().After(deadline) {
+					t.Fatalf("forward: %v", err)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			drain(rx) // the hellos
+
+			from, err := lab.Carrier.ListenUDP(netip.AddrPortFrom(lab.CarrierLink.Leaf.IPv4, 4000))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer from.Close()
+			for i := range 10 {
+				if _, err := from.WriteToUDPAddrPort([]byte{'r', 't', 'p', byte(i)}, netip.AddrPortFrom(sbcIP, 30010)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			buf := make([]byte, 64)
+			for i := range 10 {
+				rx.SetReadDeadline(time.Now().Add(time.Second))
+				n, src, err := rx.ReadFromUDPAddrPort(buf)
+				if err != nil {
+					t.Fatalf("datagram %d of 10 did not reach the customer: %v (counters %+v)", i, err, counters(t, fw))
+				}
+				if src != relaySrc || n != 4 || buf[3] != byte(i) {
+					t.Errorf("got %q from %v; want datagram %d from %v", buf[:n], src, i, relaySrc)
+				}
+			}
+			if got := drain(sbcSock); got != 0 {
+				t.Errorf("the userspace socket got %d datagrams the kernel should have forwarded", got)
+			}
+			st, err := fw.PortStats(30010)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Forwarded != 10 {
+				t.Errorf("port stats %+v; want 10 forwarded", st)
+			}
+
+			// Back to userspace: the socket gets them again.
+			if err := fw.Unforward(30010); err != nil {
+				t.Fatal(err)
+			}
+			from.WriteToUDPAddrPort([]byte("rtp"), netip.AddrPortFrom(sbcIP, 30010))
+			if got := drain(sbcSock); got != 1 {
+				t.Errorf("after Unforward the userspace socket got %d datagrams; want 1", got)
+			}
+		})
+	}
+}
+
+func counters(t *testing.T, fw *Firewall) bpf.Counters {
+	c, err := fw.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -24,6 +24,9 @@
 // veths), as packets from a real NIC arrive: with offload on, a veth hands the
 // sbc's interface frames whose checksum field holds only the pseudo-header
 // sum, which an XDP program forwarding the frame would send on unfixed.
+// Every veth end has GRO on, which gives its receive side the NAPI instance
+// that a frame an XDP program redirects into its peer needs (without it the
+// kernel drops such frames; real NICs have their own).
 //
 // [New] touches nothing in the host's network namespace: each veth pair is
 // created inside the sbc namespace with its peer placed straight in the leaf's.

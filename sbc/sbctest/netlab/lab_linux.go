@@ -212,6 +212,9 @@ func configure(e *End, link *Link, gw End, leaf bool) error {
 			return err
 		}
 	}
+	if err := groOn(e.Name); err != nil { // both ends: the SBC's XDP may redirect to either
+		return err
+	}
 	for _, a := range []struct {
 		ip     netip.Addr
 		prefix netip.Prefix
