@@ -41,6 +41,10 @@ type Pinhole struct {
 	Peer netip.AddrPort
 	// Forward, when set, relays the port's IPv4 packets in the kernel.
 	Forward *Forward
+	// ForwardFrom, when valid with Forward, forwards only what comes from
+	// it; other sources' packets go to userspace (not dropped, as with
+	// Peer): the userspace relay decides whether to latch a new source.
+	ForwardFrom netip.AddrPort
 }
 
 // Forward rewrites a packet to the other leg of its stream: it leaves from
@@ -65,6 +69,7 @@ type NextHop struct {
 type PortStats struct {
 	Packets, Bytes uint64 // every packet let through to the port (Bytes: IP datagram bytes)
 	Forwarded      uint64 // of those, forwarded in the kernel
+	ForwardedBytes uint64
 	// LastSeen is the CLOCK_MONOTONIC time of the last packet (0: none),
 	// comparable with Monotonic.
 	LastSeen time.Duration
@@ -96,9 +101,10 @@ const (
 
 // Port entry flags, as in fastpath.c.
 const (
-	portOpen    = 1
-	portStrict  = 2
-	portForward = 4
+	portOpen        = 1
+	portStrict      = 2
+	portForward     = 4
+	portForwardPeer = 8
 )
 
 // FastPath is the loaded media fast path: maps and programs, attached to
@@ -241,6 +247,17 @@ func (f *FastPath) Open(port uint16, p Pinhole) error {
 		e.Flags |= portForward
 		e.OutSaddr, e.OutSport = be32(from.As4()), be16(fw.From.Port())
 		e.OutDaddr, e.OutDport = be32(to.As4()), be16(fw.To.Port())
+		if f := p.ForwardFrom; f.IsValid() {
+			if p.Peer.IsValid() && p.Peer != f {
+				return fmt.Errorf("fast path: open port %d: strict peer %v and forwarded source %v differ", port, p.Peer, f)
+			}
+			if !f.Addr().Unmap().Is4() {
+				return fmt.Errorf("fast path: open port %d: forwarded source %v is not IPv4", port, f)
+			}
+			e.Flags |= portForwardPeer
+			e.PeerIp4 = be32(f.Addr().Unmap().As4())
+			e.PeerPort = be16(f.Port())
+		}
 		if v := fw.Via; v != nil {
 			if v.Ifindex <= 0 || len(v.Src) != 6 || len(v.Dst) != 6 {
 				return fmt.Errorf("fast path: open port %d: next hop %+v: want an interface index and two Ethernet addresses", port, *v)
@@ -293,6 +310,7 @@ func (f *FastPath) Stats(port uint16) (PortStats, error) {
 		s.Packets += c.Packets
 		s.Bytes += c.Bytes
 		s.Forwarded += c.Forwarded
+		s.ForwardedBytes += c.ForwardedBytes
 		s.LastSeen = max(s.LastSeen, time.Duration(c.LastNs))
 	}
 	return s, nil

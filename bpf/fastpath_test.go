@@ -409,6 +409,22 @@ func TestFastPathForward(t *testing.T) {
 				t.Errorf("strict forward, another source: verdict %d, want %d", got, p.drop)
 			}
 
+			// Forwarding only the latched source's: another source goes to
+			// userspace (which may latch it), not dropped.
+			if err := f.Open(20010, Pinhole{Forward: fw, ForwardFrom: netip.AddrPortFrom(carrier, 4000)}); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := run(t, prog, in); got != redirect {
+				t.Errorf("forward from the latched source: verdict %d, want %d", got, redirect)
+			}
+			other := packet{src: customer, dst: media, sport: 4000, dport: 20010}.bytes()
+			if got, out := run(t, prog, other); got != p.pass || !bytes.Equal(out, other) {
+				t.Errorf("forward, another source: verdict %d (want pass %d), packet changed %v", got, p.pass, !bytes.Equal(out, other))
+			}
+			if st, _ := f.Stats(20010); st.Forwarded != 3 || st.ForwardedBytes != 3*uint64(len(in)-14) {
+				t.Errorf("after three forwarded: %+v; want 3 packets of %d bytes", st, len(in)-14)
+			}
+
 			// No next hop and forwarding off: the FIB declines, userspace relays.
 			fib := &Forward{From: fw.From, To: fw.To}
 			if err := f.Open(20010, Pinhole{Forward: fib}); err != nil {

@@ -216,18 +216,23 @@ func (f *Firewall) Allow(prefix netip.Prefix) error { return f.fp.Allow(prefix) 
 // ErrNoNeighbour says the next hop towards a peer has no known Ethernet
 // address yet: the stream stays in userspace, whose sends make the kernel
 // resolve it; try again later.
-var ErrNoNeighbour = errors.New("the next hop's Ethernet address is not known yet")
+var ErrNoNeighbour = fmt.Errorf("the next hop's Ethernet address is not known yet (%w)", media.ErrOffloadNotYet)
 
-// Forward makes the kernel relay the UDP arriving at port (an open one)
-// itself: it leaves from src, the relay's address and port on the other
-// leg, to dst, that leg's peer. A valid peer restricts the port to that
-// source (strict latching). IPv4 only.
-func (f *Firewall) Forward(port uint16, peer, src, dst netip.AddrPort) error {
+// Forward makes the kernel relay what the latched peer from sends to port
+// (an open one) itself: it leaves from src, the relay's address and port on
+// the other leg, to dst, that leg's peer. Other sources' packets are
+// dropped when strict, else they go to the userspace relay, which may
+// latch them. IPv4 only.
+func (f *Firewall) Forward(port uint16, from, src, dst netip.AddrPort, strict bool) error {
 	hop, err := f.nextHop(dst.Addr().Unmap())
 	if err != nil {
 		return err
 	}
-	return f.fp.Open(port, bpf.Pinhole{Peer: peer, Forward: &bpf.Forward{From: src, To: dst, Via: hop}})
+	p := bpf.Pinhole{Forward: &bpf.Forward{From: src, To: dst, Via: hop}, ForwardFrom: from}
+	if strict {
+		p.Peer = from
+	}
+	return f.fp.Open(port, p)
 }
 
 // Unforward gives the port's packets back to the userspace relay; the

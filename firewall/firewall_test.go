@@ -186,7 +186,7 @@ func TestFirewallForwards(t *testing.T) {
 			deadline := time.Now().Add(3 * time.Second)
 			for {
 				out.WriteToUDPAddrPort([]byte("hello"), phone)
-				err := fw.Forward(30010, netip.AddrPortFrom(lab.CarrierLink.Leaf.IPv4, 4000), relaySrc, phone)
+				err := fw.Forward(30010, netip.AddrPortFrom(lab.CarrierLink.Leaf.IPv4, 4000), relaySrc, phone, true)
 				if err == nil {
 					break
 				}

@@ -24,6 +24,7 @@ type Relay struct {
 	// pinholes, when set, opens a port in the kernel's filter while a
 	// stream holds it.
 	pinholes Pinholes
+	offloadState
 
 	mu       sync.Mutex // guards sessions and closed
 	sessions map[*Session]struct{}
@@ -196,6 +197,7 @@ func (r *Relay) NewSession(id string) *Session {
 // Close closes every session, waits for their goroutines, and stops the
 // transport.
 func (r *Relay) Close() error {
+	r.stopOffloader()
 	r.mu.Lock()
 	r.closed = true
 	open := make([]*Session, 0, len(r.sessions))

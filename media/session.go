@@ -18,6 +18,9 @@ type Session struct {
 	// on the relay's clock: an atomic int on the hot path, a monotonic
 	// time.Time for the caller.
 	active atomic.Int64
+	// hasKernel says one of its streams was handed to the kernel (Offload):
+	// its stats and activity are the kernel's too.
+	hasKernel atomic.Bool
 
 	mu      sync.Mutex // guards streams and closed
 	streams []*Stream
@@ -61,7 +64,11 @@ func (s *Session) Streams() []*Stream {
 // socket of the session, or the session's creation before any packet. The
 // caller ends the call when it is older than Config.Timeout.
 func (s *Session) LastActivity() time.Time {
-	return s.relay.epoch.Add(time.Duration(s.active.Load()))
+	t := s.relay.epoch.Add(time.Duration(s.active.Load()))
+	if k := s.kernelLastSeen(); k.After(t) {
+		return k
+	}
+	return t
 }
 
 // touch records activity at now (Relay.clock). Only a move of a millisecond

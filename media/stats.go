@@ -19,6 +19,9 @@ type Direction struct {
 	// Dropped counts packets received but not forwarded: no destination
 	// known yet, source not accepted, not RTP/RTCP, send error.
 	Dropped uint64
+	// Kernel counts the forwarded packets (RTP and RTCP, included above)
+	// the kernel fast path relayed without the userspace relay (Offload).
+	Kernel uint64
 }
 
 // LogValue logs a Direction as a group of its counters.
@@ -29,6 +32,7 @@ func (d Direction) LogValue() slog.Value {
 		slog.Uint64("rtcp_packets", d.RTCPPackets),
 		slog.Uint64("rtcp_bytes", d.RTCPBytes),
 		slog.Uint64("dropped", d.Dropped),
+		slog.Uint64("kernel_packets", d.Kernel),
 	)
 }
 
@@ -38,6 +42,7 @@ func (d *Direction) add(o Direction) {
 	d.RTCPPackets += o.RTCPPackets
 	d.RTCPBytes += o.RTCPBytes
 	d.Dropped += o.Dropped
+	d.Kernel += o.Kernel
 }
 
 func (s *Stats) add(o Stats) {

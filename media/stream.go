@@ -66,6 +66,9 @@ type Stream struct {
 	strict bool
 	legs   [2]leg         // by Side
 	wg     sync.WaitGroup // per-port transport: the legs' readers
+	// kernel is what the kernel relays for socket k of the leg facing a
+	// side (Offload), nil when nothing; guarded by sess.mu.
+	kernel [2][2]*offloaded
 }
 
 // endpoint is what a steered port belongs to: socket k of the leg facing
@@ -166,7 +169,9 @@ func usable(a netip.AddrPort) netip.AddrPort {
 
 // Stats returns the counters of both directions.
 func (st *Stream) Stats() Stats {
-	return Stats{AtoB: st.legs[SideA].in.snapshot(), BtoA: st.legs[SideB].in.snapshot()}
+	s := Stats{AtoB: st.legs[SideA].in.snapshot(), BtoA: st.legs[SideB].in.snapshot()}
+	st.kernelStats(&s)
+	return s
 }
 
 // forwarding is where a relayed datagram goes, and what to count once it

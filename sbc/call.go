@@ -144,6 +144,7 @@ func (c *call) finish(status int, endedBy string) {
 			"a_to_b_rtp_packets", st.AtoB.RTPPackets, "b_to_a_rtp_packets", st.BtoA.RTPPackets,
 			"a_to_b_rtcp_packets", st.AtoB.RTCPPackets, "b_to_a_rtcp_packets", st.BtoA.RTCPPackets,
 			"dropped_packets", st.AtoB.Dropped+st.BtoA.Dropped,
+			"a_to_b_kernel_packets", st.AtoB.Kernel, "b_to_a_kernel_packets", st.BtoA.Kernel,
 		)
 		close(c.finished)
 	})

@@ -52,6 +52,7 @@ volatile const __u64 sip_burst_ns = 0;
 #define PORT_OPEN 1    // a pinhole: the port belongs to a live call
 #define PORT_STRICT 2  // only the latched peer may send to it
 #define PORT_FORWARD 4 // forward in the kernel (IPv4 only)
+#define PORT_FORWARD_PEER 8 // forward only what comes from peer_ip4:peer_port; the rest goes to userspace
 
 struct port_entry {
 	__u32 flags;
@@ -83,6 +84,7 @@ struct port_stats {
 	__u64 packets;
 	__u64 bytes; // IP datagram bytes
 	__u64 forwarded;
+	__u64 forwarded_bytes;
 	__u64 last_ns; // bpf_ktime_get_ns of the last packet
 };
 
@@ -361,6 +363,8 @@ static __always_inline enum verdict handle(void *ctx, void *data, void *data_end
 			return VERDICT_DROP;
 		if (!(e->flags & PORT_FORWARD))
 			return VERDICT_PASS;
+		if ((e->flags & PORT_FORWARD_PEER) && (e->peer_ip4 != ip->saddr || e->peer_port != udp->source))
+			return VERDICT_PASS; // a new source: userspace latches it, or not
 		f->e = *e;
 		f->l3 = sizeof(*eth);
 		f->l4 = l4;
@@ -368,8 +372,10 @@ static __always_inline enum verdict handle(void *ctx, void *data, void *data_end
 		if (v != VERDICT_PASS) {
 			__u32 off = bpf_ntohs(udp->dest) - port_min;
 			struct port_stats *st = bpf_map_lookup_elem(&stats, &off);
-			if (st)
+			if (st) {
 				st->forwarded++;
+				st->forwarded_bytes += bpf_ntohs(ip->tot_len);
+			}
 			count(COUNT_FORWARDED);
 		}
 		return v;

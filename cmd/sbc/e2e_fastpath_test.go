@@ -53,6 +53,16 @@ func TestE2EFastPathPinholes(t *testing.T) {
 	if ab < mediaPackets*9/10 || ba < ab*9/10 {
 		t.Errorf("RTP relayed %v caller->callee and %v back; want about %d each way (pinholes open during the call)", ab, ba, mediaPackets)
 	}
+	// Once both peers had latched, the kernel relayed the rest itself: the
+	// first packets (up to 100 ms of them) took the userspace path. The
+	// echoes prove the kernel's packets reached the callee whole (its
+	// stack checks their checksums) and the callee's came back.
+	kab, _ := end.num("a_to_b_kernel_packets")
+	kba, _ := end.num("b_to_a_kernel_packets")
+	t.Logf("RTP relayed by the kernel: %v of %v caller->callee, %v of %v back", kab, ab, kba, ba)
+	if kab < mediaPackets/2 || kba < mediaPackets/2 {
+		t.Errorf("the kernel relayed %v caller->callee and %v back; want most of the %d each way", kab, kba, mediaPackets)
+	}
 
 	// After the call its ports are closed again.
 	var callPorts []int

@@ -88,6 +88,7 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 	}
 	if fw != nil {
 		relay.SetPinholes(fw)
+		relay.SetOffload(fw)
 		defer fw.Close()
 	}
 	srv, err := sbc.NewServer(cfg, relay, log)

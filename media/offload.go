@@ -1,0 +1,229 @@
+package media
+
+import (
+	"encoding/binary"
+	"errors"
+	"net/netip"
+	"sync"
+	"time"
+
+	"sbc/bpf"
+)
+
+// Offload is a kernel fast path that relays a port's datagrams itself
+// (package firewall). The relay hands it a direction of a stream once both
+// peers' addresses are known (latched, or signalled in strict mode) and
+// takes it back when they change; the userspace path stays ready under it,
+// and takes over whatever the kernel passes up (a new source, a packet it
+// cannot route).
+type Offload interface {
+	// Forward relays what from sends to port: it leaves from src to dst.
+	// Others' packets to port are dropped when strict, else passed up.
+	Forward(port uint16, from, src, dst netip.AddrPort, strict bool) error
+	// Unforward passes port's packets up again.
+	Unforward(port uint16) error
+	// PortStats are port's counters since the port was opened.
+	PortStats(port uint16) (bpf.PortStats, error)
+}
+
+// offloadEvery is how often the relay looks for streams to hand to the
+// kernel, or to take back: a stream's first packets (and those after a
+// change of address) take the userspace path for up to this long.
+const offloadEvery = 100 * time.Millisecond
+
+// offloaded is what is installed in the kernel for one socket of one leg:
+// packets from `from` leave from src to dst.
+type offloaded struct {
+	from, src, dst netip.AddrPort
+}
+
+// SetOffload hands eligible streams to o from now on, until Close. Call it
+// before the first session, after SetPinholes (o relays only through open
+// pinholes).
+func (r *Relay) SetOffload(o Offload) {
+	r.offload = o
+	r.offloadStop = make(chan struct{})
+	r.offloadDone = make(chan struct{})
+	go r.offloader()
+}
+
+func (r *Relay) offloader() {
+	defer close(r.offloadDone)
+	t := time.NewTicker(offloadEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.offloadStop:
+			return
+		case <-t.C:
+		}
+		r.mu.Lock()
+		sessions := make([]*Session, 0, len(r.sessions))
+		for s := range r.sessions {
+			sessions = append(sessions, s)
+		}
+		r.mu.Unlock()
+		for _, s := range sessions {
+			s.offload()
+		}
+	}
+}
+
+// stopOffloader ends the offloader; idempotent.
+func (r *Relay) stopOffloader() {
+	if r.offloadStop == nil {
+		return
+	}
+	r.offloadStopOnce.Do(func() { close(r.offloadStop) })
+	<-r.offloadDone
+}
+
+// offload brings the session's entries in the kernel in line with what its
+// streams know. Holding s.mu keeps it from installing an entry for a port
+// that Close is letting go (Close marks the session closed under s.mu
+// first).
+func (s *Session) offload() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	for _, st := range s.streams {
+		for from := range st.legs {
+			for k := range 2 {
+				st.offloadSocket(Side(from), sockKind(k))
+			}
+		}
+	}
+}
+
+// offloadSocket installs, changes or removes the kernel entry of socket k
+// of the leg facing side from.
+func (st *Stream) offloadSocket(from Side, k sockKind) {
+	r := st.sess.relay
+	in, out := &st.legs[from], &st.legs[from.other()]
+	want, ok := st.offloadable(in, out, k)
+	cur := &st.kernel[from][k]
+	port := uint16(in.rtpPort + int(k))
+	if *cur != nil && (!ok || **cur != want) {
+		if err := r.offload.Unforward(port); err != nil {
+			r.log.Warn("take a stream back from the kernel", "port", port, "error", err)
+			return
+		}
+		*cur = nil
+	}
+	if !ok || *cur != nil {
+		return
+	}
+	err := r.offload.Forward(port, want.from, want.src, want.dst, st.strict)
+	switch {
+	case err == nil:
+		*cur = &want
+		st.sess.hasKernel.Store(true)
+		st.sess.log.Debug("relayed in the kernel", "side", from.String(), "socket", k.String(), "from", want.from, "src", want.src, "dst", want.dst)
+	case errors.Is(err, ErrOffloadNotYet):
+	default:
+		st.sess.log.Debug("not relayed in the kernel", "side", from.String(), "socket", k.String(), "error", err)
+	}
+}
+
+// ErrOffloadNotYet is what an Offload's Forward wraps when it cannot
+// forward yet but will (a next hop not yet resolved): the stream stays in
+// userspace and the relay asks again.
+var ErrOffloadNotYet = errors.New("not yet")
+
+// offloadable says what the kernel should do for socket k of in: forward
+// what in's peer sends to out's peer, once both addresses are certain
+// (latched; in strict mode the signalled ones) and the relay's source
+// address on out is known. Streams with rtcp-mux on either leg stay in
+// userspace (RTCP would change ports).
+func (st *Stream) offloadable(in, out *leg, k sockKind) (offloaded, bool) {
+	ri, ro := in.remote.Load(), out.remote.Load()
+	if ri.mux || ro.mux || in.rtpPort == 0 || out.rtpPort == 0 {
+		return offloaded{}, false
+	}
+	from, dst := ri.latched[k], ro.latched[k]
+	if st.strict {
+		from, dst = ri.signalled[k], ro.signalled[k]
+	}
+	src, ok := st.sess.relay.localAddr(out)
+	if !from.IsValid() || !dst.IsValid() || !ok || !from.Addr().Is4() || !dst.Addr().Is4() {
+		return offloaded{}, false
+	}
+	return offloaded{from: from, src: netip.AddrPortFrom(src, uint16(out.rtpPort+int(k))), dst: dst}, true
+}
+
+// localAddr is the address the relay sends to l's peer from: the one the
+// peer sends to (steered transport), else the bind address.
+func (r *Relay) localAddr(l *leg) (netip.Addr, bool) {
+	if v := l.local.Load(); v != 0 {
+		var a [4]byte
+		binary.BigEndian.PutUint32(a[:], v)
+		return netip.AddrFrom4(a), true
+	}
+	if r.bindIP.Is4() && !r.bindIP.IsUnspecified() {
+		return r.bindIP, true
+	}
+	return netip.Addr{}, false
+}
+
+// kernelStats adds what the kernel forwarded for the stream to s: packets
+// counted where they came in, bytes as UDP payload like the userspace path.
+func (st *Stream) kernelStats(s *Stats) {
+	o := st.sess.relay.offload
+	if o == nil || !st.sess.hasKernel.Load() {
+		return
+	}
+	for from := range st.legs {
+		d := &s.AtoB
+		if Side(from) == SideB {
+			d = &s.BtoA
+		}
+		for k := range 2 {
+			ps, err := o.PortStats(uint16(st.legs[from].rtpPort + k))
+			if err != nil || ps.Forwarded == 0 {
+				continue
+			}
+			payload := ps.ForwardedBytes - 28*ps.Forwarded // IPv4 and UDP headers
+			if sockKind(k) == rtcpSock {
+				d.RTCPPackets += ps.Forwarded
+				d.RTCPBytes += payload
+			} else {
+				d.RTPPackets += ps.Forwarded
+				d.RTPBytes += payload
+			}
+			d.Kernel += ps.Forwarded
+		}
+	}
+}
+
+// kernelLastSeen is when the kernel last took a packet for one of the
+// session's ports, or zero.
+func (s *Session) kernelLastSeen() time.Time {
+	o := s.relay.offload
+	if o == nil || !s.hasKernel.Load() {
+		return time.Time{}
+	}
+	var last time.Duration
+	for _, st := range s.Streams() {
+		for i := range st.legs {
+			for k := range 2 {
+				if ps, err := o.PortStats(uint16(st.legs[i].rtpPort + k)); err == nil {
+					last = max(last, ps.LastSeen)
+				}
+			}
+		}
+	}
+	if last == 0 {
+		return time.Time{}
+	}
+	return time.Now().Add(-(bpf.Monotonic() - last))
+}
+
+// offloadState is the Relay's part.
+type offloadState struct {
+	offload         Offload
+	offloadStop     chan struct{}
+	offloadDone     chan struct{}
+	offloadStopOnce sync.Once
+}

@@ -1,0 +1,109 @@
+package media
+
+import (
+	"net/netip"
+	"sync"
+	"testing"
+
+	"sbc/bpf"
+)
+
+// fakeOffload records what the relay hands the kernel.
+type fakeOffload struct {
+	mu      sync.Mutex
+	entries map[uint16]offloaded
+	stats   map[uint16]bpf.PortStats
+	calls   int
+}
+
+func (f *fakeOffload) Forward(port uint16, from, src, dst netip.AddrPort, strict bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	f.entries[port] = offloaded{from: from, src: src, dst: dst}
+	return nil
+}
+
+func (f *fakeOffload) Unforward(port uint16) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.entries, port)
+	return nil
+}
+
+func (f *fakeOffload) PortStats(port uint16) (bpf.PortStats, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.stats[port], nil
+}
+
+func (f *fakeOffload) entry(port int) (offloaded, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e, ok := f.entries[uint16(port)]
+	return e, ok
+}
+
+func TestOffloadFollowsLatching(t *testing.T) {
+	eachTransport(t, func(t *testing.T) {
+		r := newTestRelay(t, nil)
+		fo := &fakeOffload{entries: map[uint16]offloaded{}, stats: map[uint16]bpf.PortStats{}}
+		r.SetOffload(fo)
+		s := r.NewSession("call-1")
+		st, err := s.AddStream()
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, b := newPeer(t), newPeer(t)
+		st.SetRemote(SideA, Peer{RTP: a.addr()})
+		st.SetRemote(SideB, Peer{RTP: b.addr()})
+		aPort, _ := st.LocalPorts(SideA)
+		bPort, _ := st.LocalPorts(SideB)
+
+		// Only A has sent: B's source is not certain yet, nothing goes down.
+		a.sendTo(aPort, rtpPacket(1, 160))
+		b.recv()
+		s.offload()
+		if _, ok := fo.entry(aPort); ok {
+			t.Fatal("handed to the kernel before the far peer latched")
+		}
+		// Both have: each direction's RTP goes down, from the relay's far port.
+		b.sendTo(bPort, rtpPacket(1, 160))
+		a.recv()
+		waitFor(t, "both RTP directions in the kernel", func() bool {
+			_, ok1 := fo.entry(aPort)
+			_, ok2 := fo.entry(bPort)
+			return ok1 && ok2
+		})
+		e, _ := fo.entry(aPort)
+		if e.from != a.addr() || e.dst != b.addr() || e.src != netip.AddrPortFrom(r.bindIP, uint16(bPort)) {
+			t.Errorf("A's port forwards %+v; want from %v, out of %v:%d to %v", e, a.addr(), r.bindIP, bPort, b.addr())
+		}
+		if _, ok := fo.entry(aPort + 1); ok {
+			t.Error("RTCP handed down before any RTCP was latched")
+		}
+
+		// What the kernel relayed shows in the stats, counted where it came in.
+		fo.mu.Lock()
+		fo.stats[uint16(aPort)] = bpf.PortStats{Forwarded: 10, ForwardedBytes: 10 * (28 + 172)}
+		fo.mu.Unlock()
+		if got := s.Stats().AtoB; got.RTPPackets != 11 || got.Kernel != 10 || got.RTPBytes != 11*172 {
+			t.Errorf("A to B stats %+v; want 11 RTP packets of 172 bytes, 10 by the kernel", got)
+		}
+
+		// A new address for B (a re-INVITE): its direction comes back up.
+		st.SetRemote(SideB, Peer{RTP: netip.AddrPortFrom(b.addr().Addr(), b.addr().Port()+100)})
+		s.offload()
+		if _, ok := fo.entry(aPort); ok {
+			t.Error("A's port still forwarded to B's old address after SetRemote")
+		}
+
+		// After Close nothing goes down again.
+		s.Close()
+		before := fo.calls
+		s.offload()
+		if fo.calls != before {
+			t.Error("Forward after the session closed")
+		}
+	})
+}
