@@ -70,9 +70,10 @@ type PortStats struct {
 	Packets, Bytes uint64 // every packet let through to the port (Bytes: IP datagram bytes)
 	Forwarded      uint64 // of those, forwarded in the kernel
 	ForwardedBytes uint64
-	// LastSeen is the CLOCK_MONOTONIC time of the last packet (0: none),
-	// comparable with Monotonic.
-	LastSeen time.Duration
+	// LastSeen is the CLOCK_MONOTONIC time of the last packet let through
+	// (0: none), comparable with Monotonic; LastForwarded of the last one
+	// forwarded, which only the latched peer's are.
+	LastSeen, LastForwarded time.Duration
 }
 
 // Counters are the fast path's drops and decisions, summed over CPUs.
@@ -312,6 +313,7 @@ func (f *FastPath) Stats(port uint16) (PortStats, error) {
 		s.Forwarded += c.Forwarded
 		s.ForwardedBytes += c.ForwardedBytes
 		s.LastSeen = max(s.LastSeen, time.Duration(c.LastNs))
+		s.LastForwarded = max(s.LastForwarded, time.Duration(c.ForwardedLastNs))
 	}
 	return s, nil
 }

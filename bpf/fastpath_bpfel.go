@@ -41,12 +41,13 @@ type fastpathPortEntry struct {
 }
 
 type fastpathPortStats struct {
-	_              structs.HostLayout
-	Packets        uint64
-	Bytes          uint64
-	Forwarded      uint64
-	ForwardedBytes uint64
-	LastNs         uint64
+	_               structs.HostLayout
+	Packets         uint64
+	Bytes           uint64
+	Forwarded       uint64
+	ForwardedBytes  uint64
+	LastNs          uint64
+	ForwardedLastNs uint64
 }
 
 // Names of all BPF objects in the ELF.

@@ -3,6 +3,7 @@ package bpf
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"net"
 	"net/netip"
 	"runtime"
@@ -41,6 +42,7 @@ type packet struct {
 	sport, dport uint16
 	proto        uint8 // 17 unless set
 	ipOptions    int   // bytes of IPv4 options (a multiple of 4)
+	ext6         int   // IPv6 destination-options headers (8 bytes each) before UDP
 	fragOff      uint16
 	noUDPSum     bool
 	payload      []byte
@@ -67,8 +69,18 @@ func (p packet) bytes() []byte {
 		binary.BigEndian.PutUint16(eth[12:], unix.ETH_P_IPV6)
 		ip := make([]byte, 40)
 		ip[0] = 0x60
-		binary.BigEndian.PutUint16(ip[4:], uint16(len(udp)))
+		binary.BigEndian.PutUint16(ip[4:], uint16(len(udp)+8*p.ext6))
 		ip[6], ip[7] = proto, 64
+		if p.ext6 > 0 {
+			ip[6] = 60 // destination options
+		}
+		for i := range p.ext6 {
+			next := byte(60)
+			if i == p.ext6-1 {
+				next = proto
+			}
+			ip = append(ip, next, 0, 1, 4, 0, 0, 0, 0) // PadN over the 6 option bytes
+		}
 		s, d := p.src.As16(), p.dst.As16()
 		copy(ip[8:24], s[:])
 		copy(ip[24:40], d[:])
@@ -189,9 +201,10 @@ func TestFastPathFilter(t *testing.T) {
 			verdict("above the range", toPort(portMax+1), p.pass)
 			verdict("TCP to the range", packet{src: carrier, dst: mediaIP, sport: 4000, dport: 20010, proto: unix.IPPROTO_TCP}, p.pass)
 			verdict("another destination", packet{src: carrier, dst: customer, sport: 4000, dport: 20010}, p.pass)
-			verdict("fragment", packet{src: carrier, dst: mediaIP, sport: 4000, dport: 20010, fragOff: 0x2000}, p.pass)
-			if c := counters(t, f); c.Closed != 2 || c.Fragments != 1 {
-				t.Errorf("counters %+v, want 2 closed and 1 fragment", c)
+			verdict("first fragment to a closed port", packet{src: carrier, dst: mediaIP, sport: 4000, dport: 20010, fragOff: 0x2000}, p.drop)
+			verdict("later fragment", packet{src: carrier, dst: mediaIP, sport: 4000, dport: 20010, fragOff: 0x2010}, p.pass)
+			if c := counters(t, f); c.Closed != 3 || c.Fragments != 1 {
+				t.Errorf("counters %+v, want 3 closed and 1 fragment", c)
 			}
 
 			if err := f.Open(20010, Pinhole{}); err != nil {
@@ -297,6 +310,17 @@ func TestFastPathIPv6(t *testing.T) {
 			}
 			if got, _ := run(t, prog, pk.bytes()); got != p.pass {
 				t.Errorf("IPv6 to an open media port: verdict %d, want %d", got, p.pass)
+			}
+			// Extension headers in front of UDP are walked...
+			withExt := pk
+			withExt.ext6, withExt.dport = 2, 20012
+			if got, _ := run(t, prog, withExt.bytes()); got != p.drop {
+				t.Errorf("IPv6 with 2 extension headers to a closed media port: verdict %d, want %d", got, p.drop)
+			}
+			// ... a longer chain than the program walks is closed by default.
+			withExt.ext6, withExt.dport = 5, 20010
+			if got, _ := run(t, prog, withExt.bytes()); got != p.drop {
+				t.Errorf("IPv6 with 5 extension headers: verdict %d, want %d", got, p.drop)
 			}
 			if err := f.Open(20011, Pinhole{Peer: netip.MustParseAddrPort("[2001:db8:1::2]:4000")}); err == nil {
 				t.Error("a strict IPv6 peer was accepted; the program matches IPv4 peers only")
@@ -575,16 +599,41 @@ func TestFastPathSIPRateLimit(t *testing.T) {
 			if n := send(netip.MustParseAddr("192.0.2.67"), 5060, unix.IPPROTO_UDP, 5); n != 5 {
 				t.Errorf("another source: %d of 5 passed, want 5", n)
 			}
+			// Another CPU stored a later time in a source's empty bucket:
+			// no credit comes of it.
+			racer := netip.MustParseAddr("192.0.2.77")
+			if err := f.objs.SipBuckets.Put(denyKey(netip.PrefixFrom(racer, 32)),
+				fastpathBucket{LastNs: uint64(Monotonic() + time.Second)}); err != nil {
+				t.Fatal(err)
+			}
+			if n := send(racer, 5060, unix.IPPROTO_UDP, 5); n != 0 {
+				t.Errorf("a bucket stamped in the future: %d of 5 passed, want 0", n)
+			}
+			// IPv6: one bucket per /64, extension headers or not.
+			v6 := func(addr string, ext int) int {
+				pk := packet{src: netip.MustParseAddr(addr), dst: netip.MustParseAddr("2001:db8::1"), sport: 5060, dport: 5060, ext6: ext}
+				if got, _ := run(t, prog, pk.bytes()); got == p.pass {
+					return 1
+				}
+				return 0
+			}
+			passed := 0
+			for i := range 8 {
+				passed += v6(fmt.Sprintf("2001:db8:66::%x", i+1), i%2)
+			}
+			if passed != 5 {
+				t.Errorf("IPv6 hosts of one /64, with and without extension headers: %d of 8 passed, want the burst of 5", passed)
+			}
 			if n := send(trunk, 5060, unix.IPPROTO_UDP, 50); n != 50 {
 				t.Errorf("trusted trunk: %d of 50 passed, want all", n)
 			}
-			if c := counters(t, f); c.RateLimited != 6 {
-				t.Errorf("rate-limited %d, want 6", c.RateLimited)
+			if c := counters(t, f); c.RateLimited != 14 {
+				t.Errorf("rate-limited %d, want 14", c.RateLimited)
 			}
 			start := time.Now()
 			time.Sleep(250 * time.Millisecond) // 2.5 packets of credit, more if the sleep ran late
 			n := send(attacker, 5060, unix.IPPROTO_UDP, 5)
-			if want := min(int(time.Since(start)/(100*time.Millisecond)), 5); n < 2 || n > want {
+			if want := min(int(time.Since(start)/(100*time.Millisecond))+1, 5); n < 2 || n > want { // +1: credit left from before
 				t.Errorf("after %v: %d of 5 passed, want 2 to %d", time.Since(start), n, want)
 			}
 		})

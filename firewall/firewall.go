@@ -102,7 +102,14 @@ func Start(c Config, log *slog.Logger) (_ *Firewall, off string, _ error) {
 		}
 	}
 	for _, l := range links {
-		how, err := f.attach(l.Attrs().Index, c.Mode)
+		mode := c.Mode
+		if auto && l.Type() == "veth" {
+			// Frames from a local sender (a container on this host) reach a
+			// veth with their checksum left to the device, which XDP cannot
+			// see: TC can, and fixes it as it forwards.
+			mode = autoTCFirst
+		}
+		how, err := f.attach(l.Attrs().Index, mode)
 		if err != nil {
 			f.Close()
 			if auto {
@@ -143,6 +150,13 @@ func (f *Firewall) attach(ifindex int, mode string) (string, error) {
 		if try("tc", tc) {
 			return "tc", nil
 		}
+	case autoTCFirst:
+		if try("tc", tc) {
+			return "tc", nil
+		}
+		if try("xdp", native) {
+			return "xdp", nil
+		}
 	default: // auto
 		if try("xdp", native) {
 			return "xdp", nil
@@ -156,6 +170,9 @@ func (f *Firewall) attach(ifindex int, mode string) (string, error) {
 	}
 	return "", errors.Join(errs...)
 }
+
+// autoTCFirst is "auto" on a veth.
+const autoTCFirst = "auto, tc first"
 
 // mediaLinks resolves the media interfaces: those named, else the one
 // holding BindIP.

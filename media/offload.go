@@ -38,13 +38,17 @@ type offloaded struct {
 }
 
 // SetOffload hands eligible streams to o from now on, until Close. Call it
-// before the first session, after SetPinholes (o relays only through open
-// pinholes).
-func (r *Relay) SetOffload(o Offload) {
+// before the first session, after SetPinholes: o relays only through open
+// pinholes, and shutting them is what removes its entries.
+func (r *Relay) SetOffload(o Offload) error {
+	if r.pinholes == nil {
+		return errors.New("media: SetOffload before SetPinholes")
+	}
 	r.offload = o
 	r.offloadStop = make(chan struct{})
 	r.offloadDone = make(chan struct{})
 	go r.offloader()
+	return nil
 }
 
 func (r *Relay) offloader() {
@@ -208,8 +212,10 @@ func (s *Session) kernelLastSeen() time.Time {
 	for _, st := range s.Streams() {
 		for i := range st.legs {
 			for k := range 2 {
+				// Forwarded packets only: the rest went up to userspace,
+				// which counted them if it accepted them.
 				if ps, err := o.PortStats(uint16(st.legs[i].rtpPort + k)); err == nil {
-					last = max(last, ps.LastSeen)
+					last = max(last, ps.LastForwarded)
 				}
 			}
 		}

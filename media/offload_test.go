@@ -48,7 +48,13 @@ func TestOffloadFollowsLatching(t *testing.T) {
 	eachTransport(t, func(t *testing.T) {
 		r := newTestRelay(t, nil)
 		fo := &fakeOffload{entries: map[uint16]offloaded{}, stats: map[uint16]bpf.PortStats{}}
-		r.SetOffload(fo)
+		if err := r.SetOffload(fo); err == nil {
+			t.Fatal("SetOffload without pinholes succeeded")
+		}
+		r.SetPinholes(&pinholeLog{open: map[uint16]bool{}})
+		if err := r.SetOffload(fo); err != nil {
+			t.Fatal(err)
+		}
 		s := r.NewSession("call-1")
 		st, err := s.AddStream()
 		if err != nil {

@@ -99,10 +99,12 @@ func (s *Session) Close() {
 		streams := s.streams
 		s.mu.Unlock()
 
+		// The stats first: once closeStreams gave the ports back, another
+		// call may reopen one and reset its kernel counters.
+		stats := s.Stats()
 		s.closeStreams(streams)
 		s.relay.forget(s)
 
-		stats := s.Stats()
 		s.log.Info("media session closed", "streams", len(streams),
 			"duration", time.Since(s.created), "a_to_b", stats.AtoB, "b_to_a", stats.BtoA)
 	})

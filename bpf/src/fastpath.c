@@ -34,6 +34,14 @@
 #define AF_INET 2
 #define IP_MF 0x2000
 #define IP_OFFSET 0x1fff
+#define MAX_EXT 4 // IPv6 extension headers walked
+
+struct frag_hdr { // IPv6 fragment header
+	__u8 nexthdr;
+	__u8 reserved;
+	__be16 frag_off;
+	__be32 identification;
+};
 
 // Set from Go before loading.
 volatile const __u32 port_min = 0;   // host byte order
@@ -85,7 +93,8 @@ struct port_stats {
 	__u64 bytes; // IP datagram bytes
 	__u64 forwarded;
 	__u64 forwarded_bytes;
-	__u64 last_ns; // bpf_ktime_get_ns of the last packet
+	__u64 last_ns;           // bpf_ktime_get_ns of the last packet let through
+	__u64 forwarded_last_ns; // of the last one forwarded (from the peer)
 };
 
 // Indexed by port - port_min; max_entries set from Go.
@@ -138,9 +147,10 @@ struct {
 	__type(value, __u8);
 } trusted SEC(".maps");
 
-// A token bucket per source sending to the SIP ports, counted in
-// nanoseconds of credit. Updates race between CPUs; a flood is cut all
-// the same.
+// A token bucket per source sending to the SIP ports (an IPv4 address, an
+// IPv6 /64: one host holds a whole /64), counted in nanoseconds of credit.
+// Updates race between CPUs: a racing packet may take credit twice, but
+// never refills the bucket.
 struct bucket {
 	__u64 last_ns;
 	__u64 credit_ns;
@@ -195,17 +205,27 @@ static __always_inline int over_sip_rate(struct deny_key *src)
 {
 	if (!sip_cost_ns || bpf_map_lookup_elem(&trusted, src))
 		return 0;
+	struct deny_key key = *src;
+	if (!(key.addr[10] == 0xff && key.addr[11] == 0xff && key.addr[0] == 0 && key.addr[8] == 0)) {
+		// IPv6 (not v4-mapped): the /64
+		__builtin_memset(&key.addr[8], 0, 8);
+	}
 	__u64 now = bpf_ktime_get_ns();
-	struct bucket *b = bpf_map_lookup_elem(&sip_buckets, src);
+	struct bucket *b = bpf_map_lookup_elem(&sip_buckets, &key);
 	if (!b) {
 		struct bucket fresh = {.last_ns = now, .credit_ns = sip_burst_ns - sip_cost_ns};
-		bpf_map_update_elem(&sip_buckets, src, &fresh, BPF_ANY);
+		bpf_map_update_elem(&sip_buckets, &key, &fresh, BPF_ANY);
 		return 0;
 	}
-	__u64 credit = b->credit_ns + (now - b->last_ns);
+	// Another CPU may have stored a later last_ns: no credit for a negative
+	// interval, and last_ns never moves back.
+	__u64 credit = b->credit_ns;
+	if (now > b->last_ns) {
+		credit += now - b->last_ns;
+		b->last_ns = now;
+	}
 	if (credit > sip_burst_ns)
 		credit = sip_burst_ns;
-	b->last_ns = now;
 	if (credit < sip_cost_ns) {
 		b->credit_ns = credit;
 		return 1;
@@ -352,7 +372,7 @@ static __always_inline enum verdict handle(void *ctx, void *data, void *data_end
 			return VERDICT_DROP;
 		if (ip->protocol != IPPROTO_UDP || (media_ip4 && ip->daddr != media_ip4))
 			return VERDICT_PASS;
-		if (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET)) {
+		if (!first) { // no ports to judge by; reassembly drops it without its head
 			count(COUNT_FRAGMENT);
 			return VERDICT_PASS;
 		}
@@ -361,6 +381,10 @@ static __always_inline enum verdict handle(void *ctx, void *data, void *data_end
 		struct port_entry *e = pinhole(udp->dest, ip->saddr, udp->source, bpf_ntohs(ip->tot_len), 0);
 		if (!e)
 			return VERDICT_DROP;
+		if (ip->frag_off & bpf_htons(IP_MF)) { // a first fragment to an open port: the stack reassembles
+			count(COUNT_FRAGMENT);
+			return VERDICT_PASS;
+		}
 		if (!(e->flags & PORT_FORWARD))
 			return VERDICT_PASS;
 		if ((e->flags & PORT_FORWARD_PEER) && (e->peer_ip4 != ip->saddr || e->peer_port != udp->source))
@@ -375,6 +399,7 @@ static __always_inline enum verdict handle(void *ctx, void *data, void *data_end
 			if (st) {
 				st->forwarded++;
 				st->forwarded_bytes += bpf_ntohs(ip->tot_len);
+				st->forwarded_last_ns = bpf_ktime_get_ns();
 			}
 			count(COUNT_FORWARDED);
 		}
@@ -385,18 +410,52 @@ static __always_inline enum verdict handle(void *ctx, void *data, void *data_end
 		struct ipv6hdr *ip6 = (void *)(eth + 1);
 		if ((void *)(ip6 + 1) > data_end)
 			return VERDICT_PASS;
-		// Extension headers are not walked: UDP or TCP right after the
-		// fixed header is screened and filtered, anything else passes.
-		struct udphdr *udp = (void *)(ip6 + 1);
 		struct deny_key src;
 		key6(&src, &ip6->saddr);
+		// Walk up to MAX_EXT extension headers (hop-by-hop, routing,
+		// destination options, fragment) to the transport header.
+		__u8 nh = ip6->nexthdr;
+		__u32 off = sizeof(*eth) + sizeof(*ip6);
+		int first = 1, walked = 1;
+#pragma unroll
+		for (int i = 0; i < MAX_EXT; i++) {
+			if (nh == IPPROTO_HOPOPTS || nh == IPPROTO_ROUTING || nh == IPPROTO_DSTOPTS) {
+				struct ipv6_opt_hdr *h = data + off;
+				if ((void *)(h + 1) > data_end)
+					return VERDICT_PASS;
+				nh = h->nexthdr;
+				off += (h->hdrlen + 1) * 8;
+			} else if (nh == IPPROTO_FRAGMENT) {
+				struct frag_hdr *f = data + off;
+				if ((void *)(f + 1) > data_end)
+					return VERDICT_PASS;
+				nh = f->nexthdr;
+				if (f->frag_off & bpf_htons(0xfff8))
+					first = 0;
+				off += sizeof(*f);
+			}
+		}
+		if (nh == IPPROTO_HOPOPTS || nh == IPPROTO_ROUTING || nh == IPPROTO_DSTOPTS || nh == IPPROTO_FRAGMENT)
+			walked = 0; // a longer chain than we walk
+		off &= 0x3fff; // bounds for the verifier: 14 + 40 + MAX_EXT * 2048 fit
+		struct udphdr *udp = data + off;
 		__u16 dport = 0;
-		if ((void *)(udp + 1) <= data_end)
+		if (walked && first && (void *)(udp + 1) <= data_end)
 			dport = udp->dest;
-		if (screen(&src, ip6->nexthdr, dport) == VERDICT_DROP)
+		if (screen(&src, nh, dport) == VERDICT_DROP)
 			return VERDICT_DROP;
-		if (ip6->nexthdr != IPPROTO_UDP || !media_dst6(&ip6->daddr))
+		if (!media_dst6(&ip6->daddr))
 			return VERDICT_PASS;
+		if (!walked) {
+			count(COUNT_CLOSED); // cannot tell the port: closed by default
+			return VERDICT_DROP;
+		}
+		if (nh != IPPROTO_UDP)
+			return VERDICT_PASS;
+		if (!first) {
+			count(COUNT_FRAGMENT);
+			return VERDICT_PASS;
+		}
 		if ((void *)(udp + 1) > data_end || !in_range(udp->dest))
 			return VERDICT_PASS;
 		if (!pinhole(udp->dest, 0, udp->source, sizeof(*ip6) + bpf_ntohs(ip6->payload_len), 1))

@@ -88,8 +88,15 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 	}
 	if fw != nil {
 		relay.SetPinholes(fw)
-		relay.SetOffload(fw)
-		defer fw.Close()
+		if err := relay.SetOffload(fw); err != nil {
+			log.Error("start the kernel fast path", "error", err)
+			return exitFail
+		}
+		// The relay first (its offloader stops), then the programs.
+		defer func() {
+			relay.Close()
+			fw.Close()
+		}()
 	}
 	srv, err := sbc.NewServer(cfg, relay, log)
 	if err != nil {
