@@ -1,9 +1,11 @@
 package media
 
 import (
+	"fmt"
 	"net/netip"
 	"sync"
 	"testing"
+	"time"
 
 	"sbc/bpf"
 )
@@ -112,4 +114,52 @@ func TestOffloadFollowsLatching(t *testing.T) {
 			t.Error("Forward after the session closed")
 		}
 	})
+}
+
+// sharedFake is one kernel map behind both interfaces, as in package
+// firewall: Shut removes a port's entry, forwarding or not.
+type sharedFake struct{ *fakeOffload }
+
+func (f sharedFake) Open(port uint16) error { return nil }
+func (f sharedFake) Shut(port uint16) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.entries, port)
+	return nil
+}
+
+// TestOffloadNeverOutlivesItsCall closes calls while the offloader is
+// handing their streams down: no entry may survive its call.
+func TestOffloadNeverOutlivesItsCall(t *testing.T) {
+	r := newTestRelay(t, nil)
+	fo := sharedFake{&fakeOffload{entries: map[uint16]offloaded{}, stats: map[uint16]bpf.PortStats{}}}
+	r.SetPinholes(fo)
+	if err := r.SetOffload(fo); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 20 {
+		s := r.NewSession(fmt.Sprintf("call-%d", round))
+		st, err := s.AddStream()
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, b := newPeer(t), newPeer(t)
+		st.SetRemote(SideA, Peer{RTP: a.addr()})
+		st.SetRemote(SideB, Peer{RTP: b.addr()})
+		aPort, _ := st.LocalPorts(SideA)
+		bPort, _ := st.LocalPorts(SideB)
+		a.sendTo(aPort, rtpPacket(1, 160))
+		b.recv()
+		b.sendTo(bPort, rtpPacket(1, 160))
+		a.recv()
+		// Close at a different moment of the offloader's tick each round.
+		time.Sleep(time.Duration(round) * offloadEvery / 10)
+		s.Close()
+	}
+	time.Sleep(2 * offloadEvery) // a tick that would install a stale entry
+	fo.mu.Lock()
+	defer fo.mu.Unlock()
+	if len(fo.entries) != 0 || fo.calls == 0 {
+		t.Errorf("%d entries outlived their calls (after %d Forward calls): %v", len(fo.entries), fo.calls, fo.entries)
+	}
 }
