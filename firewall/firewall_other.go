@@ -11,18 +11,6 @@ import (
 	"sbc/media"
 )
 
-// Config: see firewall.go.
-type Config struct {
-	Mode             string
-	Interfaces       []string
-	BindIP           netip.Addr
-	PortMin, PortMax int
-	SIPPorts         []uint16
-	SIPRate          int
-	SIPBurst         int
-	Trusted          []netip.Prefix
-}
-
 // Firewall needs Linux.
 type Firewall struct{}
 
@@ -41,3 +29,9 @@ func (*Firewall) Counters() (bpf.Counters, error) { return bpf.Counters{}, nil }
 func (*Firewall) Deny(netip.Prefix) error         { return errors.New("firewall: needs Linux") }
 func (*Firewall) Allow(netip.Prefix) error        { return nil }
 func (*Firewall) Close() error                    { return nil }
+
+func (*Firewall) Forward(uint16, netip.AddrPort, netip.AddrPort, netip.AddrPort, bool) error {
+	return errors.New("firewall: needs Linux")
+}
+func (*Firewall) Unforward(uint16) error                  { return nil }
+func (*Firewall) PortStats(uint16) (bpf.PortStats, error) { return bpf.PortStats{}, nil }
