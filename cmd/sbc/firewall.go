@@ -56,7 +56,8 @@ func startFirewall(cfg *sbc.Config, log *slog.Logger) (*firewall.Firewall, error
 			"reason", off)
 		return nil, nil
 	}
-	log.Info("kernel fast path on: media ports closed unless a call holds them", "interfaces", strings.Join(fw.Attached(), ", "),
+	log.Info("kernel fast path on: media ports closed unless a call holds them; the SIP rate limit applies to what arrives on these interfaces",
+		"interfaces", strings.Join(fw.Attached(), ", "),
 		"sip_rate_limit", rate, "sip_rate_burst", cfg.SIP.RateBurst, "trusted_sources", len(trusted))
 	return fw, nil
 }
