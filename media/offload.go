@@ -116,7 +116,7 @@ func (st *Stream) offloadSocket(from Side, k sockKind) {
 		}
 		*cur = nil
 	}
-	if !ok || *cur != nil {
+	if !ok || *cur != nil || st.kernelRefused[from][k] == want {
 		return
 	}
 	err := r.offload.Forward(port, want.from, want.src, want.dst, st.strict)
@@ -125,8 +125,10 @@ func (st *Stream) offloadSocket(from Side, k sockKind) {
 		*cur = &want
 		st.sess.hasKernel.Store(true)
 		st.sess.log.Debug("relayed in the kernel", "side", from.String(), "socket", k.String(), "from", want.from, "src", want.src, "dst", want.dst)
-	case errors.Is(err, ErrOffloadNotYet):
+	case errors.Is(err, ErrOffloadNotYet): // asked again next time
 	default:
+		// Not again for these addresses (no Ethernet next hop, say).
+		st.kernelRefused[from][k] = want
 		st.sess.log.Debug("not relayed in the kernel", "side", from.String(), "socket", k.String(), "error", err)
 	}
 }

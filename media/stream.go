@@ -69,6 +69,9 @@ type Stream struct {
 	// kernel is what the kernel relays for socket k of the leg facing a
 	// side (Offload), nil when nothing; guarded by sess.mu.
 	kernel [2][2]*offloaded
+	// kernelRefused is what the kernel could not take for that socket; it
+	// is not asked again until the addresses change. Guarded by sess.mu.
+	kernelRefused [2][2]offloaded
 }
 
 // endpoint is what a steered port belongs to: socket k of the leg facing
