@@ -1,6 +1,7 @@
 package media
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -16,12 +17,16 @@ type fakeOffload struct {
 	entries map[uint16]offloaded
 	stats   map[uint16]bpf.PortStats
 	calls   int
+	refuse  bool // Forward fails for good
 }
 
 func (f *fakeOffload) Forward(port uint16, from, src, dst netip.AddrPort, strict bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++
+	if f.refuse {
+		return errors.New("no Ethernet next hop")
+	}
 	f.entries[port] = offloaded{from: from, src: src, dst: dst}
 	return nil
 }
@@ -162,4 +167,39 @@ func TestOffloadNeverOutlivesItsCall(t *testing.T) {
 	if len(fo.entries) != 0 || fo.calls == 0 {
 		t.Errorf("%d entries outlived their calls (after %d Forward calls): %v", len(fo.entries), fo.calls, fo.entries)
 	}
+}
+
+// TestOffloadRefusedIsNotRetried: a stream the kernel cannot take is not
+// offered again every tick, only when its addresses change.
+func TestOffloadRefusedIsNotRetried(t *testing.T) {
+	r := newTestRelay(t, nil)
+	fo := &fakeOffload{entries: map[uint16]offloaded{}, stats: map[uint16]bpf.PortStats{}, refuse: true}
+	r.SetPinholes(&pinholeLog{open: map[uint16]bool{}})
+	if err := r.SetOffload(fo); err != nil {
+		t.Fatal(err)
+	}
+	s := r.NewSession("call-1")
+	st, err := s.AddStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := newPeer(t), newPeer(t)
+	st.SetRemote(SideA, Peer{RTP: a.addr()})
+	st.SetRemote(SideB, Peer{RTP: b.addr()})
+	aPort, _ := st.LocalPorts(SideA)
+	bPort, _ := st.LocalPorts(SideB)
+	a.sendTo(aPort, rtpPacket(1, 160))
+	b.recv()
+	b.sendTo(bPort, rtpPacket(1, 160))
+	a.recv()
+	for range 3 {
+		s.offload()
+	}
+	fo.mu.Lock()
+	calls := fo.calls
+	fo.mu.Unlock()
+	if calls != 2 { // one per RTP direction
+		t.Errorf("%d Forward calls after 3 rounds; want 2, one per direction, not retried", calls)
+	}
+	s.Close()
 }
