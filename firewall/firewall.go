@@ -14,8 +14,10 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"sbc/bpf"
 	"sbc/media"
@@ -29,6 +31,13 @@ type Firewall struct {
 
 	nlMu sync.Mutex
 	nl   *netlink.Handle // in the daemon's network namespace, for next hops
+
+	// gen counts the changes of routes and of the neighbours handed out as
+	// next hops (Generation); used maps each such neighbour to its MAC.
+	gen    atomic.Uint64
+	usedMu sync.Mutex
+	used   map[netip.Addr]string
+	stop   chan struct{} // ends the netlink subscriptions
 }
 
 // Start loads and attaches the fast path as c says. With the mode "auto"
@@ -71,10 +80,14 @@ func Start(c Config, log *slog.Logger) (_ *Firewall, off string, _ error) {
 		}
 		return nil, "", err
 	}
-	f := &Firewall{fp: fp}
+	f := &Firewall{fp: fp, used: map[netip.Addr]string{}, stop: make(chan struct{})}
 	if f.nl, err = netlink.NewHandle(); err != nil {
 		f.Close()
 		return nil, "", fmt.Errorf("netlink: %w", err)
+	}
+	if err := f.watch(); err != nil {
+		f.Close()
+		return nil, "", fmt.Errorf("netlink: watch routes and neighbours: %w", err)
 	}
 	for _, p := range c.Trusted {
 		if err := fp.Trust(p); err != nil {
@@ -273,6 +286,9 @@ func (f *Firewall) nextHop(dst netip.Addr) (*bpf.NextHop, error) {
 	const usable = netlink.NUD_REACHABLE | netlink.NUD_STALE | netlink.NUD_DELAY | netlink.NUD_PROBE | netlink.NUD_PERMANENT
 	for _, n := range neighs {
 		if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap() == via && n.State&usable != 0 && len(n.HardwareAddr) == 6 {
+			f.usedMu.Lock()
+			f.used[via] = n.HardwareAddr.String()
+			f.usedMu.Unlock()
 			return &bpf.NextHop{Ifindex: r.LinkIndex, Src: ours, Dst: n.HardwareAddr}, nil
 		}
 	}
@@ -281,8 +297,62 @@ func (f *Firewall) nextHop(dst netip.Addr) (*bpf.NextHop, error) {
 
 // Close detaches the programs: every port is open to the stack again.
 func (f *Firewall) Close() error {
+	if f.stop != nil {
+		close(f.stop)
+		f.stop = nil
+	}
 	if f.nl != nil {
 		f.nl.Close()
 	}
 	return f.fp.Close()
+}
+
+// Generation changes whenever a route changes or a neighbour handed out as
+// a next hop changes its MAC or goes away: entries installed under another
+// generation may point at a stale next hop (media.Offload).
+func (f *Firewall) Generation() uint64 { return f.gen.Load() }
+
+// watch follows route and neighbour changes in the calling thread's network
+// namespace until Close.
+func (f *Firewall) watch() error {
+	neighs := make(chan netlink.NeighUpdate, 256)
+	routes := make(chan netlink.RouteUpdate, 64)
+	lost := func(error) { f.gen.Add(1) } // a missed message may have been anything
+	if err := netlink.NeighSubscribeWithOptions(neighs, f.stop, netlink.NeighSubscribeOptions{ErrorCallback: lost}); err != nil {
+		return err
+	}
+	if err := netlink.RouteSubscribeWithOptions(routes, f.stop, netlink.RouteSubscribeOptions{ErrorCallback: lost}); err != nil {
+		return err
+	}
+	go func() {
+		for {
+			select {
+			case u, ok := <-neighs:
+				if !ok {
+					return
+				}
+				f.neighbourChanged(u)
+			case _, ok := <-routes:
+				if !ok {
+					return
+				}
+				f.gen.Add(1)
+			}
+		}
+	}()
+	return nil
+}
+
+func (f *Firewall) neighbourChanged(u netlink.NeighUpdate) {
+	ip, ok := netip.AddrFromSlice(u.IP)
+	if !ok {
+		return
+	}
+	f.usedMu.Lock()
+	mac, used := f.used[ip.Unmap()]
+	f.usedMu.Unlock()
+	gone := u.Type == unix.RTM_DELNEIGH || u.State&(netlink.NUD_FAILED|netlink.NUD_INCOMPLETE) != 0
+	if used && (gone || u.HardwareAddr.String() != mac) {
+		f.gen.Add(1)
+	}
 }

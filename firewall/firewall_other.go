@@ -35,3 +35,4 @@ func (*Firewall) Forward(uint16, netip.AddrPort, netip.AddrPort, netip.AddrPort,
 }
 func (*Firewall) Unforward(uint16) error                  { return nil }
 func (*Firewall) PortStats(uint16) (bpf.PortStats, error) { return bpf.PortStats{}, nil }
+func (*Firewall) Generation() uint64                      { return 0 }

@@ -229,6 +229,35 @@ func TestFirewallForwards(t *testing.T) {
 				t.Errorf("port stats %+v; want 10 forwarded", st)
 			}
 
+			// The phone's MAC changes: the generation moves, and a Forward
+			// again resolves the new next hop.
+			neigh := func(mac string) {
+				t.Helper()
+				g := fw.Generation()
+				if out, err := lab.SBC.Command("ip", "neigh", "replace", phone.Addr().String(), "lladdr", mac,
+					"dev", lab.CustomerLink.SBC.Name, "nud", "permanent").CombinedOutput(); err != nil {
+					t.Fatalf("ip neigh: %v\n%s", err, out)
+				}
+				for deadline := time.Now().Add(2 * time.Second); fw.Generation() == g; time.Sleep(10 * time.Millisecond) {
+					if time.Now().After(deadline) {
+						t.Fatalf("the generation did not move when the next hop's MAC became %s", mac)
+					}
+				}
+				if err := fw.Forward(30010, netip.AddrPortFrom(lab.CarrierLink.Leaf.IPv4, 4000), relaySrc, phone, true); err != nil {
+					t.Fatal(err)
+				}
+			}
+			neigh("02:00:00:00:00:99") // nobody's: the phone's stack ignores the frames
+			from.WriteToUDPAddrPort([]byte("rtp"), netip.AddrPortFrom(sbcIP, 30010))
+			if got := drain(rx); got != 0 {
+				t.Errorf("with the next hop's MAC changed the phone still got %d datagrams", got)
+			}
+			neigh(lab.CustomerLink.Leaf.MAC.String())
+			from.WriteToUDPAddrPort([]byte("rtp"), netip.AddrPortFrom(sbcIP, 30010))
+			if got := drain(rx); got != 1 {
+				t.Errorf("with the phone's MAC back the phone got %d datagrams; want 1", got)
+			}
+
 			// Back to userspace: the socket gets them again.
 			if err := fw.Unforward(30010); err != nil {
 				t.Fatal(err)

@@ -24,6 +24,9 @@ type Offload interface {
 	Unforward(port uint16) error
 	// PortStats are port's counters since the port was opened.
 	PortStats(port uint16) (bpf.PortStats, error)
+	// Generation changes when the next hops Forward resolved may have
+	// (routes, neighbours): the relay then forwards its entries again.
+	Generation() uint64
 }
 
 // offloadEvery is how often the relay looks for streams to hand to the
@@ -109,6 +112,16 @@ func (st *Stream) offloadSocket(from Side, k sockKind) {
 	want, ok := st.offloadable(in, out, k)
 	cur := &st.kernel[from][k]
 	port := uint16(in.rtpPort + int(k))
+	gen := r.offload.Generation() // before Forward: a change meanwhile brings it back here
+	if *cur != nil && ok && **cur == want && st.kernelGen[from][k] != gen {
+		// A route or neighbour changed: resolve the next hop again.
+		err := r.offload.Forward(port, want.from, want.src, want.dst, st.strict)
+		if err == nil {
+			st.kernelGen[from][k] = gen
+			return
+		}
+		ok = false // back to userspace, and offered again below when it can be
+	}
 	if *cur != nil && (!ok || **cur != want) {
 		if err := r.offload.Unforward(port); err != nil {
 			r.log.Warn("take a stream back from the kernel", "port", port, "error", err)
@@ -123,6 +136,7 @@ func (st *Stream) offloadSocket(from Side, k sockKind) {
 	switch {
 	case err == nil:
 		*cur = &want
+		st.kernelGen[from][k] = gen
 		st.sess.hasKernel.Store(true)
 		st.sess.log.Debug("relayed in the kernel", "side", from.String(), "socket", k.String(), "from", want.from, "src", want.src, "dst", want.dst)
 	case errors.Is(err, ErrOffloadNotYet): // asked again next time

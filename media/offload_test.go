@@ -17,7 +17,14 @@ type fakeOffload struct {
 	entries map[uint16]offloaded
 	stats   map[uint16]bpf.PortStats
 	calls   int
-	refuse  bool // Forward fails for good
+	refuse  bool   // Forward fails for good
+	gen     uint64 // Generation
+}
+
+func (f *fakeOffload) Generation() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.gen
 }
 
 func (f *fakeOffload) Forward(port uint16, from, src, dst netip.AddrPort, strict bool) error {
@@ -104,6 +111,21 @@ func TestOffloadFollowsLatching(t *testing.T) {
 			t.Errorf("A to B stats %+v; want 11 RTP packets of 172 bytes, 10 by the kernel", got)
 		}
 
+		// A route or neighbour changed: both directions are forwarded again
+		// (the next hops resolved anew), and stay in the kernel.
+		fo.mu.Lock()
+		before := fo.calls
+		fo.gen++
+		fo.mu.Unlock()
+		s.offload()
+		s.offload()
+		fo.mu.Lock()
+		again := fo.calls - before
+		fo.mu.Unlock()
+		if _, ok := fo.entry(aPort); !ok || again != 2 {
+			t.Errorf("after a next-hop change: %d Forward calls, entry kept %v; want 2 (one per direction, once), kept", again, ok)
+		}
+
 		// A new address for B (a re-INVITE): its direction comes back up.
 		st.SetRemote(SideB, Peer{RTP: netip.AddrPortFrom(b.addr().Addr(), b.addr().Port()+100)})
 		s.offload()
@@ -113,7 +135,7 @@ func TestOffloadFollowsLatching(t *testing.T) {
 
 		// After Close nothing goes down again.
 		s.Close()
-		before := fo.calls
+		before = fo.calls
 		s.offload()
 		if fo.calls != before {
 			t.Error("Forward after the session closed")

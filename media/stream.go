@@ -72,6 +72,8 @@ type Stream struct {
 	// kernelRefused is what the kernel could not take for that socket; it
 	// is not asked again until the addresses change. Guarded by sess.mu.
 	kernelRefused [2][2]offloaded
+	// kernelGen is the Offload generation each entry was installed under.
+	kernelGen [2][2]uint64
 }
 
 // endpoint is what a steered port belongs to: socket k of the leg facing
