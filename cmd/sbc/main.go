@@ -87,16 +87,16 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 		return exitFail
 	}
 	if fw != nil {
-		relay.SetPinholes(fw)
-		if err := relay.SetOffload(fw); err != nil {
-			log.Error("start the kernel fast path", "error", err)
-			return exitFail
-		}
 		// The relay first (its offloader stops), then the programs.
 		defer func() {
 			relay.Close()
 			fw.Close()
 		}()
+		relay.SetPinholes(fw)
+		if err := relay.SetOffload(fw); err != nil {
+			log.Error("start the kernel fast path", "error", err)
+			return exitFail
+		}
 	}
 	srv, err := sbc.NewServer(cfg, relay, log)
 	if err != nil {
