@@ -412,21 +412,24 @@ func TestFastPathForward(t *testing.T) {
 			if err := f.Open(20010, Pinhole{Peer: netip.AddrPortFrom(carrier, 4000), Forward: fw}); err != nil {
 				t.Fatal(err)
 			}
-			for _, noSum := range []bool{false, true} {
-				in := packet{src: carrier, dst: media, sport: 4000, dport: 20010, noUDPSum: noSum}.bytes()
+			for _, c := range []struct {
+				noSum   bool
+				options int
+			}{{false, 0}, {true, 0}, {false, 12}} {
+				in := packet{src: carrier, dst: media, sport: 4000, dport: 20010, noUDPSum: c.noSum, ipOptions: c.options}.bytes()
 				got, out := run(t, prog, in)
 				if got != redirect {
-					t.Fatalf("UDP checksum off %v: verdict %d, want %d (redirect); counters %+v", noSum, got, redirect, counters(t, f))
+					t.Fatalf("%+v: verdict %d, want %d (redirect); counters %+v", c, got, redirect, counters(t, f))
 				}
-				checkRewritten(t, out, fw, noSum)
+				checkRewritten(t, out, fw, c.noSum)
 				checkMACs(t, out, cust.SBC.MAC, cust.Leaf.MAC)
-				if !bytes.Equal(out[42:], in[42:]) {
-					t.Error("payload changed")
+				if head := 14 + 20 + c.options + 8; !bytes.Equal(out[head:], in[head:]) || !bytes.Equal(out[34:34+c.options], in[34:34+c.options]) {
+					t.Errorf("%+v: payload or IP options changed", c)
 				}
 			}
 			st, _ := f.Stats(20010)
-			if c := counters(t, f); st.Forwarded != 2 || c.Forwarded != 2 {
-				t.Errorf("forwarded: port %d, global %d; want 2", st.Forwarded, c.Forwarded)
+			if c := counters(t, f); st.Forwarded != 3 || c.Forwarded != 3 {
+				t.Errorf("forwarded: port %d, global %d; want 3", st.Forwarded, c.Forwarded)
 			}
 			// Strict: another source is dropped, not forwarded.
 			if got, _ := run(t, prog, packet{src: customer, dst: media, sport: 4000, dport: 20010}.bytes()); got != p.drop {
@@ -445,8 +448,8 @@ func TestFastPathForward(t *testing.T) {
 			if got, out := run(t, prog, other); got != p.pass || !bytes.Equal(out, other) {
 				t.Errorf("forward, another source: verdict %d (want pass %d), packet changed %v", got, p.pass, !bytes.Equal(out, other))
 			}
-			if st, _ := f.Stats(20010); st.Forwarded != 3 || st.ForwardedBytes != 3*uint64(len(in)-14) {
-				t.Errorf("after three forwarded: %+v; want 3 packets of %d bytes", st, len(in)-14)
+			if st, _ := f.Stats(20010); st.Forwarded != 4 || st.ForwardedBytes != 4*uint64(len(in)-14)+12 {
+				t.Errorf("after four forwarded: %+v; want 4 packets of %d bytes (one with 12 bytes of IP options)", st, len(in)-14)
 			}
 
 			// No next hop and forwarding off: the FIB declines, userspace relays.
@@ -535,7 +538,8 @@ func (n *named) Fatal(args ...any) {
 // checkRewritten checks a forwarded frame's IPv4 and UDP headers.
 func checkRewritten(t testing.TB, out []byte, fw *Forward, noSum bool) {
 	t.Helper()
-	ip, udp := out[14:34], out[34:]
+	ihl := int(out[14]&0x0f) * 4
+	ip, udp := out[14:14+ihl], out[14+ihl:]
 	src, dst := netip.AddrFrom4([4]byte(ip[12:16])), netip.AddrFrom4([4]byte(ip[16:20]))
 	sport, dport := binary.BigEndian.Uint16(udp[0:]), binary.BigEndian.Uint16(udp[2:])
 	if got := netip.AddrPortFrom(src, sport); got != fw.From {
