@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -29,6 +30,11 @@ type FastPathConfig struct {
 	SIPPorts []uint16
 	SIPRate  int
 	SIPBurst int
+	// PinPath, when set, is a directory on a bpf filesystem where the
+	// per-port maps and the links are pinned (pin.go): they outlive the
+	// process, and the next LoadFastPath with the same PinPath and port
+	// range takes them over.
+	PinPath string
 }
 
 // maxSIPPorts is the size of sip_ports in fastpath.c.
@@ -114,6 +120,12 @@ type FastPath struct {
 	objs     fastpathObjects
 	min, max uint16
 	links    []link.Link
+	// Pinning (pin.go): where, and where each link is pinned.
+	pinPath, mapsDirPath string
+	linkPaths            map[link.Link]string
+	// Stale is how many map directories of another layout or port range
+	// LoadFastPath removed.
+	Stale int
 }
 
 // LoadFastPath loads the programs with every media port closed. It needs
@@ -174,9 +186,34 @@ func LoadFastPath(c FastPathConfig) (*FastPath, error) {
 	size := uint32(c.PortMax-c.PortMin) + 1
 	spec.Maps[fastpathMapPorts].MaxEntries = size
 	spec.Maps[fastpathMapStats].MaxEntries = size
-	f := &FastPath{min: c.PortMin, max: c.PortMax}
-	if err := spec.LoadAndAssign(&f.objs, nil); err != nil {
-		return nil, fmt.Errorf("fast path: load: %w", err)
+	f := &FastPath{min: c.PortMin, max: c.PortMax, linkPaths: map[link.Link]string{}}
+	var opts ebpf.CollectionOptions
+	if c.PinPath != "" {
+		if f.Stale, err = preparePins(c); err != nil {
+			return nil, err
+		}
+		f.pinPath, f.mapsDirPath = c.PinPath, c.mapsDir()
+		opts.Maps.PinPath = f.mapsDirPath
+		for _, name := range pinnedMaps {
+			spec.Maps[name].Pinning = ebpf.PinByName
+		}
+	}
+	if err := spec.LoadAndAssign(&f.objs, &opts); err != nil {
+		if !errors.Is(err, ebpf.ErrMapIncompatible) {
+			return nil, fmt.Errorf("fast path: load: %w", err)
+		}
+		// Same layout number, other maps: a build that forgot to bump
+		// pinLayout. Start afresh rather than misread the entries.
+		if rmErr := os.RemoveAll(f.mapsDirPath); rmErr != nil {
+			return nil, fmt.Errorf("fast path: load: %w (and removing the pinned maps: %v)", err, rmErr)
+		}
+		f.Stale++
+		if err := os.MkdirAll(f.mapsDirPath, 0o700); err != nil {
+			return nil, fmt.Errorf("fast path: pin path: %w", err)
+		}
+		if err := spec.LoadAndAssign(&f.objs, &opts); err != nil {
+			return nil, fmt.Errorf("fast path: load: %w", err)
+		}
 	}
 	return f, nil
 }
@@ -206,23 +243,29 @@ func (f *FastPath) AttachXDP(ifindex int, mode XDPMode) error {
 	if mode == XDPGeneric {
 		flags = link.XDPGenericMode
 	}
+	if ok, err := f.adopt("xdp", ifindex, f.objs.XdpMedia); ok || err != nil {
+		return err
+	}
 	l, err := link.AttachXDP(link.XDPOptions{Program: f.objs.XdpMedia, Interface: ifindex, Flags: flags})
 	if err != nil {
 		return fmt.Errorf("fast path: attach XDP to interface %d: %w", ifindex, err)
 	}
 	f.links = append(f.links, l)
-	return nil
+	return f.pin(l, "xdp", ifindex)
 }
 
 // AttachTC attaches the TC program to an interface's ingress (tcx, Linux
 // 6.6 and later).
 func (f *FastPath) AttachTC(ifindex int) error {
+	if ok, err := f.adopt("tc", ifindex, f.objs.TcMedia); ok || err != nil {
+		return err
+	}
 	l, err := link.AttachTCX(link.TCXOptions{Program: f.objs.TcMedia, Attach: ebpf.AttachTCXIngress, Interface: ifindex})
 	if err != nil {
 		return fmt.Errorf("fast path: attach TC ingress to interface %d: %w", ifindex, err)
 	}
 	f.links = append(f.links, l)
-	return nil
+	return f.pin(l, "tc", ifindex)
 }
 
 // Open opens port as p says, or changes what an open port does; its
@@ -378,7 +421,8 @@ func Monotonic() time.Duration {
 	return time.Duration(ts.Nano())
 }
 
-// Close detaches the programs and frees them and their maps.
+// Close detaches the programs and frees them and their maps; pinned links
+// and maps stay (Unpin removes them).
 func (f *FastPath) Close() error {
 	var errs []error
 	for _, l := range f.links {

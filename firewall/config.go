@@ -19,4 +19,7 @@ type Config struct {
 	SIPRate  int
 	SIPBurst int
 	Trusted  []netip.Prefix
+	// PinPath (media.pin_path) is where the maps and links are pinned so
+	// that forwarded streams outlive the daemon; "" for none.
+	PinPath string
 }

@@ -72,13 +72,25 @@ func Start(c Config, log *slog.Logger) (_ *Firewall, off string, _ error) {
 			ip6 = c.BindIP
 		}
 	}
-	fp, err := bpf.LoadFastPath(bpf.FastPathConfig{PortMin: uint16(c.PortMin), PortMax: uint16(c.PortMax), IP4: ip4, IP6: ip6,
-		SIPPorts: c.SIPPorts, SIPRate: c.SIPRate, SIPBurst: c.SIPBurst})
+	fc := bpf.FastPathConfig{PortMin: uint16(c.PortMin), PortMax: uint16(c.PortMax), IP4: ip4, IP6: ip6,
+		SIPPorts: c.SIPPorts, SIPRate: c.SIPRate, SIPBurst: c.SIPBurst, PinPath: c.PinPath}
+	fp, err := bpf.LoadFastPath(fc)
+	if err != nil && c.PinPath != "" {
+		// Pinning is what lets calls survive a restart, not what filters:
+		// run without it rather than without the fast path.
+		log.Warn("kernel fast path not pinned: forwarded calls will not outlive the daemon", "media.pin_path", c.PinPath, "error", err)
+		fc.PinPath = ""
+		fp, err = bpf.LoadFastPath(fc)
+	}
 	if err != nil {
 		if auto {
 			return nil, err.Error(), nil
 		}
 		return nil, "", err
+	}
+	if fp.Stale > 0 {
+		log.Warn("kernel fast path: dropped the pinned maps of another port range or version; calls a previous run forwarded are no longer relayed in the kernel",
+			"media.pin_path", c.PinPath)
 	}
 	f := &Firewall{fp: fp, used: map[netip.Addr]string{}, stop: make(chan struct{})}
 	if f.nl, err = netlink.NewHandle(); err != nil {
@@ -113,6 +125,9 @@ func Start(c Config, log *slog.Logger) (_ *Firewall, off string, _ error) {
 		}
 		f.attached = append(f.attached, fmt.Sprintf("%s (%s)", l.Attrs().Name, how))
 	}
+	if err := fp.DropOtherLinks(); err != nil {
+		log.Warn("kernel fast path: detach what a previous run left on other interfaces", "error", err)
+	}
 	return f, "", nil
 }
 
@@ -132,6 +147,18 @@ func (f *Firewall) attach(ifindex int, mode string) (string, error) {
 	native := func() error { return f.fp.AttachXDP(ifindex, bpf.XDPNative) }
 	generic := func() error { return f.fp.AttachXDP(ifindex, bpf.XDPGeneric) }
 	tc := func() error { return f.fp.AttachTC(ifindex) }
+	// A hook a previous run left pinned first, where the mode allows it:
+	// taken over, the interface is never without a program.
+	switch hook := f.fp.PinnedHook(ifindex); {
+	case hook == "xdp" && mode != media.FastPathTC:
+		if try("xdp", native) {
+			return "xdp", nil
+		}
+	case hook == "tc" && mode != media.FastPathXDP:
+		if try("tc", tc) {
+			return "tc", nil
+		}
+	}
 	switch mode {
 	case media.FastPathXDP:
 		if try("xdp", native) {
@@ -295,7 +322,19 @@ func (f *Firewall) nextHop(dst netip.Addr) (*bpf.NextHop, error) {
 	return nil, fmt.Errorf("%w (%v on %s)", ErrNoNeighbour, via, link.Attrs().Name)
 }
 
-// Close detaches the programs: every port is open to the stack again.
+// Pinned tells whether the fast path outlives the daemon (media.pin_path).
+func (f *Firewall) Pinned() bool { return f.fp.Pinned() }
+
+// Inherited returns the ports a previous run left open, and what the
+// kernel does for each (media.Offload).
+func (f *Firewall) Inherited() (map[uint16]bpf.Pinhole, error) { return f.fp.Entries() }
+
+// Unpin removes the pins: Close then detaches the programs. For a daemon
+// that stops with no call left.
+func (f *Firewall) Unpin() error { return f.fp.Unpin() }
+
+// Close detaches the programs, unless pinned: every port is open to the
+// stack again. Pinned, the program and its entries stay for the next run.
 func (f *Firewall) Close() error {
 	if f.stop != nil {
 		close(f.stop)

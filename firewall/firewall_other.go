@@ -33,6 +33,9 @@ func (*Firewall) Close() error                    { return nil }
 func (*Firewall) Forward(uint16, netip.AddrPort, netip.AddrPort, netip.AddrPort, bool) error {
 	return errors.New("firewall: needs Linux")
 }
-func (*Firewall) Unforward(uint16) error                  { return nil }
-func (*Firewall) PortStats(uint16) (bpf.PortStats, error) { return bpf.PortStats{}, nil }
-func (*Firewall) Generation() uint64                      { return 0 }
+func (*Firewall) Unforward(uint16) error                     { return nil }
+func (*Firewall) PortStats(uint16) (bpf.PortStats, error)    { return bpf.PortStats{}, nil }
+func (*Firewall) Generation() uint64                         { return 0 }
+func (*Firewall) Pinned() bool                               { return false }
+func (*Firewall) Inherited() (map[uint16]bpf.Pinhole, error) { return nil, nil }
+func (*Firewall) Unpin() error                               { return nil }

@@ -15,13 +15,15 @@ type portAllocator struct {
 	head  int
 	count int    // free pairs in ring
 	inUse []bool // by pair index; makes a double free a no-op
+	pos   []int32 // by pair index: where it waits in ring while free (take)
 }
 
 func newPortAllocator(portMin, portMax int) *portAllocator {
 	n := (portMax - portMin + 1) / 2
-	a := &portAllocator{min: portMin, ring: make([]int32, n), count: n, inUse: make([]bool, n)}
+	a := &portAllocator{min: portMin, ring: make([]int32, n), count: n, inUse: make([]bool, n), pos: make([]int32, n)}
 	for i := range a.ring {
 		a.ring[i] = int32(i)
+		a.pos[i] = int32(i)
 	}
 	return a
 }
@@ -33,11 +35,38 @@ func (a *portAllocator) alloc() (rtpPort int, ok bool) {
 	if a.count == 0 {
 		return 0, false
 	}
+	return a.pop(), true
+}
+
+// pop hands out the pair at the head of the ring; a.count > 0, a.mu held.
+func (a *portAllocator) pop() int {
 	i := a.ring[a.head]
 	a.head = (a.head + 1) % len(a.ring)
 	a.count--
 	a.inUse[i] = true
-	return a.min + 2*int(i), true
+	return a.min + 2*int(i)
+}
+
+// take allocates the pair of rtpPort, if free: a restarted daemon taking
+// over the ports of its calls. The pair at the head of the queue moves to
+// where the taken one waited.
+func (a *portAllocator) take(rtpPort int) bool {
+	off := rtpPort - a.min
+	if off < 0 || off%2 != 0 || off/2 >= len(a.ring) {
+		return false
+	}
+	i := int32(off / 2)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.inUse[i] {
+		return false
+	}
+	p, h := a.pos[i], a.head
+	j := a.ring[h]
+	a.ring[p], a.pos[j] = j, p
+	a.ring[h], a.pos[i] = i, int32(h)
+	a.pop()
+	return true
 }
 
 // free returns the pair of rtpPort to the back of the queue. Freeing a port
@@ -54,7 +83,8 @@ func (a *portAllocator) free(rtpPort int) bool {
 		return false
 	}
 	a.inUse[i] = false
-	a.ring[(a.head+a.count)%len(a.ring)] = int32(i)
+	at := (a.head + a.count) % len(a.ring)
+	a.ring[at], a.pos[i] = int32(i), int32(at)
 	a.count++
 	return true
 }

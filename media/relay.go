@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"sync"
 	"time"
+
+	"sbc/bpf"
 )
 
 // Relay owns the port range and every live Session. Safe for concurrent use.
@@ -25,6 +27,9 @@ type Relay struct {
 	// stream holds it.
 	pinholes Pinholes
 	offloadState
+	// inherited are the kernel's entries a previous run left, by port,
+	// until a stream takes them (adopt.go); guarded by mu.
+	inherited map[uint16]bpf.Pinhole
 
 	mu       sync.Mutex // guards sessions and closed
 	sessions map[*Session]struct{}
@@ -49,9 +54,10 @@ func (r *Relay) SetPinholes(p Pinholes) { r.pinholes = p }
 // transport opens and shuts the ports of a leg: one socket per port
 // (socket.go) or steered to a few workers (steered.go).
 type transport interface {
-	// open allocates the leg's port pair and starts receiving on it;
+	// open allocates the leg's port pair (or takes port, the RTP port of
+	// a pair already allocated, when not 0) and starts receiving on it;
 	// goroutines it starts for the leg join wg.
-	open(st *Stream, l *leg, wg *sync.WaitGroup) error
+	open(st *Stream, l *leg, wg *sync.WaitGroup, port int) error
 	// shut stops receiving on the leg's ports; what runs for them ends soon
 	// after (wg).
 	shut(l *leg)
@@ -224,9 +230,19 @@ func (r *Relay) openPinholes(l *leg) error {
 		return nil
 	}
 	for p := l.rtpPort; p <= l.rtpPort+1; p++ {
-		if err := r.pinholes.Open(uint16(p)); err != nil {
-			return fmt.Errorf("open the pinhole of media port %d: %w", p, err)
+		if err := r.openPinhole(uint16(p)); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+func (r *Relay) openPinhole(port uint16) error {
+	if r.pinholes == nil {
+		return nil
+	}
+	if err := r.pinholes.Open(port); err != nil {
+		return fmt.Errorf("open the pinhole of media port %d: %w", port, err)
 	}
 	return nil
 }

@@ -40,7 +40,7 @@ func (s *Session) AddStream() (*Stream, error) {
 	}
 	st := newStream(s)
 	for i := range st.legs {
-		err := s.relay.tr.open(st, &st.legs[i], &st.wg)
+		err := s.relay.tr.open(st, &st.legs[i], &st.wg, 0)
 		if err == nil {
 			err = s.relay.openPinholes(&st.legs[i])
 		}

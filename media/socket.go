@@ -23,8 +23,19 @@ type perPort struct {
 }
 
 // open allocates and binds the leg's pair and starts its two readers on wg.
-func (t *perPort) open(st *Stream, l *leg, wg *sync.WaitGroup) error {
-	port, rtp, rtcp, err := t.bindPair()
+func (t *perPort) open(st *Stream, l *leg, wg *sync.WaitGroup, port int) error {
+	var (
+		rtp, rtcp *socket
+		err       error
+	)
+	if port != 0 {
+		rtp, rtcp, err = listenPair(t.bindIP, port)
+		if err != nil {
+			err = fmt.Errorf("bind media ports %d-%d: %w", port, port+1, err)
+		}
+	} else {
+		port, rtp, rtcp, err = t.bindPair()
+	}
 	if err != nil {
 		return err
 	}

@@ -73,10 +73,12 @@ func newSteered(bind netip.Addr, ports *portAllocator, portMin, portMax, workers
 // open allocates the leg's pair, publishes its two ports and steers them to
 // a worker, the same one for both so that a stream's RTP and RTCP keep their
 // relative order.
-func (t *steered) open(st *Stream, l *leg, _ *sync.WaitGroup) error {
-	port, err := t.allocFree()
-	if err != nil {
-		return err
+func (t *steered) open(st *Stream, l *leg, _ *sync.WaitGroup, port int) error {
+	if port == 0 {
+		var err error
+		if port, err = t.allocFree(); err != nil {
+			return err
+		}
 	}
 	l.rtpPort = port
 	w := (port / 2) % len(t.workers)

@@ -1,0 +1,194 @@
+package bpf
+
+import (
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"sbc/sbc/sbctest/netlab"
+)
+
+// bpffs mounts a bpf filesystem of the test's own.
+func bpffs(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := unix.Mount("bpf", dir, "bpf", 0, "mode=0700"); err != nil {
+		t.Fatalf("mount a bpf filesystem (root is required): %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	return dir
+}
+
+func TestPinnedMapsOutliveTheProcess(t *testing.T) {
+	pins := bpffs(t)
+	c := FastPathConfig{PortMin: portMin, PortMax: portMax, IP4: netip.MustParseAddr("192.0.2.1"), PinPath: pins}
+	peer := netip.MustParseAddrPort("198.51.100.7:4000")
+	hole := Pinhole{Peer: peer, ForwardFrom: peer, Forward: &Forward{
+		From: netip.MustParseAddrPort("192.0.2.1:20012"), To: netip.MustParseAddrPort("203.0.113.9:5004"),
+		Via: &NextHop{Ifindex: 7, Src: []byte{2, 0, 0, 0, 0, 1}, Dst: []byte{2, 0, 0, 0, 0, 2}}}}
+
+	first, err := LoadFastPath(c)
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	if err := first.Open(20010, hole); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Open(20020, Pinhole{}); err != nil {
+		t.Fatal(err)
+	}
+	// A packet for the port, counted in its stats.
+	in := packet{src: peer.Addr(), dst: netip.MustParseAddr("192.0.2.1"), sport: 4000, dport: 20020}.bytes()
+	if got, _ := run(t, first.objs.XdpMedia, in); got != xdpPass {
+		t.Fatalf("verdict %d, want pass", got)
+	}
+	first.Close() // as a killed daemon's would be
+
+	again := loadFastPath(t, c)
+	if again.Stale != 0 {
+		t.Errorf("Stale = %d after a restart with the same layout and range", again.Stale)
+	}
+	got, err := again.Entries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[uint16]Pinhole{20010: hole, 20020: {}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("entries after reload:\n got %+v\nwant %+v", got, want)
+	}
+	if s, err := again.Stats(20020); err != nil || s.Packets != 1 {
+		t.Errorf("stats of port 20020 after reload: %+v, %v; want the packet counted before", s, err)
+	}
+	// Reopening an inherited port keeps its counters.
+	if err := again.Open(20020, Pinhole{}); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := again.Stats(20020); s.Packets != 1 {
+		t.Errorf("reopening an inherited port reset its counters: %+v", s)
+	}
+	again.Close()
+
+	// Another port range: the old maps are of no use, and go.
+	other := c
+	other.PortMax = portMax + 2
+	moved := loadFastPath(t, other)
+	if moved.Stale != 1 {
+		t.Errorf("Stale = %d with another port range, want 1", moved.Stale)
+	}
+	if got, _ := moved.Entries(); len(got) != 0 {
+		t.Errorf("entries of another range's maps leaked in: %v", got)
+	}
+	if _, err := os.Stat(c.mapsDir()); !os.IsNotExist(err) {
+		t.Errorf("the old range's maps are still pinned: %v", err)
+	}
+	if err := moved.Unpin(); err != nil {
+		t.Fatal(err)
+	}
+	if left := ours(t, pins); len(left) != 0 {
+		t.Errorf("Unpin left %v", left)
+	}
+}
+
+func TestPinPathMustBeBPFFS(t *testing.T) {
+	_, err := LoadFastPath(FastPathConfig{PortMin: portMin, PortMax: portMax, PinPath: t.TempDir()})
+	if !errors.Is(err, ErrNotBPFFS) {
+		t.Fatalf("pin path on a plain directory: %v, want ErrNotBPFFS", err)
+	}
+}
+
+func TestPinnedLinkIsTakenOver(t *testing.T) {
+	pins := bpffs(t)
+	lab := netlab.New(t)
+	ifindex := lab.CarrierLink.SBC.Index
+	c := FastPathConfig{PortMin: portMin, PortMax: portMax, PinPath: pins}
+	// xdpProg is the ID of the XDP program on the interface, 0 for none.
+	xdpProg := func() uint32 {
+		t.Helper()
+		var id uint32
+		if err := lab.SBC.Do(func() error {
+			l, err := netlink.LinkByIndex(ifindex)
+			if err != nil {
+				return err
+			}
+			if x := l.Attrs().Xdp; x != nil && x.Attached {
+				id = x.ProgId
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	attach := func(hook string) *FastPath {
+		t.Helper()
+		var f *FastPath
+		if err := lab.SBC.Do(func() error {
+			var err error
+			if f, err = LoadFastPath(c); err != nil {
+				return err
+			}
+			if hook == "tc" {
+				return f.AttachTC(ifindex)
+			}
+			return f.AttachXDP(ifindex, XDPGeneric)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+
+	first := attach("xdp")
+	id1 := xdpProg()
+	if id1 == 0 {
+		t.Fatal("no XDP program attached")
+	}
+	first.Close()
+	if got := xdpProg(); got != id1 {
+		t.Fatalf("after Close the interface runs program %d, want the pinned %d", got, id1)
+	}
+
+	second := attach("xdp")
+	id2 := xdpProg()
+	if id2 == 0 || id2 == id1 {
+		t.Fatalf("after a restart the interface runs program %d (before %d): want the new one swapped in", id2, id1)
+	}
+	second.Close()
+
+	// A run on TC takes the interface over from the pinned XDP link.
+	third := attach("tc")
+	if got := xdpProg(); got != 0 {
+		t.Errorf("the XDP program %d stayed beside TC", got)
+	}
+	if _, err := os.Stat(filepath.Join(pins, "tc-"+lab.CarrierLink.SBC.Name)); err != nil {
+		t.Errorf("TC link not pinned: %v", err)
+	}
+	if err := third.Unpin(); err != nil {
+		t.Fatal(err)
+	}
+	third.Close()
+	if left := ours(t, pins); len(left) != 0 {
+		t.Errorf("Unpin left %v", left)
+	}
+}
+
+// ours lists what dir holds beside the files a bpf filesystem comes with.
+func ours(t testing.TB, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		if filepath.Ext(e.Name()) != ".debug" {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
