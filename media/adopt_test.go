@@ -57,7 +57,6 @@ func countTrue(m map[int]bool) (n int) {
 	return n
 }
 
-
 // TestAdoptStream takes over a stream a previous run left, half of it
 // still forwarded by the kernel.
 func TestAdoptStream(t *testing.T) {

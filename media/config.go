@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -62,6 +63,10 @@ type Config struct {
 	FastPath string `toml:"fast_path"`
 	// Interfaces are the media interfaces; empty: the one holding BindIP.
 	Interfaces []string `toml:"interfaces"`
+	// PinPath is a directory on a bpf filesystem where the fast path's
+	// maps and links are pinned, so that calls it forwards outlive the
+	// daemon (killed or upgraded). nil: DefaultPinPath; "": not pinned.
+	PinPath *string `toml:"pin_path"`
 }
 
 // Values of Config.FastPath.
@@ -115,7 +120,14 @@ func (c *Config) SetDefaults() {
 	if c.FastPath == "" {
 		c.FastPath = FastPathAuto
 	}
+	if c.PinPath == nil {
+		p := DefaultPinPath
+		c.PinPath = &p
+	}
 }
+
+// DefaultPinPath is media.pin_path when the config says nothing.
+const DefaultPinPath = "/sys/fs/bpf/sbc"
 
 // Validate checks every field without side effects and returns all problems
 // joined, each a *ConfigError.
@@ -189,6 +201,10 @@ func (c *Config) Validate() error {
 			bad(fmt.Sprintf("media.interfaces[%d]", i), strconv.Quote(name), "is not an interface name",
 				`a network interface name such as "eth0" (at most 15 characters)`)
 		}
+	}
+	if p := c.PinPath; p != nil && *p != "" && (!filepath.IsAbs(*p) || filepath.Clean(*p) == "/") {
+		bad("media.pin_path", strconv.Quote(*p), "is not an absolute directory path",
+			`a directory on a bpf filesystem such as "/sys/fs/bpf/sbc", or "" not to pin`)
 	}
 	if err == nil && bind.IsUnspecified() && len(c.Interfaces) == 0 && (c.FastPath == FastPathXDP || c.FastPath == FastPathTC) {
 		bad("media.interfaces", "[]", fmt.Sprintf("is empty while media.bind_ip is %q and media.fast_path is %q", c.BindIP, c.FastPath),

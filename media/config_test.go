@@ -40,13 +40,13 @@ func TestConfig(t *testing.T) {
 			name:    "defaults",
 			snippet: `public_ip = "203.0.113.5"`,
 			want: &Config{BindIP: "0.0.0.0", PublicIP: "203.0.113.5", PortMin: 20000, PortMax: 29999,
-				Timeout: 60 * time.Second, Latching: "symmetric", Steering: "auto", ReservePorts: ptr(true), FastPath: "auto"},
+				Timeout: 60 * time.Second, Latching: "symmetric", Steering: "auto", ReservePorts: ptr(true), FastPath: "auto", PinPath: ptr(DefaultPinPath)},
 		},
 		{
 			name:    "public_ip defaults to a specific bind_ip",
 			snippet: `bind_ip = "192.0.2.10"`,
 			want: &Config{BindIP: "192.0.2.10", PublicIP: "192.0.2.10", PortMin: 20000, PortMax: 29999,
-				Timeout: 60 * time.Second, Latching: "symmetric", Steering: "auto", ReservePorts: ptr(true), FastPath: "auto"},
+				Timeout: 60 * time.Second, Latching: "symmetric", Steering: "auto", ReservePorts: ptr(true), FastPath: "auto", PinPath: ptr(DefaultPinPath)},
 		},
 		{
 			name: "all set",
@@ -60,10 +60,11 @@ steering = "off"
 workers = 4
 reserve_ports = false
 fast_path = "tc"
-interfaces = ["eth1", "eth2"]`,
+interfaces = ["eth1", "eth2"]
+pin_path = ""`,
 			want: &Config{BindIP: "::", PublicIP: "2001:db8::1", PortMin: 30000, PortMax: 30003,
 				Timeout: 90 * time.Second, Latching: "strict", Steering: "off", Workers: 4, ReservePorts: ptr(false),
-				FastPath: "tc", Interfaces: []string{"eth1", "eth2"}},
+				FastPath: "tc", Interfaces: []string{"eth1", "eth2"}, PinPath: ptr("")},
 		},
 		{name: "odd port_max is fine", snippet: `bind_ip = "127.0.0.1"` + "\nport_max = 20004"},
 		{name: "public_ip required with 0.0.0.0", snippet: ``, errs: []string{`media.public_ip: ""`, `media.bind_ip is "0.0.0.0"`}},
@@ -98,6 +99,8 @@ interfaces = ["eth1", "eth2"]`,
 			errs: []string{`media.interfaces[1]: "a/b" is not an interface name`}},
 		{name: "xdp on every address needs interfaces", snippet: `public_ip = "192.0.2.1"` + "\nfast_path = \"xdp\"",
 			errs: []string{`media.interfaces: [] is empty while media.bind_ip is "0.0.0.0" and media.fast_path is "xdp"`}},
+		{name: "relative pin_path", snippet: `public_ip = "192.0.2.1"` + "\npin_path = \"bpf/sbc\"",
+			errs: []string{`media.pin_path: "bpf/sbc" is not an absolute directory path`}},
 		{name: "every error is reported", snippet: "port_min = 3\nlatching = \"x\"",
 			errs: []string{"media.public_ip", "media.port_min: 3", `media.latching: "x"`}},
 	}
@@ -131,7 +134,7 @@ interfaces = ["eth1", "eth2"]`,
 
 func TestConfigSetDefaultsKeepsValues(t *testing.T) {
 	cfg := Config{BindIP: "10.0.0.1", PublicIP: "192.0.2.1", PortMin: 30000, PortMax: 30099, Timeout: time.Second, Latching: "strict",
-		Steering: "on", Workers: 3, ReservePorts: ptr(false), FastPath: "tc", Interfaces: []string{"eth1"}}
+		Steering: "on", Workers: 3, ReservePorts: ptr(false), FastPath: "tc", Interfaces: []string{"eth1"}, PinPath: ptr("/run/bpf")}
 	want := cfg
 	cfg.SetDefaults()
 	if !reflect.DeepEqual(cfg, want) {

@@ -13,8 +13,8 @@ type portAllocator struct {
 	min   int     // RTP port of pair 0
 	ring  []int32 // free pair indexes; ring[head] is handed out next
 	head  int
-	count int    // free pairs in ring
-	inUse []bool // by pair index; makes a double free a no-op
+	count int     // free pairs in ring
+	inUse []bool  // by pair index; makes a double free a no-op
 	pos   []int32 // by pair index: where it waits in ring while free (take)
 }
 

@@ -121,7 +121,12 @@ func testSDP(ip string, port int) string {
 // to the config.
 func startCallee(t *testing.T, extra string) (*Server, *peer) {
 	t.Helper()
-	b := newPeer(t, "127.0.0.2")
+	return startCalleeAt(t, newPeer(t, "127.0.0.2"), extra)
+}
+
+// startCalleeAt is startCallee with the callee b.
+func startCalleeAt(t *testing.T, b *peer, extra string) (*Server, *peer) {
+	t.Helper()
 	s := startServer(t, fmt.Sprintf(`
 [[trunk]]
 name = "b"

@@ -60,6 +60,8 @@ type call struct {
 	endedBy  string
 	endOnce  sync.Once
 	finished chan struct{}
+	// persistMu orders writing the call's state file with removing it.
+	persistMu sync.Mutex
 }
 
 func newID() string {
@@ -128,6 +130,7 @@ func (c *call) finish(status int, endedBy string) {
 		c.cancel()
 		c.s.removeDialog(c.a)
 		c.s.removeDialog(c.b)
+		c.unpersist()
 		st := c.sess.Stats()
 		c.sess.Close()
 		c.s.mu.Lock()

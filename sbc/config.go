@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -65,7 +66,14 @@ type CallsConfig struct {
 	// Retry-After rather than every call's audio suffering. 0 = only the
 	// media port range limits.
 	MaxActive int `toml:"max_active"`
+	// StateDir keeps a small file per answered call, what a restarted
+	// daemon needs to take the call over (persist.go). nil:
+	// DefaultStateDir; "": calls end with the daemon that set them up.
+	StateDir *string `toml:"state_dir"`
 }
+
+// DefaultStateDir is calls.state_dir when the config says nothing.
+const DefaultStateDir = "/var/lib/sbc/calls"
 
 // Trunk is one [[trunk]] entry: a peer the SBC exchanges calls with.
 type Trunk struct {
@@ -152,6 +160,10 @@ func (c *Config) SetDefaults() {
 	if c.Calls.DrainTimeout == 0 {
 		c.Calls.DrainTimeout = 30 * time.Second
 	}
+	if c.Calls.StateDir == nil {
+		d := DefaultStateDir
+		c.Calls.StateDir = &d
+	}
 	for i := range c.Trunks {
 		c.Trunks[i].Transport = strings.ToLower(c.Trunks[i].Transport)
 		if c.Trunks[i].Transport == "" {
@@ -225,6 +237,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Calls.MaxActive < 0 {
 		bad("calls.max_active", c.Calls.MaxActive, "a number of calls >= 0 (0: limited by the media port range only)")
+	}
+	if d := c.Calls.StateDir; d != nil && *d != "" && (!filepath.IsAbs(*d) || filepath.Clean(*d) == "/") {
+		bad("calls.state_dir", *d, `an absolute directory path such as "/var/lib/sbc/calls", or "" to keep no call state`)
 	}
 	if c.Calls.DrainTimeout < 0 {
 		bad("calls.drain_timeout", c.Calls.DrainTimeout, `a duration >= 0 such as "30s"`)

@@ -51,6 +51,7 @@ func TestParseConfig(t *testing.T) {
 		{"bad duration type", base + "[calls]\nmax_duration = 5\n", ""}, // integers are nanoseconds in BurntSushi/toml
 		{"bad duration text", base + "[calls]\nmax_duration = \"forever\"\n", "parse config"},
 		{"short ring timeout", base + "[calls]\nring_timeout = \"10ms\"\n", `calls.ring_timeout: "10ms"`},
+		{"relative state dir", base + "[calls]\nstate_dir = \"calls\"\n", `calls.state_dir: "calls" is invalid; want an absolute directory path`},
 		{"duplicate trunk", base + "[[trunk]]\nname = \"a\"\naddress = \"192.0.2.30:5060\"\nsources = [\"192.0.2.30\"]\n", `trunk[2].name: "a" is invalid; want a name no other trunk uses`},
 		{"trunk without port", base + "[[trunk]]\nname = \"c\"\naddress = \"192.0.2.30\"\nsources = [\"192.0.2.30\"]\n", `trunk[2].address: "192.0.2.30"`},
 		{"trunk bad source", base + "[[trunk]]\nname = \"c\"\naddress = \"192.0.2.30:5060\"\nsources = [\"192.0.2.300\"]\n", `trunk[2].sources[0]: "192.0.2.300"`},

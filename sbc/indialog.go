@@ -115,6 +115,7 @@ func (s *Server) forward(c *call, l *leg, req *sip.Request, tx sip.ServerTransac
 		code = relayStatus(code)
 	}
 	s.respond(tx, req, code, reason(code), body, hdrs...)
+	c.persist() // both legs' CSeqs moved
 }
 
 // onAck takes ACKs for 2xx (ours to absorb: the SBC ACKs the far leg
@@ -228,6 +229,7 @@ func (s *Server) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	resp.AppendHeader(ptr(sip.ContentTypeHeader("application/sdp")))
 	s.decorate(resp)
 	c.log.Info("re-INVITE", "from_leg", l.side.String(), "direction", directions(offer))
+	c.persist()
 	if acked, err := c.respond2xx(l, tx, resp, c.expectAck(l, req.CSeq().SeqNo)); err != nil || !acked {
 		select {
 		case <-c.finished:

@@ -460,6 +460,7 @@ func (c *call) answered2xx(req *sip.Request, tx sip.ServerTransaction, binv *sip
 		c.finish(503, by)
 		return
 	}
+	c.persist()
 	ackKey := c.expectAck(c.a, req.CSeq().SeqNo)
 	acked, err := c.respond2xx(c.a, tx, c.respondA(tx, req, 200, body), ackKey)
 	switch {

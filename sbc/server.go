@@ -52,7 +52,9 @@ type Server struct {
 	callWG    sync.WaitGroup // in-flight call endings (BYEs)
 	stop      chan struct{}
 	stopOnce  sync.Once
-	reaperWG  sync.WaitGroup
+	listening chan struct{} // closed once Listen serves
+
+	reaperWG sync.WaitGroup
 }
 
 // NewServer builds a server from a validated config. It opens no socket;
@@ -94,21 +96,22 @@ func NewServer(cfg *Config, relay *media.Relay, log *slog.Logger) (*Server, erro
 		routes[i] = dialplan.Route{From: r.From, Prefix: r.Prefix, To: r.To}
 	}
 	*s = Server{
-		parser:   s.parser,
-		cfg:      cfg,
-		log:      log,
-		relay:    relay,
-		ua:       ua,
-		srv:      srv,
-		client:   client,
-		trunks:   newTrunkTable(cfg.Trunks),
-		plan:     dialplan.New(routes),
-		publicIP: cfg.SIP.PublicIP,
-		ports:    map[string]int{},
-		calls:    map[*call]struct{}{},
-		dialogs:  map[dialogKey]*leg{},
-		stop:     make(chan struct{}),
-		strays:   rateLimit{n: 50},
+		parser:    s.parser,
+		cfg:       cfg,
+		log:       log,
+		relay:     relay,
+		ua:        ua,
+		srv:       srv,
+		client:    client,
+		trunks:    newTrunkTable(cfg.Trunks),
+		plan:      dialplan.New(routes),
+		publicIP:  cfg.SIP.PublicIP,
+		ports:     map[string]int{},
+		calls:     map[*call]struct{}{},
+		dialogs:   map[dialogKey]*leg{},
+		stop:      make(chan struct{}),
+		listening: make(chan struct{}),
+		strays:    rateLimit{n: 50},
 	}
 	srv.OnInvite(s.guard(s.onInvite))
 	srv.OnAck(s.guard(s.onAck))
@@ -168,6 +171,7 @@ func (s *Server) Listen() error {
 	}
 	s.reaperWG.Add(1)
 	go s.reaper()
+	close(s.listening)
 	return nil
 }
 

@@ -47,6 +47,7 @@ func startFirewall(cfg *sbc.Config, log *slog.Logger) (*firewall.Firewall, error
 		Mode: cfg.Media.FastPath, Interfaces: cfg.Media.Interfaces, BindIP: bind,
 		PortMin: cfg.Media.PortMin, PortMax: cfg.Media.PortMax,
 		SIPPorts: ports, SIPRate: rate, SIPBurst: cfg.SIP.RateBurst, Trusted: trusted,
+		PinPath: *cfg.Media.PinPath,
 	}, log)
 	switch {
 	case err != nil:
@@ -58,7 +59,8 @@ func startFirewall(cfg *sbc.Config, log *slog.Logger) (*firewall.Firewall, error
 	}
 	log.Info("kernel fast path on: media ports closed unless a call holds them; the SIP rate limit applies to what arrives on these interfaces",
 		"interfaces", strings.Join(fw.Attached(), ", "),
-		"sip_rate_limit", rate, "sip_rate_burst", cfg.SIP.RateBurst, "trusted_sources", len(trusted))
+		"sip_rate_limit", rate, "sip_rate_burst", cfg.SIP.RateBurst, "trusted_sources", len(trusted),
+		"pinned", fw.Pinned())
 	return fw, nil
 }
 

@@ -97,11 +97,25 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 			log.Error("start the kernel fast path", "error", err)
 			return exitFail
 		}
+		inherited, err := fw.Inherited()
+		if err != nil {
+			log.Error("start the kernel fast path", "error", err)
+			return exitFail
+		}
+		relay.Inherit(inherited)
 	}
 	srv, err := sbc.NewServer(cfg, relay, log)
 	if err != nil {
 		log.Error("start sip server", "error", err)
 		return exitFail
+	}
+	adopted, ended, err := srv.Adopt()
+	if err != nil {
+		log.Error("take over the calls of a previous run", "error", err)
+		return exitFail
+	}
+	if shut := relay.ShutInherited(); adopted+ended+shut > 0 {
+		log.Info("calls of a previous run", "taken_over", adopted, "ending", ended, "stale_ports_shut", shut)
 	}
 	if err := srv.Listen(); err != nil {
 		log.Error("listen", "error", err)
@@ -113,8 +127,18 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 	go returnMemory(stopTrim)
 
 	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR2)
 	sig := <-sigs
+	if sig == syscall.SIGUSR2 {
+		// Hand-over (an upgrade): leave every call, its state file and its
+		// kernel entries to the next daemon, which takes them over.
+		log.Info("handing over: exiting with the calls up for the next daemon to take over", "active_calls", srv.ActiveCalls())
+		if err := relay.Release(); err != nil {
+			log.Warn("exit", "error", err)
+		}
+		logw.Close()
+		os.Exit(exitOK)
+	}
 	log.Info("shutting down", "signal", sig.String())
 	go func() {
 		// A second signal skips the drain.
@@ -133,6 +157,12 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 	}
 	if err := relay.Close(); err != nil {
 		log.Warn("close media relay", "error", err)
+	}
+	if fw != nil && srv.ActiveCalls() == 0 {
+		// No call left for a next run: the programs detach with Close.
+		if err := fw.Unpin(); err != nil {
+			log.Warn("unpin the kernel fast path", "error", err)
+		}
 	}
 	attrs := []any{"active_calls", active, "free_port_pairs", relay.FreePairs(), "total_port_pairs", relay.TotalPairs(),
 		"unrouted_packets", relay.Unrouted()}

@@ -35,6 +35,11 @@ type DaemonConfig struct {
 	Workers          int           // media.workers
 	FastPath         string        // media.fast_path
 	Interfaces       []string      // media.interfaces
+	// PinPath is media.pin_path and StateDir calls.state_dir: "" (no
+	// pinning, no call state), so that daemons of tests running side by
+	// side never take over each other's calls.
+	PinPath  string
+	StateDir string
 
 	MaxDuration  time.Duration // calls.max_duration; 0 disables
 	RingTimeout  time.Duration // calls.ring_timeout
@@ -74,11 +79,12 @@ func (c DaemonConfig) config() sbc.Config {
 		SIP: sbc.SIPConfig{PublicIP: ip, UserAgent: c.UserAgent, T1: c.T1, Listen: listen},
 		Media: media.Config{BindIP: ip, PublicIP: ip, PortMin: c.PortMin, PortMax: c.PortMax,
 			Timeout: c.MediaTimeout, Latching: media.LatchingSymmetric, Steering: c.Steering, Workers: c.Workers,
-			FastPath: c.FastPath, Interfaces: c.Interfaces,
+			FastPath: c.FastPath, Interfaces: c.Interfaces, PinPath: &c.PinPath,
 			// Test and benchmark daemons may be killed; they must not leave
 			// the machine's ephemeral ports reserved.
 			ReservePorts: &noReserve},
-		Calls:  sbc.CallsConfig{MaxDuration: c.MaxDuration, RingTimeout: c.RingTimeout, DrainTimeout: c.DrainTimeout},
+		Calls: sbc.CallsConfig{MaxDuration: c.MaxDuration, RingTimeout: c.RingTimeout, DrainTimeout: c.DrainTimeout,
+			StateDir: &c.StateDir},
 		Trunks: []sbc.Trunk{c.Caller.config(), c.Callee.config()},
 		Routes: routes,
 	}

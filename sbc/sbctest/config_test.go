@@ -65,7 +65,7 @@ func TestTOMLEveryKnob(t *testing.T) {
 		LogLevel: "debug", UserAgent: "sbc-e2e",
 		IP: netip.MustParseAddr("127.0.0.1"), SIPPort: 5070, TCP: true, T1: 50 * time.Millisecond,
 		PortMin: 30000, PortMax: 30199, MediaTimeout: 2 * time.Second, Steering: media.SteeringOff, Workers: 3,
-		FastPath: media.FastPathTC, Interfaces: []string{"veth9"},
+		FastPath: media.FastPathTC, Interfaces: []string{"veth9"}, PinPath: "/sys/fs/bpf/t", StateDir: "/run/t",
 		MaxDuration: time.Minute, RingTimeout: 10 * time.Second, DrainTimeout: 3 * time.Second,
 		Caller:  Trunk{Name: "a", Addr: netip.MustParseAddrPort("127.0.0.10:5062")},
 		Callee:  Trunk{Name: "b", Addr: netip.MustParseAddrPort("127.0.0.20:5064")},
@@ -78,8 +78,9 @@ func TestTOMLEveryKnob(t *testing.T) {
 			RateLimit: &defaultRate, RateBurst: 2 * sbc.DefaultRateLimit}},
 		{"media", c.Media, media.Config{BindIP: "127.0.0.1", PublicIP: "127.0.0.1", PortMin: 30000, PortMax: 30199,
 			Timeout: 2 * time.Second, Latching: media.LatchingSymmetric, Steering: media.SteeringOff, Workers: 3,
-			ReservePorts: &noReserve, FastPath: media.FastPathTC, Interfaces: []string{"veth9"}}},
-		{"calls", c.Calls, sbc.CallsConfig{MaxDuration: time.Minute, RingTimeout: 10 * time.Second, DrainTimeout: 3 * time.Second}},
+			ReservePorts: &noReserve, FastPath: media.FastPathTC, Interfaces: []string{"veth9"}, PinPath: ptr("/sys/fs/bpf/t")}},
+		{"calls", c.Calls, sbc.CallsConfig{MaxDuration: time.Minute, RingTimeout: 10 * time.Second, DrainTimeout: 3 * time.Second,
+			StateDir: ptr("/run/t")}},
 		{"trunk", trunks(c), []string{"a 127.0.0.10:5062 udp [127.0.0.10]", "b 127.0.0.20:5064 udp [127.0.0.20]"}},
 		{"route", c.Routes, []sbc.Route{{From: "a", To: "b"}, {From: "b", To: "a"}}},
 	})
@@ -100,7 +101,10 @@ func TestTOMLDefaults(t *testing.T) {
 		{"media.timeout", c.Media.Timeout, media.DefaultTimeout},
 		{"media.steering", c.Media.Steering, media.SteeringAuto},
 		{"media.workers", c.Media.Workers, 0},
-		{"calls", c.Calls, sbc.CallsConfig{RingTimeout: 180 * time.Second, DrainTimeout: 30 * time.Second}},
+		{"calls", c.Calls, sbc.CallsConfig{RingTimeout: 180 * time.Second, DrainTimeout: 30 * time.Second, StateDir: ptr("")}},
+		{"media.pin_path", *c.Media.PinPath, ""},
 		{"route", c.Routes, []sbc.Route{{From: "uac", To: "uas"}}},
 	})
 }
+
+func ptr[T any](v T) *T { return &v }
