@@ -89,9 +89,14 @@ func TestE2EFastPathPinholes(t *testing.T) {
 func startLabSBC(t *testing.T) (*netlab.Lab, sbctest.DaemonConfig, *sbcDaemon) {
 	t.Helper()
 	requireRoot(t)
-	bin := buildSBC(t)
 	lab := netlab.New(t)
-	cfg := sbctest.DaemonConfig{
+	cfg := labConfig(lab)
+	return lab, cfg, startLabDaemon(t, lab, cfg)
+}
+
+// labConfig is the config of startLabSBC.
+func labConfig(lab *netlab.Lab) sbctest.DaemonConfig {
+	return sbctest.DaemonConfig{
 		LogLevel: "debug", UserAgent: "sbc-e2e-fastpath",
 		IP: lab.CarrierLink.SBC.IPv4, SIPPort: 5060, TCP: true, // the customer reaches it through its default route
 		Caller:  sbctest.Trunk{Name: "carrier", Addr: netip.AddrPortFrom(lab.CarrierLink.Leaf.IPv4, 5060)},
@@ -101,7 +106,12 @@ func startLabSBC(t *testing.T) (*netlab.Lab, sbctest.DaemonConfig, *sbcDaemon) {
 		RingTimeout: 10 * time.Second, DrainTimeout: 3 * time.Second, MediaTimeout: 30 * time.Second,
 		MaxDuration: 60 * time.Second, T1: 500 * time.Millisecond,
 	}
-	d, err := startSBCIn(t, bin, cfg, false, lab.SBC)
+}
+
+// startLabDaemon starts the daemon of startLabSBC with cfg.
+func startLabDaemon(t *testing.T, lab *netlab.Lab, cfg sbctest.DaemonConfig) *sbcDaemon {
+	t.Helper()
+	d, err := startSBCIn(t, buildSBC(t), cfg, false, lab.SBC)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +119,7 @@ func startLabSBC(t *testing.T) (*netlab.Lab, sbctest.DaemonConfig, *sbcDaemon) {
 	if len(on) != 1 || on[0].str("interfaces") != "to-carrier (xdp), to-customer (xdp)" {
 		t.Fatalf("want one \"kernel fast path on\" line naming both veths in XDP mode; got %v", on)
 	}
-	return lab, cfg, d
+	return d
 }
 
 // TestE2EFastPathSIPFlood floods the SIP port from a source that is no
