@@ -25,6 +25,9 @@ type Lab struct {
 
 	CarrierLink  Link // carrier <-> sbc
 	CustomerLink Link // customer <-> sbc
+
+	owned  []*Namespace // to remove
+	shared bool         // Options.SharedLeaf
 }
 
 // Link is one veth pair: a leaf's end and the sbc's end.
@@ -53,39 +56,97 @@ func New(t testing.TB) *Lab {
 	if os.Geteuid() != 0 {
 		t.Fatal("netlab: creating network namespaces needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN); run the tests as root, as make test does")
 	}
-	if err := prepareRunDir(); err != nil {
+	l, err := Build(Options{})
+	if err != nil {
 		fatal(t, err)
+	}
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Errorf("netlab: %v", err)
+		}
+	})
+	return l
+}
+
+// Options vary the lab Build makes.
+type Options struct {
+	// SharedLeaf puts the carrier's and the customer's ends in one
+	// namespace (Carrier == Customer, role "peers"), its veths named
+	// "sbc-carrier" and "sbc-customer", without default routes: one
+	// process there (a load generator) holds both peers' addresses, and
+	// reaches each of the sbc's addresses over the link of its subnet.
+	// Reverse-path filtering is off there, since the sbc's replies to one
+	// peer may arrive over the other link.
+	SharedLeaf bool
+}
+
+// Build builds a lab for a program that is not a test; Close removes it.
+func Build(o Options) (_ *Lab, err error) {
+	if err := prepareRunDir(); err != nil {
+		return nil, err
 	}
 	l := &Lab{
 		CarrierLink:  plan("198.51.100.0/24", "2001:db8:1::/64"),
 		CustomerLink: plan("203.0.113.0/24", "2001:db8:2::/64"),
 	}
+	defer func() {
+		if err != nil {
+			l.Close()
+		}
+	}()
 	id := fmt.Sprintf("%s%08x-", Prefix, rand.Uint32())
-	for _, ns := range []struct {
+	roles := []struct {
 		p    **Namespace
 		role string
-	}{{&l.SBC, "sbc"}, {&l.Carrier, "carrier"}, {&l.Customer, "customer"}} {
+	}{{&l.SBC, "sbc"}, {&l.Carrier, "carrier"}, {&l.Customer, "customer"}}
+	if o.SharedLeaf {
+		roles = roles[:2]
+		roles[1].role = "peers"
+	}
+	for _, ns := range roles {
 		n, err := newNamespace(id + ns.role)
 		if err != nil {
-			fatal(t, err)
+			return nil, err
 		}
 		*ns.p = n
-		t.Cleanup(func() {
-			if err := n.remove(); err != nil {
-				t.Errorf("netlab: %v", err)
-			}
-		})
+		l.owned = append(l.owned, n)
+	}
+	if o.SharedLeaf {
+		l.Customer = l.Carrier
+		l.CarrierLink.Leaf.Name, l.CustomerLink.Leaf.Name = "sbc-carrier", "sbc-customer"
+		l.shared = true
+		if err := l.Carrier.Do(func() error { return sysctls(rpFilterOff) }); err != nil {
+			return nil, fmt.Errorf("netns %s: %w", l.Carrier.Name, err)
+		}
 	}
 	if err := l.SBC.Do(func() error { return sysctls(forwardingOff) }); err != nil {
-		fatal(t, fmt.Errorf("netns %s: %w", l.SBC.Name, err))
+		return nil, fmt.Errorf("netns %s: %w", l.SBC.Name, err)
 	}
 	if err := l.wire(l.Carrier, &l.CarrierLink, "to-carrier"); err != nil {
-		fatal(t, err)
+		return nil, err
 	}
 	if err := l.wire(l.Customer, &l.CustomerLink, "to-customer"); err != nil {
-		fatal(t, err)
+		return nil, err
 	}
-	return l
+	return l, nil
+}
+
+// Close removes the lab's namespaces.
+func (l *Lab) Close() error {
+	var errs []error
+	for _, n := range l.owned {
+		if err := n.remove(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	l.owned = nil
+	return errors.Join(errs...)
+}
+
+// rpFilterOff turns reverse-path filtering off in a shared leaf.
+var rpFilterOff = map[string]string{
+	"net/ipv4/conf/all/rp_filter":     "0",
+	"net/ipv4/conf/default/rp_filter": "0",
 }
 
 // fatal fails the test with err, saying what is missing where it is a
@@ -145,10 +206,10 @@ func (l *Lab) wire(leaf *Namespace, link *Link, sbcName string) error {
 	if err != nil {
 		return fmt.Errorf("netns %s: %w", l.SBC.Name, err)
 	}
-	if err := leaf.Do(func() error { return configure(&link.Leaf, link, link.SBC, true) }); err != nil {
+	if err := leaf.Do(func() error { return configure(&link.Leaf, link, link.SBC, true, !l.shared) }); err != nil {
 		return fmt.Errorf("netns %s: %w", leaf.Name, err)
 	}
-	if err := l.SBC.Do(func() error { return configure(&link.SBC, link, link.Leaf, false) }); err != nil {
+	if err := l.SBC.Do(func() error { return configure(&link.SBC, link, link.Leaf, false, false) }); err != nil {
 		return fmt.Errorf("netns %s: %w", l.SBC.Name, err)
 	}
 	for _, end := range []struct {
@@ -192,9 +253,9 @@ func waitReady(ifname string) error {
 
 // configure brings up lo and the interface e in the calling thread's
 // namespace, fills in its index and MAC and gives it its addresses. A leaf
-// also gets default routes via the sbc's addresses (gw) and software
-// checksums.
-func configure(e *End, link *Link, gw End, leaf bool) error {
+// also gets software checksums and, with routes, default routes via the
+// sbc's addresses (gw).
+func configure(e *End, link *Link, gw End, leaf, routes bool) error {
 	lo, err := netlink.LinkByName("lo")
 	if err != nil {
 		return fmt.Errorf("find lo: %w", err)
@@ -230,7 +291,12 @@ func configure(e *End, link *Link, gw End, leaf bool) error {
 	if err := netlink.LinkSetUp(veth); err != nil {
 		return fmt.Errorf("set %s up: %w", e.Name, err)
 	}
-	if !leaf {
+	if leaf && !routes { // a shared leaf: see Options
+		if err := sysctls(map[string]string{"net/ipv4/conf/" + e.Name + "/rp_filter": "0"}); err != nil {
+			return err
+		}
+	}
+	if !routes {
 		return nil
 	}
 	for _, gw := range []netip.Addr{gw.IPv4, gw.IPv6} {

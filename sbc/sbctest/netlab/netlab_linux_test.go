@@ -290,3 +290,31 @@ func TestDo(t *testing.T) {
 		t.Errorf("Do returned %v, want f's error", err)
 	}
 }
+
+// TestSharedLeaf: one namespace holds both peers; each reaches the sbc's
+// carrier-side address, and a datagram the sbc sends from that address to
+// the customer's arrives over the other link (no reverse-path drop).
+func TestSharedLeaf(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("needs root")
+	}
+	l, err := Build(Options{SharedLeaf: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if l.Carrier != l.Customer {
+		t.Fatal("carrier and customer are not one namespace")
+	}
+	sbcAddr := netip.AddrPortFrom(l.CarrierLink.SBC.IPv4, 7000)
+	for _, src := range []netip.Addr{l.CarrierLink.Leaf.IPv4, l.CustomerLink.Leaf.IPv4} {
+		got, from, err := send(t, l.Carrier, src, l.SBC, sbcAddr, time.Second)
+		if err != nil || !strings.HasPrefix(got, "hello") || from.Addr() != src {
+			t.Errorf("from %v to the sbc: %q from %v, %v", src, got, from, err)
+		}
+	}
+	got, from, err := send(t, l.SBC, l.CarrierLink.SBC.IPv4, l.Customer, netip.AddrPortFrom(l.CustomerLink.Leaf.IPv4, 7000), time.Second)
+	if err != nil || !strings.HasPrefix(got, "hello") || from.Addr() != l.CarrierLink.SBC.IPv4 {
+		t.Errorf("from the sbc to the customer: %q from %v, %v", got, from, err)
+	}
+}
