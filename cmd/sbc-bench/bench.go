@@ -30,6 +30,8 @@ type runConfig struct {
 	receivers    int
 	drain        time.Duration // wait for packets in flight after the last send
 	uacIP, uasIP netip.Addr
+	floodPPS     int        // packets/s to closed media ports during the media phase
+	floodDst     netip.Addr // the target's media address
 	sipLog       *slog.Logger
 	progress     *progress // nil: none
 }
@@ -196,8 +198,26 @@ func runOnce(ctx context.Context, cfg runConfig, t target) (res *result, err err
 			return nil, err
 		}
 	}
+	var fl *flooder
+	if cfg.floodPPS > 0 {
+		if fl, err = newFlooder(cfg.uacIP, cfg.floodDst, floodPorts(t, cfg.calls)); err != nil {
+			stopProgress()
+			return nil, err
+		}
+		defer fl.close()
+	}
 	self0, wall0, mach0 := selfCPU(), time.Now(), machineCPU()
-	err = gen.run(ctx, cfg.duration, cfg.drain)
+	floodDone := make(chan struct{})
+	if fl != nil {
+		fctx, stopFlood := context.WithCancel(ctx)
+		go func() { defer close(floodDone); fl.run(fctx, cfg.floodPPS) }()
+		defer stopFlood()
+		err = gen.run(ctx, cfg.duration, cfg.drain)
+		stopFlood()
+		<-floodDone
+	} else {
+		err = gen.run(ctx, cfg.duration, cfg.drain)
+	}
 	self1, wall1, mach1 := selfCPU(), time.Now(), machineCPU()
 	stopProgress()
 	if err != nil {
@@ -215,6 +235,10 @@ func runOnce(ctx context.Context, cfg runConfig, t target) (res *result, err err
 	}
 	res.gen.cpu, res.gen.wall = self1-self0, wall1.Sub(wall0)
 	res.Machine.BusyPct, res.Machine.IdlePct, res.Machine.StealPct = mach0.share(mach1)
+	res.Machine.CPUSeconds = mach0.busySeconds(mach1)
+	if fl != nil {
+		res.Flood = &floodReport{Sent: fl.sent, PPS: float64(fl.sent) / wall1.Sub(wall0).Seconds()}
+	}
 	if n := caller.byes.Load(); n > 0 {
 		return nil, fmt.Errorf("%s hung up %d calls by itself during the media phase", t.name(), n)
 	}
@@ -397,4 +421,28 @@ func waitFor(ctx context.Context, d time.Duration, cond func() bool, fail func()
 		}
 	}
 	return nil
+}
+
+// floodPorts are media ports of t that no call of a run of calls calls
+// holds: the top of a daemon's range (pairs go out from the bottom, and
+// the range has slack), above the calls' ports elsewhere.
+func floodPorts(t target, calls int) []uint16 {
+	lo, hi := 0, 0
+	switch t := t.(type) {
+	case *sbcTarget:
+		lo, hi, _ = t.portRange(calls)
+	case *rtpengineTarget:
+		lo, hi, _ = t.portRange(calls)
+	case *bareTarget:
+		lo = t.portMin
+		hi = lo + 4*calls + 63
+	}
+	var ports []uint16
+	for p := max(lo, hi-31); p <= hi && p > 0; p++ {
+		ports = append(ports, uint16(p))
+	}
+	if len(ports) == 0 {
+		ports = []uint16{9}
+	}
+	return ports
 }

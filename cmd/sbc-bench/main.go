@@ -80,13 +80,20 @@ type options struct {
 	refine       int
 	retry        int
 	cpuProfile   string
+	netlab       bool
+	sbcFastPath  string
+	kernelHook   string
+	passP99      time.Duration
+	floodPPS     int
+	lab          *labInfo // set in the child of -netlab
+	uacIP, uasIP netip.Addr
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("sbc-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	target := fs.String("target", "sbc", "what relays the media: sbc, rtpengine, direct (no relay), or a comma-separated list run in turn")
+	target := fs.String("target", "sbc", "what relays the media: sbc, rtpengine, direct (no relay); with -netlab also sbc-kernel (the daemon with its kernel fast path) and bare (a bare XDP forwarder); or a comma-separated list run in turn")
 	fs.IntVar(&o.calls, "calls", 100, "concurrent calls")
 	fs.IntVar(&o.idleCalls, "idle-calls", 0, "more concurrent calls, set up after the others, without media: for memory and descriptors at scale")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "media phase of each run")
@@ -116,31 +123,52 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.refine, "sweep-refine", 2, "bisection steps of -sweep between the last pass and the first failure")
 	fs.IntVar(&o.retry, "sweep-retry", 1, "runs again a -sweep step that missed the pass mark, up to this many times")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write the harness's own CPU profile to this file")
+	fs.BoolVar(&o.netlab, "netlab", false, "measure across network namespaces (targets in one, the harness in another, two veth pairs between) instead of loopback; needs root")
+	fs.StringVar(&o.sbcFastPath, "sbc-fast-path", "off", "the media.fast_path of target sbc: off (the userspace relay), auto, xdp or tc")
+	fs.StringVar(&o.kernelHook, "kernel-hook", "xdp", "with -netlab: the media.fast_path of target sbc-kernel, xdp or tc (bare is XDP only)")
+	fs.DurationVar(&o.passP99, "pass-p99", time.Millisecond, "pass mark: p99 one-way added latency below this (and loss below 0.1 %)")
+	fs.IntVar(&o.floodPPS, "flood-pps", 0, "during the media phase, also send this many packets/s to media ports of no call of the target (from another source): they must be dropped without hurting the calls")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	lab, err := inLab()
+	if err != nil {
+		return nil, err
+	}
+	o.lab, o.uacIP, o.uasIP = lab, defaultUACIP, defaultUASIP
+	if lab != nil {
+		o.uacIP, o.uasIP = lab.UAC, lab.UAS
+		*sbcIP, *rtpeIP = lab.SBC.String(), lab.SBC.String()
+	}
 	ip, err := netip.ParseAddr(*sbcIP)
-	if err != nil || !ip.Is4() || !ip.IsLoopback() || ip == defaultUACIP || ip == defaultUASIP {
+	if lab != nil {
+		o.sbcIP, o.rtpeIP = ip, ip
+	} else if err != nil || !ip.Is4() || !ip.IsLoopback() || ip == defaultUACIP || ip == defaultUASIP {
 		return nil, fmt.Errorf("-sbc-ip %q: want an IPv4 loopback address other than the UAC's %v and the UAS's %v", *sbcIP, defaultUACIP, defaultUASIP)
 	}
-	o.sbcIP = ip
-	ip, err = netip.ParseAddr(*rtpeIP)
-	if err != nil || !ip.Is4() || !ip.IsLoopback() || ip == defaultUACIP || ip == defaultUASIP {
-		return nil, fmt.Errorf("-rtpengine-ip %q: want an IPv4 loopback address other than the UAC's %v and the UAS's %v", *rtpeIP, defaultUACIP, defaultUASIP)
+	if lab == nil {
+		o.sbcIP = ip
+		ip, err = netip.ParseAddr(*rtpeIP)
+		if err != nil || !ip.Is4() || !ip.IsLoopback() || ip == defaultUACIP || ip == defaultUASIP {
+			return nil, fmt.Errorf("-rtpengine-ip %q: want an IPv4 loopback address other than the UAC's %v and the UAS's %v", *rtpeIP, defaultUACIP, defaultUASIP)
+		}
+		o.rtpeIP = ip
 	}
-	o.rtpeIP = ip
 	for _, t := range strings.Split(*target, ",") {
 		switch t = strings.TrimSpace(t); t {
-		case "sbc", "rtpengine", "direct":
+		case "sbc", "rtpengine", "direct", "sbc-kernel", "bare":
 			if slices.Contains(o.targets, t) {
 				return nil, fmt.Errorf("-target: %s twice", t)
 			}
+			if (t == "sbc-kernel" || t == "bare") && !o.netlab {
+				return nil, fmt.Errorf("-target %s: needs -netlab (the kernel fast path needs real interfaces)", t)
+			}
 			o.targets = append(o.targets, t)
 		default:
-			return nil, fmt.Errorf("-target %q: want sbc, rtpengine or direct (or a comma-separated list)", t)
+			return nil, fmt.Errorf("-target %q: want sbc, rtpengine, direct, sbc-kernel or bare (or a comma-separated list)", t)
 		}
 	}
 	switch {
@@ -168,6 +196,17 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("-plot: draws a -sweep; add -sweep")
 	case o.sweep && (o.sweepStart < 1 || o.maxCalls < o.sweepStart):
 		return nil, fmt.Errorf("-sweep-start %d, -max-calls %d: want 1 <= start <= max", o.sweepStart, o.maxCalls)
+	case !slices.Contains([]string{"off", "auto", "xdp", "tc"}, o.sbcFastPath):
+		return nil, fmt.Errorf("-sbc-fast-path %q: want off, auto, xdp or tc", o.sbcFastPath)
+	case o.kernelHook != "xdp" && o.kernelHook != "tc":
+		return nil, fmt.Errorf("-kernel-hook %q: want xdp or tc", o.kernelHook)
+	case o.passP99 <= 0:
+		return nil, fmt.Errorf("-pass-p99 %v: want > 0", o.passP99)
+	case o.floodPPS < 0 || o.floodPPS > 2_000_000:
+		return nil, fmt.Errorf("-flood-pps %d: want 0 to 2000000", o.floodPPS)
+	}
+	if o.netlab && lab == nil {
+		return o, nil // the parent: the child checks the rest
 	}
 	return o, nil
 }
@@ -183,6 +222,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return exitUsage
 	}
+	if o.netlab && o.lab == nil {
+		return runInLab(ctx, args, stdout, stderr)
+	}
+	passP99 = o.passP99
 	b, err := newBench(o, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "sbc-bench: %v\n", err)
@@ -223,6 +266,7 @@ type bench struct {
 	o        *options
 	targets  []target
 	sbc      *sbcTarget
+	kernel   *sbcTarget // sbc-kernel
 	logFiles []*os.File
 	prog     *progress
 	sipLog   *slog.Logger
@@ -244,10 +288,23 @@ func newBench(o *options, stderr io.Writer) (*bench, error) {
 			if err != nil {
 				return nil, err
 			}
-			b.sbc = newSBCTarget(o.sbcBin, false, o.sbcPortMin, logCopy)
-			b.sbc.steering, b.sbc.workers = o.sbcSteering, o.sbcWorkers
-			b.sbc.ip = o.sbcIP
+			b.sbc = b.newSBC(logCopy)
+			b.sbc.fastPath = o.sbcFastPath
 			b.targets = append(b.targets, b.sbc)
+		case "sbc-kernel":
+			logCopy, err := b.openLog("-sbc-log", o.sbcLog)
+			if err != nil {
+				return nil, err
+			}
+			k := b.newSBC(logCopy)
+			k.label, k.fastPath = "sbc-kernel", o.kernelHook
+			b.kernel = k
+			b.targets = append(b.targets, k)
+		case "bare":
+			if o.kernelHook != "xdp" {
+				return nil, fmt.Errorf("-target bare: an XDP forwarder; -kernel-hook %s has no bare counterpart", o.kernelHook)
+			}
+			b.targets = append(b.targets, newBareTarget(o.lab, o.sbcPortMin))
 		case "rtpengine":
 			// Before any run, rather than after the others'.
 			if _, err := rtpengine.Find(o.rtpeBin); err != nil {
@@ -258,7 +315,11 @@ func newBench(o *options, stderr io.Writer) (*bench, error) {
 			if err != nil {
 				return nil, err
 			}
-			b.targets = append(b.targets, newRTPengineTarget(o.rtpeBin, o.rtpeIP, o.rtpePortMin, logCopy))
+			rt := newRTPengineTarget(o.rtpeBin, o.rtpeIP, o.rtpePortMin, logCopy)
+			if o.lab != nil {
+				rt.netns, rt.ngPort = o.lab.SBCNetns, 2223
+			}
+			b.targets = append(b.targets, rt)
 		case "direct":
 			b.targets = append(b.targets, &directTarget{})
 		}
@@ -284,9 +345,27 @@ func (b *bench) openLog(flag, path string) (io.Writer, error) {
 	return f, nil
 }
 
+// newSBC is a daemon target as the options say; in a lab, in its sbc
+// namespace on the lab's interfaces.
+func (b *bench) newSBC(logCopy io.Writer) *sbcTarget {
+	o := b.o
+	t := newSBCTarget(o.sbcBin, false, o.sbcPortMin, logCopy)
+	if b.sbc != nil && b.sbc.bin != "" {
+		t.bin = b.sbc.bin
+	}
+	t.steering, t.workers, t.ip = o.sbcSteering, o.sbcWorkers, o.sbcIP
+	if o.lab != nil {
+		t.netns, t.interfaces, t.sipPort = o.lab.SBCNetns, o.lab.Interfaces, 5060
+	}
+	return t
+}
+
 func (b *bench) close() {
 	if b.sbc != nil {
 		b.sbc.cleanup()
+	}
+	if b.kernel != nil {
+		b.kernel.cleanup()
 	}
 	for _, f := range b.logFiles {
 		f.Close()
@@ -306,7 +385,7 @@ func (b *bench) config(calls int) runConfig {
 	return runConfig{
 		calls: calls, idle: b.o.idleCalls, duration: b.o.duration, rate: b.o.rate, setupTimeout: b.o.setupTimeout,
 		inFlight: b.o.inFlight, senders: b.o.senders, sendBatch: b.o.sendBatch, receivers: b.o.receivers, drain: 500 * time.Millisecond,
-		uacIP: defaultUACIP, uasIP: defaultUASIP, sipLog: b.sipLog, progress: b.prog,
+		uacIP: b.o.uacIP, uasIP: b.o.uasIP, sipLog: b.sipLog, progress: b.prog, floodPPS: b.o.floodPPS, floodDst: b.o.sbcIP,
 	}
 }
 

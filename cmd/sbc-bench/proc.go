@@ -98,6 +98,14 @@ func machineCPU() cpuTimes {
 	return t
 }
 
+// busySeconds is the CPU time all CPUs were busy between two readings.
+func (t cpuTimes) busySeconds(later cpuTimes) float64 {
+	if later.busy < t.busy {
+		return 0
+	}
+	return float64(later.busy-t.busy) / float64(userHZ)
+}
+
 // share is how the machine's CPUs were spent between two readings, in %
 // of all of them.
 func (t cpuTimes) share(later cpuTimes) (busy, idle, steal float64) {

@@ -22,6 +22,8 @@ type rtpengineTarget struct {
 	ip      netip.Addr // its media interface and ng listener
 	portMin int
 	logCopy io.Writer // every log line also goes here, when set
+	netns   string    // network namespace to run in; "": this one
+	ngPort  int       // its ng port; 0: a free one
 
 	uas  netip.AddrPort
 	proc *rtpengine.Proc
@@ -60,7 +62,7 @@ func (t *rtpengineTarget) start(ctx context.Context, e env) error {
 	}
 	t.uas = e.uasAddr
 	t.proc, err = rtpengine.Start(ctx, rtpengine.Config{Bin: t.bin, IP: t.ip, PortMin: lo, PortMax: hi,
-		Threads: rtpengineThreads, Dir: e.workDir, Log: t.logCopy})
+		Threads: rtpengineThreads, Dir: e.workDir, Log: t.logCopy, Netns: t.netns, NGPort: t.ngPort})
 	return err
 }
 

@@ -35,6 +35,15 @@ type sbcTarget struct {
 	// workers its media.workers (0: one per CPU).
 	steering string
 	workers  int
+	// label is the target's name ("sbc", "sbc-kernel"); fastPath its
+	// media.fast_path and interfaces its media.interfaces; netns the
+	// network namespace it runs in ("": this one), where it listens on
+	// sipPort (0: a free one).
+	label      string
+	fastPath   string
+	interfaces []string
+	netns      string
+	sipPort    int
 
 	built   string // temporary dir of a binary we built, removed by cleanup
 	cmd     *exec.Cmd
@@ -56,10 +65,10 @@ const sbcMediaSlack = 32
 
 func newSBCTarget(bin string, race bool, portMin int, logCopy io.Writer) *sbcTarget {
 	return &sbcTarget{bin: bin, race: race, ip: netip.MustParseAddr("127.0.0.1"), portMin: portMin,
-		logCopy: logCopy, drain: 5 * time.Second, steering: "auto"}
+		logCopy: logCopy, drain: 5 * time.Second, steering: "auto", label: "sbc", fastPath: "off"}
 }
 
-func (*sbcTarget) name() string { return "sbc" }
+func (t *sbcTarget) name() string { return t.label }
 
 // build compiles the daemon once per process, unless a binary was given.
 func (t *sbcTarget) build(ctx context.Context) error {
@@ -117,6 +126,8 @@ func (t *sbcTarget) config(e env, sipPort, portMin, portMax int) string {
 		MediaTimeout: time.Hour,
 		Steering:     t.steering,
 		Workers:      t.workers,
+		FastPath:     t.fastPath,
+		Interfaces:   t.interfaces,
 		RingTimeout:  60 * time.Second,
 		DrainTimeout: t.drain,
 		Caller:       sbctest.Trunk{Name: "a", Addr: e.uacAddr},
@@ -132,9 +143,11 @@ func (t *sbcTarget) start(ctx context.Context, e env) error {
 	if err != nil {
 		return err
 	}
-	port, err := freeport.UDPOutside(t.ip, lo, hi)
-	if err != nil {
-		return err
+	port := t.sipPort
+	if port == 0 {
+		if port, err = freeport.UDPOutside(t.ip, lo, hi); err != nil {
+			return err
+		}
 	}
 	path := filepath.Join(e.workDir, "sbc.toml")
 	if err := os.WriteFile(path, []byte(t.config(e, port, lo, hi)), 0o644); err != nil {
@@ -144,7 +157,7 @@ func (t *sbcTarget) start(ctx context.Context, e env) error {
 	t.rep, t.stopped, t.tail = relayReport{Counted: true, Source: `"call ended" log lines`, ExitCode: -1, EndedBy: map[string]int{}}, false, logtail.Tail{}
 	t.up, t.upOnce, t.exited, t.waitErr = make(chan struct{}), sync.Once{}, make(chan struct{}), nil
 
-	t.cmd = exec.Command(t.bin, "run", "-config", path)
+	t.cmd = inNetns(t.netns, t.bin, "run", "-config", path)
 	// Should the harness die, the kernel kills the daemon too.
 	t.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	t.cmd.Stdout = io.Discard

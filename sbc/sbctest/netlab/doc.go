@@ -26,7 +26,10 @@
 // sum, which an XDP program forwarding the frame would send on unfixed.
 // Every veth end has GRO on, which gives its receive side the NAPI instance
 // that a frame an XDP program redirects into its peer needs (without it the
-// kernel drops such frames; real NICs have their own).
+// kernel drops such frames; real NICs have their own). The leaves' ends run
+// an XDP program that passes everything: a veth delivers what an XDP
+// program on the sbc's end sends back out of the same interface (XDP_TX)
+// only into a peer that runs XDP.
 //
 // [New] touches nothing in the host's network namespace: each veth pair is
 // created inside the sbc namespace with its peer placed straight in the leaf's.

@@ -3,6 +3,7 @@ package netlab
 import (
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -11,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	ebpflink "github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -28,6 +32,7 @@ type Lab struct {
 
 	owned  []*Namespace // to remove
 	shared bool         // Options.SharedLeaf
+	xdp    []io.Closer  // the leaves' XDP_PASS programs
 }
 
 // Link is one veth pair: a leaf's end and the sbc's end.
@@ -134,6 +139,10 @@ func Build(o Options) (_ *Lab, err error) {
 // Close removes the lab's namespaces.
 func (l *Lab) Close() error {
 	var errs []error
+	for _, c := range l.xdp {
+		errs = append(errs, c.Close())
+	}
+	l.xdp = nil
 	for _, n := range l.owned {
 		if err := n.remove(); err != nil {
 			errs = append(errs, err)
@@ -207,6 +216,15 @@ func (l *Lab) wire(leaf *Namespace, link *Link, sbcName string) error {
 		return fmt.Errorf("netns %s: %w", l.SBC.Name, err)
 	}
 	if err := leaf.Do(func() error { return configure(&link.Leaf, link, link.SBC, true, !l.shared) }); err != nil {
+		return fmt.Errorf("netns %s: %w", leaf.Name, err)
+	}
+	if err := leaf.Do(func() error {
+		c, err := xdpPass(link.Leaf.Index)
+		if err == nil {
+			l.xdp = append(l.xdp, c)
+		}
+		return err
+	}); err != nil {
 		return fmt.Errorf("netns %s: %w", leaf.Name, err)
 	}
 	if err := l.SBC.Do(func() error { return configure(&link.SBC, link, link.Leaf, false, false) }); err != nil {
@@ -306,4 +324,24 @@ func configure(e *End, link *Link, gw End, leaf, routes bool) error {
 		}
 	}
 	return nil
+}
+
+// xdpPass attaches, in the calling thread's namespace, an XDP program that
+// passes everything to a leaf's veth end. A veth flushes the frames an XDP
+// program on its peer sends back with XDP_TX only into a peer that runs
+// XDP itself; without one they wait in its ring until something else
+// wakes it, and overflow (redirected frames, which GRO's NAPI takes, are
+// not affected). A NIC has no such need, so the lab supplies it.
+func xdpPass(ifindex int) (io.Closer, error) {
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.XDP, License: "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 2), asm.Return()}}) // XDP_PASS
+	if err != nil {
+		return nil, fmt.Errorf("load the leaf's XDP_PASS program: %w", err)
+	}
+	defer prog.Close() // the link holds it
+	l, err := ebpflink.AttachXDP(ebpflink.XDPOptions{Program: prog, Interface: ifindex, Flags: ebpflink.XDPDriverMode})
+	if err != nil {
+		return nil, fmt.Errorf("attach the leaf's XDP_PASS program: %w", err)
+	}
+	return l, nil
 }

@@ -34,6 +34,7 @@ type Config struct {
 	PortMax int        // .. --port-max; rtpengine takes 2 ports per stream end
 	Threads int        // --num-threads; 0 leaves rtpengine's default
 	Dir     string     // working directory; "" is the current one
+	Netns   string     // network namespace to run in (ip netns exec); "": this one
 	Log     io.Writer  // every log line also goes here, when set
 	// OnLine, when set, gets every log line, from one goroutine.
 	OnLine func(line string)
@@ -139,6 +140,9 @@ func Start(ctx context.Context, c Config) (*Proc, error) {
 	ng := netip.AddrPortFrom(c.IP, uint16(port))
 	p := &Proc{ng: ng, logw: c.Log, onLine: c.OnLine, exited: make(chan struct{})}
 	p.cmd = exec.Command(path, c.args(ng)...)
+	if c.Netns != "" {
+		p.cmd = exec.Command("ip", append([]string{"netns", "exec", c.Netns, path}, c.args(ng)...)...)
+	}
 	p.cmd.Dir = c.Dir
 	p.cmd.Stdout = io.Discard
 	// Should this process die, the kernel kills rtpengine too.
