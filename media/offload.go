@@ -30,8 +30,9 @@ type Offload interface {
 }
 
 // offloadEvery is how often the relay looks for streams to hand to the
-// kernel, or to take back: a stream's first packets (and those after a
-// change of address) take the userspace path for up to this long.
+// kernel, or to take back. A latch asks for a look at once (nudgeOffload),
+// so a stream's first packets take the userspace path only until both of
+// its peers have sent; a change of address waits for the tick.
 const offloadEvery = 100 * time.Millisecond
 
 // offloaded is what is installed in the kernel for one socket of one leg:
@@ -50,18 +51,43 @@ func (r *Relay) SetOffload(o Offload) error {
 	r.offload = o
 	r.offloadStop = make(chan struct{})
 	r.offloadDone = make(chan struct{})
+	r.offloadSoon = make(chan *Session, offloadSoonQueue)
 	go r.offloader()
 	return nil
 }
 
+// offloadSoonQueue bounds the sessions waiting for an early offload pass;
+// past it a latch waits for the next tick.
+const offloadSoonQueue = 1024
+
+// nudgeOffload asks the offloader to look at s now rather than at its next
+// tick: a peer just latched, so a direction may have become eligible. It
+// never blocks (the caller relays packets).
+func (r *Relay) nudgeOffload(s *Session) {
+	if r.offloadSoon == nil {
+		return
+	}
+	select {
+	case r.offloadSoon <- s:
+	default:
+	}
+}
+
 func (r *Relay) offloader() {
 	defer close(r.offloadDone)
-	t := time.NewTicker(offloadEvery)
+	every := offloadEvery
+	if r.offloadTick > 0 {
+		every = r.offloadTick
+	}
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
 		case <-r.offloadStop:
 			return
+		case s := <-r.offloadSoon:
+			s.offload()
+			continue
 		case <-t.C:
 		}
 		r.mu.Lock()
@@ -247,5 +273,7 @@ type offloadState struct {
 	offload         Offload
 	offloadStop     chan struct{}
 	offloadDone     chan struct{}
+	offloadSoon     chan *Session // sessions a latch made worth a look
+	offloadTick     time.Duration // tests: other than offloadEvery
 	offloadStopOnce sync.Once
 }

@@ -225,3 +225,35 @@ func TestOffloadRefusedIsNotRetried(t *testing.T) {
 	}
 	s.Close()
 }
+
+// TestOffloadAtLatch: a latch hands the stream down at once, not at the
+// next tick (here an hour away).
+func TestOffloadAtLatch(t *testing.T) {
+	r := newTestRelay(t, nil)
+	r.offloadTick = time.Hour
+	fo := &fakeOffload{entries: map[uint16]offloaded{}, stats: map[uint16]bpf.PortStats{}}
+	r.SetPinholes(&pinholeLog{open: map[uint16]bool{}})
+	if err := r.SetOffload(fo); err != nil {
+		t.Fatal(err)
+	}
+	s := r.NewSession("call-1")
+	st, err := s.AddStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := newPeer(t), newPeer(t)
+	st.SetRemote(SideA, Peer{RTP: a.addr()})
+	st.SetRemote(SideB, Peer{RTP: b.addr()})
+	aPort, _ := st.LocalPorts(SideA)
+	bPort, _ := st.LocalPorts(SideB)
+	a.sendTo(aPort, rtpPacket(1, 160))
+	b.recv()
+	b.sendTo(bPort, rtpPacket(1, 160))
+	a.recv()
+	waitFor(t, "both RTP directions in the kernel without a tick", func() bool {
+		_, ok1 := fo.entry(aPort)
+		_, ok2 := fo.entry(bPort)
+		return ok1 && ok2
+	})
+	s.Close()
+}

@@ -265,6 +265,7 @@ func (l *leg) latch(st *Stream, k sockKind, src netip.AddrPort) bool {
 	next.latched[k] = src
 	l.remote.Store(&next)
 	l.mu.Unlock()
+	st.sess.relay.nudgeOffload(st.sess)
 	st.sess.log.Debug("latched", "side", l.side.String(), "socket", k.String(), "source", src, "signalled", cur.signalled[k])
 	return true
 }
