@@ -280,16 +280,19 @@ relay CPU: utime+stime of its process over the media phase; µs/pkt per relayed 
 		}
 		fmt.Fprintf(out, "  generator: %d senders (%s) + %d receivers, %.1f %% CPU, send lag behind schedule p99 %s max %s\n",
 			r.Gen.Senders, sends, r.Gen.Receivers, r.Gen.CPUPct, usStr(r.Gen.LagP99Us), usStr(r.Gen.LagMaxUs))
-		fmt.Fprintf(out, "  machine over the media phase (all CPUs): %.0f %% busy, %.0f %% idle, %.1f %% stolen by the hypervisor\n",
-			r.Machine.BusyPct, r.Machine.IdlePct, r.Machine.StealPct)
+		fmt.Fprintf(out, "  machine over the media phase (all CPUs): %.0f %% busy, %.0f %% idle, %.1f %% stolen by the hypervisor; %.2f CPU-s, %.2f µs per relayed packet\n",
+			r.Machine.BusyPct, r.Machine.IdlePct, r.Machine.StealPct, r.Machine.CPUSeconds, r.Machine.PerPacketUs)
+		if f := r.Flood; f != nil {
+			fmt.Fprintf(out, "  flood: %d packets (%.0f/s) to media ports of no call\n", f.Sent, f.PPS)
+		}
 		if ru := r.Relay; ru != nil {
 			fmt.Fprintf(out, "  relay RSS: %s before calls, %s with %d calls up, %s after hang-up\n",
 				kib(ru.RSSBeforeKiB), kib(ru.RSSCallsKiB), r.Calls+r.IdleCalls, kib(ru.RSSAfterKiB))
 		}
 		if c := r.Counters; c != nil {
 			if c.Counted {
-				fmt.Fprintf(out, "  its own counters (%s): %d calls ended, %d RTP packets forwarded, %d dropped; ended by %s\n",
-					c.Source, c.CallsEnded, c.Forwarded, c.Dropped, endedBy(c.EndedBy))
+				fmt.Fprintf(out, "  its own counters (%s): %d calls ended, %d RTP packets forwarded (%d by the kernel), %d dropped; ended by %s\n",
+					c.Source, c.CallsEnded, c.Forwarded, c.Kernel, c.Dropped, endedBy(c.EndedBy))
 			} else {
 				fmt.Fprintf(out, "  its own counters: not read (%s)\n", c.NotCounted)
 			}

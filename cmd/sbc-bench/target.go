@@ -65,6 +65,7 @@ type relayReport struct {
 	CallsEnded   int            `json:"calls_ended"`           // calls the relay logged as ended
 	Forwarded    uint64         `json:"forwarded_rtp"`         // RTP packets forwarded, both directions
 	Dropped      uint64         `json:"dropped"`               // received but not forwarded
+	Kernel       uint64         `json:"kernel_rtp"`            // of Forwarded, by the kernel fast path
 	EndedBy      map[string]int `json:"ended_by,omitempty"`
 	PortsChecked bool           `json:"ports_checked"`
 	FreePairs    int            `json:"free_port_pairs"`

@@ -203,6 +203,8 @@ type logLine struct {
 	AtoB    *uint64 `json:"a_to_b_rtp_packets"`
 	BtoA    *uint64 `json:"b_to_a_rtp_packets"`
 	Dropped *uint64 `json:"dropped_packets"`
+	AtoBK   *uint64 `json:"a_to_b_kernel_packets"`
+	BtoAK   *uint64 `json:"b_to_a_kernel_packets"`
 	Free    *int    `json:"free_port_pairs"`
 	Total   *int    `json:"total_port_pairs"`
 }
@@ -235,6 +237,7 @@ func (t *sbcTarget) line(s string) {
 		t.rep.EndedBy[l.EndedBy]++
 		t.rep.Forwarded += deref(l.AtoB) + deref(l.BtoA)
 		t.rep.Dropped += deref(l.Dropped)
+		t.rep.Kernel += deref(l.AtoBK) + deref(l.BtoAK)
 	case "stopped":
 		if l.Free != nil && l.Total != nil {
 			t.stopped = true
