@@ -81,6 +81,7 @@ func (r *Relay) offloader() {
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
+	lastGen, lastFull := r.offload.Generation(), time.Now()
 	for {
 		select {
 		case <-r.offloadStop:
@@ -90,16 +91,49 @@ func (r *Relay) offloader() {
 			continue
 		case <-t.C:
 		}
-		r.mu.Lock()
-		sessions := make([]*Session, 0, len(r.sessions))
-		for s := range r.sessions {
-			sessions = append(sessions, s)
+		// Every session when a next hop may have changed, and now and then
+		// whatever happens; else only those waiting to try again. What
+		// changes a stream otherwise (a latch, new addresses) nudges.
+		gen := r.offload.Generation()
+		full := gen != lastGen || time.Since(lastFull) >= offloadSweepEvery
+		var sessions []*Session
+		if full {
+			r.mu.Lock()
+			sessions = make([]*Session, 0, len(r.sessions))
+			for s := range r.sessions {
+				sessions = append(sessions, s)
+			}
+			r.mu.Unlock()
+			lastGen, lastFull = gen, time.Now()
 		}
-		r.mu.Unlock()
+		r.retryMu.Lock()
+		if !full {
+			for s := range r.retry {
+				sessions = append(sessions, s)
+			}
+		}
+		clear(r.retry)
+		r.retryMu.Unlock()
 		for _, s := range sessions {
 			s.offload()
 		}
 	}
+}
+
+// offloadSweepEvery is how often the offloader looks at every session
+// even when nothing asked it to: a safety net, cheap enough at any number
+// of calls (a few hundred nanoseconds a session).
+const offloadSweepEvery = 10 * time.Second
+
+// retryOffload has the session looked at again at the next tick: the
+// kernel could not take a stream yet.
+func (r *Relay) retryOffload(s *Session) {
+	r.retryMu.Lock()
+	if r.retry == nil {
+		r.retry = map[*Session]struct{}{}
+	}
+	r.retry[s] = struct{}{}
+	r.retryMu.Unlock()
 }
 
 // stopOffloader ends the offloader; idempotent.
@@ -165,7 +199,8 @@ func (st *Stream) offloadSocket(from Side, k sockKind) {
 		st.kernelGen[from][k] = gen
 		st.sess.hasKernel.Store(true)
 		st.sess.log.Debug("relayed in the kernel", "side", from.String(), "socket", k.String(), "from", want.from, "src", want.src, "dst", want.dst)
-	case errors.Is(err, ErrOffloadNotYet): // asked again next time
+	case errors.Is(err, ErrOffloadNotYet): // asked again at the next tick
+		r.retryOffload(st.sess)
 	default:
 		// Not again for these addresses (no Ethernet next hop, say).
 		st.kernelRefused[from][k] = want
@@ -243,12 +278,22 @@ func (st *Stream) kernelStats(s *Stats) {
 	}
 }
 
-// kernelLastSeen is when the kernel last took a packet for one of the
-// session's ports, or zero.
+// kernelLastSeen is when the kernel last forwarded a packet for one of the
+// session's ports, or zero. Reading the counters costs a system call per
+// port, and the reaper asks every second for every call; so a reading
+// younger than half the media timeout is answered from the last one: the
+// call cannot be silent for the whole timeout before the next real
+// reading (the counters only move forward).
 func (s *Session) kernelLastSeen() time.Time {
 	o := s.relay.offload
 	if o == nil || !s.hasKernel.Load() {
 		return time.Time{}
+	}
+	now := time.Now()
+	s.kernelMu.Lock()
+	defer s.kernelMu.Unlock()
+	if !s.kernelSeen.IsZero() && now.Sub(s.kernelSeen) < s.relay.timeout/2 {
+		return s.kernelSeen
 	}
 	var last time.Duration
 	for _, st := range s.Streams() {
@@ -265,7 +310,8 @@ func (s *Session) kernelLastSeen() time.Time {
 	if last == 0 {
 		return time.Time{}
 	}
-	return time.Now().Add(-(bpf.Monotonic() - last))
+	s.kernelSeen = now.Add(-(bpf.Monotonic() - last))
+	return s.kernelSeen
 }
 
 // offloadState is the Relay's part.
@@ -275,5 +321,7 @@ type offloadState struct {
 	offloadDone     chan struct{}
 	offloadSoon     chan *Session // sessions a latch made worth a look
 	offloadTick     time.Duration // tests: other than offloadEvery
+	retryMu         sync.Mutex
+	retry           map[*Session]struct{} // sessions to look at again at the next tick
 	offloadStopOnce sync.Once
 }

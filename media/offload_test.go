@@ -17,6 +17,7 @@ type fakeOffload struct {
 	entries map[uint16]offloaded
 	stats   map[uint16]bpf.PortStats
 	calls   int
+	reads   int    // PortStats calls
 	refuse  bool   // Forward fails for good
 	gen     uint64 // Generation
 }
@@ -48,6 +49,7 @@ func (f *fakeOffload) Unforward(port uint16) error {
 func (f *fakeOffload) PortStats(port uint16) (bpf.PortStats, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.reads++
 	return f.stats[port], nil
 }
 
@@ -255,5 +257,51 @@ func TestOffloadAtLatch(t *testing.T) {
 		_, ok2 := fo.entry(bPort)
 		return ok1 && ok2
 	})
+	s.Close()
+}
+
+// TestKernelLastSeenReadsSparingly: the reaper's question (is the call
+// silent?) reads the kernel's counters only when the last reading is older
+// than half the media timeout.
+func TestKernelLastSeenReadsSparingly(t *testing.T) {
+	r := newTestRelay(t, nil) // media timeout 1 min
+	fo := &fakeOffload{entries: map[uint16]offloaded{}, stats: map[uint16]bpf.PortStats{}}
+	r.SetPinholes(&pinholeLog{open: map[uint16]bool{}})
+	if err := r.SetOffload(fo); err != nil {
+		t.Fatal(err)
+	}
+	s := r.NewSession("call-1")
+	st, err := s.AddStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	aPort, _ := st.LocalPorts(SideA)
+	fo.mu.Lock()
+	fo.stats[uint16(aPort)] = bpf.PortStats{Forwarded: 1, LastForwarded: bpf.Monotonic() - time.Second}
+	fo.mu.Unlock()
+	s.hasKernel.Store(true)
+	reads := func() int {
+		fo.mu.Lock()
+		defer fo.mu.Unlock()
+		return fo.reads
+	}
+	first := s.kernelLastSeen()
+	if n := reads(); n != 4 {
+		t.Fatalf("%d counter reads for a stream's 4 ports, want 4", n)
+	}
+	if d := time.Since(first); d < time.Second-50*time.Millisecond || d > 2*time.Second {
+		t.Errorf("last activity %v ago, want the kernel's, 1 s ago", d)
+	}
+	s.LastActivity()
+	if n := reads(); n != 4 {
+		t.Errorf("%d counter reads after a second question, want still 4", n)
+	}
+	s.kernelMu.Lock()
+	s.kernelSeen = s.kernelSeen.Add(-31 * time.Second) // as if the reading were old
+	s.kernelMu.Unlock()
+	s.LastActivity()
+	if n := reads(); n != 8 {
+		t.Errorf("%d counter reads once the reading is older than half the timeout, want 8", n)
+	}
 	s.Close()
 }

@@ -16,6 +16,7 @@ type Relay struct {
 	bindIP   netip.Addr
 	publicIP netip.Addr
 	strict   bool
+	timeout  time.Duration // media.timeout
 	log      *slog.Logger
 	ports    *portAllocator
 	tr       transport
@@ -89,6 +90,7 @@ func NewRelay(cfg Config, log *slog.Logger) (*Relay, error) {
 		bindIP:   bind,
 		publicIP: public,
 		strict:   cfg.Latching == LatchingStrict,
+		timeout:  cfg.Timeout,
 		log:      log,
 		ports:    newPortAllocator(cfg.PortMin, cfg.PortMax),
 		sessions: make(map[*Session]struct{}),

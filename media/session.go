@@ -21,6 +21,10 @@ type Session struct {
 	// hasKernel says one of its streams was handed to the kernel (Offload):
 	// its stats and activity are the kernel's too.
 	hasKernel atomic.Bool
+	// kernelSeen is the last reading of when the kernel last forwarded
+	// for the session (kernelLastSeen).
+	kernelMu   sync.Mutex
+	kernelSeen time.Time
 
 	mu      sync.Mutex // guards streams and closed
 	streams []*Stream

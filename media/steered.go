@@ -190,11 +190,14 @@ func (t *steered) remoteChanged(l *leg, rtp netip.AddrPort) {
 	}
 }
 
-// sawLocal records a, where a datagram from l's peer was sent to.
-func (l *leg) sawLocal(a [4]byte) {
+// sawLocal records a, where a datagram from l's peer was sent to, and
+// reports whether that is news.
+func (l *leg) sawLocal(a [4]byte) bool {
 	if v := binary.BigEndian.Uint32(a[:]); l.local.Load() != v {
 		l.local.Store(v)
+		return true
 	}
+	return false
 }
 
 func ip4(v uint32) (a [4]byte) {

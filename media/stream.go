@@ -160,6 +160,7 @@ func (st *Stream) SetRemote(side Side, p Peer) {
 	if !keep && rtp.IsValid() {
 		st.sess.relay.tr.remoteChanged(l, rtp)
 	}
+	st.sess.relay.nudgeOffload(st.sess) // what the kernel may relay changed
 	st.sess.log.Debug("remote set", "side", side.String(), "rtp", rtp, "rtcp", rtcp, "mux", p.Mux, "relatch", !keep)
 }
 

@@ -202,7 +202,9 @@ func (w *worker) relay(n int) {
 			fwd.counters.dropped.Add(1)
 			continue
 		}
-		in.sawLocal(local)
+		if in.sawLocal(local) {
+			ep.st.sess.relay.nudgeOffload(ep.st.sess) // the address to relay from is known now
+		}
 		dst := fwd.dst.Addr().As4()
 		rawudp.PutHeaders(w.bufs[i][:rawudp.HeaderLen], w.t.source(fwd.out, local), dst, uint16(fwd.port), fwd.dst.Port(), b)
 		w.out.Set(out, w.bufs[i][:rawudp.HeaderLen+ln], dst)
