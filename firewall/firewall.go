@@ -31,6 +31,7 @@ type Firewall struct {
 
 	nlMu sync.Mutex
 	nl   *netlink.Handle // in the daemon's network namespace, for next hops
+	hops map[netip.Addr]cachedHop // next hops by peer address, under nlMu
 
 	// gen counts the changes of routes and of the neighbours handed out as
 	// next hops (Generation); used maps each such neighbour to its MAC.
@@ -92,7 +93,7 @@ func Start(c Config, log *slog.Logger) (_ *Firewall, off string, _ error) {
 		log.Warn("kernel fast path: dropped the pinned maps of another port range or version; calls a previous run forwarded are no longer relayed in the kernel",
 			"media.pin_path", c.PinPath)
 	}
-	f := &Firewall{fp: fp, used: map[netip.Addr]string{}, stop: make(chan struct{})}
+	f := &Firewall{fp: fp, used: map[netip.Addr]string{}, hops: map[netip.Addr]cachedHop{}, stop: make(chan struct{})}
 	if f.nl, err = netlink.NewHandle(); err != nil {
 		f.Close()
 		return nil, "", fmt.Errorf("netlink: %w", err)
@@ -289,6 +290,33 @@ func (f *Firewall) nextHop(dst netip.Addr) (*bpf.NextHop, error) {
 	}
 	f.nlMu.Lock()
 	defer f.nlMu.Unlock()
+	// A route or neighbour change bumps the generation, which voids the
+	// cache: until then the answer stands, and thousands of streams
+	// starting at once cost one look-up per peer, not one each.
+	gen := f.gen.Load()
+	if c, ok := f.hops[dst]; ok && c.gen == gen {
+		return c.hop, nil
+	}
+	hop, err := f.lookupHop(dst)
+	if err == nil {
+		if len(f.hops) >= maxCachedHops {
+			clear(f.hops)
+		}
+		f.hops[dst] = cachedHop{gen, hop}
+	}
+	return hop, err
+}
+
+// maxCachedHops bounds the next-hop cache (one entry per peer address).
+const maxCachedHops = 1 << 16
+
+type cachedHop struct {
+	gen uint64
+	hop *bpf.NextHop
+}
+
+// lookupHop is nextHop's look-up through netlink; f.nlMu held.
+func (f *Firewall) lookupHop(dst netip.Addr) (*bpf.NextHop, error) {
 	routes, err := f.nl.RouteGet(dst.AsSlice())
 	if err != nil || len(routes) == 0 {
 		return nil, fmt.Errorf("route to %v: %v", dst, err)

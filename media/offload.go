@@ -57,7 +57,7 @@ func (r *Relay) SetOffload(o Offload) error {
 }
 
 // offloadSoonQueue bounds the sessions waiting for an early offload pass;
-// past it a latch waits for the next tick.
+// past it a latch waits for the next tick (retryOffload).
 const offloadSoonQueue = 1024
 
 // nudgeOffload asks the offloader to look at s now rather than at its next
@@ -69,7 +69,8 @@ func (r *Relay) nudgeOffload(s *Session) {
 	}
 	select {
 	case r.offloadSoon <- s:
-	default:
+	default: // a burst of latches: the next tick
+		r.retryOffload(s)
 	}
 }
 

@@ -32,6 +32,7 @@ type runConfig struct {
 	uacIP, uasIP netip.Addr
 	floodPPS     int        // packets/s to closed media ports during the media phase
 	floodDst     netip.Addr // the target's media address
+	measureAfter time.Duration // CPU measured from this far into the media phase
 	sipLog       *slog.Logger
 	progress     *progress // nil: none
 }
@@ -207,7 +208,30 @@ func runOnce(ctx context.Context, cfg runConfig, t target) (res *result, err err
 		defer fl.close()
 	}
 	self0, wall0, mach0 := selfCPU(), time.Now(), machineCPU()
+	// With -measure-after, the CPU figures cover the media phase from then
+	// on: what the target does in steady state, not while it sets the
+	// calls' streams up (the kernel fast path takes them at their first
+	// packets).
+	warm := make(chan struct{})
+	var rx0 uint64
+	if cfg.measureAfter > 0 {
+		go func() {
+			defer close(warm)
+			select {
+			case <-time.After(cfg.measureAfter):
+			case <-ctx.Done():
+				return
+			}
+			if pid != 0 {
+				cpu0, _ = procCPU(pid)
+			}
+			self0, wall0, mach0, rx0 = selfCPU(), time.Now(), machineCPU(), gen.received.Load()
+		}()
+	} else {
+		close(warm)
+	}
 	floodDone := make(chan struct{})
+	floodStart := time.Now()
 	if fl != nil {
 		fctx, stopFlood := context.WithCancel(ctx)
 		go func() { defer close(floodDone); fl.run(fctx, cfg.floodPPS) }()
@@ -219,6 +243,8 @@ func runOnce(ctx context.Context, cfg runConfig, t target) (res *result, err err
 		err = gen.run(ctx, cfg.duration, cfg.drain)
 	}
 	self1, wall1, mach1 := selfCPU(), time.Now(), machineCPU()
+	<-warm
+	res.windowReceived = gen.received.Load() - rx0
 	stopProgress()
 	if err != nil {
 		return nil, phaseErr(ctx, "media", err)
@@ -237,7 +263,7 @@ func runOnce(ctx context.Context, cfg runConfig, t target) (res *result, err err
 	res.Machine.BusyPct, res.Machine.IdlePct, res.Machine.StealPct = mach0.share(mach1)
 	res.Machine.CPUSeconds = mach0.busySeconds(mach1)
 	if fl != nil {
-		res.Flood = &floodReport{Sent: fl.sent, PPS: float64(fl.sent) / wall1.Sub(wall0).Seconds()}
+		res.Flood = &floodReport{Sent: fl.sent, PPS: float64(fl.sent) / wall1.Sub(floodStart).Seconds()}
 	}
 	if n := caller.byes.Load(); n > 0 {
 		return nil, fmt.Errorf("%s hung up %d calls by itself during the media phase", t.name(), n)

@@ -67,3 +67,27 @@ func (f *flooder) run(ctx context.Context, pps int) {
 }
 
 func (f *flooder) close() { syscall.Close(f.fd) }
+
+// floodCost compares a run with a flood against the same run without:
+// what the calls lost to it, and the machine CPU it took per dropped
+// packet (the difference in busy CPU over the measured window, over the
+// flood's packets in that window; the flood's own sending included).
+func floodCost(base, flooded *result) string {
+	window := flooded.gen.wall.Seconds()
+	dropped := flooded.Flood.PPS * window
+	perDrop := 0.0
+	if dropped > 0 {
+		perDrop = 1e6 * (flooded.Machine.CPUSeconds - base.Machine.CPUSeconds) / dropped
+	}
+	return fmt.Sprintf("%s, %d calls, flood of %.0f packets/s to media ports of no call: loss %.3f %% -> %.3f %%, p99 %s -> %s, "+
+		"relay CPU %.1f %% -> %.1f %%; machine CPU per dropped packet %.2f µs (sending it included)",
+		flooded.Target, flooded.Calls, flooded.Flood.PPS, base.LossPct, flooded.LossPct, usStr(base.LatencyUs.P99), usStr(flooded.LatencyUs.P99),
+		relayPct(base), relayPct(flooded), perDrop)
+}
+
+func relayPct(r *result) float64 {
+	if r.Relay == nil {
+		return 0
+	}
+	return r.Relay.CPUPct
+}

@@ -85,6 +85,8 @@ type options struct {
 	kernelHook   string
 	passP99      time.Duration
 	floodPPS     int
+	floodCompare bool
+	measureAfter time.Duration
 	lab          *labInfo // set in the child of -netlab
 	uacIP, uasIP netip.Addr
 }
@@ -127,6 +129,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.sbcFastPath, "sbc-fast-path", "off", "the media.fast_path of target sbc: off (the userspace relay), auto, xdp or tc")
 	fs.StringVar(&o.kernelHook, "kernel-hook", "xdp", "with -netlab: the media.fast_path of target sbc-kernel, xdp or tc (bare is XDP only)")
 	fs.DurationVar(&o.passP99, "pass-p99", time.Millisecond, "pass mark: p99 one-way added latency below this (and loss below 0.1 %)")
+	fs.BoolVar(&o.floodCompare, "flood-compare", false, "with -flood-pps: run each target without the flood first, and print what the flood cost (loss, latency, machine CPU per dropped packet)")
+	fs.DurationVar(&o.measureAfter, "measure-after", 0, "measure CPU from this far into the media phase on (steady state: streams set up, in the kernel with the fast path); latency and loss cover all of it")
 	fs.IntVar(&o.floodPPS, "flood-pps", 0, "during the media phase, also send this many packets/s to media ports of no call of the target (from another source): they must be dropped without hurting the calls")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -200,6 +204,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("-sbc-fast-path %q: want off, auto, xdp or tc", o.sbcFastPath)
 	case o.kernelHook != "xdp" && o.kernelHook != "tc":
 		return nil, fmt.Errorf("-kernel-hook %q: want xdp or tc", o.kernelHook)
+	case o.floodCompare && (o.floodPPS == 0 || o.sweep):
+		return nil, fmt.Errorf("-flood-compare: needs -flood-pps, and no -sweep")
+	case o.measureAfter < 0 || o.measureAfter >= o.duration:
+		return nil, fmt.Errorf("-measure-after %v: want 0 or more, less than -duration %v", o.measureAfter, o.duration)
 	case o.passP99 <= 0:
 		return nil, fmt.Errorf("-pass-p99 %v: want > 0", o.passP99)
 	case o.floodPPS < 0 || o.floodPPS > 2_000_000:
@@ -385,14 +393,19 @@ func (b *bench) config(calls int) runConfig {
 	return runConfig{
 		calls: calls, idle: b.o.idleCalls, duration: b.o.duration, rate: b.o.rate, setupTimeout: b.o.setupTimeout,
 		inFlight: b.o.inFlight, senders: b.o.senders, sendBatch: b.o.sendBatch, receivers: b.o.receivers, drain: 500 * time.Millisecond,
-		uacIP: b.o.uacIP, uasIP: b.o.uasIP, sipLog: b.sipLog, progress: b.prog, floodPPS: b.o.floodPPS, floodDst: b.o.sbcIP,
+		uacIP: b.o.uacIP, uasIP: b.o.uasIP, sipLog: b.sipLog, progress: b.prog, floodPPS: b.o.floodPPS, floodDst: b.o.sbcIP, measureAfter: b.o.measureAfter,
 	}
 }
 
 // one runs calls calls through t, adds the outcome to the report and the
 // table, and returns the result (nil on failure).
 func (b *bench) one(ctx context.Context, t target, calls int, tab *table, stderr io.Writer) *result {
-	res, err := runOnce(ctx, b.config(calls), t)
+	return b.oneWith(ctx, t, b.config(calls), tab, stderr)
+}
+
+func (b *bench) oneWith(ctx context.Context, t target, cfg runConfig, tab *table, stderr io.Writer) *result {
+	calls := cfg.calls
+	res, err := runOnce(ctx, cfg, t)
 	b.prog.clear()
 	if err != nil {
 		b.report.Failed = append(b.report.Failed, failedRun{Target: t.name(), Calls: calls, Error: err.Error()})
@@ -412,7 +425,22 @@ func (b *bench) runAll(ctx context.Context, stdout, stderr io.Writer) int {
 	tab := newTable(stdout)
 	code := exitOK
 	if !b.o.sweep {
+		var floods []string
 		for _, t := range b.targets {
+			if b.o.floodCompare {
+				// The same run without the flood first: the difference is
+				// what the flood cost.
+				quiet := b.config(b.o.calls)
+				quiet.floodPPS = 0
+				base := b.oneWith(ctx, t, quiet, tab, stderr)
+				flooded := b.one(ctx, t, b.o.calls, tab, stderr)
+				if base == nil || flooded == nil {
+					code = exitFail
+				} else {
+					floods = append(floods, floodCost(base, flooded))
+				}
+				continue
+			}
 			if b.one(ctx, t, b.o.calls, tab, stderr) == nil {
 				code = exitFail
 			}
@@ -421,6 +449,9 @@ func (b *bench) runAll(ctx context.Context, stdout, stderr io.Writer) int {
 			}
 		}
 		notes(stdout, b.report.Runs)
+		for _, f := range floods {
+			fmt.Fprintf(stdout, "\n%s\n", f)
+		}
 		b.compare(stdout)
 		return code
 	}

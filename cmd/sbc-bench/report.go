@@ -73,6 +73,9 @@ type result struct {
 	Senders   int  `json:"-"`
 	Receivers int  `json:"-"`
 	gen       struct{ cpu, wall time.Duration }
+	// windowReceived is what arrived while the CPU was measured (all of
+	// the media phase unless -measure-after).
+	windowReceived uint64
 }
 
 // floodReport is what -flood-pps sent to closed media ports.
@@ -131,16 +134,16 @@ func (r *result) fill(g *generator, rep relayReport) {
 		r.RelayedPPS = float64(t.received) / r.MediaS
 	}
 	r.LatencyUs, r.UserLatencyUs = latencyOf(g.latency.kernel), latencyOf(g.latency.user)
-	if t.received > 0 {
-		r.Machine.PerPacketUs = 1e6 * r.Machine.CPUSeconds / float64(t.received)
+	if r.windowReceived > 0 {
+		r.Machine.PerPacketUs = 1e6 * r.Machine.CPUSeconds / float64(r.windowReceived)
 	}
 	r.Unstamped = g.unstamped.Load()
 	if ru := r.Relay; ru != nil {
 		if ru.wall > 0 {
 			ru.CPUPct = 100 * ru.cpu.Seconds() / ru.wall.Seconds()
 		}
-		if t.received > 0 {
-			ru.CPUPerPacketUs = us(ru.cpu) / float64(t.received)
+		if r.windowReceived > 0 {
+			ru.CPUPerPacketUs = us(ru.cpu) / float64(r.windowReceived)
 		}
 		if n := r.Calls + r.IdleCalls; n > 0 {
 			ru.MemPerCallKiB = float64(ru.RSSCallsKiB-ru.RSSBeforeKiB) / float64(n)
