@@ -102,3 +102,42 @@ func (c *comparison) String() string {
 	}
 	return "sbc against rtpengine: " + strings.Join(parts, "; ")
 }
+
+// means summarises repeated runs per target (-repeat): the mean machine
+// CPU per packet, relay CPU and p99, and, for the kernel fast path, its
+// machine CPU per packet over the bare forwarder's.
+func means(runs []*result) string {
+	type sum struct {
+		n                int
+		mach, relay, p99 float64
+		first            int
+	}
+	by := map[string]*sum{}
+	var order []string
+	for _, r := range runs {
+		s := by[r.Target]
+		if s == nil {
+			s = &sum{}
+			by[r.Target] = s
+			order = append(order, r.Target)
+		}
+		s.n++
+		s.mach += r.Machine.PerPacketUs
+		s.p99 += r.LatencyUs.P99
+		if r.Relay != nil {
+			s.relay += r.Relay.CPUPct
+		}
+	}
+	var b strings.Builder
+	for _, name := range order {
+		s := by[name]
+		n := float64(s.n)
+		fmt.Fprintf(&b, "%s, mean of %d runs: machine CPU %.2f µs per relayed packet, relay CPU %.1f %%, p99 %s\n",
+			name, s.n, s.mach/n, s.relay/n, usStr(s.p99/n))
+	}
+	if k, bare := by["sbc-kernel"], by["bare"]; k != nil && bare != nil && bare.mach > 0 {
+		fmt.Fprintf(&b, "sbc-kernel against the bare forwarder: machine CPU per packet %.2f of bare's (%.2f µs against %.2f µs, means)\n",
+			(k.mach/float64(k.n))/(bare.mach/float64(bare.n)), k.mach/float64(k.n), bare.mach/float64(bare.n))
+	}
+	return b.String()
+}

@@ -86,6 +86,7 @@ type options struct {
 	passP99      time.Duration
 	floodPPS     int
 	floodCompare bool
+	repeat       int
 	measureAfter time.Duration
 	lab          *labInfo // set in the child of -netlab
 	uacIP, uasIP netip.Addr
@@ -129,6 +130,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.sbcFastPath, "sbc-fast-path", "off", "the media.fast_path of target sbc: off (the userspace relay), auto, xdp or tc")
 	fs.StringVar(&o.kernelHook, "kernel-hook", "xdp", "with -netlab: the media.fast_path of target sbc-kernel, xdp or tc (bare is XDP only)")
 	fs.DurationVar(&o.passP99, "pass-p99", time.Millisecond, "pass mark: p99 one-way added latency below this (and loss below 0.1 %)")
+	fs.IntVar(&o.repeat, "repeat", 1, "run the list of targets this many times, interleaved, and print each target's means (runs on a shared machine vary)")
 	fs.BoolVar(&o.floodCompare, "flood-compare", false, "with -flood-pps: run each target without the flood first, and print what the flood cost (loss, latency, machine CPU per dropped packet)")
 	fs.DurationVar(&o.measureAfter, "measure-after", 0, "measure CPU from this far into the media phase on (steady state: streams set up, in the kernel with the fast path); latency and loss cover all of it")
 	fs.IntVar(&o.floodPPS, "flood-pps", 0, "during the media phase, also send this many packets/s to media ports of no call of the target (from another source): they must be dropped without hurting the calls")
@@ -165,7 +167,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		switch t = strings.TrimSpace(t); t {
 		case "sbc", "rtpengine", "direct", "sbc-kernel", "bare":
 			if slices.Contains(o.targets, t) {
-				return nil, fmt.Errorf("-target: %s twice", t)
+				return nil, fmt.Errorf("-target: %s twice (-repeat runs the list again)", t)
 			}
 			if (t == "sbc-kernel" || t == "bare") && !o.netlab {
 				return nil, fmt.Errorf("-target %s: needs -netlab (the kernel fast path needs real interfaces)", t)
@@ -204,6 +206,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("-sbc-fast-path %q: want off, auto, xdp or tc", o.sbcFastPath)
 	case o.kernelHook != "xdp" && o.kernelHook != "tc":
 		return nil, fmt.Errorf("-kernel-hook %q: want xdp or tc", o.kernelHook)
+	case o.repeat < 1 || o.repeat > 100 || (o.repeat > 1 && o.sweep):
+		return nil, fmt.Errorf("-repeat %d: want 1 to 100, and no -sweep", o.repeat)
 	case o.floodCompare && (o.floodPPS == 0 || o.sweep):
 		return nil, fmt.Errorf("-flood-compare: needs -flood-pps, and no -sweep")
 	case o.measureAfter < 0 || o.measureAfter >= o.duration:
@@ -426,7 +430,7 @@ func (b *bench) runAll(ctx context.Context, stdout, stderr io.Writer) int {
 	code := exitOK
 	if !b.o.sweep {
 		var floods []string
-		for _, t := range b.targets {
+		for _, t := range slices.Repeat(b.targets, b.o.repeat) {
 			if b.o.floodCompare {
 				// The same run without the flood first: the difference is
 				// what the flood cost.
@@ -449,6 +453,9 @@ func (b *bench) runAll(ctx context.Context, stdout, stderr io.Writer) int {
 			}
 		}
 		notes(stdout, b.report.Runs)
+		if b.o.repeat > 1 {
+			fmt.Fprintf(stdout, "\n%s", means(b.report.Runs))
+		}
 		for _, f := range floods {
 			fmt.Fprintf(stdout, "\n%s\n", f)
 		}
