@@ -262,15 +262,16 @@ func notes(out io.Writer, results []*result) {
 	if len(results) == 0 {
 		return
 	}
-	fmt.Fprint(out, `
+	fmt.Fprintf(out, `
 relayed pps: RTP packets that left the target and reached the harness's stream ends, per second of media
   (2 streams per call, 50 pps each). loss: sent, never received. reord: arrived after a later packet.
 p50..max: one-way latency from the harness's write to the kernel's receive timestamp at the far socket:
   what the target adds (direct = the loopback floor). user p99: to the harness's receiver reading it,
-  on the process's monotonic clock; adds the harness's own receive delay. pass: loss < 0.1 %, p99 < 1 ms.
+  on the process's monotonic clock; adds the harness's own receive delay. pass: loss < 0.1 %%, p99 < %v.
 relay CPU: utime+stime of its process over the media phase; µs/pkt per relayed packet. KiB/call: RSS
   growth from no call to all calls up, per call (idle ones included). gen: this process, µs per packet sent (and received).
-`)
+mach: busy CPU of the whole machine (all processes, softirq included) per relayed packet.
+`, passP99)
 	for _, r := range results {
 		fmt.Fprintf(out, "%s, %d calls: sent %d, received %d, lost %d (worst stream %.2f %%, %d streams starved), reordered %d, duplicates %d, misrouted %d, foreign %d, send errors %d;\n",
 			r.Target, r.Calls, r.Sent, r.Received, r.Lost, r.WorstStreamLossPct, r.StarvedStreams, r.Reordered, r.Duplicates, r.Misrouted, r.Foreign, r.SendErrors)
