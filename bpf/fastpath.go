@@ -123,6 +123,9 @@ type FastPath struct {
 	// Pinning (pin.go): where, and where each link is pinned.
 	pinPath, mapsDirPath string
 	linkPaths            map[link.Link]string
+	// clsact are the interfaces the TC program is attached to as a clsact
+	// filter (clsact.go, kernels without tcx).
+	clsact []int
 	// Stale is how many map directories of another layout or port range
 	// LoadFastPath removed.
 	Stale int
@@ -246,6 +249,9 @@ func (f *FastPath) AttachXDP(ifindex int, mode XDPMode) error {
 	if ok, err := f.adopt("xdp", ifindex, f.objs.XdpMedia); ok || err != nil {
 		return err
 	}
+	if err := dropClsact(ifindex); err != nil {
+		return err
+	}
 	l, err := link.AttachXDP(link.XDPOptions{Program: f.objs.XdpMedia, Interface: ifindex, Flags: flags})
 	if err != nil {
 		return fmt.Errorf("fast path: attach XDP to interface %d: %w", ifindex, err)
@@ -254,13 +260,17 @@ func (f *FastPath) AttachXDP(ifindex int, mode XDPMode) error {
 	return f.pin(l, "xdp", ifindex)
 }
 
-// AttachTC attaches the TC program to an interface's ingress (tcx, Linux
-// 6.6 and later).
+// AttachTC attaches the TC program to an interface's ingress: tcx (Linux
+// 6.6 and later), else a clsact filter (clsact.go).
 func (f *FastPath) AttachTC(ifindex int) error {
 	if ok, err := f.adopt("tc", ifindex, f.objs.TcMedia); ok || err != nil {
 		return err
 	}
 	l, err := link.AttachTCX(link.TCXOptions{Program: f.objs.TcMedia, Attach: ebpf.AttachTCXIngress, Interface: ifindex})
+	if errors.Is(err, ebpf.ErrNotSupported) {
+		// Linux before 6.6: a clsact filter.
+		return f.attachClsact(ifindex)
+	}
 	if err != nil {
 		return fmt.Errorf("fast path: attach TC ingress to interface %d: %w", ifindex, err)
 	}
@@ -429,6 +439,9 @@ func (f *FastPath) Close() error {
 		errs = append(errs, l.Close())
 	}
 	f.links = nil
+	if !f.Pinned() {
+		errs = append(errs, f.detachClsact())
+	}
 	errs = append(errs, f.objs.Close())
 	return errors.Join(errs...)
 }

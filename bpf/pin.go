@@ -219,6 +219,7 @@ func (f *FastPath) Unpin() error {
 		}
 	}
 	f.linkPaths = nil
+	errs = append(errs, f.detachClsact()) // not a link: removed, not unpinned
 	for _, m := range []*ebpf.Map{f.objs.Ports, f.objs.Stats} {
 		if m.IsPinned() {
 			errs = append(errs, m.Unpin())
