@@ -3,6 +3,7 @@ package bpf
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -87,4 +88,42 @@ func dropClsact(ifindex int) error {
 		return fmt.Errorf("fast path: remove an old TC filter from interface %d: %w", ifindex, err)
 	}
 	return nil
+}
+
+// DropClsactExcept removes the filters of ours that an earlier run left on
+// the ingress of interfaces other than keep, in the calling thread's
+// network namespace: a daemon killed while unpinned leaves them holding
+// its program, which would keep dropping the media ports of a new run. It
+// returns how many it removed.
+func DropClsactExcept(keep []int) (int, error) {
+	h, err := netlink.NewHandle()
+	if err != nil {
+		return 0, fmt.Errorf("fast path: netlink: %w", err)
+	}
+	defer h.Close()
+	links, err := h.LinkList()
+	if err != nil {
+		return 0, fmt.Errorf("fast path: list interfaces: %w", err)
+	}
+	n := 0
+	var errs []error
+	for _, l := range links {
+		if slices.Contains(keep, l.Attrs().Index) {
+			continue
+		}
+		fs, err := h.FilterList(l, netlink.HANDLE_MIN_INGRESS)
+		if err != nil {
+			continue // no clsact there
+		}
+		for _, f := range fs {
+			if bf, ok := f.(*netlink.BpfFilter); ok && bf.Priority == clsactPrio && bf.Handle == netlink.MakeHandle(0, clsactHandle) {
+				if err := h.FilterDel(clsactFilter(l.Attrs().Index, 0)); err != nil {
+					errs = append(errs, fmt.Errorf("fast path: remove an old TC filter from %s: %w", l.Attrs().Name, err))
+					continue
+				}
+				n++
+			}
+		}
+	}
+	return n, errors.Join(errs...)
 }

@@ -113,4 +113,20 @@ func TestClsact(t *testing.T) {
 	if n := filters(); n != 0 {
 		t.Errorf("%d old TC filters beside the new XDP program, want 0", n)
 	}
+
+	// One left behind, then a run without the fast path.
+	gone := attach()
+	gone.clsact = nil
+	gone.Close()
+	var removed int
+	if err := lab.SBC.Do(func() error {
+		var err error
+		removed, err = DropClsactExcept(nil)
+		return err
+	}); err != nil || removed != 1 {
+		t.Fatalf("DropClsactExcept = %d, %v; want 1", removed, err)
+	}
+	if n := filters(); n != 0 {
+		t.Errorf("%d filters after DropClsactExcept, want 0", n)
+	}
 }

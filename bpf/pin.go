@@ -283,3 +283,37 @@ func port16(v uint16) uint16 {
 	binary.NativeEndian.PutUint16(b[:], v)
 	return uint16(b[0])<<8 | uint16(b[1])
 }
+
+// RemovePins removes what a run left pinned under pinPath, for a daemon
+// that starts without the fast path (or with another pin path): the links
+// detach, the maps go. It returns how many links it detached.
+func RemovePins(pinPath string) (int, error) {
+	entries, err := os.ReadDir(pinPath)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("fast path: pin path: %w", err)
+	}
+	var fs unix.Statfs_t
+	if err := unix.Statfs(pinPath, &fs); err != nil || fs.Type != bpfFSMagic {
+		return 0, nil // not ours to clean: nothing of ours can be pinned there
+	}
+	n := 0
+	var errs []error
+	for _, e := range entries {
+		p := filepath.Join(pinPath, e.Name())
+		switch {
+		case !e.IsDir() && (strings.HasPrefix(e.Name(), "xdp-") || strings.HasPrefix(e.Name(), "tc-")):
+			if err := unpinLink(p); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			n++
+		case e.IsDir() && strings.HasPrefix(e.Name(), "v"):
+			errs = append(errs, os.RemoveAll(p))
+		}
+	}
+	os.Remove(pinPath)
+	return n, errors.Join(errs...)
+}

@@ -192,3 +192,54 @@ func ours(t testing.TB, dir string) []string {
 	}
 	return out
 }
+
+// TestRemovePins: a run without the fast path detaches what an earlier one
+// left pinned, and touches nothing on a directory that is no bpf
+// filesystem.
+func TestRemovePins(t *testing.T) {
+	pins := bpffs(t)
+	lab := netlab.New(t)
+	ifindex := lab.CarrierLink.SBC.Index
+	var f *FastPath
+	if err := lab.SBC.Do(func() error {
+		var err error
+		if f, err = LoadFastPath(FastPathConfig{PortMin: portMin, PortMax: portMax, PinPath: pins}); err != nil {
+			return err
+		}
+		return f.AttachXDP(ifindex, XDPGeneric)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.Close() // killed: pinned, attached
+	attached := func() bool {
+		var on bool
+		lab.SBC.Do(func() error {
+			l, err := netlink.LinkByIndex(ifindex)
+			on = err == nil && l.Attrs().Xdp != nil && l.Attrs().Xdp.Attached
+			return err
+		})
+		return on
+	}
+	if !attached() {
+		t.Fatal("the pinned XDP program is not attached after Close")
+	}
+	n, err := RemovePins(pins)
+	if err != nil || n != 1 {
+		t.Fatalf("RemovePins = %d, %v; want 1 link", n, err)
+	}
+	if attached() {
+		t.Error("XDP still attached after RemovePins")
+	}
+	if left := ours(t, pins); len(left) != 0 {
+		t.Errorf("RemovePins left %v", left)
+	}
+
+	plain := t.TempDir()
+	os.Mkdir(filepath.Join(plain, "v1-keep"), 0o700)
+	if n, err := RemovePins(plain); n != 0 || err != nil {
+		t.Errorf("RemovePins on a plain directory = %d, %v", n, err)
+	}
+	if _, err := os.Stat(filepath.Join(plain, "v1-keep")); err != nil {
+		t.Errorf("RemovePins touched a directory that is no bpf filesystem: %v", err)
+	}
+}

@@ -47,6 +47,33 @@ type Firewall struct {
 // no single interface); with "xdp" or "tc" that is an error. With "off" it
 // returns nil and that reason.
 func Start(c Config, log *slog.Logger) (_ *Firewall, off string, _ error) {
+	f, off, err := start(c, log)
+	if f == nil && err == nil {
+		// Running without: what an earlier run left attached (pinned, or
+		// a TC filter of a killed run) would go on dropping the media
+		// ports of this one.
+		clearEarlier(c, log)
+	}
+	return f, off, err
+}
+
+// clearEarlier detaches what an earlier run left in the kernel.
+func clearEarlier(c Config, log *slog.Logger) {
+	if c.PinPath != "" {
+		if n, err := bpf.RemovePins(c.PinPath); err != nil {
+			log.Warn("kernel fast path: could not remove what an earlier run pinned; it may drop this run's media", "media.pin_path", c.PinPath, "error", err)
+		} else if n > 0 {
+			log.Warn("kernel fast path: detached what an earlier run left pinned; the calls it forwarded are no longer relayed", "media.pin_path", c.PinPath, "links", n)
+		}
+	}
+	if n, err := bpf.DropClsactExcept(nil); err != nil {
+		log.Warn("kernel fast path: could not remove an earlier run's TC filters; they may drop this run's media", "error", err)
+	} else if n > 0 {
+		log.Warn("kernel fast path: removed TC filters an earlier run left", "filters", n)
+	}
+}
+
+func start(c Config, log *slog.Logger) (_ *Firewall, off string, _ error) {
 	if c.Mode == media.FastPathOff {
 		return nil, `media.fast_path = "off"`, nil
 	}
@@ -128,6 +155,13 @@ func Start(c Config, log *slog.Logger) (_ *Firewall, off string, _ error) {
 	}
 	if err := fp.DropOtherLinks(); err != nil {
 		log.Warn("kernel fast path: detach what a previous run left on other interfaces", "error", err)
+	}
+	var ours []int
+	for _, l := range links {
+		ours = append(ours, l.Attrs().Index)
+	}
+	if n, err := bpf.DropClsactExcept(ours); err != nil || n > 0 {
+		log.Warn("kernel fast path: TC filters a previous run left on other interfaces", "removed", n, "error", err)
 	}
 	return f, "", nil
 }
