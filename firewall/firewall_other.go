@@ -39,3 +39,10 @@ func (*Firewall) Generation() uint64                         { return 0 }
 func (*Firewall) Pinned() bool                               { return false }
 func (*Firewall) Inherited() (map[uint16]bpf.Pinhole, error) { return nil, nil }
 func (*Firewall) Unpin() error                               { return nil }
+
+// SIPGuard needs Linux.
+type SIPGuard struct{}
+
+func StartSIPGuard(Config) (*SIPGuard, error) { return nil, errors.New("nftables: needs Linux") }
+func (*SIPGuard) Dropped() (uint64, error)    { return 0, nil }
+func (*SIPGuard) Close() error                { return nil }

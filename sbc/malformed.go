@@ -3,6 +3,7 @@ package sbc
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -28,13 +29,20 @@ func (s *Server) readFilter(p sip.TransportReadProps, data []byte) ([]byte, erro
 			return nil, nil
 		}
 	}
-	if _, err := s.parser.ParseSIP(data); err == nil {
-		return data, nil
-	} else {
-		s.rejectMalformed(p.RemoteAddr, data, err)
+	msg, err := s.parser.ParseSIP(data)
+	if req, ok := msg.(*sip.Request); err == nil && ok && req.Via() == nil {
+		// The transaction layer cannot even key it (and would log an error
+		// per datagram: a flood of them would flood the log).
+		err = errNoVia
 	}
+	if err == nil {
+		return data, nil
+	}
+	s.rejectMalformed(p.RemoteAddr, data, err)
 	return nil, nil // dropped
 }
+
+var errNoVia = errors.New("request without a Via header")
 
 func (s *Server) rejectMalformed(remote net.Addr, data []byte, perr error) {
 	ua, ok := remote.(*net.UDPAddr)

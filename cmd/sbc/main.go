@@ -16,6 +16,7 @@ import (
 	"runtime/debug"
 	"syscall"
 
+	"sbc/firewall"
 	"sbc/media"
 	"sbc/sbc"
 )
@@ -104,6 +105,12 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 		}
 		relay.Inherit(inherited)
 	}
+	var guard *firewall.SIPGuard
+	if fw == nil {
+		if guard = startSIPGuard(cfg, log); guard != nil {
+			defer guard.Close()
+		}
+	}
 	srv, err := sbc.NewServer(cfg, relay, log)
 	if err != nil {
 		log.Error("start sip server", "error", err)
@@ -170,6 +177,11 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 		if c, err := fw.Counters(); err == nil {
 			attrs = append(attrs, "fastpath_closed_port_drops", c.Closed, "fastpath_rate_limited", c.RateLimited,
 				"fastpath_denied", c.Denied)
+		}
+	}
+	if guard != nil {
+		if n, err := guard.Dropped(); err == nil {
+			attrs = append(attrs, "sip_guard_dropped", n)
 		}
 	}
 	log.Info("stopped", attrs...)

@@ -1,0 +1,154 @@
+package firewall
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+)
+
+// SIPGuard is the SIP listeners' per-source rate limit in nftables, for
+// hosts where the kernel fast path cannot run (no BPF, loopback, no single
+// media interface): a source that is no trunk may send SIPRate packets/s
+// to the SIP ports, after a burst of SIPBurst; the rest is dropped before
+// the stack's sockets see it. Trunks' sources pass. It is a table of its
+// own, "inet sbc_PORT" after the first SIP port (daemons on other ports
+// keep their own), written through netlink (google/nftables); Close
+// removes it, and a start replaces the one a killed run left.
+type SIPGuard struct {
+	conn  *nftables.Conn
+	table *nftables.Table
+}
+
+// sipGuardTable names the table of a daemon whose first SIP port is port.
+func sipGuardTable(port uint16) string { return fmt.Sprintf("sbc_%d", port) }
+
+// StartSIPGuard installs the guard in the calling thread's network
+// namespace.
+func StartSIPGuard(c Config) (*SIPGuard, error) {
+	if c.SIPRate <= 0 || len(c.SIPPorts) == 0 {
+		return nil, errors.New("nftables SIP guard: no SIP rate limit configured")
+	}
+	conn, err := nftables.New(nftables.AsLasting()) // its socket stays in this namespace
+	if err != nil {
+		return nil, fmt.Errorf("nftables: %w", err)
+	}
+	g := &SIPGuard{conn: conn, table: &nftables.Table{Family: nftables.TableFamilyINet, Name: sipGuardTable(c.SIPPorts[0])}}
+	// A table a killed run left goes first (deleting a missing one fails
+	// the batch, so it is asked for on its own).
+	conn.DelTable(g.table)
+	conn.Flush()
+	conn.AddTable(g.table)
+	chain := conn.AddChain(&nftables.Chain{Name: "sip", Table: g.table, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityRef(*nftables.ChainPriorityFilter - 10)})
+	meters := map[bool]*nftables.Set{}
+	for _, v6 := range []bool{false, true} {
+		s := &nftables.Set{Table: g.table, Name: "sip_src4", KeyType: nftables.TypeIPAddr, Dynamic: true,
+			HasTimeout: true, Timeout: time.Minute, Size: 65536}
+		if v6 {
+			s.Name, s.KeyType = "sip_src6", nftables.TypeIP6Addr
+		}
+		if err := conn.AddSet(s, nil); err != nil {
+			conn.CloseLasting()
+			return nil, fmt.Errorf("nftables SIP guard: %w", err)
+		}
+		meters[v6] = s
+	}
+	for _, port := range c.SIPPorts {
+		for _, proto := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
+			for _, p := range c.Trusted {
+				p = p.Masked()
+				conn.AddRule(&nftables.Rule{Table: g.table, Chain: chain,
+					Exprs: append(match(p.Addr().Is6(), proto, port), append(source(p), &expr.Verdict{Kind: expr.VerdictAccept})...)})
+			}
+			for _, v6 := range []bool{false, true} {
+				off, n := uint32(12), uint32(4)
+				if v6 {
+					off, n = 8, 16
+				}
+				exprs := append(match(v6, proto, port),
+					&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n},
+					&expr.Dynset{SrcRegKey: 1, SetName: meters[v6].Name, SetID: meters[v6].ID,
+						Operation: uint32(unix.NFT_DYNSET_OP_UPDATE), Timeout: time.Minute,
+						Exprs: []expr.Any{&expr.Limit{Type: expr.LimitTypePkts, Rate: uint64(c.SIPRate), Over: true,
+							Unit: expr.LimitTimeSecond, Burst: uint32(max(c.SIPBurst, 1))}}},
+					&expr.Counter{},
+					&expr.Verdict{Kind: expr.VerdictDrop})
+				conn.AddRule(&nftables.Rule{Table: g.table, Chain: chain, Exprs: exprs})
+			}
+		}
+	}
+	if err := conn.Flush(); err != nil {
+		conn.CloseLasting()
+		return nil, fmt.Errorf("nftables SIP guard: %w", err)
+	}
+	return g, nil
+}
+
+// match is "IPv4 (or IPv6), protocol proto, destination port port".
+func match(v6 bool, proto byte, port uint16) []expr.Any {
+	family := byte(unix.NFPROTO_IPV4)
+	if v6 {
+		family = unix.NFPROTO_IPV6
+	}
+	dport := make([]byte, 2)
+	binary.BigEndian.PutUint16(dport, port)
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{family}},
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: dport},
+	}
+}
+
+// source is "source address in prefix p".
+func source(p netip.Prefix) []expr.Any {
+	off, n := uint32(12), uint32(4)
+	if p.Addr().Is6() {
+		off, n = 8, 16
+	}
+	mask := make([]byte, n)
+	for i := 0; i < p.Bits(); i++ {
+		mask[i/8] |= 0x80 >> (i % 8)
+	}
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: n, Mask: mask, Xor: make([]byte, n)},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: p.Addr().AsSlice()},
+	}
+}
+
+// Dropped is how many packets the guard dropped.
+func (g *SIPGuard) Dropped() (uint64, error) {
+	rules, err := g.conn.GetRules(g.table, &nftables.Chain{Name: "sip", Table: g.table})
+	if err != nil {
+		return 0, fmt.Errorf("nftables SIP guard: %w", err)
+	}
+	var n uint64
+	for _, r := range rules {
+		for _, e := range r.Exprs {
+			if c, ok := e.(*expr.Counter); ok {
+				n += c.Packets
+			}
+		}
+	}
+	return n, nil
+}
+
+// Close removes the table.
+func (g *SIPGuard) Close() error {
+	g.conn.DelTable(g.table)
+	err := g.conn.Flush()
+	g.conn.CloseLasting()
+	if err != nil {
+		return fmt.Errorf("nftables SIP guard: remove: %w", err)
+	}
+	return nil
+}
