@@ -62,6 +62,12 @@ volatile const __u64 sip_burst_ns = 0;
 #define PORT_FORWARD 4 // forward in the kernel (IPv4 only)
 #define PORT_FORWARD_PEER 8 // forward only what comes from peer_ip4:peer_port; the rest goes to userspace
 
+// An 802.1Q or 802.1ad tag, after the Ethernet addresses.
+struct vlan_tag {
+	__be16 tci;
+	__be16 encapsulated_proto;
+};
+
 struct port_entry {
 	__u32 flags;
 	__u32 peer_ip4;  // latched peer, network order (PORT_STRICT)
@@ -355,12 +361,28 @@ static __always_inline enum verdict handle(void *ctx, void *data, void *data_end
 	struct ethhdr *eth = data;
 	if ((void *)(eth + 1) > data_end)
 		return VERDICT_PASS;
+	// Up to two VLAN tags (802.1Q, 802.1ad) in front of the IP header are
+	// skipped: a tagged frame is filtered as an untagged one, but not
+	// forwarded (its next hop would need the tag; userspace relays it).
+	__u16 proto = eth->h_proto;
+	__u32 l3 = sizeof(*eth);
+#pragma unroll
+	for (int i = 0; i < 2; i++) {
+		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
+			break;
+		struct vlan_tag *vt = data + l3;
+		if ((void *)(vt + 1) > data_end)
+			return VERDICT_PASS;
+		proto = vt->encapsulated_proto;
+		l3 += sizeof(*vt);
+	}
+	int tagged = l3 != sizeof(*eth);
 
-	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
-		struct iphdr *ip = (void *)(eth + 1);
+	if (proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = data + l3;
 		if ((void *)(ip + 1) > data_end || ip->ihl < 5)
 			return VERDICT_PASS;
-		__u32 l4 = sizeof(*eth) + ip->ihl * 4;
+		__u32 l4 = l3 + ip->ihl * 4;
 		struct udphdr *udp = data + l4;
 		int first = !(ip->frag_off & bpf_htons(IP_OFFSET)); // the fragment with the ports
 		struct deny_key src;
@@ -385,7 +407,7 @@ static __always_inline enum verdict handle(void *ctx, void *data, void *data_end
 			count(COUNT_FRAGMENT);
 			return VERDICT_PASS;
 		}
-		if (!(e->flags & PORT_FORWARD))
+		if (!(e->flags & PORT_FORWARD) || tagged)
 			return VERDICT_PASS;
 		if ((e->flags & PORT_FORWARD_PEER) && (e->peer_ip4 != ip->saddr || e->peer_port != udp->source))
 			return VERDICT_PASS; // a new source: userspace latches it, or not
@@ -406,8 +428,8 @@ static __always_inline enum verdict handle(void *ctx, void *data, void *data_end
 		return v;
 	}
 
-	if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
-		struct ipv6hdr *ip6 = (void *)(eth + 1);
+	if (proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = data + l3;
 		if ((void *)(ip6 + 1) > data_end)
 			return VERDICT_PASS;
 		struct deny_key src;
@@ -415,7 +437,7 @@ static __always_inline enum verdict handle(void *ctx, void *data, void *data_end
 		// Walk up to MAX_EXT extension headers (hop-by-hop, routing,
 		// destination options, fragment) to the transport header.
 		__u8 nh = ip6->nexthdr;
-		__u32 off = sizeof(*eth) + sizeof(*ip6);
+		__u32 off = l3 + sizeof(*ip6);
 		int first = 1, walked = 1;
 #pragma unroll
 		for (int i = 0; i < MAX_EXT; i++) {
@@ -523,7 +545,7 @@ int xdp_media(struct xdp_md *ctx)
 }
 
 // The headers the program reads: Ethernet, IPv4 with options or IPv6, UDP.
-#define HEADROOM (sizeof(struct ethhdr) + 60 + sizeof(struct udphdr))
+#define HEADROOM (sizeof(struct ethhdr) + 2 * sizeof(struct vlan_tag) + 60 + sizeof(struct udphdr))
 
 // rewrite_tc rewrites through the helpers, which also keep a checksum the
 // sender left to the device (CHECKSUM_PARTIAL, as from a local socket over
