@@ -30,8 +30,8 @@ type runConfig struct {
 	receivers    int
 	drain        time.Duration // wait for packets in flight after the last send
 	uacIP, uasIP netip.Addr
-	floodPPS     int        // packets/s to closed media ports during the media phase
-	floodDst     netip.Addr // the target's media address
+	floodPPS     int           // packets/s to closed media ports during the media phase
+	floodDst     netip.Addr    // the target's media address
 	measureAfter time.Duration // CPU measured from this far into the media phase
 	sipLog       *slog.Logger
 	progress     *progress // nil: none

@@ -43,10 +43,10 @@ type labInfo struct {
 	UAS        netip.Addr `json:"uas"`
 	SBC        netip.Addr `json:"sbc"`
 	Interfaces []string   `json:"interfaces"` // the sbc namespace's veths
-	// Carrier and Customer are the sbc's ends of the links and their
-	// leaves' MACs, for a forwarder that writes Ethernet headers itself.
-	Carrier, Customer labLink `json:"-"`
-	Links             []labLink `json:"links"`
+	// Links are the sbc's ends of the carrier's and the customer's links
+	// and their leaves' MACs, for a forwarder that writes Ethernet headers
+	// itself.
+	Links []labLink `json:"links"`
 }
 
 type labLink struct {
@@ -67,7 +67,6 @@ func inLab() (*labInfo, error) {
 	if err := json.Unmarshal([]byte(v), &l); err != nil || len(l.Links) != 2 {
 		return nil, fmt.Errorf("%s: %q is not a lab (%v)", labEnv, v, err)
 	}
-	l.Carrier, l.Customer = l.Links[0], l.Links[1]
 	return &l, nil
 }
 

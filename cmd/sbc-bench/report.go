@@ -69,9 +69,9 @@ type result struct {
 		PerPacketUs float64 `json:"cpu_us_per_packet"`
 	} `json:"machine_cpu"`
 	Flood     *floodReport `json:"flood,omitempty"`
-	Pass      bool `json:"pass"`
-	Senders   int  `json:"-"`
-	Receivers int  `json:"-"`
+	Pass      bool         `json:"pass"`
+	Senders   int          `json:"-"`
+	Receivers int          `json:"-"`
 	gen       struct{ cpu, wall time.Duration }
 	// windowReceived is what arrived while the CPU was measured (all of
 	// the media phase unless -measure-after).

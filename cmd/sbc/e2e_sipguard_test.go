@@ -18,7 +18,9 @@ import (
 func TestE2ESIPGuard(t *testing.T) {
 	requireRoot(t)
 	e := newE2EEnv(t, buildSBC(t), nil, false)
-	on := e.sbc.find(func(l logLine) bool { return l.msg() == "SIP rate limit in nftables: sources that are no trunk are limited per address" })
+	on := e.sbc.find(func(l logLine) bool {
+		return l.msg() == "SIP rate limit in nftables: sources that are no trunk are limited per address"
+	})
 	if len(on) != 1 {
 		t.Fatalf("want one line saying the SIP rate limit is in nftables; got %v", on)
 	}
