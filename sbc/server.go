@@ -169,10 +169,31 @@ func (s *Server) Listen() error {
 		go f()
 		s.log.Info("listening", "transport", s.cfg.SIP.Listen[i].Transport, "address", s.listeners[i].String())
 	}
+	s.awaitUDPServing()
 	s.reaperWG.Add(1)
 	go s.reaper()
 	close(s.listening)
 	return nil
+}
+
+// awaitUDPServing waits (up to a second) until sipgo has put the UDP
+// listener into its pool. A request sent before that (the BYEs of calls a
+// restart could not take over) would make sipgo bind a second socket to
+// the listener's address and fail with EADDRINUSE.
+func (s *Server) awaitUDPServing() {
+	if s.udpConn == nil {
+		return
+	}
+	pool := s.ua.TransportLayer().Pool("udp")
+	addr := s.udpConn.LocalAddr().String()
+	for i := 0; i < 1000; i++ {
+		if c := pool.Get(addr); c != nil {
+			c.Ref(-1) // Get counted a reference
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	s.log.Warn("sipgo not serving the UDP listener after 1s", "address", addr)
 }
 
 // Addrs returns the bound listener addresses in config order.
