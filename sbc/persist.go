@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -124,12 +126,41 @@ func (c *call) persist() {
 	}
 	b, err := json.Marshal(c.record())
 	if err == nil {
-		err = os.WriteFile(path, b, 0o600)
+		err = writeAtomic(path, b)
 	}
 	if err != nil {
 		c.log.Warn("keep call state: a restarted daemon could not take this call over", "error", err)
 	}
 }
+
+// writeAtomic replaces path with b through a temporary file and a rename:
+// a daemon killed while writing leaves the previous record whole (and a
+// stray temporary file, which Adopt removes). Neither name is followed if
+// it is a symbolic link.
+func writeAtomic(path string, b []byte) error {
+	tmp := path + tmpSuffix
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
+}
+
+// tmpSuffix names a record being written.
+const tmpSuffix = ".tmp"
+
+// maxRecordSize bounds a call record read back; one is about 2 KB.
+const maxRecordSize = 64 << 10
 
 // unpersist removes the record of an ended call.
 func (c *call) unpersist() {
@@ -155,6 +186,9 @@ func (s *Server) Adopt() (adopted, ended int, err error) {
 	if err := os.MkdirAll(*d, 0o700); err != nil {
 		return 0, 0, fmt.Errorf("calls.state_dir %q: %w (set calls.state_dir = \"\" to keep no call state)", *d, err)
 	}
+	if err := checkStateDir(*d); err != nil {
+		return 0, 0, err
+	}
 	entries, err := os.ReadDir(*d)
 	if err != nil {
 		return 0, 0, fmt.Errorf("calls.state_dir %q: %w", *d, err)
@@ -162,15 +196,15 @@ func (s *Server) Adopt() (adopted, ended int, err error) {
 	var ending []*call
 	for _, e := range entries {
 		name := e.Name()
+		path := filepath.Join(*d, name)
+		if strings.HasSuffix(name, ".json"+tmpSuffix) { // a write the daemon did not finish
+			os.Remove(path)
+			continue
+		}
 		if e.IsDir() || !strings.HasSuffix(name, ".json") {
 			continue
 		}
-		path := filepath.Join(*d, name)
-		b, err := os.ReadFile(path)
-		var rec callRecord
-		if err == nil {
-			err = json.Unmarshal(b, &rec)
-		}
+		rec, err := readRecord(path)
 		if err == nil && rec.ID+".json" != name {
 			err = fmt.Errorf("record of call %q in the file of another", rec.ID)
 		}
@@ -214,6 +248,57 @@ func (s *Server) Adopt() (adopted, ended int, err error) {
 	return adopted, len(ending), nil
 }
 
+// checkStateDir refuses a state directory others may write to: what its
+// records say, the daemon does (BYEs to their targets, media ports).
+func checkStateDir(d string) error {
+	fi, err := os.Stat(d)
+	if err != nil {
+		return fmt.Errorf("calls.state_dir %q: %w", d, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("calls.state_dir %q: not a directory", d)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("calls.state_dir %q: owned by uid %d, not by the daemon's (%d)", d, st.Uid, os.Geteuid())
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("calls.state_dir %q: mode %04o lets others write call state; want no group or other write (chmod 700)", d, fi.Mode().Perm())
+	}
+	return nil
+}
+
+// readRecord reads one call's record: a regular file (not a link) of at
+// most maxRecordSize bytes, which describes at most maxStreams m= lines.
+func readRecord(path string) (callRecord, error) {
+	var rec callRecord
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return rec, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return rec, err
+	}
+	if !fi.Mode().IsRegular() {
+		return rec, fmt.Errorf("not a regular file (%v)", fi.Mode().Type())
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxRecordSize+1))
+	if err != nil {
+		return rec, err
+	}
+	if len(b) > maxRecordSize {
+		return rec, fmt.Errorf("longer than %d bytes", maxRecordSize)
+	}
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return rec, err
+	}
+	if len(rec.Streams) > maxStreams {
+		return rec, fmt.Errorf("%d media streams; at most %d", len(rec.Streams), maxStreams)
+	}
+	return rec, nil
+}
+
 // endAdoptFailed: a restarted daemon could not take the call over.
 const endAdoptFailed = "adopt_failed"
 
@@ -221,9 +306,15 @@ const endAdoptFailed = "adopt_failed"
 // even end the call (its trunks or dialogs are unusable). A call and an
 // error: the dialogs are back but not the media; the caller ends it.
 func (s *Server) adopt(rec callRecord) (*call, error) {
+	// A trunk gone from the config: the call is rebuilt with a stand-in
+	// that no request matches, only to be ended.
+	var gone []string
 	from, to := s.trunks.get(rec.From), s.trunks.get(rec.To)
-	if from == nil || to == nil {
-		return nil, fmt.Errorf("trunk %q or %q is no longer configured", rec.From, rec.To)
+	if from == nil {
+		from, gone = &Trunk{Name: rec.From}, append(gone, rec.From)
+	}
+	if to == nil {
+		to, gone = &Trunk{Name: rec.To}, append(gone, rec.To)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &call{
@@ -246,6 +337,9 @@ func (s *Server) adopt(rec callRecord) (*call, error) {
 	s.mu.Unlock()
 	s.addDialog(c.a)
 	s.addDialog(c.b)
+	if len(gone) > 0 {
+		return c, fmt.Errorf("trunk %s no longer configured", strings.Join(gone, " and "))
+	}
 	for i, sr := range rec.Streams {
 		c.peers = append(c.peers, sr.Peers)
 		c.streams = append(c.streams, nil)

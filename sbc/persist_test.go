@@ -132,31 +132,96 @@ func TestCallTakenOver(t *testing.T) {
 }
 
 // TestCallNotTakenOverIsEnded: a record whose media cannot come back (its
-// ports outside the new range) ends the call with BYE on both legs.
+// ports outside the new range) or whose trunk left the config ends the call
+// with BYE on both legs.
 func TestCallNotTakenOverIsEnded(t *testing.T) {
-	dir := t.TempDir()
-	b := newPeer(t, "127.0.0.2")
-	a := newPeer(t, "127.0.0.1")
-	rec := callRecord{ID: "c0ffee", From: "t", To: "b", Answered: time.Now(), Offered: 1,
+	for _, tc := range []struct {
+		name  string
+		from  string
+		ports [2]int
+	}{
+		{"ports outside the range", "t", [2]int{30000, 30002}},
+		{"trunk gone", "gone", [2]int{0, 0}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			b := newPeer(t, "127.0.0.2")
+			a := newPeer(t, "127.0.0.1")
+			rec := testRecord(a, b)
+			rec.From, rec.Streams[0].Ports = tc.from, tc.ports
+			data, _ := json.Marshal(rec)
+			os.WriteFile(filepath.Join(dir, "c0ffee.json"), data, 0o600)
+			s, _ := startCalleeAt(t, b, fmt.Sprintf("[calls]\nstate_dir = %q\n", dir))
+			adopted, ended, err := s.Adopt()
+			if err != nil || adopted != 0 || ended != 1 {
+				t.Fatalf("Adopt = %d, %d, %v; want 0 taken over, 1 ended", adopted, ended, err)
+			}
+			for _, p := range []*peer{a, b} {
+				bye := p.expectRequest(sip.BYE)
+				p.reply(s.Addrs()[0].String(), bye, 200, "")
+			}
+			waitIdle(t, s)
+			if n := len(records(t, dir)); n != 0 {
+				t.Errorf("%d call records left, want 0", n)
+			}
+		})
+	}
+}
+
+// testRecord is a call's record between trunks t (a) and b (b).
+func testRecord(a, b *peer) callRecord {
+	return callRecord{ID: "c0ffee", From: "t", To: "b", Answered: time.Now(), Offered: 1,
 		A: legRecord{Transport: "udp", CallID: "a-1", LocalTag: "s1", RemoteTag: "a1", Local: "sip:200@127.0.0.1",
 			Remote: "sip:a@127.0.0.1", Target: "sip:a@" + a.addr, LocalSeq: 1, RemoteSeq: 1},
 		B: legRecord{Transport: "udp", CallID: "b-1", LocalTag: "s2", RemoteTag: "b1", Local: "sip:a@127.0.0.1",
 			Remote: "sip:200@127.0.0.2", Target: "sip:200@" + b.addr, LocalSeq: 1, RemoteSeq: 0},
-		Streams: []streamRecord{{Ports: [2]int{30000, 30002}}},
+		Streams: []streamRecord{{}},
 	}
+}
+
+// TestStateDirTrust: records are trusted only from a directory nobody else
+// may write to, and only as regular files of sane size: links, oversized
+// records, records with too many streams and half-written ones are dropped
+// without a call being made of them.
+func TestStateDirTrust(t *testing.T) {
+	dir := t.TempDir()
+	a, b := newPeer(t, "127.0.0.1"), newPeer(t, "127.0.0.2")
+	rec := testRecord(a, b)
 	data, _ := json.Marshal(rec)
-	os.WriteFile(filepath.Join(dir, "c0ffee.json"), data, 0o600)
+	target := filepath.Join(t.TempDir(), "elsewhere.json")
+	os.WriteFile(target, data, 0o600)
+	os.Symlink(target, filepath.Join(dir, "c0ffee.json"))
+	big := rec
+	big.ID = "big"
+	big.A.Routes = []string{strings.Repeat("x", maxRecordSize)}
+	many := rec
+	many.ID = "many"
+	many.Streams = make([]streamRecord, maxStreams+1)
+	for _, r := range []callRecord{big, many} {
+		data, _ := json.Marshal(r)
+		os.WriteFile(filepath.Join(dir, r.ID+".json"), data, 0o600)
+	}
+	os.WriteFile(filepath.Join(dir, "half.json"+tmpSuffix), data[:10], 0o600)
+
+	os.Chmod(dir, 0o777)
 	s, _ := startCalleeAt(t, b, fmt.Sprintf("[calls]\nstate_dir = %q\n", dir))
+	if _, _, err := s.Adopt(); err == nil || !strings.Contains(err.Error(), "lets others write") {
+		t.Fatalf("Adopt from a directory of mode 0777: %v; want a refusal", err)
+	}
+	os.Chmod(dir, 0o700)
 	adopted, ended, err := s.Adopt()
-	if err != nil || adopted != 0 || ended != 1 {
-		t.Fatalf("Adopt = %d, %d, %v; want 0 taken over, 1 ended", adopted, ended, err)
+	if err != nil || adopted != 0 || ended != 0 {
+		t.Fatalf("Adopt = %d, %d, %v; want nothing taken over or ended", adopted, ended, err)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("left in the state directory: %v; want nothing", left)
+	}
+	if _, err := os.Stat(target); err != nil {
+		t.Errorf("the link's target was touched: %v", err)
 	}
 	for _, p := range []*peer{a, b} {
-		bye := p.expectRequest(sip.BYE)
-		p.reply(s.Addrs()[0].String(), bye, 200, "")
-	}
-	waitIdle(t, s)
-	if n := len(records(t, dir)); n != 0 {
-		t.Errorf("%d call records left, want 0", n)
+		if m := p.recv(300 * time.Millisecond); m != nil {
+			t.Errorf("peer %s got %v; want nothing", p.addr, m)
+		}
 	}
 }

@@ -76,6 +76,12 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 	// Libraries that log through the default logger (sipgo does, in places)
 	// follow the configured level and format too.
 	slog.SetDefault(log)
+	unlock, err := lockDirs(cfg)
+	if err != nil {
+		log.Error("start", "error", err)
+		return exitFail
+	}
+	defer unlock()
 	relay, err := media.NewRelay(cfg.Media, log.With("component", "media"))
 	if err != nil {
 		log.Error("start media relay", "error", err)
@@ -126,6 +132,12 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 	}
 	if err := srv.Listen(); err != nil {
 		log.Error("listen", "error", err)
+		if adopted+ended > 0 {
+			// Closing would take the calls' media ports and kernel
+			// entries down: leave them to the next run, as a hand-over.
+			log.Info("exiting with the calls of the previous run left for the next one", "calls", adopted+ended)
+			exitKeepingCalls(relay, log, logw, exitFail)
+		}
 		return exitFail
 	}
 	log.Info("started", "version", version(), "media_ports", fmt.Sprintf("%d-%d", cfg.Media.PortMin, cfg.Media.PortMax))
@@ -140,22 +152,14 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 		// Hand-over (an upgrade): leave every call, its state file and its
 		// kernel entries to the next daemon, which takes them over.
 		log.Info("handing over: exiting with the calls up for the next daemon to take over", "active_calls", srv.ActiveCalls())
-		if err := relay.Release(); err != nil {
-			log.Warn("exit", "error", err)
-		}
-		logw.Close()
-		os.Exit(exitOK)
+		exitKeepingCalls(relay, log, logw, exitOK)
 	}
 	log.Info("shutting down", "signal", sig.String())
 	go func() {
 		// A second signal skips the drain.
 		<-sigs
 		log.Warn("second signal: exiting without draining")
-		if err := relay.Release(); err != nil {
-			log.Warn("exit", "error", err)
-		}
-		logw.Close()
-		os.Exit(exitFail)
+		exitKeepingCalls(relay, log, logw, exitFail)
 	}()
 	srv.Drain(cfg.Calls.DrainTimeout)
 	active := srv.ActiveCalls()
@@ -186,6 +190,17 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 	}
 	log.Info("stopped", attrs...)
 	return exitOK
+}
+
+// exitKeepingCalls exits at once, without the deferred closes: every call,
+// its state file and its kernel entries stay for the next daemon to take
+// over.
+func exitKeepingCalls(relay *media.Relay, log *slog.Logger, logw *logWriter, code int) {
+	if err := relay.Release(); err != nil {
+		log.Warn("exit", "error", err)
+	}
+	logw.Close()
+	os.Exit(code)
 }
 
 func newLogger(c sbc.LogConfig, w io.Writer) *slog.Logger {
