@@ -8,7 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
+	"regexp"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -42,6 +42,41 @@ const bpfFSMagic = 0xcafe4a11
 // filesystem.
 var ErrNotBPFFS = errors.New("not on a bpf filesystem")
 
+// ErrPinPathRoot is returned by LoadFastPath and RemovePins when PinPath is
+// the root of a bpf filesystem, which other programs share: the fast path
+// wants a directory of its own there.
+var ErrPinPathRoot = errors.New("the root of a bpf filesystem; name a directory of its own under it, e.g. /sys/fs/bpf/sbc")
+
+// Names of what the fast path pins under PinPath; nothing else there is
+// touched.
+var (
+	mapsDirName = regexp.MustCompile(`^v[0-9]+-[0-9]+-[0-9]+$`)
+	linkName    = regexp.MustCompile(`^(xdp|tc)-[^/\s]{1,15}$`)
+)
+
+// checkPinPath says whether dir is a directory of its own on a bpf
+// filesystem: ErrNotBPFFS, ErrPinPathRoot, or nil.
+func checkPinPath(dir string) error {
+	var fs unix.Statfs_t
+	if err := unix.Statfs(dir, &fs); err != nil {
+		return fmt.Errorf("fast path: pin path: %w", err)
+	}
+	if fs.Type != bpfFSMagic {
+		return fmt.Errorf("fast path: pin path %s: %w (mount one: mount -t bpf bpf /sys/fs/bpf)", dir, ErrNotBPFFS)
+	}
+	var st, parent unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		return fmt.Errorf("fast path: pin path: %w", err)
+	}
+	if err := unix.Stat(filepath.Dir(filepath.Clean(dir)), &parent); err != nil {
+		return fmt.Errorf("fast path: pin path: %w", err)
+	}
+	if st.Dev != parent.Dev || st.Ino == parent.Ino { // a mount point, or /
+		return fmt.Errorf("fast path: pin path %s: %w", dir, ErrPinPathRoot)
+	}
+	return nil
+}
+
 // pinned maps, by name.
 var pinnedMaps = []string{fastpathMapPorts, fastpathMapStats}
 
@@ -56,12 +91,8 @@ func preparePins(c FastPathConfig) (stale int, err error) {
 	if err := os.MkdirAll(c.PinPath, 0o700); err != nil {
 		return 0, fmt.Errorf("fast path: pin path: %w", err)
 	}
-	var fs unix.Statfs_t
-	if err := unix.Statfs(c.PinPath, &fs); err != nil {
-		return 0, fmt.Errorf("fast path: pin path: %w", err)
-	}
-	if fs.Type != bpfFSMagic {
-		return 0, fmt.Errorf("fast path: pin path %s: %w (mount one: mount -t bpf bpf /sys/fs/bpf)", c.PinPath, ErrNotBPFFS)
+	if err := checkPinPath(c.PinPath); err != nil {
+		return 0, err
 	}
 	entries, err := os.ReadDir(c.PinPath)
 	if err != nil {
@@ -69,7 +100,7 @@ func preparePins(c FastPathConfig) (stale int, err error) {
 	}
 	want := filepath.Base(c.mapsDir())
 	for _, e := range entries {
-		if e.IsDir() && strings.HasPrefix(e.Name(), "v") && e.Name() != want {
+		if e.IsDir() && mapsDirName.MatchString(e.Name()) && e.Name() != want {
 			if err := os.RemoveAll(filepath.Join(c.PinPath, e.Name())); err != nil {
 				return stale, fmt.Errorf("fast path: remove stale maps: %w", err)
 			}
@@ -133,12 +164,19 @@ func (f *FastPath) adopt(hook string, ifindex int, prog *ebpf.Program) (bool, er
 	if errors.Is(err, os.ErrNotExist) {
 		return false, nil
 	}
+	if err == nil && linkIfindex(l) != ifindex {
+		// Its interface went away (and one of the same name came), or the
+		// file was renamed: not the interface's link.
+		err = fmt.Errorf("pinned link on interface %d, not %d", linkIfindex(l), ifindex)
+	}
 	if err == nil {
 		if err = l.Update(prog); err == nil {
 			f.links = append(f.links, l)
 			f.linkPaths[l] = p
 			return true, nil
 		}
+	}
+	if l != nil {
 		l.Close()
 	}
 	// A link that cannot be loaded or updated (its interface went away and
@@ -147,6 +185,22 @@ func (f *FastPath) adopt(hook string, ifindex int, prog *ebpf.Program) (bool, er
 		return false, err
 	}
 	return false, nil
+}
+
+// linkIfindex is the interface an XDP or tcx link is attached to; 0 when
+// it is neither, or its interface is gone.
+func linkIfindex(l link.Link) int {
+	info, err := l.Info()
+	if err != nil {
+		return 0
+	}
+	if x := info.XDP(); x != nil {
+		return int(x.Ifindex)
+	}
+	if x := info.TCX(); x != nil {
+		return int(x.Ifindex)
+	}
+	return 0
 }
 
 // pin pins a link just attached.
@@ -198,7 +252,7 @@ func (f *FastPath) DropOtherLinks() error {
 	var errs []error
 	for _, e := range entries {
 		p := filepath.Join(f.pinPath, e.Name())
-		if e.IsDir() || keep[p] || !(strings.HasPrefix(e.Name(), "xdp-") || strings.HasPrefix(e.Name(), "tc-")) {
+		if e.IsDir() || keep[p] || !linkName.MatchString(e.Name()) {
 			continue
 		}
 		errs = append(errs, unpinLink(p))
@@ -295,22 +349,23 @@ func RemovePins(pinPath string) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("fast path: pin path: %w", err)
 	}
-	var fs unix.Statfs_t
-	if err := unix.Statfs(pinPath, &fs); err != nil || fs.Type != bpfFSMagic {
-		return 0, nil // not ours to clean: nothing of ours can be pinned there
+	if err := checkPinPath(pinPath); errors.Is(err, ErrPinPathRoot) {
+		return 0, err
+	} else if err != nil {
+		return 0, nil // not on a bpf filesystem: nothing of ours can be pinned there
 	}
 	n := 0
 	var errs []error
 	for _, e := range entries {
 		p := filepath.Join(pinPath, e.Name())
 		switch {
-		case !e.IsDir() && (strings.HasPrefix(e.Name(), "xdp-") || strings.HasPrefix(e.Name(), "tc-")):
+		case !e.IsDir() && linkName.MatchString(e.Name()):
 			if err := unpinLink(p); err != nil {
 				errs = append(errs, err)
 				continue
 			}
 			n++
-		case e.IsDir() && strings.HasPrefix(e.Name(), "v"):
+		case e.IsDir() && mapsDirName.MatchString(e.Name()):
 			errs = append(errs, os.RemoveAll(p))
 		}
 	}

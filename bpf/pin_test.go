@@ -14,8 +14,15 @@ import (
 	"sbc/sbc/sbctest/netlab"
 )
 
-// bpffs mounts a bpf filesystem of the test's own.
+// bpffs mounts a bpf filesystem of the test's own and returns a pin path
+// in it (the root itself is refused).
 func bpffs(t testing.TB) string {
+	t.Helper()
+	dir := bpffsRoot(t)
+	return filepath.Join(dir, "sbc")
+}
+
+func bpffsRoot(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
 	if err := unix.Mount("bpf", dir, "bpf", 0, "mode=0700"); err != nil {
@@ -100,6 +107,67 @@ func TestPinPathMustBeBPFFS(t *testing.T) {
 	if !errors.Is(err, ErrNotBPFFS) {
 		t.Fatalf("pin path on a plain directory: %v, want ErrNotBPFFS", err)
 	}
+	root := bpffsRoot(t)
+	if _, err := LoadFastPath(FastPathConfig{PortMin: portMin, PortMax: portMax, PinPath: root}); !errors.Is(err, ErrPinPathRoot) {
+		t.Fatalf("pin path at the root of a bpf filesystem: %v, want ErrPinPathRoot", err)
+	}
+	if _, err := RemovePins(root); !errors.Is(err, ErrPinPathRoot) {
+		t.Fatalf("RemovePins at the root of a bpf filesystem: %v, want ErrPinPathRoot", err)
+	}
+}
+
+// TestPinnedLinkOfAnotherInterface: a pinned link found under the name of
+// an interface it is not attached to (its interface was replaced by one of
+// the same name) is dropped, not taken over.
+func TestPinnedLinkOfAnotherInterface(t *testing.T) {
+	pins := bpffs(t)
+	lab := netlab.New(t)
+	c := FastPathConfig{PortMin: portMin, PortMax: portMax, PinPath: pins}
+	carrier, customer := lab.CarrierLink.SBC, lab.CustomerLink.SBC
+	xdpOn := func(ifindex int) uint32 {
+		var id uint32
+		lab.SBC.Do(func() error {
+			l, err := netlink.LinkByIndex(ifindex)
+			if err == nil && l.Attrs().Xdp != nil && l.Attrs().Xdp.Attached {
+				id = l.Attrs().Xdp.ProgId
+			}
+			return err
+		})
+		return id
+	}
+	var f *FastPath
+	if err := lab.SBC.Do(func() error {
+		var err error
+		if f, err = LoadFastPath(c); err != nil {
+			return err
+		}
+		return f.AttachXDP(carrier.Index, XDPGeneric)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := os.Rename(filepath.Join(pins, "xdp-"+carrier.Name), filepath.Join(pins, "xdp-"+customer.Name)); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.SBC.Do(func() error {
+		var err error
+		if f, err = LoadFastPath(c); err != nil {
+			return err
+		}
+		return f.AttachXDP(customer.Index, XDPGeneric)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if id := xdpOn(carrier.Index); id != 0 {
+		t.Errorf("the misnamed link stayed attached to %s (program %d)", carrier.Name, id)
+	}
+	if xdpOn(customer.Index) == 0 {
+		t.Errorf("no XDP program on %s", customer.Name)
+	}
+	if err := f.Unpin(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestPinnedLinkIsTakenOver(t *testing.T) {
@@ -177,10 +245,14 @@ func TestPinnedLinkIsTakenOver(t *testing.T) {
 	}
 }
 
-// ours lists what dir holds beside the files a bpf filesystem comes with.
+// ours lists what dir holds beside the files a bpf filesystem comes with
+// (nothing when it is gone).
 func ours(t testing.TB, dir string) []string {
 	t.Helper()
 	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,6 +304,15 @@ func TestRemovePins(t *testing.T) {
 	}
 	if left := ours(t, pins); len(left) != 0 {
 		t.Errorf("RemovePins left %v", left)
+	}
+
+	// What is not the fast path's stays.
+	os.MkdirAll(filepath.Join(pins, "vendor"), 0o700)
+	if _, err := RemovePins(pins); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(pins, "vendor")); err != nil {
+		t.Errorf("RemovePins removed a directory not named like its maps: %v", err)
 	}
 
 	plain := t.TempDir()

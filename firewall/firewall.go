@@ -103,10 +103,18 @@ func start(c Config, log *slog.Logger) (_ *Firewall, off string, _ error) {
 	fc := bpf.FastPathConfig{PortMin: uint16(c.PortMin), PortMax: uint16(c.PortMax), IP4: ip4, IP6: ip6,
 		SIPPorts: c.SIPPorts, SIPRate: c.SIPRate, SIPBurst: c.SIPBurst, PinPath: c.PinPath}
 	fp, err := bpf.LoadFastPath(fc)
+	if errors.Is(err, bpf.ErrPinPathRoot) {
+		return nil, "", fmt.Errorf("media.pin_path = %q: %w", c.PinPath, err)
+	}
 	if err != nil && c.PinPath != "" {
 		// Pinning is what lets calls survive a restart, not what filters:
-		// run without it rather than without the fast path.
+		// run without it rather than without the fast path. What an
+		// earlier run pinned there (maps this run could not load) would
+		// keep its programs attached beside this run's: detach it.
 		log.Warn("kernel fast path not pinned: forwarded calls will not outlive the daemon", "media.pin_path", c.PinPath, "error", err)
+		if n, err := bpf.RemovePins(c.PinPath); err != nil || n > 0 {
+			log.Warn("kernel fast path: detached what an earlier run left pinned", "media.pin_path", c.PinPath, "links", n, "error", err)
+		}
 		fc.PinPath = ""
 		fp, err = bpf.LoadFastPath(fc)
 	}

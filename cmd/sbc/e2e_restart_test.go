@@ -27,11 +27,12 @@ import (
 // caller's BYE, sent to the new daemon, ends the call on both sides.
 func TestE2EFastPathRestart(t *testing.T) {
 	requireRoot(t)
-	pins := t.TempDir()
-	if err := unix.Mount("bpf", pins, "bpf", 0, "mode=0700"); err != nil {
+	mnt := t.TempDir()
+	if err := unix.Mount("bpf", mnt, "bpf", 0, "mode=0700"); err != nil {
 		t.Fatalf("mount a bpf filesystem: %v", err)
 	}
-	t.Cleanup(func() { unix.Unmount(pins, unix.MNT_DETACH) })
+	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
+	pins := filepath.Join(mnt, "sbc") // the root is refused
 	state := t.TempDir()
 
 	lab := netlab.New(t)
