@@ -3,6 +3,7 @@ package media
 import (
 	"errors"
 	"math/rand/v2"
+	"net"
 	"net/netip"
 	"slices"
 	"testing"
@@ -134,4 +135,26 @@ func (k kernelPinholes) Open(port uint16) error { return k.log.Open(port) }
 func (k kernelPinholes) Shut(port uint16) error {
 	k.log.Shut(port)
 	return k.kernel.Shut(port)
+}
+
+// TestAdoptStreamPortHeldElsewhere: a port a previous run had, since bound
+// by another socket, is not taken over (steering would steal that
+// socket's datagrams): the adoption fails and the pair goes back.
+func TestAdoptStreamPortHeldElsewhere(t *testing.T) {
+	eachTransport(t, func(t *testing.T) {
+		r := newTestRelay(t, nil)
+		const port = testPortMin + 100
+		other, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port + 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer other.Close()
+		free := r.FreePairs()
+		if _, err := r.NewSession("held").AdoptStream([2]int{port, port + 2}, [2]Peer{}); err == nil {
+			t.Fatal("adopted a port another socket holds")
+		}
+		if r.FreePairs() != free {
+			t.Errorf("%d pairs free after the failed adoption, want %d", r.FreePairs(), free)
+		}
+	})
 }

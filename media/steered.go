@@ -79,6 +79,10 @@ func (t *steered) open(st *Stream, l *leg, _ *sync.WaitGroup, port int) error {
 		if port, err = t.allocFree(); err != nil {
 			return err
 		}
+	} else if err := t.probe(port); err != nil {
+		// A port a previous run had (AdoptStream), since taken by a
+		// socket whose datagrams steering would steal.
+		return fmt.Errorf("media ports %d-%d: %w", port, port+1, err)
 	}
 	l.rtpPort = port
 	w := (port / 2) % len(t.workers)
