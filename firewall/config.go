@@ -19,6 +19,9 @@ type Config struct {
 	SIPRate  int
 	SIPBurst int
 	Trusted  []netip.Prefix
+	// Bans says the SIP guard (nftables) should hold sets of banned
+	// sources (Ban); the fast path's deny map always can.
+	Bans bool
 	// PinPath (media.pin_path) is where the maps and links are pinned so
 	// that forwarded streams outlive the daemon; "" for none.
 	PinPath string

@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -293,6 +294,13 @@ func (f *Firewall) Counters() (bpf.Counters, error) { return f.fp.Counters() }
 // Deny drops every packet from prefix; Allow lifts that.
 func (f *Firewall) Deny(prefix netip.Prefix) error  { return f.fp.Deny(prefix) }
 func (f *Firewall) Allow(prefix netip.Prefix) error { return f.fp.Allow(prefix) }
+
+// Ban drops every packet from prefix in the kernel until Unban (the
+// duration is the caller's to keep: the deny map does not expire).
+func (f *Firewall) Ban(prefix netip.Prefix, _ time.Duration) error { return f.fp.Deny(prefix) }
+
+// Unban lifts a Ban.
+func (f *Firewall) Unban(prefix netip.Prefix) error { return f.fp.Allow(prefix) }
 
 // ErrNoNeighbour says the next hop towards a peer has no known Ethernet
 // address yet: the stream stays in userspace, whose sends make the kernel

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
+	"time"
 
 	"sbc/bpf"
 	"sbc/media"
@@ -43,6 +44,10 @@ func (*Firewall) Unpin() error                               { return nil }
 // SIPGuard needs Linux.
 type SIPGuard struct{}
 
-func StartSIPGuard(Config) (*SIPGuard, error) { return nil, errors.New("nftables: needs Linux") }
-func (*SIPGuard) Dropped() (uint64, error)    { return 0, nil }
-func (*SIPGuard) Close() error                { return nil }
+func StartSIPGuard(Config) (*SIPGuard, error)           { return nil, errors.New("nftables: needs Linux") }
+func (*SIPGuard) Dropped() (uint64, error)              { return 0, nil }
+func (*SIPGuard) Close() error                          { return nil }
+func (*SIPGuard) Ban(netip.Prefix, time.Duration) error { return errors.New("nftables: needs Linux") }
+func (*SIPGuard) Unban(netip.Prefix) error              { return nil }
+func (*Firewall) Ban(netip.Prefix, time.Duration) error { return errors.New("firewall: needs Linux") }
+func (*Firewall) Unban(netip.Prefix) error              { return nil }

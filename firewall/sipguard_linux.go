@@ -20,9 +20,14 @@ import (
 // own, "inet sbc_PORT" after the first SIP port (daemons on other ports
 // keep their own), written through netlink (google/nftables); Close
 // removes it, and a start replaces the one a killed run left.
+//
+// It also holds the bans (Ban): sets of banned IPv4 addresses and IPv6
+// /64s whose elements expire by themselves; every packet from them is
+// dropped.
 type SIPGuard struct {
-	conn  *nftables.Conn
-	table *nftables.Table
+	conn   *nftables.Conn
+	table  *nftables.Table
+	banned map[bool]*nftables.Set // by IPv6
 }
 
 // sipGuardTable names the table of a daemon whose first SIP port is port.
@@ -31,14 +36,15 @@ func sipGuardTable(port uint16) string { return fmt.Sprintf("sbc_%d", port) }
 // StartSIPGuard installs the guard in the calling thread's network
 // namespace.
 func StartSIPGuard(c Config) (*SIPGuard, error) {
-	if c.SIPRate <= 0 || len(c.SIPPorts) == 0 {
-		return nil, errors.New("nftables SIP guard: no SIP rate limit configured")
+	if (c.SIPRate <= 0 && !c.Bans) || len(c.SIPPorts) == 0 {
+		return nil, errors.New("nftables SIP guard: neither a SIP rate limit nor bans configured")
 	}
 	conn, err := nftables.New(nftables.AsLasting()) // its socket stays in this namespace
 	if err != nil {
 		return nil, fmt.Errorf("nftables: %w", err)
 	}
-	g := &SIPGuard{conn: conn, table: &nftables.Table{Family: nftables.TableFamilyINet, Name: sipGuardTable(c.SIPPorts[0])}}
+	g := &SIPGuard{conn: conn, table: &nftables.Table{Family: nftables.TableFamilyINet, Name: sipGuardTable(c.SIPPorts[0])},
+		banned: map[bool]*nftables.Set{}}
 	// A table a killed run left goes first (deleting a missing one fails
 	// the batch, so it is asked for on its own).
 	conn.DelTable(g.table)
@@ -46,8 +52,29 @@ func StartSIPGuard(c Config) (*SIPGuard, error) {
 	conn.AddTable(g.table)
 	chain := conn.AddChain(&nftables.Chain{Name: "sip", Table: g.table, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityRef(*nftables.ChainPriorityFilter - 10)})
+	if c.Bans {
+		for _, v6 := range []bool{false, true} {
+			s := &nftables.Set{Table: g.table, Name: "banned4", KeyType: nftables.TypeIPAddr, HasTimeout: true}
+			if v6 {
+				s.Name, s.KeyType = "banned6", nftables.TypeIP6Addr
+			}
+			if err := conn.AddSet(s, nil); err != nil {
+				conn.CloseLasting()
+				return nil, fmt.Errorf("nftables SIP guard: %w", err)
+			}
+			g.banned[v6] = s
+			exprs := append(sourceKey(v6),
+				&expr.Lookup{SourceRegister: 1, SetName: s.Name, SetID: s.ID},
+				&expr.Counter{},
+				&expr.Verdict{Kind: expr.VerdictDrop})
+			conn.AddRule(&nftables.Rule{Table: g.table, Chain: chain, Exprs: exprs})
+		}
+	}
 	meters := map[bool]*nftables.Set{}
 	for _, v6 := range []bool{false, true} {
+		if c.SIPRate <= 0 {
+			break
+		}
 		s := &nftables.Set{Table: g.table, Name: "sip_src4", KeyType: nftables.TypeIPAddr, Dynamic: true,
 			HasTimeout: true, Timeout: time.Minute, Size: 65536}
 		if v6 {
@@ -67,12 +94,11 @@ func StartSIPGuard(c Config) (*SIPGuard, error) {
 					Exprs: append(match(p.Addr().Is6(), proto, port), append(source(p), &expr.Verdict{Kind: expr.VerdictAccept})...)})
 			}
 			for _, v6 := range []bool{false, true} {
-				off, n := uint32(12), uint32(4)
-				if v6 {
-					off, n = 8, 16
+				if c.SIPRate <= 0 {
+					break
 				}
-				exprs := append(match(v6, proto, port),
-					&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n},
+				exprs := append(match(v6, proto, port), sourceKey(v6)[2:]...)
+				exprs = append(exprs,
 					&expr.Dynset{SrcRegKey: 1, SetName: meters[v6].Name, SetID: meters[v6].ID,
 						Operation: uint32(unix.NFT_DYNSET_OP_UPDATE), Timeout: time.Minute,
 						Exprs: []expr.Any{&expr.Limit{Type: expr.LimitTypePkts, Rate: uint64(c.SIPRate), Over: true,
@@ -106,6 +132,69 @@ func match(v6 bool, proto byte, port uint16) []expr.Any {
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: dport},
 	}
+}
+
+// sourceKey is "IPv4 (or IPv6), and the source address (its /64) in
+// register 1", the key of the meters and of the ban sets.
+func sourceKey(v6 bool) []expr.Any {
+	family, off, n := byte(unix.NFPROTO_IPV4), uint32(12), uint32(4)
+	if v6 {
+		family, off, n = unix.NFPROTO_IPV6, 8, 16
+	}
+	exprs := []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{family}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n},
+	}
+	if v6 {
+		mask := make([]byte, 16)
+		copy(mask, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+		exprs = append(exprs, &expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 16, Mask: mask, Xor: make([]byte, 16)})
+	}
+	return exprs
+}
+
+// Ban drops every packet from p (an IPv4 address, an IPv6 /64) for d.
+func (g *SIPGuard) Ban(p netip.Prefix, d time.Duration) error {
+	s, key, err := g.banKey(p)
+	if err != nil {
+		return err
+	}
+	if err := g.conn.SetAddElements(s, []nftables.SetElement{{Key: key, Timeout: d}}); err != nil {
+		return fmt.Errorf("nftables SIP guard: ban %v: %w", p, err)
+	}
+	if err := g.conn.Flush(); err != nil {
+		return fmt.Errorf("nftables SIP guard: ban %v: %w", p, err)
+	}
+	return nil
+}
+
+// Unban lifts the ban of p, if its element has not expired already.
+func (g *SIPGuard) Unban(p netip.Prefix) error {
+	s, key, err := g.banKey(p)
+	if err != nil {
+		return err
+	}
+	if err := g.conn.SetDeleteElements(s, []nftables.SetElement{{Key: key}}); err != nil {
+		return fmt.Errorf("nftables SIP guard: unban %v: %w", p, err)
+	}
+	if err := g.conn.Flush(); err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("nftables SIP guard: unban %v: %w", p, err)
+	}
+	return nil
+}
+
+func (g *SIPGuard) banKey(p netip.Prefix) (*nftables.Set, []byte, error) {
+	p = p.Masked()
+	v6 := p.Addr().Is6()
+	s := g.banned[v6]
+	switch {
+	case s == nil:
+		return nil, nil, errors.New("nftables SIP guard: started without bans")
+	case v6 && p.Bits() != 64, !v6 && p.Bits() != 32:
+		return nil, nil, fmt.Errorf("nftables SIP guard: ban %v: want an IPv4 address or an IPv6 /64", p)
+	}
+	return s, p.Addr().AsSlice(), nil
 }
 
 // source is "source address in prefix p".

@@ -45,7 +45,19 @@ type SIPConfig struct {
 	// once. Default DefaultRateLimit, and a burst of twice the rate.
 	RateLimit *int `toml:"rate_limit"`
 	RateBurst int  `toml:"rate_burst"`
+	// BanThreshold failures of a source (requests from a source that is
+	// no trunk, malformed datagrams from one) within BanWindow ban it for
+	// BanTime (ban.go). 0 = no bans. Defaults: DefaultBanThreshold, one
+	// minute, ten minutes.
+	BanThreshold *int          `toml:"ban_threshold"`
+	BanWindow    time.Duration `toml:"ban_window"`
+	BanTime      time.Duration `toml:"ban_time"`
 }
+
+// DefaultBanThreshold is sip.ban_threshold's default: a misconfigured peer
+// retransmitting one request does not reach it within a minute, a scanner
+// does in a second.
+const DefaultBanThreshold = 20
 
 // DefaultRateLimit is sip.rate_limit's default, packets/s per source: far
 // above what a phone or a busy NAT of phones sends, far below a flood.
@@ -153,6 +165,16 @@ func (c *Config) SetDefaults() {
 	if c.SIP.RateBurst == 0 {
 		c.SIP.RateBurst = 2 * *c.SIP.RateLimit
 	}
+	if c.SIP.BanThreshold == nil {
+		n := DefaultBanThreshold
+		c.SIP.BanThreshold = &n
+	}
+	if c.SIP.BanWindow == 0 {
+		c.SIP.BanWindow = time.Minute
+	}
+	if c.SIP.BanTime == 0 {
+		c.SIP.BanTime = 10 * time.Minute
+	}
 	c.Media.SetDefaults()
 	if c.Calls.RingTimeout == 0 {
 		c.Calls.RingTimeout = 180 * time.Second
@@ -205,6 +227,15 @@ func (c *Config) Validate() error {
 	}
 	if c.SIP.RateBurst < 0 || c.SIP.RateBurst > 10_000_000 || (c.SIP.RateLimit != nil && *c.SIP.RateLimit > 0 && c.SIP.RateBurst == 0) {
 		bad("sip.rate_burst", c.SIP.RateBurst, "packets a source may send at once, from 1 to 10000000 (default twice sip.rate_limit)")
+	}
+	if n := c.SIP.BanThreshold; n != nil && (*n < 0 || *n > 1_000_000) {
+		bad("sip.ban_threshold", *n, "failures of a source before it is banned, from 0 (no bans) to 1000000")
+	}
+	if c.SIP.BanWindow < time.Second || c.SIP.BanWindow > 24*time.Hour {
+		bad("sip.ban_window", c.SIP.BanWindow, `a duration from "1s" to "24h"`)
+	}
+	if c.SIP.BanTime < time.Second || c.SIP.BanTime > 7*24*time.Hour {
+		bad("sip.ban_time", c.SIP.BanTime, `a duration from "1s" to "168h"`)
 	}
 	seen := map[string]bool{}
 	for i, l := range c.SIP.Listen {

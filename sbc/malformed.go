@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -20,6 +21,9 @@ import (
 
 // readFilter is a sip.TransportReadFilter.
 func (s *Server) readFilter(p sip.TransportReadProps, data []byte) ([]byte, error) {
+	if s.bans.banned(remoteIP(p.RemoteAddr)) {
+		return nil, nil // no answer, not even read
+	}
 	if p.Transport != "UDP" || len(bytes.Trim(data, "\r\n\x00")) == 0 {
 		return data, nil
 	}
@@ -44,6 +48,17 @@ func (s *Server) readFilter(p sip.TransportReadProps, data []byte) ([]byte, erro
 
 var errNoVia = errors.New("request without a Via header")
 
+// remoteIP is the address of a transport's remote end (invalid if none).
+func remoteIP(a net.Addr) netip.Addr {
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		return a.AddrPort().Addr().Unmap()
+	case *net.TCPAddr:
+		return a.AddrPort().Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
 func (s *Server) rejectMalformed(remote net.Addr, data []byte, perr error) {
 	ua, ok := remote.(*net.UDPAddr)
 	if !ok {
@@ -53,6 +68,7 @@ func (s *Server) rejectMalformed(remote net.Addr, data []byte, perr error) {
 	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 	// Unknown sources get nothing: no reflection towards scanners.
 	if s.trunks.match(src.Addr()) == nil {
+		s.bans.fail(src.Addr(), time.Now())
 		s.log.Debug("malformed message from unknown source dropped", "source", src.String(), "bytes", len(data))
 		return
 	}

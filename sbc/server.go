@@ -43,7 +43,8 @@ type Server struct {
 	parser    *sip.Parser
 
 	draining  atomic.Bool
-	strangers logLimit  // "request from unknown source" lines
+	strangers logLimit // "request from unknown source" lines
+	bans      *banList
 	strays    rateLimit // stray 2xx answered with ACK and BYE
 	waiting   bool      // Drain or Close waits on callWG: track starts nothing (under mu)
 	mu        sync.Mutex
@@ -112,6 +113,7 @@ func NewServer(cfg *Config, relay *media.Relay, log *slog.Logger) (*Server, erro
 		stop:      make(chan struct{}),
 		listening: make(chan struct{}),
 		strays:    rateLimit{n: 50},
+		bans:      newBanList(cfg, log),
 	}
 	srv.OnInvite(s.guard(s.onInvite))
 	srv.OnAck(s.guard(s.onAck))
@@ -276,6 +278,7 @@ func (s *Server) reaper() {
 					s.track(func() { c.hangup(r) })
 				}
 			}
+			s.bans.expire(now)
 		}
 	}
 }
@@ -299,6 +302,10 @@ func (s *Server) sourceTrunk(req *sip.Request) *Trunk {
 func (s *Server) admit(req *sip.Request, tx sip.ServerTransaction) *Trunk {
 	t := s.sourceTrunk(req)
 	if t == nil {
+		if ip, ok := sourceIP(req.Source()); ok && s.bans.fail(ip, time.Now()) {
+			tx.Terminate()
+			return nil // banned: no answer
+		}
 		if n := s.strangers.allow(); n >= 0 {
 			s.log.Warn("request from unknown source", "method", req.Method.String(), "source", req.Source(), "suppressed", n)
 		}

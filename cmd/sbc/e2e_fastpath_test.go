@@ -126,13 +126,15 @@ func startLabDaemon(t *testing.T, lab *netlab.Lab, cfg sbctest.DaemonConfig) *sb
 // trunk while the carrier's sipp places a call: the flood dies in the
 // kernel past the source's rate (sip.rate_limit, 200/s after a burst of
 // 400), and the call completes.
+// Bans are off here: TestE2EFastPathBan has them.
 func TestE2EFastPathSIPFlood(t *testing.T) {
-	lab, cfg, d := startLabSBC(t)
+	requireRoot(t)
+	lab := netlab.New(t)
+	cfg := labConfig(lab)
+	cfg.BanThreshold = -1
+	d := startLabDaemon(t, lab, cfg)
 	carrier, customer := lab.CarrierLink.Leaf.IPv4, lab.CustomerLink.Leaf.IPv4
-	attacker := netip.MustParseAddr("198.51.100.66")
-	if out, err := lab.Carrier.Command("ip", "addr", "add", attacker.String()+"/24", "dev", lab.CarrierLink.Leaf.Name).CombinedOutput(); err != nil {
-		t.Fatalf("add the attacker's address: %v\n%s", err, out)
-	}
+	attacker := addAttacker(t, lab)
 	flood, err := lab.Carrier.ListenUDP(netip.AddrPortFrom(attacker, 0))
 	if err != nil {
 		t.Fatal(err)
@@ -185,6 +187,60 @@ func TestE2EFastPathSIPFlood(t *testing.T) {
 	// The burst and the rate over about a second pass; the rest must not.
 	if limited < sent-2000 {
 		t.Errorf("fastpath_rate_limited %v of %d flood packets; want all but the burst and the rate's share", limited, sent)
+	}
+}
+
+// addAttacker gives the carrier's namespace a second address, a source
+// that is no trunk.
+func addAttacker(t *testing.T, lab *netlab.Lab) netip.Addr {
+	t.Helper()
+	attacker := netip.MustParseAddr("198.51.100.66")
+	if out, err := lab.Carrier.Command("ip", "addr", "add", attacker.String()+"/24", "dev", lab.CarrierLink.Leaf.Name).CombinedOutput(); err != nil {
+		t.Fatalf("add the attacker's address: %v\n%s", err, out)
+	}
+	return attacker
+}
+
+// TestE2EFastPathBan: sipp calling from a source that is no trunk is
+// banned after sip.ban_threshold failures, and the ban goes into the
+// kernel's deny map: what it sends next is dropped there (counted as
+// denied), while the carrier's call completes.
+func TestE2EFastPathBan(t *testing.T) {
+	requireRoot(t)
+	lab := netlab.New(t)
+	cfg := labConfig(lab)
+	cfg.BanThreshold = 5
+	d := startLabDaemon(t, lab, cfg)
+	carrier, customer := lab.CarrierLink.Leaf.IPv4, lab.CustomerLink.Leaf.IPv4
+	attacker := addAttacker(t, lab)
+	moved := func(scenario string) string { return labScenario(t, scenario, cfg.IP, carrier, customer) }
+	sbcAddr := netip.AddrPortFrom(cfg.IP, 5060).String()
+	scan := startSipp(t, sippOpts{name: "scanner", scenario: moved("uac_basic.xml"), ip: attacker.String(), port: 5070,
+		mediaPort: 6100, calls: 20, rate: 50, timeout: 15 * time.Second, remote: sbcAddr, netns: lab.Carrier,
+		extra: []string{"-recv_timeout", "1000"}})
+	bans := d.waitN(t, 1, 10*time.Second, "source banned", func(l logLine) bool {
+		return strings.HasPrefix(l.msg(), "source banned")
+	})
+	if got := bans[0].str("source"); got != attacker.String()+"/32" || bans[0]["kernel_error"] != nil {
+		t.Errorf("ban %v; want %v/32 in the kernel", bans[0], attacker)
+	}
+	scan.wait(t)
+
+	uas := startSipp(t, sippOpts{name: "uas", scenario: moved("uas_basic.xml"), ip: customer.String(), port: 5080,
+		mediaPort: 6000, calls: 1, timeout: 25 * time.Second, netns: lab.Customer})
+	uac := startSipp(t, sippOpts{name: "uac", scenario: moved("uac_basic.xml"), ip: carrier.String(), port: 5060,
+		mediaPort: 6000, calls: 1, timeout: 20 * time.Second, remote: sbcAddr, netns: lab.Carrier})
+	uac.expectSuccess(t)
+	uas.expectSuccessWithin(t, 5*time.Second)
+
+	st := d.stop(t)
+	denied, _ := st.num("fastpath_denied")
+	bansN, _ := st.num("sip_bans")
+	t.Logf("%v of the scanner's packets denied in the kernel", denied)
+	// 20 INVITEs at 50/s: the 5 before the ban reached the daemon; the
+	// other 15 (and their retransmissions) died in the kernel.
+	if denied < 15 || bansN != 1 {
+		t.Errorf("fastpath_denied %v, sip_bans %v; want at least the 15 INVITEs after the ban, and one ban", denied, bansN)
 	}
 }
 

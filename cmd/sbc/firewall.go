@@ -69,7 +69,7 @@ func firewallConfig(cfg *sbc.Config, log *slog.Logger) (firewall.Config, error) 
 	return firewall.Config{
 		Mode: cfg.Media.FastPath, Interfaces: cfg.Media.Interfaces, BindIP: bind,
 		PortMin: cfg.Media.PortMin, PortMax: cfg.Media.PortMax,
-		SIPPorts: ports, SIPRate: rate, SIPBurst: cfg.SIP.RateBurst, Trusted: trusted,
+		SIPPorts: ports, SIPRate: rate, SIPBurst: cfg.SIP.RateBurst, Trusted: trusted, Bans: *cfg.SIP.BanThreshold > 0,
 		PinPath: *cfg.Media.PinPath,
 	}, nil
 }
@@ -78,16 +78,17 @@ func firewallConfig(cfg *sbc.Config, log *slog.Logger) (firewall.Config, error) 
 // off; nil (having said why once) when it cannot or there is no limit.
 func startSIPGuard(cfg *sbc.Config, log *slog.Logger) *firewall.SIPGuard {
 	fc, err := firewallConfig(cfg, slog.New(slog.DiscardHandler)) // its warnings were logged once
-	if err != nil || fc.SIPRate <= 0 {
+	if err != nil || (fc.SIPRate <= 0 && !fc.Bans) {
 		return nil
 	}
 	g, err := firewall.StartSIPGuard(fc)
 	if err != nil {
-		log.Warn("SIP rate limit off: no kernel fast path, and nftables could not take it either", "error", err)
+		log.Warn("SIP rate limit and bans not in the kernel: no kernel fast path, and nftables could not take them either; banned sources are dropped by the daemon", "error", err)
 		return nil
 	}
 	log.Info("SIP rate limit in nftables: sources that are no trunk are limited per address",
-		"table", fmt.Sprintf("inet sbc_%d", fc.SIPPorts[0]), "sip_rate_limit", fc.SIPRate, "sip_rate_burst", fc.SIPBurst, "trusted_sources", len(fc.Trusted))
+		"table", fmt.Sprintf("inet sbc_%d", fc.SIPPorts[0]), "sip_rate_limit", fc.SIPRate, "sip_rate_burst", fc.SIPBurst, "trusted_sources", len(fc.Trusted),
+		"bans", fc.Bans)
 	return g
 }
 

@@ -122,6 +122,12 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 		log.Error("start sip server", "error", err)
 		return exitFail
 	}
+	switch {
+	case fw != nil:
+		srv.SetBanner(fw)
+	case guard != nil && *cfg.SIP.BanThreshold > 0:
+		srv.SetBanner(guard)
+	}
 	adopted, ended, err := srv.Adopt()
 	if err != nil {
 		log.Error("take over the calls of a previous run", "error", err)
@@ -176,7 +182,7 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 		}
 	}
 	attrs := []any{"active_calls", active, "free_port_pairs", relay.FreePairs(), "total_port_pairs", relay.TotalPairs(),
-		"unrouted_packets", relay.Unrouted()}
+		"unrouted_packets", relay.Unrouted(), "sip_bans", srv.Bans()}
 	if fw != nil {
 		if c, err := fw.Counters(); err == nil {
 			attrs = append(attrs, "fastpath_closed_port_drops", c.Closed, "fastpath_rate_limited", c.RateLimited,

@@ -28,6 +28,10 @@ type DaemonConfig struct {
 	SIPPort int           // the UDP listener's port on IP
 	TCP     bool          // a TCP listener on SIPPort too
 	T1      time.Duration // sip.t1
+	// BanThreshold is sip.ban_threshold (0: the default, negative: no
+	// bans); BanTime sip.ban_time.
+	BanThreshold int
+	BanTime      time.Duration
 
 	PortMin, PortMax int           // media port range
 	MediaTimeout     time.Duration // media.timeout
@@ -76,7 +80,7 @@ func (c DaemonConfig) config() sbc.Config {
 	}
 	cfg := sbc.Config{
 		Log: sbc.LogConfig{Level: c.LogLevel, Format: "json"},
-		SIP: sbc.SIPConfig{PublicIP: ip, UserAgent: c.UserAgent, T1: c.T1, Listen: listen},
+		SIP: sbc.SIPConfig{PublicIP: ip, UserAgent: c.UserAgent, T1: c.T1, Listen: listen, BanTime: c.BanTime},
 		Media: media.Config{BindIP: ip, PublicIP: ip, PortMin: c.PortMin, PortMax: c.PortMax,
 			Timeout: c.MediaTimeout, Latching: media.LatchingSymmetric, Steering: c.Steering, Workers: c.Workers,
 			FastPath: c.FastPath, Interfaces: c.Interfaces, PinPath: &c.PinPath,
@@ -87,6 +91,10 @@ func (c DaemonConfig) config() sbc.Config {
 			StateDir: &c.StateDir},
 		Trunks: []sbc.Trunk{c.Caller.config(), c.Callee.config()},
 		Routes: routes,
+	}
+	if c.BanThreshold != 0 {
+		n := max(c.BanThreshold, 0)
+		cfg.SIP.BanThreshold = &n
 	}
 	cfg.SetDefaults()
 	return cfg

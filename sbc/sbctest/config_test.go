@@ -64,6 +64,7 @@ func TestTOMLEveryKnob(t *testing.T) {
 	c := parse(t, DaemonConfig{
 		LogLevel: "debug", UserAgent: "sbc-e2e",
 		IP: netip.MustParseAddr("127.0.0.1"), SIPPort: 5070, TCP: true, T1: 50 * time.Millisecond,
+		BanThreshold: 5, BanTime: 3 * time.Second,
 		PortMin: 30000, PortMax: 30199, MediaTimeout: 2 * time.Second, Steering: media.SteeringOff, Workers: 3,
 		FastPath: media.FastPathTC, Interfaces: []string{"veth9"}, PinPath: "/sys/fs/bpf/t", StateDir: "/run/t",
 		MaxDuration: time.Minute, RingTimeout: 10 * time.Second, DrainTimeout: 3 * time.Second,
@@ -75,7 +76,8 @@ func TestTOMLEveryKnob(t *testing.T) {
 		{"log", c.Log, sbc.LogConfig{Level: "debug", Format: "json"}},
 		{"sip", c.SIP, sbc.SIPConfig{PublicIP: "127.0.0.1", UserAgent: "sbc-e2e", T1: 50 * time.Millisecond,
 			Listen:    []sbc.Listener{{Transport: "udp", Address: "127.0.0.1:5070"}, {Transport: "tcp", Address: "127.0.0.1:5070"}},
-			RateLimit: &defaultRate, RateBurst: 2 * sbc.DefaultRateLimit}},
+			RateLimit: &defaultRate, RateBurst: 2 * sbc.DefaultRateLimit,
+			BanThreshold: ptr(5), BanWindow: time.Minute, BanTime: 3 * time.Second}},
 		{"media", c.Media, media.Config{BindIP: "127.0.0.1", PublicIP: "127.0.0.1", PortMin: 30000, PortMax: 30199,
 			Timeout: 2 * time.Second, Latching: media.LatchingSymmetric, Steering: media.SteeringOff, Workers: 3,
 			ReservePorts: &noReserve, FastPath: media.FastPathTC, Interfaces: []string{"veth9"}, PinPath: ptr("/sys/fs/bpf/t")}},
@@ -98,6 +100,7 @@ func TestTOMLDefaults(t *testing.T) {
 	check(t, []field{
 		{"sip.t1", c.SIP.T1, 500 * time.Millisecond},
 		{"sip.listen", c.SIP.Listen, []sbc.Listener{{Transport: "udp", Address: "127.0.0.42:5080"}}},
+		{"sip.ban_threshold", *c.SIP.BanThreshold, sbc.DefaultBanThreshold},
 		{"media.timeout", c.Media.Timeout, media.DefaultTimeout},
 		{"media.steering", c.Media.Steering, media.SteeringAuto},
 		{"media.workers", c.Media.Workers, 0},

@@ -1,0 +1,139 @@
+package sbc
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// banLog is a Banner that records what it was asked.
+type banLog struct {
+	mu  sync.Mutex
+	ops []string
+}
+
+func (b *banLog) Ban(p netip.Prefix, d time.Duration) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.ops = append(b.ops, fmt.Sprintf("ban %v %v", p, d))
+	return nil
+}
+
+func (b *banLog) Unban(p netip.Prefix) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.ops = append(b.ops, "unban "+p.String())
+	return nil
+}
+
+func (b *banLog) take() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ops := b.ops
+	b.ops = nil
+	return ops
+}
+
+func testBanList(threshold int) *banList {
+	return &banList{threshold: threshold, window: time.Minute, banTime: 10 * time.Minute,
+		protected: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/28"), netip.MustParsePrefix("2001:db8:7::5/128")},
+		fails:     map[netip.Prefix]failures{}, until: map[netip.Prefix]time.Time{}}
+}
+
+func TestBanList(t *testing.T) {
+	b := testBanList(3)
+	log := &banLog{}
+	b.setBanner(log)
+	t0 := time.Unix(1e9, 0)
+	src := netip.MustParseAddr("198.51.100.7")
+
+	// Two failures, then the window passes: the count starts again.
+	b.fail(src, t0)
+	b.fail(src, t0.Add(time.Second))
+	b.fail(src, t0.Add(2*time.Minute))
+	b.fail(src, t0.Add(2*time.Minute+time.Second))
+	if b.banned(src) || len(log.take()) != 0 {
+		t.Fatal("banned with the failures spread over two windows")
+	}
+	b.fail(src, t0.Add(2*time.Minute+2*time.Second))
+	if !b.banned(src) || b.banned(netip.MustParseAddr("198.51.100.8")) {
+		t.Fatal("the third failure in a window did not ban the source alone")
+	}
+	if got, want := log.take(), []string{"ban 198.51.100.7/32 10m0s"}; !slices.Equal(got, want) {
+		t.Errorf("banner got %v, want %v", got, want)
+	}
+	// Failures while banned change nothing.
+	b.fail(src, t0.Add(3*time.Minute))
+	if len(log.take()) != 0 || b.total.Load() != 1 {
+		t.Error("a banned source was banned again")
+	}
+	// Lifted when over, not before.
+	b.expire(t0.Add(11 * time.Minute))
+	if !b.banned(src) {
+		t.Error("ban lifted early")
+	}
+	b.expire(t0.Add(13 * time.Minute))
+	if b.banned(src) {
+		t.Error("ban not lifted after ban_time")
+	}
+	if got, want := log.take(), []string{"unban 198.51.100.7/32"}; !slices.Equal(got, want) {
+		t.Errorf("banner got %v, want %v", got, want)
+	}
+}
+
+// TestBanListIPv6ByPrefix: IPv6 sources are banned by their /64, v4-mapped
+// ones as IPv4; a /64 holding a trunk's source is never banned, nor is a
+// trunk's IPv4 source.
+func TestBanListIPv6ByPrefix(t *testing.T) {
+	b := testBanList(2)
+	log := &banLog{}
+	b.setBanner(log)
+	now := time.Now()
+	b.fail(netip.MustParseAddr("2001:db8:1::1"), now)
+	b.fail(netip.MustParseAddr("2001:db8:1::ffff"), now) // another host of the /64
+	b.fail(netip.MustParseAddr("::ffff:198.51.100.9"), now)
+	b.fail(netip.MustParseAddr("198.51.100.9"), now)
+	for range 5 {
+		b.fail(netip.MustParseAddr("2001:db8:7::1"), now) // the trunk's /64
+		b.fail(netip.MustParseAddr("192.0.2.3"), now)     // the trunk's /28
+	}
+	want := []string{"ban 2001:db8:1::/64 10m0s", "ban 198.51.100.9/32 10m0s"}
+	if got := log.take(); !slices.Equal(got, want) {
+		t.Errorf("banner got %v, want %v", got, want)
+	}
+	if !b.banned(netip.MustParseAddr("2001:db8:1::abcd")) {
+		t.Error("another host of a banned /64 is not banned")
+	}
+}
+
+// TestBanListBounded: sources beyond maxBanTracked are not counted until
+// the window of the others has passed; memory stays bounded under a flood
+// of spoofed sources.
+func TestBanListBounded(t *testing.T) {
+	b := testBanList(5)
+	now := time.Now()
+	for i := range maxBanTracked + 100 {
+		b.fail(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), now)
+	}
+	if len(b.fails) != maxBanTracked {
+		t.Fatalf("%d sources tracked, want %d", len(b.fails), maxBanTracked)
+	}
+	b.fail(netip.MustParseAddr("198.51.100.1"), now.Add(2*time.Minute))
+	if len(b.fails) != 1 {
+		t.Errorf("%d sources tracked after the window passed, want only the new one", len(b.fails))
+	}
+}
+
+// TestBanListOff: threshold 0 bans nothing.
+func TestBanListOff(t *testing.T) {
+	b := testBanList(0)
+	for range 100 {
+		b.fail(netip.MustParseAddr("198.51.100.1"), time.Now())
+	}
+	if b.banned(netip.MustParseAddr("198.51.100.1")) || len(b.fails) != 0 {
+		t.Error("banned or counted with bans off")
+	}
+}
