@@ -68,3 +68,91 @@ func TestSIPGuard(t *testing.T) {
 		t.Errorf("after Close the source got %d of 1000 through, want all", got)
 	}
 }
+
+// TestSIPGuardIPv6AndBans: an IPv6 source is limited by its /64 (a second
+// address of it shares the bucket), and bans drop a /64 or an IPv4
+// address until lifted.
+func TestSIPGuardIPv6AndBans(t *testing.T) {
+	lab := netlab.New(t)
+	sip6 := netip.AddrPortFrom(lab.CustomerLink.SBC.IPv6, 5060)
+	sip4 := netip.AddrPortFrom(lab.CustomerLink.SBC.IPv4, 5060)
+	rx6, rx4 := listen(t, lab.SBC, sip6), listen(t, lab.SBC, sip4)
+	other := netip.AddrPortFrom(sip6.Addr(), 5062) // no SIP port: only a ban drops there
+	rxOther := listen(t, lab.SBC, other)
+	leaf6, leaf4 := lab.CustomerLink.Leaf.IPv6, lab.CustomerLink.Leaf.IPv4
+	other6 := leaf6.Next() // the same /64
+	if out, err := lab.Customer.Command("ip", "-6", "addr", "add", other6.String()+"/64", "dev", lab.CustomerLink.Leaf.Name, "nodad").CombinedOutput(); err != nil {
+		t.Fatalf("add a second IPv6 address: %v\n%s", err, out)
+	}
+	var g *SIPGuard
+	if err := lab.SBC.Do(func() error {
+		var err error
+		g, err = StartSIPGuard(Config{SIPPorts: []uint16{5060}, SIPRate: 50, SIPBurst: 100, Bans: true})
+		return err
+	}); err != nil {
+		t.Fatalf("start the nftables SIP guard: %v", err)
+	}
+	defer g.Close()
+	send := func(src netip.Addr, dst netip.AddrPort, rx *net.UDPConn, n int) int {
+		t.Helper()
+		c, err := lab.Customer.ListenUDP(netip.AddrPortFrom(src, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		got := make(chan int)
+		go func() { got <- drain(rx) }()
+		for i := range n {
+			c.WriteToUDP([]byte("OPTIONS sip:x SIP/2.0\r\n\r\n"), net.UDPAddrFromAddrPort(dst))
+			if i%50 == 49 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		return <-got
+	}
+	if got := send(leaf6, sip6, rx6, 100); got != 100 {
+		t.Errorf("the first address of the /64 got %d of its burst of 100 through", got)
+	}
+	if got := send(other6, sip6, rx6, 100); got > 20 {
+		t.Errorf("a second address of the same /64 got %d of 100 through; want the bucket shared (the rate's share only)", got)
+	}
+
+	ban6 := netip.MustParsePrefix(leaf6.String() + "/64").Masked()
+	ban4 := netip.PrefixFrom(leaf4, 32)
+	for _, p := range []netip.Prefix{ban6, ban4} {
+		if err := g.Ban(p, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := send(leaf4, sip4, rx4, 10); got != 0 {
+		t.Errorf("a banned IPv4 source got %d of 10 through", got)
+	}
+	if got := send(other6, other, rxOther, 10); got != 0 {
+		t.Errorf("an address of a banned /64 got %d of 10 through to another port", got)
+	}
+	for _, p := range []netip.Prefix{ban6, ban4} {
+		if err := g.Unban(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := send(leaf4, sip4, rx4, 10); got != 10 {
+		t.Errorf("after Unban the IPv4 source got %d of 10 through, want all", got)
+	}
+	if got := send(other6, other, rxOther, 10); got != 10 {
+		t.Errorf("after Unban the /64 got %d of 10 through, want all", got)
+	}
+	if err := g.Unban(ban4); err != nil {
+		t.Errorf("Unban of a source not banned: %v", err)
+	}
+	if err := g.Ban(netip.MustParsePrefix("2001:db8::/48"), time.Minute); err == nil {
+		t.Error("a /48 ban was taken; want IPv4 addresses and IPv6 /64s only")
+	}
+	// A ban expires by itself in nftables.
+	if err := g.Ban(ban4, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if got := send(leaf4, sip4, rx4, 10); got != 10 {
+		t.Errorf("after the ban's time the IPv4 source got %d of 10 through, want all", got)
+	}
+}
