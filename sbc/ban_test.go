@@ -1,9 +1,13 @@
 package sbc
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -135,5 +139,41 @@ func TestBanListOff(t *testing.T) {
 	}
 	if b.banned(netip.MustParseAddr("198.51.100.1")) || len(b.fails) != 0 {
 		t.Error("banned or counted with bans off")
+	}
+}
+
+// TestBannedSourceGetsNothing: a source that is no trunk gets 403s until
+// its third request, which bans it and goes unanswered like every later
+// one; its TCP connection is closed unanswered; a trunk is still served.
+func TestBannedSourceGetsNothing(t *testing.T) {
+	s := startServer(t, "")
+	s.bans.threshold = 3
+	udp, tcp := s.Addrs()[0].String(), s.Addrs()[1].String()
+	const stranger = "127.0.0.66"
+	const options = "OPTIONS sip:x@127.0.0.1 SIP/2.0\n{via}\nFrom: <sip:s@x>;tag=1\nTo: <sip:x@127.0.0.1>\n" +
+		"Call-ID: ban\nCSeq: 1 OPTIONS\nMax-Forwards: 70\nContent-Length: 0\n\n"
+	for i, want := range []string{"SIP/2.0 403 Forbidden", "SIP/2.0 403 Forbidden", "", ""} {
+		if got, _ := exchange(t, stranger, udp, options); got != want {
+			t.Errorf("request %d from the stranger: %q, want %q", i+1, got, want)
+		}
+	}
+	if s.Bans() != 1 {
+		t.Errorf("Bans = %d, want 1", s.Bans())
+	}
+	// TCP from the banned source: closed, unanswered.
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(stranger)}, Timeout: time.Second}
+	c, err := d.Dial("tcp", tcp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte(strings.ReplaceAll(strings.ReplaceAll(options, "{via}", "Via: SIP/2.0/TCP "+c.LocalAddr().String()+";branch=z9hG4bKt"), "\n", "\r\n")))
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if n, err := c.Read(make([]byte, 1024)); n != 0 || !errors.Is(err, io.EOF) {
+		t.Errorf("TCP from the banned source: read %d bytes, %v; want the connection closed unanswered", n, err)
+	}
+	// A trunk still gets its answer.
+	if got, _ := exchange(t, "127.0.0.1", udp, options); got != "SIP/2.0 200 OK" {
+		t.Errorf("the trunk's OPTIONS: %q, want 200", got)
 	}
 }

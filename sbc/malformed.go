@@ -22,6 +22,9 @@ import (
 // readFilter is a sip.TransportReadFilter.
 func (s *Server) readFilter(p sip.TransportReadProps, data []byte) ([]byte, error) {
 	if s.bans.banned(remoteIP(p.RemoteAddr)) {
+		if p.Transport != "UDP" {
+			return nil, errBanned // sipgo closes the connection
+		}
 		return nil, nil // no answer, not even read
 	}
 	if p.Transport != "UDP" || len(bytes.Trim(data, "\r\n\x00")) == 0 {
@@ -47,6 +50,10 @@ func (s *Server) readFilter(p sip.TransportReadProps, data []byte) ([]byte, erro
 }
 
 var errNoVia = errors.New("request without a Via header")
+
+// errBanned closes a banned source's connection (quietHandler keeps sipgo
+// from logging it: the ban was logged once).
+var errBanned = errors.New("source banned")
 
 // remoteIP is the address of a transport's remote end (invalid if none).
 func remoteIP(a net.Addr) netip.Addr {
@@ -160,13 +167,21 @@ type quietHandler struct{ slog.Handler }
 
 func (h quietHandler) Handle(ctx context.Context, r slog.Record) error {
 	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	banned := false
 	r.Attrs(func(a slog.Attr) bool {
+		if err, ok := a.Value.Any().(error); ok && errors.Is(err, errBanned) {
+			banned = true
+			return false
+		}
 		if a.Key == "data" {
 			a = slog.Int("data_bytes", len(a.Value.String()))
 		}
 		out.AddAttrs(a)
 		return true
 	})
+	if banned {
+		return nil
+	}
 	return h.Handler.Handle(ctx, out)
 }
 
