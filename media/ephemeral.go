@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -53,26 +54,65 @@ const reservedPortsPath = "/proc/sys/net/ipv4/ip_local_reserved_ports"
 // reserved before), for when the relay closes. Both hold an exclusive lock
 // on the sysctl file, so that daemons starting or stopping together do not
 // lose each other's changes.
+//
+// The ports a relay added are written down in a marker file under
+// reservedMarkerDir, a tmpfs that goes at reboot as the sysctl does: a
+// relay that exits without giving them back (killed, or handing its calls
+// over to the next daemon) leaves them to the next relay of the same
+// range, which takes them over from the marker and gives them back at its
+// Close. Meanwhile they stay reserved: no other socket takes a port of a
+// call that outlived its daemon.
 func reservePorts(first, last int) (undo func() error, err error) {
-	var added []int
+	marker := reservedMarker(first, last)
+	owned := map[int]bool{}
+	if b, err := os.ReadFile(marker); err == nil {
+		if set, err := parsePortList(strings.TrimSpace(string(b))); err == nil {
+			for p := range set {
+				if p >= first && p <= last {
+					owned[p] = true
+				}
+			}
+		}
+	}
 	err = editReserved(func(set map[int]bool) {
 		for p := first; p <= last; p++ {
 			if !set[p] {
 				set[p] = true
-				added = append(added, p)
+				owned[p] = true
 			}
 		}
 	})
 	if err != nil {
 		return nil, err
 	}
+	if err := os.MkdirAll(reservedMarkerDir, 0o700); err == nil {
+		os.WriteFile(marker, []byte(formatPortList(owned)+"\n"), 0o600) // best effort: without it a kill leaves them reserved
+	}
 	return func() error {
-		return editReserved(func(set map[int]bool) {
-			for _, p := range added {
+		err := editReserved(func(set map[int]bool) {
+			for p := range owned {
 				delete(set, p)
 			}
 		})
+		if err == nil {
+			os.Remove(marker)
+		}
+		return err
 	}, nil
+}
+
+// reservedMarkerDir holds the markers of reservePorts.
+var reservedMarkerDir = "/run/sbc"
+
+func reservedMarker(first, last int) string {
+	return filepath.Join(reservedMarkerDir, fmt.Sprintf("reserved-ports-%d-%d", first, last))
+}
+
+// reservationLeft tells whether an earlier relay of the range left its
+// reservation behind.
+func reservationLeft(first, last int) bool {
+	_, err := os.Stat(reservedMarker(first, last))
+	return err == nil
 }
 
 // editReserved reads the reserved ports, lets edit change them and writes

@@ -131,7 +131,7 @@ func NewRelay(cfg Config, log *slog.Logger) (*Relay, error) {
 // did or why it could not.
 func (r *Relay) reserve(first, last int) {
 	n, err := ephemeralClash(first, last)
-	if err != nil || n == 0 {
+	if err != nil || (n == 0 && !reservationLeft(first, last)) {
 		return
 	}
 	undo, err := reservePorts(first, last)

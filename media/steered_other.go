@@ -21,4 +21,6 @@ func ephemeralClash(int, int) (int, error) { return 0, nil }
 
 func reservePorts(int, int) (func() error, error) { return nil, errors.New("it needs Linux") }
 
+func reservationLeft(int, int) bool { return false }
+
 func (*steered) unrouted() uint64 { return 0 }

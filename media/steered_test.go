@@ -327,3 +327,45 @@ func TestSteeredWorkersCapped(t *testing.T) {
 		t.Errorf("%d workers with GOMAXPROCS %d, want %d", n, maxWorkers+16, maxWorkers)
 	}
 }
+
+// TestSteeredReservationHandedOver: a relay that exits without giving its
+// reservation back (killed, or handing over) leaves it, marked, to the next
+// relay of the range, which gives it back at Close.
+func TestSteeredReservationHandedOver(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("steering needs root (CAP_BPF, CAP_NET_ADMIN, CAP_NET_RAW)")
+	}
+	const lo, hi = 40100, 40199
+	if n, err := ephemeralClash(lo, hi); err != nil || n != hi-lo+1 {
+		t.Skipf("%d-%d is not wholly in this machine's unreserved ephemeral ports (%d, %v)", lo, hi, n, err)
+	}
+	reservedMarkerDir = t.TempDir()
+	defer func() { reservedMarkerDir = "/run/sbc" }()
+	start := func() *Relay {
+		t.Helper()
+		cfg := testConfig()
+		cfg.PortMin, cfg.PortMax, cfg.Steering = lo, hi, SteeringOn
+		cfg.SetDefaults()
+		r, err := NewRelay(cfg, slogText(&syncBuffer{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	first := start()
+	first.unreserve = nil // killed: nothing given back
+	first.Close()
+	if n, _ := ephemeralClash(lo, hi); n != 0 {
+		t.Fatalf("%d ports unreserved after the first relay died; want the range kept", n)
+	}
+	second := start()
+	if err := second.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := ephemeralClash(lo, hi); n != hi-lo+1 {
+		t.Errorf("after the second relay's Close %d of %d ports unreserved; want the first one's reservation given back too", n, hi-lo+1)
+	}
+	if reservationLeft(lo, hi) {
+		t.Error("the marker outlived the reservation")
+	}
+}

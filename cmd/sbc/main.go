@@ -142,7 +142,7 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 			// Closing would take the calls' media ports and kernel
 			// entries down: leave them to the next run, as a hand-over.
 			log.Info("exiting with the calls of the previous run left for the next one", "calls", adopted+ended)
-			exitKeepingCalls(relay, log, logw, exitFail)
+			exitKeepingCalls(logw, exitFail)
 		}
 		return exitFail
 	}
@@ -158,14 +158,14 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 		// Hand-over (an upgrade): leave every call, its state file and its
 		// kernel entries to the next daemon, which takes them over.
 		log.Info("handing over: exiting with the calls up for the next daemon to take over", "active_calls", srv.ActiveCalls())
-		exitKeepingCalls(relay, log, logw, exitOK)
+		exitKeepingCalls(logw, exitOK)
 	}
 	log.Info("shutting down", "signal", sig.String())
 	go func() {
 		// A second signal skips the drain.
 		<-sigs
 		log.Warn("second signal: exiting without draining")
-		exitKeepingCalls(relay, log, logw, exitFail)
+		exitKeepingCalls(logw, exitFail)
 	}()
 	srv.Drain(cfg.Calls.DrainTimeout)
 	active := srv.ActiveCalls()
@@ -199,12 +199,9 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 }
 
 // exitKeepingCalls exits at once, without the deferred closes: every call,
-// its state file and its kernel entries stay for the next daemon to take
-// over.
-func exitKeepingCalls(relay *media.Relay, log *slog.Logger, logw *logWriter, code int) {
-	if err := relay.Release(); err != nil {
-		log.Warn("exit", "error", err)
-	}
+// its state file, its kernel entries and the media ports' reservation
+// (media.reserve_ports) stay for the next daemon to take over.
+func exitKeepingCalls(logw *logWriter, code int) {
 	logw.Close()
 	os.Exit(code)
 }
