@@ -105,7 +105,10 @@ func TestOffloadFollowsLatching(t *testing.T) {
 			t.Error("RTCP handed down before any RTCP was latched")
 		}
 
-		// What the kernel relayed shows in the stats, counted where it came in.
+		// What the kernel relayed shows in the stats, counted where it came
+		// in (once the worker has counted A's packet, which it may do after
+		// sending it on).
+		waitFor(t, "A's packet counted", func() bool { return s.Stats().AtoB.RTPPackets == 1 })
 		fo.mu.Lock()
 		fo.stats[uint16(aPort)] = bpf.PortStats{Forwarded: 10, ForwardedBytes: 10 * (28 + 172)}
 		fo.mu.Unlock()
