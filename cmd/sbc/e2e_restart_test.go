@@ -9,7 +9,9 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,14 +20,33 @@ import (
 	"sbc/sbc/sbctest/netlab"
 )
 
-// TestE2EFastPathRestart kills the daemon (SIGKILL) during a call whose
-// media the kernel forwards, and starts it again. The call was set up by
-// sipp across the netlab; RTP from the carrier's side is echoed by the
-// callee's sipp and counted where it was sent from. While no daemon runs
-// the echoes keep coming (the pinned program and maps forward them); the
-// restarted daemon takes the call over from its state file, and the
-// caller's BYE, sent to the new daemon, ends the call on both sides.
+// TestE2EFastPathRestart kills the daemon (SIGKILL), or has it hand over
+// (SIGUSR2, an upgrade), during a call whose media the kernel forwards, and
+// starts it again. The call was set up by sipp across the netlab; RTP from
+// the carrier's side is echoed by the callee's sipp and counted where it
+// was sent from. While no daemon runs the echoes keep coming (the pinned
+// program and maps forward them); the restarted daemon takes the call over
+// from its state file, and the caller's BYE, sent to the new daemon, ends
+// the call on both sides.
 func TestE2EFastPathRestart(t *testing.T) {
+	t.Run("kill", func(t *testing.T) {
+		testRestart(t, func(d *sbcDaemon) {
+			d.cmd.Process.Kill()
+			<-d.done
+		})
+	})
+	t.Run("hand-over", func(t *testing.T) {
+		testRestart(t, func(d *sbcDaemon) {
+			d.signal(t, syscall.SIGUSR2)
+			<-d.done
+			if d.code != 0 || len(d.find(func(l logLine) bool { return strings.HasPrefix(l.msg(), "handing over") })) != 1 {
+				t.Errorf("SIGUSR2: exit %d; want 0 and a \"handing over\" line", d.code)
+			}
+		})
+	})
+}
+
+func testRestart(t *testing.T, stopFirst func(*sbcDaemon)) {
 	requireRoot(t)
 	mnt := t.TempDir()
 	if err := unix.Mount("bpf", mnt, "bpf", 0, "mode=0700"); err != nil {
@@ -103,8 +124,7 @@ func TestE2EFastPathRestart(t *testing.T) {
 	if echoes.since(time.Time{}) == 0 {
 		t.Fatal("no RTP echo before the kill: the call's media does not cross")
 	}
-	first.cmd.Process.Kill()
-	<-first.done
+	stopFirst(first)
 	killed := time.Now()
 	time.Sleep(2 * time.Second)
 	during := echoes.between(killed, time.Now())
