@@ -92,6 +92,7 @@ type Counters struct {
 	Fragments uint64 // IPv4 fragments to the media address: passed to the stack
 	// RateLimited: dropped, a source over the SIP packet rate.
 	RateLimited uint64
+	Banned      uint64 // dropped: to a SIP port from a banned source
 }
 
 // The indexes of the counters map, in the order of fastpath.c's enum.
@@ -103,6 +104,7 @@ const (
 	countNoRoute
 	countFragment
 	countRateLimited
+	countBanned
 	countMax
 )
 
@@ -385,7 +387,7 @@ func (f *FastPath) Counters() (Counters, error) {
 	}
 	return Counters{Denied: sums[countDenied], Closed: sums[countClosed], NotPeer: sums[countNotPeer],
 		Forwarded: sums[countForwarded], NoRoute: sums[countNoRoute], Fragments: sums[countFragment],
-		RateLimited: sums[countRateLimited]}, nil
+		RateLimited: sums[countRateLimited], Banned: sums[countBanned]}, nil
 }
 
 // Deny drops every packet from a source in prefix (IPv4 or IPv6).
@@ -401,6 +403,24 @@ func (f *FastPath) Allow(prefix netip.Prefix) error {
 	err := f.objs.Deny.Delete(denyKey(prefix))
 	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("fast path: allow %v: %w", prefix, err)
+	}
+	return nil
+}
+
+// Ban drops the packets from sources in prefix to the SIP ports (not
+// others) until Unban.
+func (f *FastPath) Ban(prefix netip.Prefix) error {
+	if err := f.objs.Banned.Put(denyKey(prefix), uint8(1)); err != nil {
+		return fmt.Errorf("fast path: ban %v: %w", prefix, err)
+	}
+	return nil
+}
+
+// Unban lifts a Ban of exactly prefix.
+func (f *FastPath) Unban(prefix netip.Prefix) error {
+	err := f.objs.Banned.Delete(denyKey(prefix))
+	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("fast path: unban %v: %w", prefix, err)
 	}
 	return nil
 }

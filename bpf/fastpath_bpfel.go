@@ -54,6 +54,7 @@ type fastpathPortStats struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	fastpathMapBanned     = "banned"
 	fastpathMapCounters   = "counters"
 	fastpathMapDeny       = "deny"
 	fastpathMapPorts      = "ports"
@@ -122,6 +123,7 @@ type fastpathProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type fastpathMapSpecs struct {
+	Banned     *ebpf.MapSpec `ebpf:"banned"`
 	Counters   *ebpf.MapSpec `ebpf:"counters"`
 	Deny       *ebpf.MapSpec `ebpf:"deny"`
 	Ports      *ebpf.MapSpec `ebpf:"ports"`
@@ -164,6 +166,7 @@ func (o *fastpathObjects) Close() error {
 //
 // It can be passed to loadFastpathObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fastpathMaps struct {
+	Banned     *ebpf.Map `ebpf:"banned"`
 	Counters   *ebpf.Map `ebpf:"counters"`
 	Deny       *ebpf.Map `ebpf:"deny"`
 	Ports      *ebpf.Map `ebpf:"ports"`
@@ -174,6 +177,7 @@ type fastpathMaps struct {
 
 func (m *fastpathMaps) Close() error {
 	return _FastpathClose(
+		m.Banned,
 		m.Counters,
 		m.Deny,
 		m.Ports,

@@ -588,6 +588,56 @@ func checkRewritten(t testing.TB, out []byte, fw *Forward, noSum bool) {
 	}
 }
 
+// TestFastPathBan: a banned source loses what it sends to the SIP ports
+// (UDP and TCP, IPv4 and IPv6 by prefix), nothing else, until unbanned.
+func TestFastPathBan(t *testing.T) {
+	for _, p := range programs {
+		t.Run(p.name, func(t *testing.T) {
+			f := loadFastPath(t, FastPathConfig{PortMin: portMin, PortMax: portMax, IP4: mediaIP, SIPPorts: []uint16{5060}})
+			prog := p.prog(f)
+			if err := f.Open(20010, Pinhole{}); err != nil {
+				t.Fatal(err)
+			}
+			scanner4 := netip.MustParseAddr("192.0.2.66")
+			ban4, ban6 := netip.PrefixFrom(scanner4, 32), netip.MustParsePrefix("2001:db8:66::/64")
+			for _, b := range []netip.Prefix{ban4, ban6} {
+				if err := f.Ban(b); err != nil {
+					t.Fatal(err)
+				}
+			}
+			v6dst := netip.MustParseAddr("2001:db8::1")
+			cases := []struct {
+				what string
+				pk   packet
+				want int
+			}{
+				{"UDP to SIP", packet{src: scanner4, dst: mediaIP, sport: 5060, dport: 5060}, p.drop},
+				{"TCP to SIP", packet{src: scanner4, dst: mediaIP, sport: 4000, dport: 5060, proto: unix.IPPROTO_TCP}, p.drop},
+				{"IPv6, another host of the /64, to SIP", packet{src: netip.MustParseAddr("2001:db8:66::9"), dst: v6dst, sport: 5060, dport: 5060}, p.drop},
+				{"to an open media port", packet{src: scanner4, dst: mediaIP, sport: 4000, dport: 20010}, p.pass},
+				{"to another port", packet{src: scanner4, dst: mediaIP, sport: 4000, dport: 53}, p.pass},
+				{"another source to SIP", packet{src: netip.MustParseAddr("192.0.2.67"), dst: mediaIP, sport: 5060, dport: 5060}, p.pass},
+			}
+			for _, c := range cases {
+				if got, _ := run(t, prog, c.pk.bytes()); got != c.want {
+					t.Errorf("%s: verdict %d, want %d", c.what, got, c.want)
+				}
+			}
+			if c := counters(t, f); c.Banned != 3 || c.Denied != 0 {
+				t.Errorf("banned %d, denied %d; want 3, 0", c.Banned, c.Denied)
+			}
+			for _, b := range []netip.Prefix{ban4, ban6, ban4} { // twice: no error
+				if err := f.Unban(b); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got, _ := run(t, prog, cases[0].pk.bytes()); got != p.pass {
+				t.Errorf("after Unban: verdict %d, want %d", got, p.pass)
+			}
+		})
+	}
+}
+
 func TestFastPathSIPRateLimit(t *testing.T) {
 	for _, p := range programs {
 		t.Run(p.name, func(t *testing.T) {

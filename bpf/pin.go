@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -43,9 +44,9 @@ const bpfFSMagic = 0xcafe4a11
 var ErrNotBPFFS = errors.New("not on a bpf filesystem")
 
 // ErrPinPathRoot is returned by LoadFastPath and RemovePins when PinPath is
-// the root of a bpf filesystem, which other programs share: the fast path
-// wants a directory of its own there.
-var ErrPinPathRoot = errors.New("the root of a bpf filesystem; name a directory of its own under it, e.g. /sys/fs/bpf/sbc")
+// the root of a bpf filesystem that holds others' pins: the fast path wants
+// a directory of its own (a bpf filesystem mounted for it alone will do).
+var ErrPinPathRoot = errors.New("the root of a bpf filesystem other programs pin in; name a directory of its own under it, e.g. /sys/fs/bpf/sbc")
 
 // Names of what the fast path pins under PinPath; nothing else there is
 // touched.
@@ -71,8 +72,18 @@ func checkPinPath(dir string) error {
 	if err := unix.Stat(filepath.Dir(filepath.Clean(dir)), &parent); err != nil {
 		return fmt.Errorf("fast path: pin path: %w", err)
 	}
-	if st.Dev != parent.Dev || st.Ino == parent.Ino { // a mount point, or /
-		return fmt.Errorf("fast path: pin path %s: %w", dir, ErrPinPathRoot)
+	if st.Dev == parent.Dev && st.Ino != parent.Ino {
+		return nil // a directory in a bpf filesystem
+	}
+	// The root of one (a mount point): fine if nothing but ours is there.
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("fast path: pin path: %w", err)
+	}
+	for _, e := range entries {
+		if !mapsDirName.MatchString(e.Name()) && !linkName.MatchString(e.Name()) && !strings.HasSuffix(e.Name(), ".debug") {
+			return fmt.Errorf("fast path: pin path %s (holds %s): %w", dir, e.Name(), ErrPinPathRoot)
+		}
 	}
 	return nil
 }

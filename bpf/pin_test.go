@@ -107,12 +107,25 @@ func TestPinPathMustBeBPFFS(t *testing.T) {
 	if !errors.Is(err, ErrNotBPFFS) {
 		t.Fatalf("pin path on a plain directory: %v, want ErrNotBPFFS", err)
 	}
+	// The root of a bpf filesystem of its own will do; not one that
+	// holds others' pins.
 	root := bpffsRoot(t)
+	f, err := LoadFastPath(FastPathConfig{PortMin: portMin, PortMax: portMax, PinPath: root})
+	if err != nil {
+		t.Fatalf("pin path at the root of a bpf filesystem of its own: %v", err)
+	}
+	f.Close()
+	if err := os.Mkdir(filepath.Join(root, "cilium"), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := LoadFastPath(FastPathConfig{PortMin: portMin, PortMax: portMax, PinPath: root}); !errors.Is(err, ErrPinPathRoot) {
-		t.Fatalf("pin path at the root of a bpf filesystem: %v, want ErrPinPathRoot", err)
+		t.Fatalf("pin path at the root of a shared bpf filesystem: %v, want ErrPinPathRoot", err)
 	}
 	if _, err := RemovePins(root); !errors.Is(err, ErrPinPathRoot) {
-		t.Fatalf("RemovePins at the root of a bpf filesystem: %v, want ErrPinPathRoot", err)
+		t.Fatalf("RemovePins at the root of a shared bpf filesystem: %v, want ErrPinPathRoot", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "cilium")); err != nil {
+		t.Errorf("another program's pins touched: %v", err)
 	}
 }
 

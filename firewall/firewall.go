@@ -295,12 +295,12 @@ func (f *Firewall) Counters() (bpf.Counters, error) { return f.fp.Counters() }
 func (f *Firewall) Deny(prefix netip.Prefix) error  { return f.fp.Deny(prefix) }
 func (f *Firewall) Allow(prefix netip.Prefix) error { return f.fp.Allow(prefix) }
 
-// Ban drops every packet from prefix in the kernel until Unban (the
-// duration is the caller's to keep: the deny map does not expire).
-func (f *Firewall) Ban(prefix netip.Prefix, _ time.Duration) error { return f.fp.Deny(prefix) }
+// Ban drops what sources in prefix send to the SIP ports, in the kernel,
+// until Unban (the duration is the caller's to keep).
+func (f *Firewall) Ban(prefix netip.Prefix, _ time.Duration) error { return f.fp.Ban(prefix) }
 
 // Unban lifts a Ban.
-func (f *Firewall) Unban(prefix netip.Prefix) error { return f.fp.Allow(prefix) }
+func (f *Firewall) Unban(prefix netip.Prefix) error { return f.fp.Unban(prefix) }
 
 // ErrNoNeighbour says the next hop towards a peer has no known Ethernet
 // address yet: the stream stays in userspace, whose sends make the kernel

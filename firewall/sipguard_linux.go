@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/google/nftables"
@@ -22,9 +23,13 @@ import (
 // removes it, and a start replaces the one a killed run left.
 //
 // It also holds the bans (Ban): sets of banned IPv4 addresses and IPv6
-// /64s whose elements expire by themselves; every packet from them is
-// dropped.
+// /64s whose elements expire by themselves; what they send to the SIP
+// ports is dropped.
 type SIPGuard struct {
+	// mu makes each change and its Flush one batch: the connection queues
+	// messages until a Flush sends them all, and one failing message
+	// (deleting an element that expired) fails the whole batch.
+	mu     sync.Mutex
 	conn   *nftables.Conn
 	table  *nftables.Table
 	banned map[bool]*nftables.Set // by IPv6
@@ -63,11 +68,6 @@ func StartSIPGuard(c Config) (*SIPGuard, error) {
 				return nil, fmt.Errorf("nftables SIP guard: %w", err)
 			}
 			g.banned[v6] = s
-			exprs := append(sourceKey(v6),
-				&expr.Lookup{SourceRegister: 1, SetName: s.Name, SetID: s.ID},
-				&expr.Counter{},
-				&expr.Verdict{Kind: expr.VerdictDrop})
-			conn.AddRule(&nftables.Rule{Table: g.table, Chain: chain, Exprs: exprs})
 		}
 	}
 	meters := map[bool]*nftables.Set{}
@@ -92,6 +92,14 @@ func StartSIPGuard(c Config) (*SIPGuard, error) {
 				p = p.Masked()
 				conn.AddRule(&nftables.Rule{Table: g.table, Chain: chain,
 					Exprs: append(match(p.Addr().Is6(), proto, port), append(source(p), &expr.Verdict{Kind: expr.VerdictAccept})...)})
+			}
+			for v6, s := range g.banned { // before the rate limit: no credit taken
+				exprs := append(match(v6, proto, port), sourceKey(v6)[2:]...)
+				exprs = append(exprs,
+					&expr.Lookup{SourceRegister: 1, SetName: s.Name, SetID: s.ID},
+					&expr.Counter{},
+					&expr.Verdict{Kind: expr.VerdictDrop})
+				conn.AddRule(&nftables.Rule{Table: g.table, Chain: chain, Exprs: exprs})
 			}
 			for _, v6 := range []bool{false, true} {
 				if c.SIPRate <= 0 {
@@ -154,12 +162,17 @@ func sourceKey(v6 bool) []expr.Any {
 	return exprs
 }
 
-// Ban drops every packet from p (an IPv4 address, an IPv6 /64) for d.
+// Ban drops what p (an IPv4 address, an IPv6 /64) sends to the SIP ports,
+// for d (at least a second: nftables takes a timeout under its granularity
+// as none).
 func (g *SIPGuard) Ban(p netip.Prefix, d time.Duration) error {
 	s, key, err := g.banKey(p)
 	if err != nil {
 		return err
 	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	d = max(d, time.Second)
 	if err := g.conn.SetAddElements(s, []nftables.SetElement{{Key: key, Timeout: d}}); err != nil {
 		return fmt.Errorf("nftables SIP guard: ban %v: %w", p, err)
 	}
@@ -175,6 +188,8 @@ func (g *SIPGuard) Unban(p netip.Prefix) error {
 	if err != nil {
 		return err
 	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	if err := g.conn.SetDeleteElements(s, []nftables.SetElement{{Key: key}}); err != nil {
 		return fmt.Errorf("nftables SIP guard: unban %v: %w", p, err)
 	}
@@ -216,6 +231,8 @@ func source(p netip.Prefix) []expr.Any {
 
 // Dropped is how many packets the guard dropped.
 func (g *SIPGuard) Dropped() (uint64, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	rules, err := g.conn.GetRules(g.table, &nftables.Chain{Name: "sip", Table: g.table})
 	if err != nil {
 		return 0, fmt.Errorf("nftables SIP guard: %w", err)
@@ -233,6 +250,8 @@ func (g *SIPGuard) Dropped() (uint64, error) {
 
 // Close removes the table.
 func (g *SIPGuard) Close() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	g.conn.DelTable(g.table)
 	err := g.conn.Flush()
 	g.conn.CloseLasting()

@@ -3,6 +3,7 @@ package firewall
 import (
 	"net"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
@@ -70,29 +71,31 @@ func TestSIPGuard(t *testing.T) {
 }
 
 // TestSIPGuardIPv6AndBans: an IPv6 source is limited by its /64 (a second
-// address of it shares the bucket), and bans drop a /64 or an IPv4
-// address until lifted.
+// address of it shares the bucket); a ban drops what an IPv4 address or an
+// IPv6 /64 sends to the SIP port, nothing else, until lifted or expired.
 func TestSIPGuardIPv6AndBans(t *testing.T) {
 	lab := netlab.New(t)
 	sip6 := netip.AddrPortFrom(lab.CustomerLink.SBC.IPv6, 5060)
 	sip4 := netip.AddrPortFrom(lab.CustomerLink.SBC.IPv4, 5060)
-	rx6, rx4 := listen(t, lab.SBC, sip6), listen(t, lab.SBC, sip4)
-	other := netip.AddrPortFrom(sip6.Addr(), 5062) // no SIP port: only a ban drops there
-	rxOther := listen(t, lab.SBC, other)
+	other := netip.AddrPortFrom(sip6.Addr(), 5062) // no SIP port
+	rx6, rx4, rxOther := listen(t, lab.SBC, sip6), listen(t, lab.SBC, sip4), listen(t, lab.SBC, other)
 	leaf6, leaf4 := lab.CustomerLink.Leaf.IPv6, lab.CustomerLink.Leaf.IPv4
 	other6 := leaf6.Next() // the same /64
 	if out, err := lab.Customer.Command("ip", "-6", "addr", "add", other6.String()+"/64", "dev", lab.CustomerLink.Leaf.Name, "nodad").CombinedOutput(); err != nil {
 		t.Fatalf("add a second IPv6 address: %v\n%s", err, out)
 	}
-	var g *SIPGuard
-	if err := lab.SBC.Do(func() error {
-		var err error
-		g, err = StartSIPGuard(Config{SIPPorts: []uint16{5060}, SIPRate: 50, SIPBurst: 100, Bans: true})
-		return err
-	}); err != nil {
-		t.Fatalf("start the nftables SIP guard: %v", err)
+	start := func(c Config) *SIPGuard {
+		t.Helper()
+		var g *SIPGuard
+		if err := lab.SBC.Do(func() error {
+			var err error
+			g, err = StartSIPGuard(c)
+			return err
+		}); err != nil {
+			t.Fatalf("start the nftables SIP guard: %v", err)
+		}
+		return g
 	}
-	defer g.Close()
 	send := func(src netip.Addr, dst netip.AddrPort, rx *net.UDPConn, n int) int {
 		t.Helper()
 		c, err := lab.Customer.ListenUDP(netip.AddrPortFrom(src, 0))
@@ -110,13 +113,20 @@ func TestSIPGuardIPv6AndBans(t *testing.T) {
 		}
 		return <-got
 	}
+
+	limited := start(Config{SIPPorts: []uint16{5060}, SIPRate: 50, SIPBurst: 100})
 	if got := send(leaf6, sip6, rx6, 100); got != 100 {
 		t.Errorf("the first address of the /64 got %d of its burst of 100 through", got)
 	}
 	if got := send(other6, sip6, rx6, 100); got > 20 {
 		t.Errorf("a second address of the same /64 got %d of 100 through; want the bucket shared (the rate's share only)", got)
 	}
+	if err := limited.Close(); err != nil {
+		t.Fatal(err)
+	}
 
+	g := start(Config{SIPPorts: []uint16{5060}, Bans: true})
+	defer g.Close()
 	ban6 := netip.MustParsePrefix(leaf6.String() + "/64").Masked()
 	ban4 := netip.PrefixFrom(leaf4, 32)
 	for _, p := range []netip.Prefix{ban6, ban4} {
@@ -124,13 +134,25 @@ func TestSIPGuardIPv6AndBans(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := send(leaf4, sip4, rx4, 10); got != 0 {
-		t.Errorf("a banned IPv4 source got %d of 10 through", got)
+	for _, c := range []struct {
+		what string
+		src  netip.Addr
+		dst  netip.AddrPort
+		rx   *net.UDPConn
+		want int
+	}{
+		{"banned IPv4 to SIP", leaf4, sip4, rx4, 0},
+		{"another address of the banned /64 to SIP", other6, sip6, rx6, 0},
+		{"the banned /64 to another port", other6, other, rxOther, 10},
+	} {
+		if got := send(c.src, c.dst, c.rx, 10); got != c.want {
+			t.Errorf("%s: %d of 10 through, want %d", c.what, got, c.want)
+		}
 	}
-	if got := send(other6, other, rxOther, 10); got != 0 {
-		t.Errorf("an address of a banned /64 got %d of 10 through to another port", got)
+	if d, err := g.Dropped(); err != nil || d != 20 {
+		t.Errorf("Dropped = %d, %v; want the 20 banned", d, err)
 	}
-	for _, p := range []netip.Prefix{ban6, ban4} {
+	for _, p := range []netip.Prefix{ban6, ban4, ban4} { // twice: no error
 		if err := g.Unban(p); err != nil {
 			t.Fatal(err)
 		}
@@ -138,11 +160,8 @@ func TestSIPGuardIPv6AndBans(t *testing.T) {
 	if got := send(leaf4, sip4, rx4, 10); got != 10 {
 		t.Errorf("after Unban the IPv4 source got %d of 10 through, want all", got)
 	}
-	if got := send(other6, other, rxOther, 10); got != 10 {
+	if got := send(other6, sip6, rx6, 10); got != 10 {
 		t.Errorf("after Unban the /64 got %d of 10 through, want all", got)
-	}
-	if err := g.Unban(ban4); err != nil {
-		t.Errorf("Unban of a source not banned: %v", err)
 	}
 	if err := g.Ban(netip.MustParsePrefix("2001:db8::/48"), time.Minute); err == nil {
 		t.Error("a /48 ban was taken; want IPv4 addresses and IPv6 /64s only")
@@ -151,8 +170,51 @@ func TestSIPGuardIPv6AndBans(t *testing.T) {
 	if err := g.Ban(ban4, time.Second); err != nil {
 		t.Fatal(err)
 	}
+	if got := send(leaf4, sip4, rx4, 10); got != 0 {
+		t.Errorf("banned for a second: %d of 10 through, want 0", got)
+	}
 	time.Sleep(1500 * time.Millisecond)
 	if got := send(leaf4, sip4, rx4, 10); got != 10 {
 		t.Errorf("after the ban's time the IPv4 source got %d of 10 through, want all", got)
+	}
+}
+
+// TestSIPGuardConcurrentBans: bans and unbans from several goroutines,
+// unbans of elements already gone among them, lose no ban.
+func TestSIPGuardConcurrentBans(t *testing.T) {
+	lab := netlab.New(t)
+	var g *SIPGuard
+	if err := lab.SBC.Do(func() error {
+		var err error
+		g, err = StartSIPGuard(Config{SIPPorts: []uint16{5060}, Bans: true})
+		return err
+	}); err != nil {
+		t.Fatalf("start the nftables SIP guard: %v", err)
+	}
+	defer g.Close()
+	const n = 300
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*n)
+	for i := range n {
+		wg.Go(func() {
+			errs <- g.Ban(netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), 32), time.Minute)
+		})
+		wg.Go(func() {
+			errs <- g.Unban(netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 2, byte(i >> 8), byte(i)}), 32)) // never banned
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	elems, err := g.conn.GetSetElements(g.banned[false])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(elems) != n {
+		t.Errorf("%d bans in the set, want %d", len(elems), n)
 	}
 }

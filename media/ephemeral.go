@@ -56,14 +56,14 @@ const reservedPortsPath = "/proc/sys/net/ipv4/ip_local_reserved_ports"
 // lose each other's changes.
 //
 // The ports a relay added are written down in a marker file under
-// reservedMarkerDir, a tmpfs that goes at reboot as the sysctl does: a
+// markerDir (DefaultMarkerDir: a tmpfs that goes at reboot as the sysctl does): a
 // relay that exits without giving them back (killed, or handing its calls
 // over to the next daemon) leaves them to the next relay of the same
 // range, which takes them over from the marker and gives them back at its
 // Close. Meanwhile they stay reserved: no other socket takes a port of a
 // call that outlived its daemon.
-func reservePorts(first, last int) (undo func() error, err error) {
-	marker := reservedMarker(first, last)
+func reservePorts(first, last int, markerDir string) (undo func() error, err error) {
+	marker := reservedMarker(markerDir, first, last)
 	owned := map[int]bool{}
 	if b, err := os.ReadFile(marker); err == nil {
 		if set, err := parsePortList(strings.TrimSpace(string(b))); err == nil {
@@ -85,7 +85,7 @@ func reservePorts(first, last int) (undo func() error, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(reservedMarkerDir, 0o700); err == nil {
+	if err := os.MkdirAll(markerDir, 0o700); err == nil {
 		os.WriteFile(marker, []byte(formatPortList(owned)+"\n"), 0o600) // best effort: without it a kill leaves them reserved
 	}
 	return func() error {
@@ -101,17 +101,14 @@ func reservePorts(first, last int) (undo func() error, err error) {
 	}, nil
 }
 
-// reservedMarkerDir holds the markers of reservePorts.
-var reservedMarkerDir = "/run/sbc"
-
-func reservedMarker(first, last int) string {
-	return filepath.Join(reservedMarkerDir, fmt.Sprintf("reserved-ports-%d-%d", first, last))
+func reservedMarker(dir string, first, last int) string {
+	return filepath.Join(dir, fmt.Sprintf("reserved-ports-%d-%d", first, last))
 }
 
 // reservationLeft tells whether an earlier relay of the range left its
 // reservation behind.
-func reservationLeft(first, last int) bool {
-	_, err := os.Stat(reservedMarker(first, last))
+func reservationLeft(dir string, first, last int) bool {
+	_, err := os.Stat(reservedMarker(dir, first, last))
 	return err == nil
 }
 

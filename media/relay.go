@@ -75,6 +75,15 @@ type transport interface {
 // transport Config.Steering asks for; with "auto" it logs once which one it
 // took and why. A nil log discards.
 func NewRelay(cfg Config, log *slog.Logger) (*Relay, error) {
+	return newRelay(cfg, log, DefaultMarkerDir)
+}
+
+// DefaultMarkerDir is where a relay writes down the ports it reserved
+// (reservePorts).
+const DefaultMarkerDir = "/run/sbc"
+
+// newRelay is NewRelay with the reservation's markers in markerDir.
+func newRelay(cfg Config, log *slog.Logger, markerDir string) (*Relay, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("new media relay: %w", err)
 	}
@@ -115,7 +124,7 @@ func NewRelay(cfg Config, log *slog.Logger) (*Relay, error) {
 				"programs", n)
 		}
 		if cfg.ReservePorts == nil || *cfg.ReservePorts {
-			r.reserve(cfg.PortMin, cfg.PortMax)
+			r.reserve(cfg.PortMin, cfg.PortMax, markerDir)
 		}
 		return r, nil
 	case cfg.Steering == SteeringOn:
@@ -129,12 +138,12 @@ func NewRelay(cfg Config, log *slog.Logger) (*Relay, error) {
 // as ephemeral ports while the relay runs: a steered port takes every
 // datagram to it, so such a socket would lose its replies. It logs what it
 // did or why it could not.
-func (r *Relay) reserve(first, last int) {
+func (r *Relay) reserve(first, last int, markerDir string) {
 	n, err := ephemeralClash(first, last)
-	if err != nil || (n == 0 && !reservationLeft(first, last)) {
+	if err != nil || (n == 0 && !reservationLeft(markerDir, first, last)) {
 		return
 	}
-	undo, err := reservePorts(first, last)
+	undo, err := reservePorts(first, last, markerDir)
 	if err != nil {
 		r.log.Warn("media port range overlaps the kernel's ephemeral ports and could not be reserved: another program's socket on one of them would lose datagrams to the relay",
 			"unreserved_ports", n, "error", err, "fix", fmt.Sprintf("sysctl -w net.ipv4.ip_local_reserved_ports=%d-%d", first, last))

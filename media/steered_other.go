@@ -19,8 +19,8 @@ func (*steered) others() int { return 0 }
 
 func ephemeralClash(int, int) (int, error) { return 0, nil }
 
-func reservePorts(int, int) (func() error, error) { return nil, errors.New("it needs Linux") }
+func reservePorts(int, int, string) (func() error, error) { return nil, errors.New("it needs Linux") }
 
-func reservationLeft(int, int) bool { return false }
+func reservationLeft(string, int, int) bool { return false }
 
 func (*steered) unrouted() uint64 { return 0 }

@@ -223,7 +223,7 @@ func TestSteeredReservesEphemeralOverlap(t *testing.T) {
 	cfg := testConfig()
 	cfg.PortMin, cfg.PortMax, cfg.Steering = lo, hi, SteeringOn
 	cfg.SetDefaults()
-	r, err := NewRelay(cfg, slogText(&logs))
+	r, err := newRelay(cfg, slogText(&logs), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,14 +339,13 @@ func TestSteeredReservationHandedOver(t *testing.T) {
 	if n, err := ephemeralClash(lo, hi); err != nil || n != hi-lo+1 {
 		t.Skipf("%d-%d is not wholly in this machine's unreserved ephemeral ports (%d, %v)", lo, hi, n, err)
 	}
-	reservedMarkerDir = t.TempDir()
-	defer func() { reservedMarkerDir = "/run/sbc" }()
+	markers := t.TempDir()
 	start := func() *Relay {
 		t.Helper()
 		cfg := testConfig()
 		cfg.PortMin, cfg.PortMax, cfg.Steering = lo, hi, SteeringOn
 		cfg.SetDefaults()
-		r, err := NewRelay(cfg, slogText(&syncBuffer{}))
+		r, err := newRelay(cfg, slogText(&syncBuffer{}), markers)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -365,7 +364,7 @@ func TestSteeredReservationHandedOver(t *testing.T) {
 	if n, _ := ephemeralClash(lo, hi); n != hi-lo+1 {
 		t.Errorf("after the second relay's Close %d of %d ports unreserved; want the first one's reservation given back too", n, hi-lo+1)
 	}
-	if reservationLeft(lo, hi) {
+	if reservationLeft(markers, lo, hi) {
 		t.Error("the marker outlived the reservation")
 	}
 }

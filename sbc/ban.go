@@ -13,22 +13,27 @@ import (
 // from one (dropped), counts as a failure; sip.ban_threshold failures
 // within sip.ban_window ban the source for sip.ban_time. An IPv4 source is
 // banned by address, an IPv6 one by its /64 (one host holds a whole /64).
-// A ban is put into effect as low as the host allows (the kernel fast
-// path's deny map, else an nftables set: a Banner) and in the server
-// itself, which drops a banned source's messages unread: a banned source
-// gets no answer. Trunks and the SBC's own addresses are never banned. The authentication failures of
+// A ban drops what the source sends to the SIP ports, nothing else: UDP
+// sources can be forged, and a forged ban must not cut a host off. It is
+// put into effect as low as the host allows (the kernel fast path, else an
+// nftables set: a Banner) and in the server itself, which drops a banned
+// source's messages unread: a banned source gets no answer. Trunks and the
+// SBC's own addresses are never banned; today no other source is served
+// either, so a forged ban costs nothing. The authentication failures of
 // registering devices are to join the same list.
 
 // Banner puts bans into effect below the SIP stack.
 type Banner interface {
-	// Ban drops every packet from p; d is how long the ban lasts (Unban
-	// comes then; a Banner may also expire it itself).
+	// Ban drops what p sends to the SIP ports; d is how long the ban
+	// lasts (Unban comes then; a Banner may also expire it itself).
 	Ban(p netip.Prefix, d time.Duration) error
 	Unban(p netip.Prefix) error
 }
 
 // maxBanTracked bounds the sources whose failures are counted, and the
-// bans (the kernel's deny map holds 65536 prefixes).
+// bans (the kernel's map holds 65536 prefixes). A flood of forged sources
+// that fills either evicts entries (failures at random, bans soonest to
+// end first) rather than stop the counting.
 const maxBanTracked = 16384
 
 // banList counts failures per source and holds the bans.
@@ -36,16 +41,19 @@ type banList struct {
 	threshold int // 0: no bans
 	window    time.Duration
 	banTime   time.Duration
-	protected []netip.Prefix // trunks' sources: never banned
+	protected []netip.Prefix // trunks' and our own addresses: never banned
+	banner    Banner         // set before the server listens; nil: the server alone
+	onBan     func(p netip.Prefix, failures int, err error)
+	onUnban   func(p netip.Prefix, err error)
 
-	mu      sync.Mutex
-	banner  Banner
-	fails   map[netip.Prefix]failures
-	until   map[netip.Prefix]time.Time // banned until
-	n       atomic.Int32               // len(until), read without mu
-	total   atomic.Uint64              // bans so far
-	onBan   func(p netip.Prefix, failures int, enforced error)
-	onUnban func(p netip.Prefix)
+	mu    sync.RWMutex
+	fails map[netip.Prefix]failures
+	until map[netip.Prefix]time.Time // banned until
+	n     atomic.Int32               // len(until), read without mu
+	total atomic.Uint64              // bans so far
+	// opMu orders the Banner's calls as the changes they follow: taken
+	// before mu is let go, held while the Banner works.
+	opMu sync.Mutex
 }
 
 type failures struct {
@@ -84,34 +92,63 @@ func (b *banList) fail(src netip.Addr, now time.Time) bool {
 	f, ok := b.fails[key]
 	if !ok || now.Sub(f.first) > b.window {
 		if !ok && len(b.fails) >= maxBanTracked {
-			b.pruneLocked(now)
-			if len(b.fails) >= maxBanTracked {
-				b.mu.Unlock()
-				return false // too many sources failing at once: count none new
-			}
+			b.evictFailureLocked(now)
 		}
 		f = failures{first: now}
 	}
 	f.n++
-	if f.n < b.threshold || len(b.until) >= maxBanTracked {
+	if f.n < b.threshold {
 		b.fails[key] = f
 		b.mu.Unlock()
 		return false
 	}
 	delete(b.fails, key)
+	var evicted netip.Prefix
+	if len(b.until) >= maxBanTracked {
+		evicted = b.evictBanLocked()
+	}
 	b.until[key] = now.Add(b.banTime)
 	b.n.Store(int32(len(b.until)))
 	b.total.Add(1)
-	banner := b.banner
+	b.opMu.Lock()
 	b.mu.Unlock()
+	defer b.opMu.Unlock()
+	if evicted.IsValid() {
+		b.unban(evicted)
+	}
 	var err error
-	if banner != nil {
-		err = banner.Ban(key, b.banTime)
+	if b.banner != nil {
+		err = b.banner.Ban(key, b.banTime)
 	}
 	if b.onBan != nil {
 		b.onBan(key, f.n, err)
 	}
 	return true
+}
+
+// evictFailureLocked makes room for one more source: the failures whose
+// window has passed go, else one at random.
+func (b *banList) evictFailureLocked(now time.Time) {
+	b.pruneLocked(now)
+	for k := range b.fails {
+		if len(b.fails) < maxBanTracked {
+			return
+		}
+		delete(b.fails, k)
+	}
+}
+
+// evictBanLocked drops the ban that ends first and returns it.
+func (b *banList) evictBanLocked() netip.Prefix {
+	var first netip.Prefix
+	var end time.Time
+	for k, t := range b.until {
+		if !first.IsValid() || t.Before(end) {
+			first, end = k, t
+		}
+	}
+	delete(b.until, first)
+	return first
 }
 
 // pruneLocked forgets the failures whose window has passed.
@@ -129,14 +166,17 @@ func (b *banList) banned(src netip.Addr) bool {
 		return false
 	}
 	key := banKey(src)
-	b.mu.Lock()
+	b.mu.RLock()
 	_, ok := b.until[key]
-	b.mu.Unlock()
+	b.mu.RUnlock()
 	return ok
 }
 
 // expire lifts the bans that are over at now, and forgets stale failures.
 func (b *banList) expire(now time.Time) {
+	if b.threshold <= 0 {
+		return
+	}
 	b.mu.Lock()
 	var over []netip.Prefix
 	for k, t := range b.until {
@@ -147,30 +187,22 @@ func (b *banList) expire(now time.Time) {
 	}
 	b.n.Store(int32(len(b.until)))
 	b.pruneLocked(now)
-	banner := b.banner
+	b.opMu.Lock()
 	b.mu.Unlock()
+	defer b.opMu.Unlock()
 	for _, k := range over {
-		if banner != nil {
-			banner.Unban(k)
-		}
-		if b.onUnban != nil {
-			b.onUnban(k)
-		}
+		b.unban(k)
 	}
 }
 
-// setBanner hands the bans in effect, and those to come, to banner.
-func (b *banList) setBanner(banner Banner) {
-	b.mu.Lock()
-	b.banner = banner
-	now := time.Now()
-	bans := make(map[netip.Prefix]time.Duration, len(b.until))
-	for k, t := range b.until {
-		bans[k] = t.Sub(now)
+// unban lifts k below the SIP stack and says so; under opMu.
+func (b *banList) unban(k netip.Prefix) {
+	var err error
+	if b.banner != nil {
+		err = b.banner.Unban(k)
 	}
-	b.mu.Unlock()
-	for k, d := range bans {
-		banner.Ban(k, d)
+	if b.onUnban != nil {
+		b.onUnban(k, err)
 	}
 }
 
@@ -197,21 +229,27 @@ func newBanList(cfg *Config, log *slog.Logger) *banList {
 			b.protected = append(b.protected, netip.PrefixFrom(ip, ip.BitLen()))
 		}
 	}
-	b.onBan = func(p netip.Prefix, failures int, enforced error) {
+	b.onBan = func(p netip.Prefix, failures int, err error) {
 		attrs := []any{"source", p.String(), "failures", failures, "window", b.window.String(), "ban_time", b.banTime.String()}
-		if enforced != nil {
-			attrs = append(attrs, "kernel_error", enforced.Error())
+		if err != nil {
+			attrs = append(attrs, "kernel_error", err.Error())
 		}
-		log.Warn("source banned: its packets are dropped unanswered", attrs...)
+		log.Warn("source banned: what it sends to the SIP ports is dropped unanswered", attrs...)
 	}
-	b.onUnban = func(p netip.Prefix) { log.Info("ban lifted", "source", p.String()) }
+	b.onUnban = func(p netip.Prefix, err error) {
+		if err != nil {
+			log.Warn("ban lifted; the kernel's could not be", "source", p.String(), "error", err)
+			return
+		}
+		log.Info("ban lifted", "source", p.String())
+	}
 	return b
 }
 
 // SetBanner puts the bans into effect below the SIP stack too (the kernel
 // fast path, nftables); without one the server drops banned sources'
-// messages itself.
-func (s *Server) SetBanner(b Banner) { s.bans.setBanner(b) }
+// messages itself. Call it before Listen.
+func (s *Server) SetBanner(b Banner) { s.bans.banner = b }
 
 // Bans is how many bans there were.
 func (s *Server) Bans() uint64 { return s.bans.total.Load() }

@@ -50,7 +50,7 @@ func testBanList(threshold int) *banList {
 func TestBanList(t *testing.T) {
 	b := testBanList(3)
 	log := &banLog{}
-	b.setBanner(log)
+	b.banner = log
 	t0 := time.Unix(1e9, 0)
 	src := netip.MustParseAddr("198.51.100.7")
 
@@ -94,7 +94,7 @@ func TestBanList(t *testing.T) {
 func TestBanListIPv6ByPrefix(t *testing.T) {
 	b := testBanList(2)
 	log := &banLog{}
-	b.setBanner(log)
+	b.banner = log
 	now := time.Now()
 	b.fail(netip.MustParseAddr("2001:db8:1::1"), now)
 	b.fail(netip.MustParseAddr("2001:db8:1::ffff"), now) // another host of the /64
@@ -113,9 +113,9 @@ func TestBanListIPv6ByPrefix(t *testing.T) {
 	}
 }
 
-// TestBanListBounded: sources beyond maxBanTracked are not counted until
-// the window of the others has passed; memory stays bounded under a flood
-// of spoofed sources.
+// TestBanListBounded: the failures and bans stay within maxBanTracked
+// under a flood of forged sources, and counting goes on: a scanner among
+// them is still banned; a full ban list gives up the ban ending first.
 func TestBanListBounded(t *testing.T) {
 	b := testBanList(5)
 	now := time.Now()
@@ -125,9 +125,32 @@ func TestBanListBounded(t *testing.T) {
 	if len(b.fails) != maxBanTracked {
 		t.Fatalf("%d sources tracked, want %d", len(b.fails), maxBanTracked)
 	}
-	b.fail(netip.MustParseAddr("198.51.100.1"), now.Add(2*time.Minute))
-	if len(b.fails) != 1 {
-		t.Errorf("%d sources tracked after the window passed, want only the new one", len(b.fails))
+	// A scanner among the forged sources is still counted, and banned.
+	scanner := netip.MustParseAddr("198.51.100.99")
+	for range 5 {
+		b.fail(scanner, now)
+	}
+	if !b.banned(scanner) {
+		t.Error("a scanner went unbanned with the table full of forged sources")
+	}
+	b.expire(now.Add(2 * time.Minute))
+	if len(b.fails) != 0 {
+		t.Errorf("%d sources tracked after the window passed, want none", len(b.fails))
+	}
+
+	// With the bans full, a new one takes the place of the one ending
+	// first, which is lifted below the SIP stack too.
+	log := &banLog{}
+	b.banner = log
+	b.until = map[netip.Prefix]time.Time{}
+	for i := range maxBanTracked {
+		b.until[netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 9, byte(i >> 8), byte(i)}), 32)] = now.Add(time.Hour + time.Duration(i)*time.Second)
+	}
+	for range 5 {
+		b.fail(netip.MustParseAddr("198.51.100.2"), now)
+	}
+	if got, want := log.take(), []string{"unban 10.9.0.0/32", "ban 198.51.100.2/32 10m0s"}; !slices.Equal(got, want) {
+		t.Errorf("banner got %v, want %v", got, want)
 	}
 }
 
@@ -146,8 +169,7 @@ func TestBanListOff(t *testing.T) {
 // its third request, which bans it and goes unanswered like every later
 // one; its TCP connection is closed unanswered; a trunk is still served.
 func TestBannedSourceGetsNothing(t *testing.T) {
-	s := startServer(t, "")
-	s.bans.threshold = 3
+	s := startServerWith(t, "", func(c *Config) { n := 3; c.SIP.BanThreshold = &n })
 	udp, tcp := s.Addrs()[0].String(), s.Addrs()[1].String()
 	const stranger = "127.0.0.66"
 	const options = "OPTIONS sip:x@127.0.0.1 SIP/2.0\n{via}\nFrom: <sip:s@x>;tag=1\nTo: <sip:x@127.0.0.1>\n" +

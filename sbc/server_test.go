@@ -17,6 +17,12 @@ import (
 // "t" owns 127.0.0.1 (where test clients send from) and routes to itself.
 func startServer(t *testing.T, extra string) *Server {
 	t.Helper()
+	return startServerWith(t, extra, nil)
+}
+
+// startServerWith is startServer with change applied to the config.
+func startServerWith(t *testing.T, extra string, change func(*Config)) *Server {
+	t.Helper()
 	cfg, err := ParseConfig(fmt.Sprintf(`
 [log]
 level = "debug"
@@ -47,6 +53,9 @@ to = "t"
 	if !strings.Contains(extra, "state_dir") {
 		none := "" // not the machine's /var/lib/sbc/calls
 		cfg.Calls.StateDir = &none
+	}
+	if change != nil {
+		change(cfg)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {

@@ -120,6 +120,7 @@ enum {
 	COUNT_NO_ROUTE,     // forward entry, but the FIB had no neighbour: passed to userspace
 	COUNT_FRAGMENT,     // IPv4 fragment to the media address: passed (the stack reassembles)
 	COUNT_RATE_LIMITED, // dropped: a source over the SIP packet rate
+	COUNT_BANNED,       // dropped: to a SIP port from a banned source
 	COUNT_MAX,
 };
 
@@ -142,6 +143,17 @@ struct {
 	__type(key, struct deny_key);
 	__type(value, __u8);
 } deny SEC(".maps");
+
+// Sources banned from the SIP ports (the daemon's ban list of sources that
+// keep failing), an LPM trie keyed like deny. Only their packets to the SIP
+// ports are dropped: a source forged into the list loses nothing else.
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct deny_key);
+	__type(value, __u8);
+} banned SEC(".maps");
 
 // Sources the SIP rate limit does not apply to (the trunks), an LPM trie
 // keyed like deny.
@@ -248,7 +260,13 @@ static __always_inline enum verdict screen(struct deny_key *src, __u8 proto, __u
 		count(COUNT_DENIED);
 		return VERDICT_DROP;
 	}
-	if ((proto == IPPROTO_UDP || proto == IPPROTO_TCP) && is_sip_port(dport) && over_sip_rate(src)) {
+	if ((proto != IPPROTO_UDP && proto != IPPROTO_TCP) || !is_sip_port(dport))
+		return VERDICT_PASS;
+	if (bpf_map_lookup_elem(&banned, src)) {
+		count(COUNT_BANNED);
+		return VERDICT_DROP;
+	}
+	if (over_sip_rate(src)) {
 		count(COUNT_RATE_LIMITED);
 		return VERDICT_DROP;
 	}

@@ -203,8 +203,8 @@ func addAttacker(t *testing.T, lab *netlab.Lab) netip.Addr {
 
 // TestE2EFastPathBan: sipp calling from a source that is no trunk is
 // banned after sip.ban_threshold failures, and the ban goes into the
-// kernel's deny map: what it sends next is dropped there (counted as
-// denied), while the carrier's call completes.
+// kernel: what it sends next to the SIP port is dropped there (counted as
+// banned), while the carrier's call completes.
 func TestE2EFastPathBan(t *testing.T) {
 	requireRoot(t)
 	lab := netlab.New(t)
@@ -234,13 +234,13 @@ func TestE2EFastPathBan(t *testing.T) {
 	uas.expectSuccessWithin(t, 5*time.Second)
 
 	st := d.stop(t)
-	denied, _ := st.num("fastpath_denied")
+	banned, _ := st.num("fastpath_banned")
 	bansN, _ := st.num("sip_bans")
-	t.Logf("%v of the scanner's packets denied in the kernel", denied)
+	t.Logf("%v of the scanner's packets dropped in the kernel as banned", banned)
 	// 20 INVITEs at 50/s: the 5 before the ban reached the daemon; the
 	// other 15 (and their retransmissions) died in the kernel.
-	if denied < 15 || bansN != 1 {
-		t.Errorf("fastpath_denied %v, sip_bans %v; want at least the 15 INVITEs after the ban, and one ban", denied, bansN)
+	if banned < 15 || bansN != 1 {
+		t.Errorf("fastpath_banned %v, sip_bans %v; want at least the 15 INVITEs after the ban, and one ban", banned, bansN)
 	}
 }
 

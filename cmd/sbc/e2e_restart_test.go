@@ -5,9 +5,11 @@ package main
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,6 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"sbc/sbc/sbctest"
 	"sbc/sbc/sbctest/netlab"
 )
 
@@ -30,13 +33,13 @@ import (
 // the call on both sides.
 func TestE2EFastPathRestart(t *testing.T) {
 	t.Run("kill", func(t *testing.T) {
-		testRestart(t, func(d *sbcDaemon) {
+		testRestart(t, true, func(d *sbcDaemon) {
 			d.cmd.Process.Kill()
 			<-d.done
 		})
 	})
 	t.Run("hand-over", func(t *testing.T) {
-		testRestart(t, func(d *sbcDaemon) {
+		testRestart(t, false, func(d *sbcDaemon) {
 			d.signal(t, syscall.SIGUSR2)
 			<-d.done
 			if d.code != 0 || len(d.find(func(l logLine) bool { return strings.HasPrefix(l.msg(), "handing over") })) != 1 {
@@ -46,7 +49,10 @@ func TestE2EFastPathRestart(t *testing.T) {
 	})
 }
 
-func testRestart(t *testing.T, stopFirst func(*sbcDaemon)) {
+// testRestart runs the test with stopFirst ending the first daemon; with
+// failedStart a daemon that cannot listen (its SIP port taken) comes
+// between, which takes the call over and must exit leaving it whole.
+func testRestart(t *testing.T, failedStart bool, stopFirst func(*sbcDaemon)) {
 	requireRoot(t)
 	mnt := t.TempDir()
 	if err := unix.Mount("bpf", mnt, "bpf", 0, "mode=0700"); err != nil {
@@ -133,6 +139,15 @@ func testRestart(t *testing.T, stopFirst func(*sbcDaemon)) {
 		t.Errorf("%d RTP echoes in the 2 s after the kill; want about 100: the kernel keeps forwarding the call", during)
 	}
 
+	if failedStart {
+		startFailing(t, lab, cfg)
+		failed := time.Now()
+		time.Sleep(time.Second)
+		if n := echoes.between(failed, time.Now()); n < 40 {
+			t.Errorf("%d RTP echoes in the second after a daemon failed to start; want about 50: it must leave the call's kernel entries", n)
+		}
+	}
+
 	second := startLabDaemon(t, lab, cfg)
 	restarted := time.Now()
 	taken := second.find(func(l logLine) bool { return l.msg() == "call taken over from a previous run" })
@@ -167,6 +182,27 @@ func testRestart(t *testing.T, stopFirst func(*sbcDaemon)) {
 		if filepath.Ext(e.Name()) != ".debug" {
 			t.Errorf("pinned after a clean stop: %s", e.Name())
 		}
+	}
+}
+
+// startFailing runs a daemon with cfg whose SIP port is taken: it takes
+// the calls over, fails to listen and exits keeping them.
+func startFailing(t *testing.T, lab *netlab.Lab, cfg sbctest.DaemonConfig) {
+	t.Helper()
+	taken, err := lab.SBC.ListenUDP(netip.AddrPortFrom(cfg.IP, uint16(cfg.SIPPort)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	path := filepath.Join(t.TempDir(), "sbc.toml")
+	if err := os.WriteFile(path, []byte(cfg.TOML()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := lab.SBC.Command(buildSBC(t), "run", "-config", path).CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitFail ||
+		!strings.Contains(string(out), "exiting with the calls of the previous run left for the next one") {
+		t.Fatalf("a daemon with its SIP port taken: %v; want exit %d leaving the calls\n%s", err, exitFail, lastBytes(string(out), 4000))
 	}
 }
 

@@ -186,7 +186,7 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 	if fw != nil {
 		if c, err := fw.Counters(); err == nil {
 			attrs = append(attrs, "fastpath_closed_port_drops", c.Closed, "fastpath_rate_limited", c.RateLimited,
-				"fastpath_denied", c.Denied)
+				"fastpath_denied", c.Denied, "fastpath_banned", c.Banned)
 		}
 	}
 	if guard != nil {
