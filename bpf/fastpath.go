@@ -43,9 +43,10 @@ const maxSIPPorts = 4
 // Pinhole is what the fast path does with UDP to one open media port.
 type Pinhole struct {
 	// Peer, when valid, is the latched peer: from any other source the
-	// port's packets are dropped (strict latching). IPv4 only.
+	// port's packets are dropped (strict latching).
 	Peer netip.AddrPort
-	// Forward, when set, relays the port's IPv4 packets in the kernel.
+	// Forward, when set, relays the port's packets in the kernel, IPv4 to
+	// IPv4 or IPv6 to IPv6 (IPv6 with no extension header).
 	Forward *Forward
 	// ForwardFrom, when valid with Forward, forwards only what comes from
 	// it; other sources' packets go to userspace (not dropped, as with
@@ -114,6 +115,7 @@ const (
 	portStrict      = 2
 	portForward     = 4
 	portForwardPeer = 8
+	portOut6        = 16
 )
 
 // FastPath is the loaded media fast path: maps and programs, attached to
@@ -227,6 +229,26 @@ func LoadFastPath(c FastPathConfig) (*FastPath, error) {
 // addresses read from packets (network order).
 func be32(b [4]byte) uint32 { return binary.NativeEndian.Uint32(b[:]) }
 
+// words is a as the entries hold addresses: 16 bytes, network order, IPv4
+// mapped.
+func words(a netip.Addr) [4]uint32 {
+	b := a.Unmap().As16() // IPv4 as ::ffff:a.b.c.d
+	var w [4]uint32
+	for i := range w {
+		w[i] = binary.NativeEndian.Uint32(b[4*i:])
+	}
+	return w
+}
+
+// addrOf undoes words.
+func addrOf(w [4]uint32) netip.Addr {
+	var b [16]byte
+	for i, v := range w {
+		binary.NativeEndian.PutUint32(b[4*i:], v)
+	}
+	return netip.AddrFrom16(b).Unmap()
+}
+
 // be16 is the uint16 whose memory holds port in network order.
 func be16(port uint16) uint16 {
 	var b [2]byte
@@ -288,31 +310,29 @@ func (f *FastPath) Open(port uint16, p Pinhole) error {
 	}
 	e := fastpathPortEntry{Flags: portOpen}
 	if p.Peer.IsValid() {
-		if !p.Peer.Addr().Unmap().Is4() {
-			return fmt.Errorf("fast path: open port %d: strict peer %v is not IPv4", port, p.Peer)
-		}
 		e.Flags |= portStrict
-		e.PeerIp4 = be32(p.Peer.Addr().Unmap().As4())
-		e.PeerPort = be16(p.Peer.Port())
+		e.Peer, e.PeerPort = words(p.Peer.Addr()), be16(p.Peer.Port())
 	}
 	if fw := p.Forward; fw != nil {
 		from, to := fw.From.Addr().Unmap(), fw.To.Addr().Unmap()
-		if !from.Is4() || !to.Is4() {
-			return fmt.Errorf("fast path: open port %d: forwarding %v -> %v: IPv4 only", port, fw.From, fw.To)
+		if from.Is4() != to.Is4() {
+			return fmt.Errorf("fast path: open port %d: forwarding %v -> %v: from one address family to the other", port, fw.From, fw.To)
 		}
 		e.Flags |= portForward
-		e.OutSaddr, e.OutSport = be32(from.As4()), be16(fw.From.Port())
-		e.OutDaddr, e.OutDport = be32(to.As4()), be16(fw.To.Port())
+		if to.Is6() {
+			e.Flags |= portOut6
+		}
+		e.OutSaddr, e.OutSport = words(from), be16(fw.From.Port())
+		e.OutDaddr, e.OutDport = words(to), be16(fw.To.Port())
 		if f := p.ForwardFrom; f.IsValid() {
 			if p.Peer.IsValid() && p.Peer != f {
 				return fmt.Errorf("fast path: open port %d: strict peer %v and forwarded source %v differ", port, p.Peer, f)
 			}
-			if !f.Addr().Unmap().Is4() {
-				return fmt.Errorf("fast path: open port %d: forwarded source %v is not IPv4", port, f)
+			if f.Addr().Unmap().Is4() != to.Is4() {
+				return fmt.Errorf("fast path: open port %d: forwarding from %v to %v: from one address family to the other", port, f, fw.To)
 			}
 			e.Flags |= portForwardPeer
-			e.PeerIp4 = be32(f.Addr().Unmap().As4())
-			e.PeerPort = be16(f.Port())
+			e.Peer, e.PeerPort = words(f.Addr()), be16(f.Port())
 		}
 		if v := fw.Via; v != nil {
 			if v.Ifindex <= 0 || len(v.Src) != 6 || len(v.Dst) != 6 {

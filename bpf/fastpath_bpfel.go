@@ -28,11 +28,11 @@ type fastpathDenyKey struct {
 type fastpathPortEntry struct {
 	_          structs.HostLayout
 	Flags      uint32
-	PeerIp4    uint32
+	Peer       [4]uint32
 	PeerPort   uint16
 	OutSport   uint16
-	OutSaddr   uint32
-	OutDaddr   uint32
+	OutSaddr   [4]uint32
+	OutDaddr   [4]uint32
 	OutDport   uint16
 	Pad        uint16
 	OutIfindex uint32

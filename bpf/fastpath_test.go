@@ -105,7 +105,9 @@ func (p packet) untagged() []byte {
 		copy(ip[8:24], s[:])
 		copy(ip[24:40], d[:])
 		pseudo := append(append(append([]byte{}, s[:]...), d[:]...), 0, 0, byte(len(udp)>>8), byte(len(udp)), 0, 0, 0, proto)
-		binary.BigEndian.PutUint16(udp[6:], fold(sum(pseudo)+sum(udp)))
+		if !p.noUDPSum {
+			binary.BigEndian.PutUint16(udp[6:], fold(sum(pseudo)+sum(udp)))
+		}
 		return append(append(eth, ip...), udp...)
 	}
 	binary.BigEndian.PutUint16(eth[12:], unix.ETH_P_IP)
@@ -342,8 +344,23 @@ func TestFastPathIPv6(t *testing.T) {
 			if got, _ := run(t, prog, withExt.bytes()); got != p.drop {
 				t.Errorf("IPv6 with 5 extension headers: verdict %d, want %d", got, p.drop)
 			}
-			if err := f.Open(20011, Pinhole{Peer: netip.MustParseAddrPort("[2001:db8:1::2]:4000")}); err == nil {
-				t.Error("a strict IPv6 peer was accepted; the program matches IPv4 peers only")
+			// A strict IPv6 pinhole: the latched peer only.
+			if err := f.Open(20014, Pinhole{Peer: netip.MustParseAddrPort("[2001:db8:1::2]:4000")}); err != nil {
+				t.Fatal(err)
+			}
+			strict := pk
+			strict.dport = 20014
+			if got, _ := run(t, prog, strict.bytes()); got != p.pass {
+				t.Errorf("IPv6 from the strict peer: verdict %d, want %d", got, p.pass)
+			}
+			strict.sport = 4002
+			if got, _ := run(t, prog, strict.bytes()); got != p.drop {
+				t.Errorf("IPv6 from another port of the strict peer: verdict %d, want %d", got, p.drop)
+			}
+			// Forwarding keeps the address family.
+			mixed := &Forward{From: netip.MustParseAddrPort("192.0.2.1:20016"), To: netip.MustParseAddrPort("[2001:db8:2::2]:5004")}
+			if err := f.Open(20016, Pinhole{Forward: mixed}); err == nil {
+				t.Error("forwarding from IPv4 to IPv6 was accepted")
 			}
 		})
 	}
@@ -519,6 +536,117 @@ func TestFastPathForward(t *testing.T) {
 		if err != nil {
 			t.Errorf("%s: %v", p.name, err)
 		}
+	}
+}
+
+// TestFastPathForward6 is TestFastPathForward for IPv6: addresses, ports
+// and hop limit rewritten, the UDP checksum right over the new
+// pseudo-header; what cannot be forwarded (extension headers, a zero
+// checksum, IPv4 to an IPv6 entry) goes to userspace unchanged.
+func TestFastPathForward6(t *testing.T) {
+	lab := netlab.New(t)
+	cust := lab.CustomerLink
+	media := lab.CarrierLink.SBC.IPv6
+	carrier := lab.CarrierLink.Leaf.IPv6
+	fw := &Forward{From: netip.AddrPortFrom(cust.SBC.IPv6, 20012), To: netip.AddrPortFrom(cust.Leaf.IPv6, 5004),
+		Via: &NextHop{Ifindex: cust.SBC.Index, Src: cust.SBC.MAC, Dst: cust.Leaf.MAC}}
+	if out, err := lab.SBC.Command("ip", "-6", "neigh", "replace", cust.Leaf.IPv6.String(), "lladdr", cust.Leaf.MAC.String(),
+		"dev", cust.SBC.Name, "nud", "permanent").CombinedOutput(); err != nil {
+		t.Fatalf("ip neigh: %v\n%s", err, out)
+	}
+	for _, p := range programs {
+		err := lab.SBC.Do(func() error {
+			t := &named{T: t, name: p.name}
+			f := loadFastPath(t, FastPathConfig{PortMin: portMin, PortMax: portMax, IP6: media})
+			prog := p.prog(f)
+			redirect := xdpRedirect
+			if p.name == "tc" {
+				redirect = tcRedirect
+			}
+			pk := packet{src: carrier, dst: media, sport: 4000, dport: 20010}
+			in := pk.bytes()
+			if err := f.Open(20010, Pinhole{Peer: netip.AddrPortFrom(carrier, 4000), Forward: fw}); err != nil {
+				t.Fatal(err)
+			}
+			got, out := run(t, prog, in)
+			if got != redirect {
+				t.Fatalf("verdict %d, want %d (redirect); counters %+v", got, redirect, counters(t, f))
+			}
+			checkRewritten6(t, out, fw)
+			checkMACs(t, out, cust.SBC.MAC, cust.Leaf.MAC)
+			if !bytes.Equal(out[62:], in[62:]) {
+				t.Error("payload changed")
+			}
+			if st, _ := f.Stats(20010); st.Forwarded != 1 || st.ForwardedBytes != uint64(len(in)-14) {
+				t.Errorf("stats %+v; want 1 forwarded of %d bytes", st, len(in)-14)
+			}
+			for _, c := range []struct {
+				what string
+				pk   packet
+			}{
+				{"an extension header", packet{src: carrier, dst: media, sport: 4000, dport: 20010, ext6: 1}},
+				{"a zero UDP checksum", packet{src: carrier, dst: media, sport: 4000, dport: 20010, noUDPSum: true}},
+			} {
+				in := c.pk.bytes()
+				if got, out := run(t, prog, in); got != p.pass || !bytes.Equal(out, in) {
+					t.Errorf("%s: verdict %d (want pass %d), packet changed %v", c.what, got, p.pass, !bytes.Equal(out, in))
+				}
+			}
+			// IPv4 to a port forwarding IPv6: userspace's.
+			if err := f.Open(20010, Pinhole{Forward: fw}); err != nil {
+				t.Fatal(err)
+			}
+			v4 := packet{src: lab.CarrierLink.Leaf.IPv4, dst: lab.CarrierLink.SBC.IPv4, sport: 4000, dport: 20010}.bytes()
+			if got, out := run(t, prog, v4); got != p.pass || !bytes.Equal(out, v4) {
+				t.Errorf("IPv4 to an IPv6 forward: verdict %d (want pass %d)", got, p.pass)
+			}
+
+			// The FIB's next hop, forwarding on.
+			fib := &Forward{From: fw.From, To: fw.To}
+			if err := f.Open(20010, Pinhole{Forward: fib}); err != nil {
+				t.Fatal(err)
+			}
+			if got, out := run(t, prog, in); got != p.pass || !bytes.Equal(out, in) {
+				t.Errorf("FIB with forwarding off: verdict %d (want pass %d)", got, p.pass)
+			}
+			sysctl(t, lab.SBC, "net.ipv6.conf.all.forwarding", "1")
+			defer sysctl(t, lab.SBC, "net.ipv6.conf.all.forwarding", "0")
+			got, out = run(t, prog, in)
+			if got != redirect {
+				t.Fatalf("FIB: verdict %d, want %d (redirect); counters %+v", got, redirect, counters(t, f))
+			}
+			checkRewritten6(t, out, fib)
+			checkMACs(t, out, cust.SBC.MAC, cust.Leaf.MAC)
+			return nil
+		})
+		if err != nil {
+			t.Errorf("%s: %v", p.name, err)
+		}
+	}
+}
+
+// checkRewritten6 checks a forwarded frame's IPv6 and UDP headers.
+func checkRewritten6(t testing.TB, out []byte, fw *Forward) {
+	t.Helper()
+	if binary.BigEndian.Uint16(out[12:]) != unix.ETH_P_IPV6 {
+		t.Fatalf("not IPv6 any more: ethertype %#04x", binary.BigEndian.Uint16(out[12:]))
+	}
+	ip, udp := out[14:54], out[54:]
+	src, dst := netip.AddrFrom16([16]byte(ip[8:24])), netip.AddrFrom16([16]byte(ip[24:40]))
+	sport, dport := binary.BigEndian.Uint16(udp[0:]), binary.BigEndian.Uint16(udp[2:])
+	if got := netip.AddrPortFrom(src, sport); got != fw.From {
+		t.Errorf("source %v, want %v", got, fw.From)
+	}
+	if got := netip.AddrPortFrom(dst, dport); got != fw.To {
+		t.Errorf("destination %v, want %v", got, fw.To)
+	}
+	if ip[7] != 64 {
+		t.Errorf("hop limit %d, want 64", ip[7])
+	}
+	udp = udp[:binary.BigEndian.Uint16(udp[4:])]
+	pseudo := append(append([]byte{}, ip[8:40]...), 0, 0, byte(len(udp)>>8), byte(len(udp)), 0, 0, 0, 17)
+	if fold(sum(pseudo)+sum(udp)) != 0 {
+		t.Errorf("UDP checksum %#04x does not verify", binary.BigEndian.Uint16(udp[6:]))
 	}
 }
 

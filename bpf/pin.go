@@ -33,8 +33,9 @@ import (
 // layout or range cannot read them, so it removes them and starts with every
 // port closed.
 
-// pinLayout changes with struct port_entry or struct port_stats.
-const pinLayout = 1
+// pinLayout changes with struct port_entry or struct port_stats
+// (TestPinLayout holds their sizes per layout). 2: 16-byte addresses.
+const pinLayout = 2
 
 // bpfFSMagic is BPF_FS_MAGIC (statfs f_type of a bpf filesystem).
 const bpfFSMagic = 0xcafe4a11
@@ -316,14 +317,14 @@ func (f *FastPath) Entries() (map[uint16]Pinhole, error) {
 // pinhole turns an entry back into what Open was given.
 func (e fastpathPortEntry) pinhole() Pinhole {
 	var p Pinhole
-	peer := netip.AddrPortFrom(addr4(e.PeerIp4), port16(e.PeerPort))
+	peer := netip.AddrPortFrom(addrOf(e.Peer), port16(e.PeerPort))
 	if e.Flags&portStrict != 0 {
 		p.Peer = peer
 	}
 	if e.Flags&portForward != 0 {
 		p.Forward = &Forward{
-			From: netip.AddrPortFrom(addr4(e.OutSaddr), port16(e.OutSport)),
-			To:   netip.AddrPortFrom(addr4(e.OutDaddr), port16(e.OutDport)),
+			From: netip.AddrPortFrom(addrOf(e.OutSaddr), port16(e.OutSport)),
+			To:   netip.AddrPortFrom(addrOf(e.OutDaddr), port16(e.OutDport)),
 		}
 		if e.OutIfindex != 0 {
 			p.Forward.Via = &NextHop{Ifindex: int(e.OutIfindex),
@@ -336,13 +337,7 @@ func (e fastpathPortEntry) pinhole() Pinhole {
 	return p
 }
 
-// addr4 and port16 undo be32 and be16.
-func addr4(v uint32) netip.Addr {
-	var b [4]byte
-	binary.NativeEndian.PutUint32(b[:], v)
-	return netip.AddrFrom4(b)
-}
-
+// port16 undoes be16.
 func port16(v uint16) uint16 {
 	var b [2]byte
 	binary.NativeEndian.PutUint16(b[:], v)

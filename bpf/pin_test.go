@@ -1,6 +1,7 @@
 package bpf
 
 import (
+	"encoding/binary"
 	"errors"
 	"net/netip"
 	"os"
@@ -335,5 +336,21 @@ func TestRemovePins(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(plain, "v1-keep")); err != nil {
 		t.Errorf("RemovePins touched a directory that is no bpf filesystem: %v", err)
+	}
+}
+
+// TestPinLayout: the pinned maps' entries have the size their layout
+// version says. A change of struct port_entry or port_stats fails here
+// until pinLayout is bumped and its sizes added: a restarted daemon must
+// never read a previous run's entries with another layout.
+func TestPinLayout(t *testing.T) {
+	sizes := map[int][2]int{ // layout: port_entry, port_stats
+		1: {40, 48},
+		2: {76, 48},
+	}
+	want, ok := sizes[pinLayout]
+	got := [2]int{binary.Size(fastpathPortEntry{}), binary.Size(fastpathPortStats{})}
+	if !ok || got != want {
+		t.Fatalf("layout %d: entries of %v bytes, want %v: bump pinLayout and add its sizes here", pinLayout, got, want)
 	}
 }

@@ -311,7 +311,7 @@ var ErrNoNeighbour = fmt.Errorf("the next hop's Ethernet address is not known ye
 // (an open one) itself: it leaves from src, the relay's address and port on
 // the other leg, to dst, that leg's peer. Other sources' packets are
 // dropped when strict, else they go to the userspace relay, which may
-// latch them. IPv4 only.
+// latch them. IPv4 to IPv4 or IPv6 to IPv6.
 func (f *Firewall) Forward(port uint16, from, src, dst netip.AddrPort, strict bool) error {
 	hop, err := f.nextHop(dst.Addr().Unmap())
 	if err != nil {
@@ -335,9 +335,6 @@ func (f *Firewall) PortStats(port uint16) (bpf.PortStats, error) { return f.fp.S
 // interface and gateway (or dst itself on a connected subnet), and the
 // gateway's Ethernet address from the neighbour table.
 func (f *Firewall) nextHop(dst netip.Addr) (*bpf.NextHop, error) {
-	if !dst.Is4() {
-		return nil, fmt.Errorf("next hop to %v: IPv4 only", dst)
-	}
 	f.nlMu.Lock()
 	defer f.nlMu.Unlock()
 	// A route or neighbour change bumps the generation, which voids the
@@ -384,7 +381,11 @@ func (f *Firewall) lookupHop(dst netip.Addr) (*bpf.NextHop, error) {
 	if len(ours) != 6 {
 		return nil, fmt.Errorf("%s towards %v has no Ethernet address", link.Attrs().Name, dst)
 	}
-	neighs, err := f.nl.NeighList(r.LinkIndex, netlink.FAMILY_V4)
+	family := netlink.FAMILY_V4
+	if via.Is6() {
+		family = netlink.FAMILY_V6
+	}
+	neighs, err := f.nl.NeighList(r.LinkIndex, family)
 	if err != nil {
 		return nil, fmt.Errorf("neighbours on %s: %w", link.Attrs().Name, err)
 	}

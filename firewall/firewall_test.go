@@ -270,6 +270,77 @@ func TestFirewallForwards(t *testing.T) {
 	}
 }
 
+// TestFirewallForwards6: the same over IPv6, whose next hop comes from the
+// IPv6 neighbour table; the customer's stack checks each UDP checksum.
+func TestFirewallForwards6(t *testing.T) {
+	for _, mode := range []string{media.FastPathTC, media.FastPathXDP} {
+		t.Run(mode, func(t *testing.T) {
+			lab := netlab.New(t)
+			sbcIP := lab.CarrierLink.SBC.IPv6
+			var fw *Firewall
+			err := lab.SBC.Do(func() error {
+				var err error
+				fw, _, err = Start(Config{Mode: mode, BindIP: sbcIP, PortMin: 30000, PortMax: 30099,
+					Interfaces: []string{lab.CarrierLink.SBC.Name, lab.CustomerLink.SBC.Name}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+				return err
+			})
+			if err != nil || fw == nil {
+				t.Fatalf("start the fast path in %s mode: %v", mode, err)
+			}
+			t.Cleanup(func() { fw.Close() })
+			phone := netip.AddrPortFrom(lab.CustomerLink.Leaf.IPv6, 5004)
+			relaySrc := netip.AddrPortFrom(lab.CustomerLink.SBC.IPv6, 30012)
+			caller := netip.AddrPortFrom(lab.CarrierLink.Leaf.IPv6, 4000)
+			rx := listen(t, lab.Customer, phone)
+			sbcSock := listen(t, lab.SBC, netip.AddrPortFrom(sbcIP, 30010))
+			if err := fw.Open(30010); err != nil {
+				t.Fatal(err)
+			}
+			out := listen(t, lab.SBC, relaySrc)
+			deadline := time.Now().Add(3 * time.Second)
+			for {
+				out.WriteToUDPAddrPort([]byte("hello"), phone)
+				err := fw.Forward(30010, caller, relaySrc, phone, true)
+				if err == nil {
+					break
+				}
+				if !errors.Is(err, ErrNoNeighbour) || time.Now().After(deadline) {
+					t.Fatalf("forward: %v", err)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			drain(rx)
+			from, err := lab.Carrier.ListenUDP(caller)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer from.Close()
+			for i := range 10 {
+				if _, err := from.WriteToUDPAddrPort([]byte{'r', 't', 'p', byte(i)}, netip.AddrPortFrom(sbcIP, 30010)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			buf := make([]byte, 64)
+			for i := range 10 {
+				rx.SetReadDeadline(time.Now().Add(time.Second))
+				n, src, err := rx.ReadFromUDPAddrPort(buf)
+				if err != nil {
+					t.Fatalf("datagram %d of 10 did not reach the customer: %v (counters %+v)", i, err, counters(t, fw))
+				}
+				if src != relaySrc || n != 4 || buf[3] != byte(i) {
+					t.Errorf("got %q from %v; want datagram %d from %v", buf[:n], src, i, relaySrc)
+				}
+			}
+			if got := drain(sbcSock); got != 0 {
+				t.Errorf("the userspace socket got %d datagrams the kernel should have forwarded", got)
+			}
+			if st, _ := fw.PortStats(30010); st.Forwarded != 10 {
+				t.Errorf("port stats %+v; want 10 forwarded", st)
+			}
+		})
+	}
+}
+
 func counters(t *testing.T, fw *Firewall) bpf.Counters {
 	c, err := fw.Counters()
 	if err != nil {

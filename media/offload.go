@@ -1,6 +1,7 @@
 package media
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"net/netip"
@@ -229,7 +230,12 @@ func (st *Stream) offloadable(in, out *leg, k sockKind) (offloaded, bool) {
 		from, dst = ri.signalled[k], ro.signalled[k]
 	}
 	src, ok := st.sess.relay.localAddr(out)
-	if !from.IsValid() || !dst.IsValid() || !ok || !from.Addr().Is4() || !dst.Addr().Is4() {
+	if !from.IsValid() || !dst.IsValid() || !ok {
+		return offloaded{}, false
+	}
+	// The kernel forwards IPv4 to IPv4 and IPv6 to IPv6, not across.
+	v4 := dst.Addr().Unmap().Is4()
+	if from.Addr().Unmap().Is4() != v4 || src.Unmap().Is4() != v4 {
 		return offloaded{}, false
 	}
 	return offloaded{from: from, src: netip.AddrPortFrom(src, uint16(out.rtpPort+int(k))), dst: dst}, true
@@ -243,7 +249,7 @@ func (r *Relay) localAddr(l *leg) (netip.Addr, bool) {
 		binary.BigEndian.PutUint32(a[:], v)
 		return netip.AddrFrom4(a), true
 	}
-	if r.bindIP.Is4() && !r.bindIP.IsUnspecified() {
+	if r.bindIP.IsValid() && !r.bindIP.IsUnspecified() {
 		return r.bindIP, true
 	}
 	return netip.Addr{}, false
@@ -266,7 +272,12 @@ func (st *Stream) kernelStats(s *Stats) {
 			if err != nil || ps.Forwarded == 0 {
 				continue
 			}
-			payload := ps.ForwardedBytes - 28*ps.Forwarded // IPv4 and UDP headers
+			headers := uint64(28) // IPv4 and UDP
+			rem := st.legs[from].remote.Load()
+			if peer := cmp.Or(rem.latched[k], rem.signalled[k]); peer.Addr().Unmap().Is6() {
+				headers = 48 // IPv6 and UDP
+			}
+			payload := ps.ForwardedBytes - headers*ps.Forwarded
 			if sockKind(k) == rtcpSock {
 				d.RTCPPackets += ps.Forwarded
 				d.RTCPBytes += payload

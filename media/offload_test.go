@@ -3,6 +3,7 @@ package media
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"sync"
 	"testing"
@@ -307,4 +308,70 @@ func TestKernelLastSeenReadsSparingly(t *testing.T) {
 		t.Errorf("%d counter reads once the reading is older than half the timeout, want 8", n)
 	}
 	s.Close()
+}
+
+// TestOffloadIPv6: an IPv6 stream is handed to the kernel like an IPv4
+// one, from the relay's IPv6 address; its kernel bytes count IPv6
+// headers. A leg of the other family keeps the stream in userspace.
+func TestOffloadIPv6(t *testing.T) {
+	r := newTestRelay(t, func(c *Config) { c.BindIP = "::1" })
+	fo := &fakeOffload{entries: map[uint16]offloaded{}, stats: map[uint16]bpf.PortStats{}}
+	r.SetPinholes(&pinholeLog{open: map[uint16]bool{}})
+	if err := r.SetOffload(fo); err != nil {
+		t.Fatal(err)
+	}
+	peer6 := func() *net.UDPConn {
+		c, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback})
+		if err != nil {
+			t.Fatalf("IPv6 loopback: %v", err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	a, b := peer6(), peer6()
+	addr := func(c *net.UDPConn) netip.AddrPort { return c.LocalAddr().(*net.UDPAddr).AddrPort() }
+	s := r.NewSession("v6")
+	st, err := s.AddStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.SetRemote(SideA, Peer{RTP: addr(a)})
+	st.SetRemote(SideB, Peer{RTP: addr(b)})
+	aPort, _ := st.LocalPorts(SideA)
+	bPort, _ := st.LocalPorts(SideB)
+	relay := func(port int) *net.UDPAddr { return &net.UDPAddr{IP: net.IPv6loopback, Port: port} }
+	buf := make([]byte, 2048)
+	a.WriteToUDP(rtpPacket(1, 172), relay(aPort))
+	b.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := b.Read(buf); err != nil {
+		t.Fatalf("B got nothing: %v", err)
+	}
+	b.WriteToUDP(rtpPacket(1, 172), relay(bPort))
+	a.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := a.Read(buf); err != nil {
+		t.Fatalf("A got nothing: %v", err)
+	}
+	waitFor(t, "both directions in the kernel", func() bool {
+		_, ok1 := fo.entry(aPort)
+		_, ok2 := fo.entry(bPort)
+		return ok1 && ok2
+	})
+	e, _ := fo.entry(aPort)
+	if want := (offloaded{from: addr(a), src: netip.AddrPortFrom(netip.IPv6Loopback(), uint16(bPort)), dst: addr(b)}); e != want {
+		t.Errorf("A's port forwards %+v, want %+v", e, want)
+	}
+	waitFor(t, "A's packet counted", func() bool { return s.Stats().AtoB.RTPPackets == 1 })
+	fo.mu.Lock()
+	fo.stats[uint16(aPort)] = bpf.PortStats{Forwarded: 10, ForwardedBytes: 10 * (48 + 184)}
+	fo.mu.Unlock()
+	if got := s.Stats().AtoB; got.RTPPackets != 11 || got.RTPBytes != 11*184 {
+		t.Errorf("A to B stats %+v; want 11 RTP packets of 184 bytes", got)
+	}
+
+	// B moves to an IPv4 address: its direction leaves the kernel.
+	st.SetRemote(SideB, Peer{RTP: netip.MustParseAddrPort("127.0.0.1:9")})
+	s.offload()
+	if e, ok := fo.entry(aPort); ok && e.dst.Addr().Is4() {
+		t.Errorf("forwarding IPv6 to IPv4 in the kernel: %+v", e)
+	}
 }

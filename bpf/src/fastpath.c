@@ -32,6 +32,7 @@
 #include <bpf/bpf_helpers.h>
 
 #define AF_INET 2
+#define AF_INET6 10
 #define IP_MF 0x2000
 #define IP_OFFSET 0x1fff
 #define MAX_EXT 4 // IPv6 extension headers walked
@@ -59,8 +60,9 @@ volatile const __u64 sip_burst_ns = 0;
 // Flags of a port's entry.
 #define PORT_OPEN 1    // a pinhole: the port belongs to a live call
 #define PORT_STRICT 2  // only the latched peer may send to it
-#define PORT_FORWARD 4 // forward in the kernel (IPv4 only)
-#define PORT_FORWARD_PEER 8 // forward only what comes from peer_ip4:peer_port; the rest goes to userspace
+#define PORT_FORWARD 4 // forward in the kernel
+#define PORT_FORWARD_PEER 8 // forward only what comes from peer:peer_port; the rest goes to userspace
+#define PORT_OUT6 16 // the forward addresses are IPv6 (forwarded from IPv6 only; IPv4 from IPv4 only)
 
 // An 802.1Q or 802.1ad tag, after the Ethernet addresses.
 struct vlan_tag {
@@ -68,14 +70,15 @@ struct vlan_tag {
 	__be16 encapsulated_proto;
 };
 
+// Addresses are 16 bytes, network order, IPv4 as ::ffff:a.b.c.d.
 struct port_entry {
 	__u32 flags;
-	__u32 peer_ip4;  // latched peer, network order (PORT_STRICT)
-	__u16 peer_port; // network order (PORT_STRICT)
-	__u16 out_sport; // network order (PORT_FORWARD): the relay's port on the other leg
-	__u32 out_saddr; // network order: the relay's address on the other leg
-	__u32 out_daddr; // network order: the other leg's peer
-	__u16 out_dport; // network order
+	__u32 peer[4];      // latched peer (PORT_STRICT, PORT_FORWARD_PEER)
+	__u16 peer_port;    // network order
+	__u16 out_sport;    // network order (PORT_FORWARD): the relay's port on the other leg
+	__u32 out_saddr[4]; // the relay's address on the other leg
+	__u32 out_daddr[4]; // the other leg's peer
+	__u16 out_dport;    // network order
 	__u16 _pad;
 	// The next hop, when userspace resolved it: the interface and the MACs.
 	// 0: ask the FIB, which answers only where forwarding is enabled on the
@@ -306,10 +309,18 @@ static __always_inline int media_dst6(const struct in6_addr *daddr)
 	       daddr->in6_u.u6_addr32[2] == media_ip6[2] && daddr->in6_u.u6_addr32[3] == media_ip6[3];
 }
 
+// is_peer says whether src:sport is the entry's peer (src as 4 words, IPv4
+// mapped).
+static __always_inline int is_peer(const struct port_entry *e, const __u32 *src, __u16 sport)
+{
+	return e->peer[0] == src[0] && e->peer[1] == src[1] && e->peer[2] == src[2] && e->peer[3] == src[3] &&
+	       e->peer_port == sport;
+}
+
 // pinhole applies the filter to UDP to a media port and accounts the
 // packet; it returns the port's entry when the packet may go on, else 0
 // (drop).
-static __always_inline struct port_entry *pinhole(__u16 dport_be, __u32 saddr, __u16 sport, __u32 len, int ip6)
+static __always_inline struct port_entry *pinhole(__u16 dport_be, const __u32 *src, __u16 sport, __u32 len)
 {
 	__u32 port = bpf_ntohs(dport_be);
 	struct port_entry *e = bpf_map_lookup_elem(&ports, &port);
@@ -317,7 +328,7 @@ static __always_inline struct port_entry *pinhole(__u16 dport_be, __u32 saddr, _
 		count(COUNT_CLOSED);
 		return 0;
 	}
-	if ((e->flags & PORT_STRICT) && (ip6 || e->peer_ip4 != saddr || e->peer_port != sport)) {
+	if ((e->flags & PORT_STRICT) && !is_peer(e, src, sport)) {
 		count(COUNT_NOT_PEER);
 		return 0;
 	}
@@ -334,15 +345,16 @@ static __always_inline struct port_entry *pinhole(__u16 dport_be, __u32 saddr, _
 // fwd is what handle found out about a packet to forward.
 struct fwd {
 	struct port_entry e; // a copy: the map entry may change meanwhile
-	__u32 l3, l4;        // offsets of the IPv4 and UDP headers
+	__u32 l3, l4;        // offsets of the IP and UDP headers
 	__u32 ifindex;       // where it goes
+	int ip6;             // an IPv6 packet
 	__u8 smac[ETH_ALEN], dmac[ETH_ALEN];
 };
 
-// route says where the rewritten packet goes: the next hop userspace put in
-// the entry, else the FIB's answer. A packet that cannot be forwarded goes
-// to userspace unchanged.
-static __always_inline enum verdict route(void *ctx, struct iphdr *ip, __u32 ifindex, int xdp, struct fwd *f)
+// route says where the rewritten packet (of tot_len bytes from its IP
+// header on) goes: the next hop userspace put in the entry, else the FIB's
+// answer. A packet that cannot be forwarded goes to userspace unchanged.
+static __always_inline enum verdict route(void *ctx, __u16 tot_len, __u32 ifindex, int xdp, struct fwd *f)
 {
 	if (f->e.out_ifindex) {
 		f->ifindex = f->e.out_ifindex;
@@ -351,13 +363,19 @@ static __always_inline enum verdict route(void *ctx, struct iphdr *ip, __u32 ifi
 		return VERDICT_REDIRECT;
 	}
 	struct bpf_fib_lookup fib = {};
-	fib.family = AF_INET;
 	fib.l4_protocol = IPPROTO_UDP;
 	fib.sport = f->e.out_sport;
 	fib.dport = f->e.out_dport;
-	fib.tot_len = bpf_ntohs(ip->tot_len);
-	fib.ipv4_src = f->e.out_saddr;
-	fib.ipv4_dst = f->e.out_daddr;
+	fib.tot_len = tot_len;
+	if (f->ip6) {
+		fib.family = AF_INET6;
+		__builtin_memcpy(fib.ipv6_src, f->e.out_saddr, 16);
+		__builtin_memcpy(fib.ipv6_dst, f->e.out_daddr, 16);
+	} else {
+		fib.family = AF_INET;
+		fib.ipv4_src = f->e.out_saddr[3];
+		fib.ipv4_dst = f->e.out_daddr[3];
+	}
 	fib.ifindex = ifindex;
 	long rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
 	f->ifindex = fib.ifindex;
@@ -369,6 +387,26 @@ static __always_inline enum verdict route(void *ctx, struct iphdr *ip, __u32 ifi
 		return VERDICT_REDIRECT_NEIGH;
 	count(COUNT_NO_ROUTE);
 	return VERDICT_PASS;
+}
+
+// forward finishes the decision on a packet to an open port whose entry
+// forwards: it routes it, and counts it when it goes.
+static __always_inline enum verdict forward(void *ctx, struct port_entry *e, __u16 dport_be, __u16 tot_len,
+					    __u32 ifindex, int xdp, struct fwd *f)
+{
+	f->e = *e;
+	enum verdict v = route(ctx, tot_len, ifindex, xdp, f);
+	if (v != VERDICT_PASS) {
+		__u32 off = bpf_ntohs(dport_be) - port_min;
+		struct port_stats *st = bpf_map_lookup_elem(&stats, &off);
+		if (st) {
+			st->forwarded++;
+			st->forwarded_bytes += tot_len;
+			st->forwarded_last_ns = bpf_ktime_get_ns();
+		}
+		count(COUNT_FORWARDED);
+	}
+	return v;
 }
 
 // handle is the program, shared by the XDP and TC entry points; for
@@ -418,32 +456,22 @@ static __always_inline enum verdict handle(void *ctx, void *data, void *data_end
 		}
 		if ((void *)(udp + 1) > data_end || !in_range(udp->dest))
 			return VERDICT_PASS;
-		struct port_entry *e = pinhole(udp->dest, ip->saddr, udp->source, bpf_ntohs(ip->tot_len), 0);
+		const __u32 *from = (const __u32 *)src.addr; // IPv4 mapped, as entries hold it
+		struct port_entry *e = pinhole(udp->dest, from, udp->source, bpf_ntohs(ip->tot_len));
 		if (!e)
 			return VERDICT_DROP;
 		if (ip->frag_off & bpf_htons(IP_MF)) { // a first fragment to an open port: the stack reassembles
 			count(COUNT_FRAGMENT);
 			return VERDICT_PASS;
 		}
-		if (!(e->flags & PORT_FORWARD) || tagged)
+		if (!(e->flags & PORT_FORWARD) || (e->flags & PORT_OUT6) || tagged)
 			return VERDICT_PASS;
-		if ((e->flags & PORT_FORWARD_PEER) && (e->peer_ip4 != ip->saddr || e->peer_port != udp->source))
+		if ((e->flags & PORT_FORWARD_PEER) && !is_peer(e, from, udp->source))
 			return VERDICT_PASS; // a new source: userspace latches it, or not
-		f->e = *e;
 		f->l3 = sizeof(*eth);
 		f->l4 = l4;
-		enum verdict v = route(ctx, ip, ifindex, xdp, f);
-		if (v != VERDICT_PASS) {
-			__u32 off = bpf_ntohs(udp->dest) - port_min;
-			struct port_stats *st = bpf_map_lookup_elem(&stats, &off);
-			if (st) {
-				st->forwarded++;
-				st->forwarded_bytes += bpf_ntohs(ip->tot_len);
-				st->forwarded_last_ns = bpf_ktime_get_ns();
-			}
-			count(COUNT_FORWARDED);
-		}
-		return v;
+		f->ip6 = 0;
+		return forward(ctx, e, udp->dest, bpf_ntohs(ip->tot_len), ifindex, xdp, f);
 	}
 
 	if (proto == bpf_htons(ETH_P_IPV6)) {
@@ -498,9 +526,23 @@ static __always_inline enum verdict handle(void *ctx, void *data, void *data_end
 		}
 		if ((void *)(udp + 1) > data_end || !in_range(udp->dest))
 			return VERDICT_PASS;
-		if (!pinhole(udp->dest, 0, udp->source, sizeof(*ip6) + bpf_ntohs(ip6->payload_len), 1))
+		const __u32 *from = (const __u32 *)src.addr;
+		__u16 tot_len = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
+		struct port_entry *e = pinhole(udp->dest, from, udp->source, tot_len);
+		if (!e)
 			return VERDICT_DROP;
-		return VERDICT_PASS; // forwarding is IPv4 only
+		// Forwarded: UDP right after the fixed header (extension headers
+		// go to userspace), with a checksum (zero is invalid in IPv6:
+		// the stack drops it).
+		if (!(e->flags & PORT_FORWARD) || !(e->flags & PORT_OUT6) || tagged ||
+		    off != l3 + sizeof(*ip6) || !udp->check)
+			return VERDICT_PASS;
+		if ((e->flags & PORT_FORWARD_PEER) && !is_peer(e, from, udp->source))
+			return VERDICT_PASS;
+		f->l3 = sizeof(*eth);
+		f->l4 = sizeof(*eth) + sizeof(*ip6);
+		f->ip6 = 1;
+		return forward(ctx, e, udp->dest, tot_len, ifindex, xdp, f);
 	}
 	return VERDICT_PASS;
 }
@@ -514,6 +556,63 @@ static __always_inline __u16 ttl_word(__u16 old)
 	b[0] = relay_ttl;
 	__builtin_memcpy(&old, b, 2);
 	return old;
+}
+
+// rewrite_xdp4 rewrites an IPv4 packet in place; nonzero: it could not.
+static __always_inline int rewrite_xdp4(void *data, void *data_end, struct fwd *f)
+{
+	struct iphdr *ip = data + sizeof(struct ethhdr);
+	struct udphdr *udp = data + (f->l4 & 0x7f); // the verifier wants a bound: at most 14 + 60
+	if ((void *)(ip + 1) > data_end || (void *)(udp + 1) > data_end)
+		return -1;
+	__u32 saddr = f->e.out_saddr[3], daddr = f->e.out_daddr[3];
+	__u16 check = ip->check;
+	check = csum_replace32(check, ip->saddr, saddr);
+	check = csum_replace32(check, ip->daddr, daddr);
+	__u16 *tw = (__u16 *)&ip->ttl, ntw = ttl_word(*tw);
+	check = csum_replace16(check, *tw, ntw);
+	ip->check = check;
+	*tw = ntw;
+	if (udp->check) { // 0: the sender did not checksum (IPv4 allows it)
+		check = udp->check;
+		check = csum_replace32(check, ip->saddr, saddr); // pseudo-header
+		check = csum_replace32(check, ip->daddr, daddr);
+		check = csum_replace16(check, udp->source, f->e.out_sport);
+		check = csum_replace16(check, udp->dest, f->e.out_dport);
+		udp->check = check ? check : 0xffff;
+	}
+	ip->saddr = saddr;
+	ip->daddr = daddr;
+	udp->source = f->e.out_sport;
+	udp->dest = f->e.out_dport;
+	return 0;
+}
+
+// rewrite_xdp6 rewrites an IPv6 packet (UDP right after the fixed header)
+// in place; nonzero: it could not. IPv6 has no header checksum; the UDP
+// one covers the addresses through the pseudo-header.
+static __always_inline int rewrite_xdp6(void *data, void *data_end, struct fwd *f)
+{
+	struct ipv6hdr *ip6 = data + sizeof(struct ethhdr);
+	struct udphdr *udp = (void *)(ip6 + 1);
+	if ((void *)(udp + 1) > data_end)
+		return -1;
+	__u32 *sa = (__u32 *)&ip6->saddr, *da = (__u32 *)&ip6->daddr;
+	__u16 check = udp->check;
+#pragma unroll
+	for (int i = 0; i < 4; i++) {
+		check = csum_replace32(check, sa[i], f->e.out_saddr[i]);
+		check = csum_replace32(check, da[i], f->e.out_daddr[i]);
+	}
+	check = csum_replace16(check, udp->source, f->e.out_sport);
+	check = csum_replace16(check, udp->dest, f->e.out_dport);
+	udp->check = check ? check : 0xffff;
+	__builtin_memcpy(sa, f->e.out_saddr, 16);
+	__builtin_memcpy(da, f->e.out_daddr, 16);
+	ip6->hop_limit = relay_ttl;
+	udp->source = f->e.out_sport;
+	udp->dest = f->e.out_dport;
+	return 0;
 }
 
 SEC("xdp")
@@ -532,29 +631,12 @@ int xdp_media(struct xdp_md *ctx)
 	// XDP sees checksums as the sender completed them (a NIC delivers
 	// whole packets), so they are updated in place (RFC 1624).
 	struct ethhdr *eth = data;
-	struct iphdr *ip = data + sizeof(*eth);
-	struct udphdr *udp = data + (f.l4 & 0x7f); // the verifier wants a bound: at most 14 + 60
-	if ((void *)(eth + 1) > data_end || (void *)(ip + 1) > data_end || (void *)(udp + 1) > data_end)
+	if ((void *)(eth + 1) > data_end)
 		return XDP_PASS;
-	__u16 check = ip->check;
-	check = csum_replace32(check, ip->saddr, f.e.out_saddr);
-	check = csum_replace32(check, ip->daddr, f.e.out_daddr);
-	__u16 *tw = (__u16 *)&ip->ttl, ntw = ttl_word(*tw);
-	check = csum_replace16(check, *tw, ntw);
-	ip->check = check;
-	*tw = ntw;
-	if (udp->check) { // 0: the sender did not checksum (IPv4 allows it)
-		check = udp->check;
-		check = csum_replace32(check, ip->saddr, f.e.out_saddr); // pseudo-header
-		check = csum_replace32(check, ip->daddr, f.e.out_daddr);
-		check = csum_replace16(check, udp->source, f.e.out_sport);
-		check = csum_replace16(check, udp->dest, f.e.out_dport);
-		udp->check = check ? check : 0xffff;
-	}
-	ip->saddr = f.e.out_saddr;
-	ip->daddr = f.e.out_daddr;
-	udp->source = f.e.out_sport;
-	udp->dest = f.e.out_dport;
+	if (f.ip6 && rewrite_xdp6(data, data_end, &f))
+		return XDP_PASS;
+	if (!f.ip6 && rewrite_xdp4(data, data_end, &f))
+		return XDP_PASS;
 	__builtin_memcpy(eth->h_dest, f.dmac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, f.smac, ETH_ALEN);
 	if (f.ifindex == ctx->ingress_ifindex)
@@ -565,35 +647,73 @@ int xdp_media(struct xdp_md *ctx)
 // The headers the program reads: Ethernet, IPv4 with options or IPv6, UDP.
 #define HEADROOM (sizeof(struct ethhdr) + 2 * sizeof(struct vlan_tag) + 60 + sizeof(struct udphdr))
 
-// rewrite_tc rewrites through the helpers, which also keep a checksum the
-// sender left to the device (CHECKSUM_PARTIAL, as from a local socket over
-// a veth) right. Nonzero: the packet could not be rewritten.
-static __always_inline int rewrite_tc(struct __sk_buff *skb, struct fwd *f, int macs)
+static __always_inline int rewrite_tc4(struct __sk_buff *skb, struct fwd *f)
 {
 	void *data = (void *)(long)skb->data, *data_end = (void *)(long)skb->data_end;
 	struct iphdr *ip = data + sizeof(struct ethhdr);
 	struct udphdr *udp = data + (f->l4 & 0x7f);
 	if ((void *)(ip + 1) > data_end || (void *)(udp + 1) > data_end)
 		return -1;
-	__u32 saddr = ip->saddr, daddr = ip->daddr;
+	__u32 saddr = ip->saddr, daddr = ip->daddr, nsaddr = f->e.out_saddr[3], ndaddr = f->e.out_daddr[3];
 	__u16 sport = udp->source, dport = udp->dest;
 	__u16 tw = *(__u16 *)&ip->ttl, ntw = ttl_word(tw);
 	__u32 ipc = f->l3 + offsetof(struct iphdr, check);
 	__u32 udpc = f->l4 + offsetof(struct udphdr, check);
 	__u64 l4f = BPF_F_MARK_MANGLED_0; // a UDP checksum of 0 stays 0
-	if (bpf_l4_csum_replace(skb, udpc, saddr, f->e.out_saddr, l4f | BPF_F_PSEUDO_HDR | 4) ||
-	    bpf_l4_csum_replace(skb, udpc, daddr, f->e.out_daddr, l4f | BPF_F_PSEUDO_HDR | 4) ||
+	if (bpf_l4_csum_replace(skb, udpc, saddr, nsaddr, l4f | BPF_F_PSEUDO_HDR | 4) ||
+	    bpf_l4_csum_replace(skb, udpc, daddr, ndaddr, l4f | BPF_F_PSEUDO_HDR | 4) ||
 	    bpf_l4_csum_replace(skb, udpc, sport, f->e.out_sport, l4f | 2) ||
 	    bpf_l4_csum_replace(skb, udpc, dport, f->e.out_dport, l4f | 2) ||
-	    bpf_l3_csum_replace(skb, ipc, saddr, f->e.out_saddr, 4) ||
-	    bpf_l3_csum_replace(skb, ipc, daddr, f->e.out_daddr, 4) ||
+	    bpf_l3_csum_replace(skb, ipc, saddr, nsaddr, 4) ||
+	    bpf_l3_csum_replace(skb, ipc, daddr, ndaddr, 4) ||
 	    bpf_l3_csum_replace(skb, ipc, tw, ntw, 2))
 		return -1;
-	if (bpf_skb_store_bytes(skb, f->l3 + offsetof(struct iphdr, saddr), &f->e.out_saddr, 4, 0) ||
-	    bpf_skb_store_bytes(skb, f->l3 + offsetof(struct iphdr, daddr), &f->e.out_daddr, 4, 0) ||
+	if (bpf_skb_store_bytes(skb, f->l3 + offsetof(struct iphdr, saddr), &nsaddr, 4, 0) ||
+	    bpf_skb_store_bytes(skb, f->l3 + offsetof(struct iphdr, daddr), &ndaddr, 4, 0) ||
 	    bpf_skb_store_bytes(skb, f->l3 + offsetof(struct iphdr, ttl), &ntw, 2, 0) ||
 	    bpf_skb_store_bytes(skb, f->l4 + offsetof(struct udphdr, source), &f->e.out_sport, 2, 0) ||
 	    bpf_skb_store_bytes(skb, f->l4 + offsetof(struct udphdr, dest), &f->e.out_dport, 2, 0))
+		return -1;
+	return 0;
+}
+
+static __always_inline int rewrite_tc6(struct __sk_buff *skb, struct fwd *f)
+{
+	void *data = (void *)(long)skb->data, *data_end = (void *)(long)skb->data_end;
+	struct ipv6hdr *ip6 = data + sizeof(struct ethhdr);
+	struct udphdr *udp = (void *)(ip6 + 1);
+	if ((void *)(udp + 1) > data_end)
+		return -1;
+	__u32 sa[4], da[4];
+	__builtin_memcpy(sa, &ip6->saddr, 16);
+	__builtin_memcpy(da, &ip6->daddr, 16);
+	__u16 sport = udp->source, dport = udp->dest;
+	__u8 hops = relay_ttl;
+	__u32 udpc = f->l4 + offsetof(struct udphdr, check);
+#pragma unroll
+	for (int i = 0; i < 4; i++) {
+		if (bpf_l4_csum_replace(skb, udpc, sa[i], f->e.out_saddr[i], BPF_F_PSEUDO_HDR | 4) ||
+		    bpf_l4_csum_replace(skb, udpc, da[i], f->e.out_daddr[i], BPF_F_PSEUDO_HDR | 4))
+			return -1;
+	}
+	if (bpf_l4_csum_replace(skb, udpc, sport, f->e.out_sport, 2) ||
+	    bpf_l4_csum_replace(skb, udpc, dport, f->e.out_dport, 2))
+		return -1;
+	if (bpf_skb_store_bytes(skb, f->l3 + offsetof(struct ipv6hdr, saddr), f->e.out_saddr, 16, 0) ||
+	    bpf_skb_store_bytes(skb, f->l3 + offsetof(struct ipv6hdr, daddr), f->e.out_daddr, 16, 0) ||
+	    bpf_skb_store_bytes(skb, f->l3 + offsetof(struct ipv6hdr, hop_limit), &hops, 1, 0) ||
+	    bpf_skb_store_bytes(skb, f->l4 + offsetof(struct udphdr, source), &f->e.out_sport, 2, 0) ||
+	    bpf_skb_store_bytes(skb, f->l4 + offsetof(struct udphdr, dest), &f->e.out_dport, 2, 0))
+		return -1;
+	return 0;
+}
+
+// rewrite_tc rewrites through the helpers, which also keep a checksum the
+// sender left to the device (CHECKSUM_PARTIAL, as from a local socket over
+// a veth) right. Nonzero: the packet could not be rewritten.
+static __always_inline int rewrite_tc(struct __sk_buff *skb, struct fwd *f, int macs)
+{
+	if (f->ip6 ? rewrite_tc6(skb, f) : rewrite_tc4(skb, f))
 		return -1;
 	if (macs && (bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_dest), f->dmac, ETH_ALEN, 0) ||
 		     bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_source), f->smac, ETH_ALEN, 0)))
