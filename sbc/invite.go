@@ -134,6 +134,7 @@ func (s *Server) newLegA(c *call, req *sip.Request) *leg {
 // of the A leg is reused but the caller's and callee's user parts.
 func (s *Server) newLegB(c *call, req *sip.Request, to *Trunk) *leg {
 	host, port, _ := splitHostPort(to.Address)
+	host = uriHost(host)
 	callee := sip.Uri{Scheme: "sip", User: req.Recipient.User, Host: host, Port: port}
 	caller := sip.Uri{Scheme: "sip", User: req.From().Address.User, Host: s.publicIP}
 	return &leg{

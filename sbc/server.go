@@ -34,7 +34,7 @@ type Server struct {
 	trunks *trunkTable
 	plan   *dialplan.Table
 
-	publicIP  string
+	publicIP  string         // as a URI host: an IPv6 address in brackets
 	listeners []net.Addr     // bound addresses, in config order
 	ports     map[string]int // transport ("udp") -> listen port for Via/Contact
 	udpLaddr  sip.Addr       // UDP listener, the source of UDP requests we send
@@ -106,7 +106,7 @@ func NewServer(cfg *Config, relay *media.Relay, log *slog.Logger) (*Server, erro
 		client:    client,
 		trunks:    newTrunkTable(cfg.Trunks),
 		plan:      dialplan.New(routes),
-		publicIP:  cfg.SIP.PublicIP,
+		publicIP:  uriHost(cfg.SIP.PublicIP),
 		ports:     map[string]int{},
 		calls:     map[*call]struct{}{},
 		dialogs:   map[dialogKey]*leg{},

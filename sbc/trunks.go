@@ -41,6 +41,15 @@ func (t *trunkTable) match(ip netip.Addr) *Trunk {
 
 func (t *trunkTable) get(name string) *Trunk { return t.byName[name] }
 
+// uriHost is h as the host of a SIP URI or Via (RFC 3261 §25.1): an IPv6
+// address in brackets. sipgo's URIs hold their host that way.
+func uriHost(h string) string {
+	if a, err := netip.ParseAddr(h); err == nil && a.Is6() {
+		return "[" + h + "]"
+	}
+	return h
+}
+
 // splitHostPort splits "host:port" and insists on a numeric port.
 func splitHostPort(hp string) (string, int, error) {
 	host, ps, err := net.SplitHostPort(hp)

@@ -68,3 +68,19 @@ func TestRouteHostPort(t *testing.T) {
 		}
 	}
 }
+
+// TestURIHost: an IPv6 address is bracketed as a URI host (RFC 3261
+// §25.1), so that sipgo's host:port of it parses.
+func TestURIHost(t *testing.T) {
+	for in, want := range map[string]string{
+		"192.0.2.1":        "192.0.2.1",
+		"2001:db8::1":      "[2001:db8::1]",
+		"::ffff:192.0.2.1": "::ffff:192.0.2.1",
+		"sbc.example.net":  "sbc.example.net",
+		"[2001:db8::1]":    "[2001:db8::1]",
+	} {
+		if got := uriHost(in); got != want {
+			t.Errorf("uriHost(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
