@@ -75,7 +75,7 @@ func TestURIHost(t *testing.T) {
 	for in, want := range map[string]string{
 		"192.0.2.1":        "192.0.2.1",
 		"2001:db8::1":      "[2001:db8::1]",
-		"::ffff:192.0.2.1": "::ffff:192.0.2.1",
+		"::ffff:192.0.2.1": "[::ffff:192.0.2.1]",
 		"sbc.example.net":  "sbc.example.net",
 		"[2001:db8::1]":    "[2001:db8::1]",
 	} {
