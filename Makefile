@@ -70,7 +70,7 @@ bench: deps
 	# against the userspace relay and rtpengine; the most at p99 < 50 µs,
 	# with the harness's own ceiling (direct); a 200,000 packets/s flood at
 	# closed media ports during 500 calls.
-	$(GO) run ./cmd/sbc-bench -netlab -target sbc-kernel,bare -calls 1000 -rate 500 -duration 12s -measure-after 2s -repeat 3 -quiet
+	$(GO) run ./cmd/sbc-bench -netlab -target sbc-kernel,bare -calls 1000 -rate 500 -duration 12s -measure-after 2s -repeat 5 -quiet
 	$(GO) run ./cmd/sbc-bench -netlab -sweep -target sbc-kernel,sbc,rtpengine -sweep-start 100 -max-calls 3200 -rate 500 -duration 6s -measure-after 2s -quiet
 	$(GO) run ./cmd/sbc-bench -netlab -sweep -target sbc-kernel,bare,direct -sweep-start 100 -max-calls 3200 -rate 500 -duration 6s -measure-after 2s -pass-p99 50us -quiet
 	$(GO) run ./cmd/sbc-bench -netlab -target sbc-kernel -calls 500 -rate 500 -duration 10s -measure-after 2s -flood-pps 200000 -flood-compare -repeat 2 -quiet
