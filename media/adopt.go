@@ -66,6 +66,7 @@ func (s *Session) AdoptStream(ports [2]int, peers [2]Peer) (*Stream, error) {
 	}
 	r := s.relay
 	st := newStream(s)
+	st.holes.Store(true) // its pinholes are handled below, inherited ones kept
 	fail := func(err error) (*Stream, error) {
 		s.closeStreams([]*Stream{st})
 		return nil, err

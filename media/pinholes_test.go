@@ -2,6 +2,7 @@ package media
 
 import (
 	"errors"
+	"net/netip"
 	"slices"
 	"sync"
 	"testing"
@@ -38,6 +39,10 @@ func (p *pinholeLog) ports() []uint16 {
 	return out
 }
 
+// TestPinholesFollowTheStreams: a stream's ports open in the filter once
+// both peers are signalled (the answer, or a 183 with SDP), not at the
+// offer, and shut when the session closes; one that cannot open is logged
+// and shut with the rest.
 func TestPinholesFollowTheStreams(t *testing.T) {
 	eachTransport(t, func(t *testing.T) {
 		r := newTestRelay(t, nil)
@@ -52,6 +57,11 @@ func TestPinholesFollowTheStreams(t *testing.T) {
 		b, _ := st.LocalPorts(SideB)
 		want := []uint16{uint16(a), uint16(a + 1), uint16(b), uint16(b + 1)}
 		slices.Sort(want)
+		st.SetRemote(SideA, Peer{RTP: netip.MustParseAddrPort("127.0.0.1:4000")}) // the offer
+		if got := ph.ports(); len(got) != 0 {
+			t.Errorf("pinholes open before the answer: %v", got)
+		}
+		st.SetRemote(SideB, Peer{RTP: netip.MustParseAddrPort("127.0.0.1:4100")}) // the answer
 		if got := ph.ports(); !slices.Equal(got, want) {
 			t.Errorf("open pinholes %v, want the stream's RTP and RTCP ports %v", got, want)
 		}
@@ -59,18 +69,29 @@ func TestPinholesFollowTheStreams(t *testing.T) {
 		if got := ph.ports(); len(got) != 0 {
 			t.Errorf("pinholes still open after the session closed: %v", got)
 		}
+		// An answer after the close opens nothing.
+		st.SetRemote(SideB, Peer{RTP: netip.MustParseAddrPort("127.0.0.1:4200")})
+		if got := ph.ports(); len(got) != 0 {
+			t.Errorf("pinholes opened after the session closed: %v", got)
+		}
 
-		// A pinhole that cannot open fails the stream and leaves nothing open.
+		// A pinhole that cannot open: the others open, and all shut.
 		s = r.NewSession("call-2")
 		fail := &failingPinholes{pinholeLog: ph}
 		r.SetPinholes(fail)
-		if _, err := s.AddStream(); err == nil {
-			t.Fatal("AddStream with a failing pinhole succeeded")
+		st, err = s.AddStream()
+		if err != nil {
+			t.Fatal(err)
 		}
-		if got := ph.ports(); len(got) != 0 {
-			t.Errorf("pinholes left open after a failed AddStream: %v", got)
+		st.SetRemote(SideA, Peer{RTP: netip.MustParseAddrPort("127.0.0.1:4000")})
+		st.SetRemote(SideB, Peer{RTP: netip.MustParseAddrPort("127.0.0.1:4100")})
+		if got := ph.ports(); len(got) != 3 {
+			t.Errorf("open pinholes %v; want the three that could open", got)
 		}
 		s.Close()
+		if got := ph.ports(); len(got) != 0 {
+			t.Errorf("pinholes left open: %v", got)
+		}
 	})
 }
 

@@ -1,6 +1,7 @@
 package media
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -235,17 +236,17 @@ func (r *Relay) forget(s *Session) {
 	r.mu.Unlock()
 }
 
-// openPinholes opens the leg's RTP and RTCP ports in the filter, if any.
+// openPinholes opens the leg's RTP and RTCP ports in the filter, if any;
+// one that fails does not keep the other shut.
 func (r *Relay) openPinholes(l *leg) error {
 	if r.pinholes == nil {
 		return nil
 	}
+	var errs []error
 	for p := l.rtpPort; p <= l.rtpPort+1; p++ {
-		if err := r.openPinhole(uint16(p)); err != nil {
-			return err
-		}
+		errs = append(errs, r.openPinhole(uint16(p)))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func (r *Relay) openPinhole(port uint16) error {

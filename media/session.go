@@ -44,11 +44,8 @@ func (s *Session) AddStream() (*Stream, error) {
 	}
 	st := newStream(s)
 	for i := range st.legs {
-		err := s.relay.tr.open(st, &st.legs[i], &st.wg, 0)
-		if err == nil {
-			err = s.relay.openPinholes(&st.legs[i])
-		}
-		if err != nil {
+		// The pinholes open once both peers are signalled (SetRemote).
+		if err := s.relay.tr.open(st, &st.legs[i], &st.wg, 0); err != nil {
 			s.closeStreams([]*Stream{st})
 			return nil, err
 		}

@@ -74,6 +74,8 @@ type Stream struct {
 	kernelRefused [2][2]offloaded
 	// kernelGen is the Offload generation each entry was installed under.
 	kernelGen [2][2]uint64
+	// holes says the ports' pinholes are open (openPinholes).
+	holes atomic.Bool
 }
 
 // endpoint is what a steered port belongs to: socket k of the leg facing
@@ -160,8 +162,35 @@ func (st *Stream) SetRemote(side Side, p Peer) {
 	if !keep && rtp.IsValid() {
 		st.sess.relay.tr.remoteChanged(l, rtp)
 	}
+	st.openPinholes()
 	st.sess.relay.nudgeOffload(st.sess) // what the kernel may relay changed
 	st.sess.log.Debug("remote set", "side", side.String(), "rtp", rtp, "rtcp", rtcp, "mux", p.Mux, "relatch", !keep)
+}
+
+// openPinholes opens the stream's ports in the kernel's filter once both
+// sides' peers are signalled: the answer (or a 183 with SDP, early media)
+// fixes the call's endpoints, and until then nothing may come in. They
+// stay open until the stream closes.
+func (st *Stream) openPinholes() {
+	if st.holes.Load() {
+		return
+	}
+	for i := range st.legs {
+		if !st.legs[i].remote.Load().signalled[rtpSock].IsValid() {
+			return
+		}
+	}
+	s := st.sess
+	s.mu.Lock() // against Close, which shuts them after setting closed
+	defer s.mu.Unlock()
+	if s.closed || !st.holes.CompareAndSwap(false, true) {
+		return
+	}
+	for i := range st.legs {
+		if err := s.relay.openPinholes(&st.legs[i]); err != nil {
+			s.log.Error("media ports stay closed in the kernel: the call's media is dropped", "error", err)
+		}
+	}
 }
 
 // usable returns a as a destination, or the zero value when it cannot be one:

@@ -348,3 +348,22 @@ func TestE2EFastPathIPv6(t *testing.T) {
 	}
 	d.stop(t)
 }
+
+// TestE2EFastPathEarlyMedia: the pinholes open at a 183 with SDP, so the
+// callee's audio before the answer crosses the kernel's filter.
+func TestE2EFastPathEarlyMedia(t *testing.T) {
+	lab, cfg, d := startLabSBC(t)
+	carrier, customer := lab.CarrierLink.Leaf.IPv4, lab.CustomerLink.Leaf.IPv4
+	moved := func(scenario string) string { return labScenario(t, scenario, cfg.IP, carrier, customer) }
+	uas := startSipp(t, sippOpts{name: "uas", scenario: moved("uas_early_media.xml"), ip: customer.String(), port: 5080,
+		mediaPort: 6000, calls: 1, timeout: 25 * time.Second, netns: lab.Customer})
+	uac := startSipp(t, sippOpts{name: "uac", scenario: moved("uac_early_media.xml"), ip: carrier.String(), port: 5060,
+		mediaPort: 6000, calls: 1, timeout: 20 * time.Second, remote: netip.AddrPortFrom(cfg.IP, 5060).String(), netns: lab.Carrier})
+	uac.expectSuccess(t)
+	uas.expectSuccessWithin(t, 5*time.Second)
+	end := d.callsEnded(t, 1)[0]
+	if n, _ := end.num("b_to_a_rtp_packets"); n < 45 || n > 50 {
+		t.Errorf("b_to_a_rtp_packets = %v; want the callee's 50 early-media packets (45 at least)", n)
+	}
+	d.stop(t)
+}
