@@ -11,6 +11,10 @@ var (
 	ErrNoPorts = errors.New("media: no free port pairs")
 	// ErrClosed is returned by AddStream on a closed Session or Relay.
 	ErrClosed = errors.New("media: closed")
+	// ErrBadSuite is an SRTP suite the relay does not support.
+	ErrBadSuite = errors.New("media: unsupported SRTP suite")
+	// ErrBadKey is SRTP key material of the wrong length for its suite.
+	ErrBadKey = errors.New("media: bad SRTP key")
 )
 
 // ConfigError is one invalid value of the [media] section. Its message names

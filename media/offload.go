@@ -222,7 +222,7 @@ var ErrOffloadNotYet = errors.New("not yet")
 // userspace (RTCP would change ports).
 func (st *Stream) offloadable(in, out *leg, k sockKind) (offloaded, bool) {
 	ri, ro := in.remote.Load(), out.remote.Load()
-	if ri.mux || ro.mux || in.rtpPort == 0 || out.rtpPort == 0 {
+	if !st.kernelOK.Load() || ri.mux || ro.mux || in.rtpPort == 0 || out.rtpPort == 0 {
 		return offloaded{}, false
 	}
 	from, dst := ri.latched[k], ro.latched[k]

@@ -22,6 +22,15 @@ type Direction struct {
 	// Kernel counts the forwarded packets (RTP and RTCP, included above)
 	// the kernel fast path relayed without the userspace relay (Offload).
 	Kernel uint64
+	// SRTPAuthFailures and SRTPReplays count SRTP/SRTCP packets refused
+	// (authentication tag wrong, index seen before); also in Dropped.
+	SRTPAuthFailures, SRTPReplays uint64
+	// Events counts RFC 4733 telephone-event packets relayed; EventsDropped
+	// those dropped because the other leg has no telephone-event (also in
+	// Dropped).
+	Events, EventsDropped uint64
+	// Quality is what was measured of the RTP received.
+	Quality Quality
 }
 
 // LogValue logs a Direction as a group of its counters.
@@ -33,6 +42,11 @@ func (d Direction) LogValue() slog.Value {
 		slog.Uint64("rtcp_bytes", d.RTCPBytes),
 		slog.Uint64("dropped", d.Dropped),
 		slog.Uint64("kernel_packets", d.Kernel),
+		slog.Uint64("srtp_auth_failures", d.SRTPAuthFailures),
+		slog.Uint64("srtp_replays", d.SRTPReplays),
+		slog.Uint64("events", d.Events),
+		slog.Uint64("events_dropped", d.EventsDropped),
+		slog.Any("quality", d.Quality),
 	)
 }
 
@@ -43,6 +57,11 @@ func (d *Direction) add(o Direction) {
 	d.RTCPBytes += o.RTCPBytes
 	d.Dropped += o.Dropped
 	d.Kernel += o.Kernel
+	d.SRTPAuthFailures += o.SRTPAuthFailures
+	d.SRTPReplays += o.SRTPReplays
+	d.Events += o.Events
+	d.EventsDropped += o.EventsDropped
+	d.Quality = d.Quality.add(o.Quality)
 }
 
 func (s *Stats) add(o Stats) {
@@ -56,6 +75,8 @@ type counters struct {
 	rtpPackets, rtpBytes   atomic.Uint64
 	rtcpPackets, rtcpBytes atomic.Uint64
 	dropped                atomic.Uint64
+	srtpAuth, srtpReplay   atomic.Uint64
+	events, eventsDropped  atomic.Uint64
 }
 
 func (c *counters) forwarded(rtcp bool, n int) {
@@ -75,5 +96,10 @@ func (c *counters) snapshot() Direction {
 		RTCPPackets: c.rtcpPackets.Load(),
 		RTCPBytes:   c.rtcpBytes.Load(),
 		Dropped:     c.dropped.Load(),
+
+		SRTPAuthFailures: c.srtpAuth.Load(),
+		SRTPReplays:      c.srtpReplay.Load(),
+		Events:           c.events.Load(),
+		EventsDropped:    c.eventsDropped.Load(),
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+
+	"github.com/pion/srtp/v3"
 )
 
 // Side names a leg of the call.
@@ -76,6 +78,16 @@ type Stream struct {
 	kernelGen [2][2]uint64
 	// holes says the ports' pinholes are open (openPinholes).
 	holes atomic.Bool
+
+	// terminated: SetMedia was called, the relay terminates the stream's
+	// media (SRTP, codecs) and packets go through the legs' directions.
+	// Until then they pass as they came.
+	terminated atomic.Bool
+	// kernelOK: the packets may leave as they came in both directions, so
+	// the kernel may relay them (not terminated, or nothing to do).
+	kernelOK atomic.Bool
+	mediaMu  sync.Mutex   // serialises SetMedia
+	media    [2]*LegMedia // by Side; nil until negotiated
 }
 
 // endpoint is what a steered port belongs to: socket k of the leg facing
@@ -103,6 +115,14 @@ type leg struct {
 	// rare writers (latching, SetRemote), which replace it whole.
 	remote atomic.Pointer[remote]
 	mu     sync.Mutex
+
+	// dir is the state of the packets from this side's peer (SetMedia).
+	dir direction
+	// keys are this leg's SRTP, rx and tx their contexts: rx decrypts
+	// what the peer sends (used by dir), tx encrypts what goes to it (used
+	// by the other leg's dir). Guarded by the stream's mediaMu.
+	keys   *SRTP
+	rx, tx *srtp.Context
 }
 
 // remote is an immutable snapshot of what is known of one side's peer.
@@ -123,6 +143,7 @@ func (r *remote) dst(k sockKind) netip.AddrPort {
 
 func newStream(s *Session) *Stream {
 	st := &Stream{sess: s, strict: s.relay.strict}
+	st.kernelOK.Store(true)
 	for i := range st.legs {
 		st.legs[i].side = Side(i)
 		st.legs[i].remote.Store(&remote{})
@@ -205,6 +226,8 @@ func usable(a netip.AddrPort) netip.AddrPort {
 // Stats returns the counters of both directions.
 func (st *Stream) Stats() Stats {
 	s := Stats{AtoB: st.legs[SideA].in.snapshot(), BtoA: st.legs[SideB].in.snapshot()}
+	s.AtoB.Quality = st.legs[SideA].dir.quality()
+	s.BtoA.Quality = st.legs[SideB].dir.quality()
 	st.kernelStats(&s)
 	return s
 }
@@ -212,6 +235,8 @@ func (st *Stream) Stats() Stats {
 // forwarding is where a relayed datagram goes, and what to count once it
 // has gone.
 type forwarding struct {
+	b []byte // what to send: the datagram, transformed in place
+
 	out      *leg    // the leg it leaves by
 	sock     *socket // per-port transport: the socket to send from
 	port     int     // the local port it leaves from
@@ -237,7 +262,14 @@ func (st *Stream) forward(from Side, k sockKind, b []byte, src netip.AddrPort, n
 		in.in.dropped.Add(1)
 		return forwarding{}, false
 	}
-	return forwarding{out: out, sock: out.sock[ko], port: out.rtpPort + int(ko), dst: dst, counters: &in.in, rtcp: rtcp}, true
+	if st.terminated.Load() {
+		var ok bool
+		if b, ok = st.transform(in, out, b, rtcp, now); !ok {
+			in.in.dropped.Add(1)
+			return forwarding{}, false
+		}
+	}
+	return forwarding{b: b, out: out, sock: out.sock[ko], port: out.rtpPort + int(ko), dst: dst, counters: &in.in, rtcp: rtcp}, true
 }
 
 // receive relays one datagram on the per-port transport: forward, send from
@@ -247,11 +279,11 @@ func (st *Stream) receive(from Side, k sockKind, b []byte, src netip.AddrPort) {
 	if !ok {
 		return
 	}
-	if f.sock.writeTo(b, f.dst) != nil {
+	if f.sock.writeTo(f.b, f.dst) != nil {
 		f.counters.dropped.Add(1)
 		return
 	}
-	f.counters.forwarded(f.rtcp, len(b))
+	f.counters.forwarded(f.rtcp, len(f.b))
 }
 
 // classify checks b no further than needed to relay it and tells RTCP from

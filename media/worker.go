@@ -206,7 +206,8 @@ func (w *worker) relay(n int) {
 			ep.st.sess.relay.nudgeOffload(ep.st.sess) // the address to relay from is known now
 		}
 		dst := fwd.dst.Addr().As4()
-		rawudp.PutHeaders(w.bufs[i][:rawudp.HeaderLen], w.t.source(fwd.out, local), dst, uint16(fwd.port), fwd.dst.Port(), b)
+		ln = len(fwd.b) // SRTP may have added or removed a tag
+		rawudp.PutHeaders(w.bufs[i][:rawudp.HeaderLen], w.t.source(fwd.out, local), dst, uint16(fwd.port), fwd.dst.Port(), fwd.b)
 		w.out.Set(out, w.bufs[i][:rawudp.HeaderLen+ln], dst)
 		w.sent[out] = sentPacket{c: fwd.counters, rtcp: fwd.rtcp, n: ln}
 		out++

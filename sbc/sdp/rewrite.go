@@ -2,6 +2,7 @@ package sdp
 
 import (
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -13,6 +14,18 @@ import (
 type Anchor struct {
 	RTP  int // RTP port; 0 keeps the m= line rejected
 	RTCP int // RTCP port (RTP+1 normally); 0 means RTP+1
+	// Line, when set, replaces the m= line's profile, formats and their
+	// a=rtpmap, a=fmtp and a=crypto: the SBC terminates the media and
+	// offers or answers its own. Nil keeps them (the line is relayed as it
+	// came).
+	Line *Line
+}
+
+// Line is what the SBC offers or answers on one m= line.
+type Line struct {
+	Proto  string // "RTP/AVP" or "RTP/SAVP"
+	Codecs []Codec
+	Crypto []Crypto
 }
 
 // Rewrite returns the SDP rewritten for the other side, with media anchored
@@ -57,7 +70,7 @@ func (s *Session) Rewrite(addr netip.Addr, anchors []Anchor) ([]byte, error) {
 		UnicastAddress: addr.String(),
 	}
 	d.ConnectionInformation = rewriteConn(s.desc.ConnectionInformation, addr, addrType)
-	d.Attributes = keepAttributes(s.desc.Attributes, "rtcp")
+	d.Attributes = keepAttributes(s.desc.Attributes, "rtcp", "crypto")
 
 	d.MediaDescriptions = make([]*pion.MediaDescription, len(anchors))
 	for i, orig := range s.desc.MediaDescriptions {
@@ -71,7 +84,15 @@ func (s *Session) Rewrite(addr netip.Addr, anchors []Anchor) ([]byte, error) {
 		md := *orig
 		md.MediaName.Port = pion.RangedPort{Value: rtp}
 		md.ConnectionInformation = rewriteConn(orig.ConnectionInformation, addr, addrType)
-		md.Attributes = keepAttributes(orig.Attributes, "")
+		md.Attributes = keepAttributes(orig.Attributes)
+		if l := anchors[i].Line; l != nil && rtp != 0 {
+			md.MediaName.Protos = []string{l.Proto}
+			md.MediaName.Formats = make([]string, len(l.Codecs))
+			for j, c := range l.Codecs {
+				md.MediaName.Formats[j] = strconv.Itoa(c.PT)
+			}
+			md.Attributes = append(keepAttributes(md.Attributes, "rtpmap", "fmtp", "crypto"), l.attributes()...)
+		}
 
 		rtcpLine := strconv.Itoa(rtcp) + " IN " + addrType + " " + addr.String()
 		hadRTCP := false
@@ -130,14 +151,32 @@ func rewriteConn(c *pion.ConnectionInformation, addr netip.Addr, addrType string
 	return &pion.ConnectionInformation{NetworkType: "IN", AddressType: addrType, Address: &pion.Address{Address: addr.String()}}
 }
 
+// attributes are l's a=rtpmap, a=fmtp and a=crypto lines.
+func (l *Line) attributes() []pion.Attribute {
+	var out []pion.Attribute
+	for _, c := range l.Codecs {
+		pt := strconv.Itoa(c.PT)
+		if c.Name != "" {
+			out = append(out, pion.Attribute{Key: "rtpmap", Value: pt + " " + c.Name})
+		}
+		if c.Fmtp != "" {
+			out = append(out, pion.Attribute{Key: "fmtp", Value: pt + " " + c.Fmtp})
+		}
+	}
+	for _, c := range l.Crypto {
+		out = append(out, pion.Attribute{Key: "crypto", Value: c.String()})
+	}
+	return out
+}
+
 // keepAttributes returns a copy of attrs without ICE attributes and without
-// drop (when not empty). Keys compare case-insensitively so that no
+// those named in drop. Keys compare case-insensitively so that no
 // capitalisation lets a candidate through.
-func keepAttributes(attrs []pion.Attribute, drop string) []pion.Attribute {
+func keepAttributes(attrs []pion.Attribute, drop ...string) []pion.Attribute {
 	out := make([]pion.Attribute, 0, len(attrs))
 	for _, a := range attrs {
 		k := strings.ToLower(a.Key)
-		if isICE(k) || (drop != "" && k == drop) {
+		if isICE(k) || slices.Contains(drop, k) {
 			continue
 		}
 		out = append(out, a)

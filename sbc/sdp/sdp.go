@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 
 	pion "github.com/pion/sdp/v3"
@@ -34,6 +35,18 @@ type Media struct {
 	RTCPMux   bool           // a=rtcp-mux present (RFC 5761); RTCP still holds the fallback in case the answer declines mux
 	Direction string         // "sendrecv" (default when absent, session-level attribute inherited), "sendonly", "recvonly", "inactive"
 	Hold      bool           // c= 0.0.0.0 (RFC 2543-style hold, or :: for IPv6) or Direction sendonly/inactive
+	// Codecs are the formats with what a=rtpmap and a=fmtp say of them, in
+	// m= line order; a static payload type without a=rtpmap has no Name.
+	Codecs []Codec
+	// Crypto are the a=crypto attributes (RFC 4568), in order.
+	Crypto []Crypto
+}
+
+// Codec is one payload format of an m= line.
+type Codec struct {
+	PT   int    // payload type, 0-127
+	Name string // a=rtpmap encoding: "PCMU/8000", "telephone-event/8000"; "" without a=rtpmap
+	Fmtp string // a=fmtp parameters, "" when none
 }
 
 // Session is a parsed SDP. It is not modified after Parse, so Rewrite may be
@@ -109,8 +122,36 @@ func parseMedia(md *pion.MediaDescription, sessionAddr netip.Addr, sessionDir st
 		}
 	}
 	rtcpPort, rtcpAddr, hasRTCP := 0, netip.Addr{}, false
+	if isRTP(m.Proto) {
+		for _, f := range m.Formats {
+			pt, err := strconv.Atoi(f)
+			if err != nil || pt < 0 || pt > 127 {
+				return Media{}, fmt.Errorf("format %q is not an RTP payload type 0-127", clip(f))
+			}
+			m.Codecs = append(m.Codecs, Codec{PT: pt})
+		}
+	}
 	for _, a := range md.Attributes {
 		switch strings.ToLower(a.Key) {
+		case "rtpmap", "fmtp":
+			pt, value, _ := strings.Cut(a.Value, " ")
+			for i := range m.Codecs {
+				c := &m.Codecs[i]
+				if strconv.Itoa(c.PT) != pt {
+					continue
+				}
+				if strings.EqualFold(a.Key, "rtpmap") && c.Name == "" {
+					c.Name = strings.TrimSpace(value)
+				} else if c.Fmtp == "" {
+					c.Fmtp = strings.TrimSpace(value)
+				}
+			}
+		case "crypto":
+			c, err := ParseCrypto(a.Value)
+			if err != nil {
+				return Media{}, cryptoError(len(m.Crypto)+1, err)
+			}
+			m.Crypto = append(m.Crypto, c)
 		case "rtcp-mux":
 			m.RTCPMux = true
 		case "rtcp":
@@ -145,6 +186,12 @@ func parseMedia(md *pion.MediaDescription, sessionAddr netip.Addr, sessionDir st
 	}
 
 	return m, nil
+}
+
+// isRTP says proto is an RTP profile (RTP/AVP, RTP/SAVP, RTP/AVPF,
+// UDP/TLS/RTP/SAVPF...), whose formats are payload types (RFC 4566 §5.14).
+func isRTP(proto string) bool {
+	return strings.HasPrefix(proto, "RTP/") || strings.Contains(proto, "/RTP/")
 }
 
 // connAddr returns the address of a c= line, which must be a unicast IP

@@ -1,0 +1,259 @@
+package media
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
+
+	"sbc/codec"
+)
+
+// LegMedia is what one leg negotiated for a stream: the payload formats
+// its peer sends and receives, and its SRTP keys (nil for plain RTP).
+type LegMedia struct {
+	Formats []codec.Format
+	SRTP    *SRTP
+}
+
+// path is the userspace pipeline of one direction: decrypt, convert or
+// renumber, encrypt. Built by SetMedia, replaced whole; the contexts are
+// used only under the direction's mutex.
+type path struct {
+	plan codec.Plan
+	rx   *srtp.Context // decrypts what the in peer sends; nil: plain
+	tx   *srtp.Context // encrypts for the out peer; nil: plain
+	// identity: no step at all, packets leave as they came (and the
+	// kernel may relay them).
+	identity bool
+}
+
+// direction is the state of the packets from one peer: its pipeline, the
+// rewrite of their SSRC, sequence numbers and timestamps for the other
+// leg, and what was measured of them.
+type direction struct {
+	mu   sync.Mutex
+	path *path // nil until both legs negotiated: nothing passes
+	w    rewriter
+	recv receiver
+	// shift is the rewrite as RTCP needs it, published on each change for
+	// the other direction's reader.
+	shift atomic.Pointer[ssrcShift]
+	// Headers reused for every packet: pion's SRTP calls parse into them.
+	hdr     rtp.Header
+	rtcpHdr rtcp.Header
+}
+
+// rewriter gives the packets of one direction the relay's SSRC and keeps
+// their sequence numbers and timestamps continuous for the other leg when
+// the peer changes its SSRC (a re-INVITE to another media server, a
+// restart): the other leg sees one stream for the whole call.
+type rewriter struct {
+	ssrc    uint32 // ours, fixed for the call
+	started bool
+	in      uint32 // the peer's SSRC being followed
+	seq     uint16 // added to the peer's sequence numbers
+	ts      uint32 // added to the peer's timestamps
+	lastSeq uint16 // highest sequence number sent
+	lastTS  uint32 // timestamp of the last audio packet sent
+	lastAt  int64  // its arrival, in timestamp units
+}
+
+// apply returns the sequence number and timestamp to send for a packet of
+// the peer's and whether the SSRC map changed.
+func (w *rewriter) apply(ssrc uint32, seq uint16, ts uint32, arrival int64, audio bool) (uint16, uint32, bool) {
+	changed := false
+	switch {
+	case !w.started:
+		w.started, w.in, changed = true, ssrc, true
+		w.lastSeq, w.lastTS, w.lastAt = seq-1, ts, arrival
+	case ssrc != w.in:
+		// Continue from where the last source stopped: the next sequence
+		// number, and the time elapsed since its last packet.
+		elapsed := uint32(max(arrival-w.lastAt, 1))
+		w.in, changed = ssrc, true
+		w.seq = w.lastSeq + 1 - seq
+		w.ts = w.lastTS + elapsed - ts
+	}
+	oseq, ots := seq+w.seq, ts+w.ts
+	if int16(oseq-w.lastSeq) > 0 {
+		w.lastSeq = oseq
+	}
+	if audio {
+		w.lastTS, w.lastAt = ots, arrival
+	}
+	return oseq, ots, changed
+}
+
+func (d *direction) publish() {
+	d.shift.Store(&ssrcShift{set: true, in: d.w.in, out: d.w.ssrc, seq: d.w.seq, ts: d.w.ts})
+}
+
+// arrival converts the relay's clock (ns) to 8 kHz timestamp units.
+func arrival(now int64) int64 { return now / (1e9 / ClockRate) }
+
+// transform runs one datagram from in's peer through its direction's
+// pipeline, in place in b (whose capacity leaves room for an SRTP tag),
+// and returns what to send; false when it is dropped, counted in c.
+func (st *Stream) transform(in, out *leg, b []byte, rtcp bool, now int64) ([]byte, bool) {
+	d := &in.dir
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	p := d.path
+	if p == nil {
+		return nil, false // not negotiated yet
+	}
+	if rtcp {
+		return st.transformRTCP(in, out, p, b)
+	}
+	c := &in.in
+	if p.rx != nil {
+		var err error
+		if b, err = p.rx.DecryptRTP(b[:0], b, &d.hdr); err != nil {
+			c.srtpFailed(err)
+			return nil, false
+		}
+	}
+	h, ok := parseRTP(b)
+	if !ok {
+		return nil, false
+	}
+	a := p.plan.Action(h.pt)
+	at := arrival(now)
+	d.recv.packet(h.ssrc, h.seq, h.ts, at, !a.Event)
+	switch a.Kind {
+	case codec.Drop:
+		return nil, false
+	case codec.DropEvent:
+		c.eventsDropped.Add(1)
+		return nil, false
+	}
+	if a.Event {
+		c.events.Add(1)
+	}
+	if !p.identity {
+		if a.Conv != nil {
+			a.Conv.Convert(h.payload(b))
+		}
+		seq, ts, changed := d.w.apply(h.ssrc, h.seq, h.ts, at, !a.Event)
+		if changed {
+			d.publish()
+		}
+		setRTP(b, a.Out, seq, ts, d.w.ssrc)
+	}
+	if p.tx != nil {
+		var err error
+		if b, err = p.tx.EncryptRTP(b[:0], b, &d.hdr); err != nil {
+			return nil, false
+		}
+	}
+	return b, true
+}
+
+// transformRTCP decrypts, fixes and encrypts one RTCP packet; under in.dir.mu.
+func (st *Stream) transformRTCP(in, out *leg, p *path, b []byte) ([]byte, bool) {
+	c := &in.in
+	if p.rx != nil {
+		var err error
+		if b, err = p.rx.DecryptRTCP(b[:0], b, &in.dir.rtcpHdr); err != nil {
+			c.srtpFailed(err)
+			return nil, false
+		}
+	}
+	if !p.identity {
+		var m ssrcMap
+		if s := in.dir.shift.Load(); s != nil {
+			m.sender = *s
+		}
+		if s := out.dir.shift.Load(); s != nil {
+			m.media = *s
+		}
+		fixRTCP(b, &m)
+	}
+	if p.tx != nil {
+		var err error
+		if b, err = p.tx.EncryptRTCP(b[:0], b, &in.dir.rtcpHdr); err != nil {
+			return nil, false
+		}
+	}
+	return b, true
+}
+
+// srtpFailed counts a packet SRTP refused.
+func (c *counters) srtpFailed(err error) {
+	switch auth, replay := srtpFailure(err); {
+	case auth:
+		c.srtpAuth.Add(1)
+	case replay:
+		c.srtpReplay.Add(1)
+	default:
+		c.srtpAuth.Add(1) // too short for its tag, unknown MKI: not authentic
+	}
+}
+
+// newSSRC picks the relay's SSRC for one direction (RFC 3550 §8.1: random).
+func newSSRC() uint32 { return rand.Uint32() }
+
+func (d *direction) quality() Quality {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.recv.quality()
+}
+
+// SetMedia records what side's leg negotiated for the stream (call it on
+// every answer, and on the offer's side once the offer is accepted). From
+// the first call the relay terminates the stream's media: packets of a
+// direction pass only once both legs are set, through that direction's
+// pipeline. SRTP contexts are kept while a leg's keys stay the same (a
+// re-INVITE), so replay windows and rollover counters carry on; the
+// rewrite of SSRC, sequence numbers and timestamps always carries on.
+func (st *Stream) SetMedia(side Side, m LegMedia) error {
+	st.mediaMu.Lock()
+	defer st.mediaMu.Unlock()
+	l := &st.legs[side]
+	if !m.SRTP.equal(l.keys) {
+		var rx, tx *srtp.Context
+		if m.SRTP != nil {
+			var err error
+			if rx, err = m.SRTP.Suite.newContext(m.SRTP.Recv, true); err != nil {
+				return fmt.Errorf("side %s: peer key: %w", side, err)
+			}
+			if tx, err = m.SRTP.Suite.newContext(m.SRTP.Send, false); err != nil {
+				return fmt.Errorf("side %s: our key: %w", side, err)
+			}
+			k := *m.SRTP
+			m.SRTP = &k
+		}
+		l.keys, l.rx, l.tx = m.SRTP, rx, tx
+	}
+	m.Formats = slices.Clone(m.Formats)
+	st.media[side] = &m
+	st.terminated.Store(true)
+
+	ok := true
+	for from := range st.legs {
+		in, out := &st.legs[from], &st.legs[1-from]
+		mi, mo := st.media[from], st.media[1-from]
+		var p *path
+		if mi != nil && mo != nil {
+			p = &path{plan: codec.NewPlan(mi.Formats, mo.Formats), rx: in.rx, tx: out.tx}
+			p.identity = p.plan.Identity() && p.rx == nil && p.tx == nil
+		}
+		ok = ok && p != nil && p.identity
+		in.dir.mu.Lock()
+		in.dir.path = p
+		if in.dir.w.ssrc == 0 {
+			in.dir.w.ssrc = newSSRC()
+		}
+		in.dir.mu.Unlock()
+	}
+	st.kernelOK.Store(ok)
+	st.sess.relay.nudgeOffload(st.sess)
+	st.sess.log.Debug("media set", "side", side.String(), "srtp", m.SRTP.String(), "formats", len(m.Formats), "kernel_eligible", ok)
+	return nil
+}
