@@ -48,7 +48,7 @@ fuzz:
 	$(GO) test -run=^$$ -fuzz=FuzzParseRewrite -fuzztime=$(FUZZTIME) ./sbc/sdp/
 	$(GO) test -run=^$$ -fuzz=FuzzParseConfig -fuzztime=$(FUZZTIME) ./sbc/
 	$(GO) test -run=^$$ -fuzz=FuzzBadRequest -fuzztime=$(FUZZTIME) ./sbc/
-	$(GO) test -run=^$$ -fuzz=FuzzBencode -fuzztime=$(FUZZTIME) ./cmd/sbc-bench/internal/rtpengine/
+	$(GO) test -run=^$$ -fuzz=FuzzBencode -fuzztime=$(FUZZTIME) ./sbc/sbctest/rtpengine/
 
 # bench prints the Go micro-benchmarks, then the load harness: one 500-call
 # run through the SBC, through rtpengine (driven as Kamailio does) and the

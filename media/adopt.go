@@ -86,7 +86,7 @@ func (s *Session) AdoptStream(ports [2]int, peers [2]Peer) (*Stream, error) {
 		st.SetRemote(Side(i), peers[i])
 	}
 	for from := range st.legs {
-		in, out := &st.legs[from], &st.legs[Side(from).other()]
+		in, out := &st.legs[from], &st.legs[Side(from).Other()]
 		for k := range 2 {
 			port := uint16(in.rtpPort + k)
 			e, ok := r.inheritedEntry(port)

@@ -170,7 +170,7 @@ func (s *Session) offload() {
 // of the leg facing side from.
 func (st *Stream) offloadSocket(from Side, k sockKind) {
 	r := st.sess.relay
-	in, out := &st.legs[from], &st.legs[from.other()]
+	in, out := &st.legs[from], &st.legs[from.Other()]
 	want, ok := st.offloadable(in, out, k)
 	cur := &st.kernel[from][k]
 	port := uint16(in.rtpPort + int(k))

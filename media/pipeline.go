@@ -126,6 +126,13 @@ func (st *Stream) transform(in, out *leg, b []byte, rtcp bool, now int64) ([]byt
 	a := p.plan.Action(h.pt)
 	at := arrival(now)
 	d.recv.packet(h.ssrc, h.seq, h.ts, at, !a.Event)
+	if p.identity {
+		// As the kernel would: everything passes as it came, measured.
+		if a.Event {
+			c.events.Add(1)
+		}
+		return b, true
+	}
 	switch a.Kind {
 	case codec.Drop:
 		return nil, false
@@ -136,16 +143,14 @@ func (st *Stream) transform(in, out *leg, b []byte, rtcp bool, now int64) ([]byt
 	if a.Event {
 		c.events.Add(1)
 	}
-	if !p.identity {
-		if a.Conv != nil {
-			a.Conv.Convert(h.payload(b))
-		}
-		seq, ts, changed := d.w.apply(h.ssrc, h.seq, h.ts, at, !a.Event)
-		if changed {
-			d.publish()
-		}
-		setRTP(b, a.Out, seq, ts, d.w.ssrc)
+	if a.Conv != nil {
+		a.Conv.Convert(h.payload(b))
 	}
+	seq, ts, changed := d.w.apply(h.ssrc, h.seq, h.ts, at, !a.Event)
+	if changed {
+		d.publish()
+	}
+	setRTP(b, a.Out, seq, ts, d.w.ssrc)
 	if p.tx != nil {
 		var err error
 		if b, err = p.tx.EncryptRTP(b[:0], b, &d.hdr); err != nil {

@@ -27,7 +27,8 @@ func (s Side) String() string {
 	return "Side(" + strconv.Itoa(int(s)) + ")"
 }
 
-func (s Side) other() Side { return 1 - s }
+// Other is the side across the call.
+func (s Side) Other() Side { return 1 - s }
 
 // Peer is what signalling says about one side's media endpoint.
 type Peer struct {
@@ -250,7 +251,7 @@ type forwarding struct {
 // is dropped (and counted so). It is the hot path of both transports: it does not allocate
 // (except on the latch path, once per socket) and b is not kept.
 func (st *Stream) forward(from Side, k sockKind, b []byte, src netip.AddrPort, now int64) (forwarding, bool) {
-	in, out := &st.legs[from], &st.legs[from.other()]
+	in, out := &st.legs[from], &st.legs[from.Other()]
 	rtcp, ok := classify(k, b)
 	if !ok || !in.accept(st, k, src) {
 		in.in.dropped.Add(1)

@@ -11,12 +11,10 @@ import (
 // anchor applies an SDP that arrived from side `from` to the call's media
 // and returns it rewritten for the other side, pointing at our ports. An
 // offer (allowNew) may add streams; an answer must match the offer's lines
-// (RFC 3264 §6).
+// (RFC 3264 §6). Audio lines are negotiated under each side's media policy
+// (negotiate.go); an error wrapping *notAcceptable is the policy's refusal.
 func (c *call) anchor(from media.Side, desc *sdp.Session, allowNew bool) ([]byte, error) {
-	to := media.SideB
-	if from == media.SideB {
-		to = media.SideA
-	}
+	to := from.Other()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !allowNew && len(desc.Media) != c.offered {
@@ -26,6 +24,9 @@ func (c *call) anchor(from media.Side, desc *sdp.Session, allowNew bool) ([]byte
 		if len(desc.Media) < c.offered {
 			// RFC 3264 §8: m= lines are never removed, only rejected.
 			return nil, fmt.Errorf("offer has %d m= lines, fewer than the %d before", len(desc.Media), c.offered)
+		}
+		if err := c.negotiateOffer(from, desc); err != nil {
+			return nil, err
 		}
 		c.offered = len(desc.Media)
 	}
@@ -49,13 +50,66 @@ func (c *call) anchor(from media.Side, desc *sdp.Session, allowNew bool) ([]byte
 			}
 			c.streams[i] = st
 		}
+		var line *sdp.Line
+		if allowNew {
+			if o := c.pending[i]; o != nil {
+				line = &o.sent
+			}
+		} else if o := c.pending[i]; o != nil {
+			var err error
+			if line, err = c.negotiateAnswer(st, from, o, m); err != nil {
+				return nil, fmt.Errorf("m= #%d: %w", i+1, err)
+			}
+		}
 		p := peerOf(m)
 		c.peers[i][from] = p
 		st.SetRemote(from, p)
 		rtp, rtcp := st.LocalPorts(to)
-		anchors[i] = sdp.Anchor{RTP: rtp, RTCP: rtcp}
+		anchors[i] = sdp.Anchor{RTP: rtp, RTCP: rtcp, Line: line}
 	}
 	return desc.Rewrite(c.s.relay.PublicIP(), anchors)
+}
+
+// policy is the media policy of a side's peer.
+func (c *call) policy(side media.Side) *MediaPolicy {
+	if side == media.SideA {
+		return &c.from.MediaPolicy
+	}
+	return &c.to.MediaPolicy
+}
+
+// negotiateOffer makes the SBC's offer of each audio line; under c.mu.
+// Nothing changes unless every audio line is acceptable.
+func (c *call) negotiateOffer(from media.Side, desc *sdp.Session) error {
+	pending := make([]*lineOffer, len(desc.Media))
+	for i, m := range desc.Media {
+		if m.Port == 0 || m.Type != "audio" {
+			continue
+		}
+		o, err := offerLine(m, c.policy(from), c.policy(from.Other()))
+		if err != nil {
+			return fmt.Errorf("m= #%d: %w", i+1, err)
+		}
+		pending[i] = o
+	}
+	c.pending, c.offerer = pending, from
+	return nil
+}
+
+// negotiateAnswer applies the answer to one audio line: both legs' media
+// to the relay, and the SBC's answer to the offerer; under c.mu.
+func (c *call) negotiateAnswer(st *media.Stream, from media.Side, o *lineOffer, m sdp.Media) (*sdp.Line, error) {
+	offerer, answerer, line, err := o.answerLine(m, c.policy(from))
+	if err != nil {
+		return nil, err
+	}
+	if err := st.SetMedia(from, answerer); err != nil {
+		return nil, err
+	}
+	if err := st.SetMedia(c.offerer, offerer); err != nil {
+		return nil, err
+	}
+	return line, nil
 }
 
 // mediaState is what a failed re-INVITE must put back.

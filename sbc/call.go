@@ -55,6 +55,8 @@ type call struct {
 	peers    [][2]media.Peer // signalled peer per m= line and side, for re-INVITE rollback
 	reinvite bool            // an offer/answer exchange is in progress (RFC 3261 §14.1)
 	offered  int             // m= lines of the last offer: its answer must match
+	pending  []*lineOffer    // per m= line of the last offer: the SBC's own offer of an audio line
+	offerer  media.Side      // who made the last offer
 	infoBusy map[*leg]bool   // an INFO from this leg is being relayed
 	ackWait  map[ackKey]chan struct{}
 	endedBy  string
@@ -148,6 +150,11 @@ func (c *call) finish(status int, endedBy string) {
 			"a_to_b_rtcp_packets", st.AtoB.RTCPPackets, "b_to_a_rtcp_packets", st.BtoA.RTCPPackets,
 			"dropped_packets", st.AtoB.Dropped+st.BtoA.Dropped,
 			"a_to_b_kernel_packets", st.AtoB.Kernel, "b_to_a_kernel_packets", st.BtoA.Kernel,
+			"srtp_auth_failures", st.AtoB.SRTPAuthFailures+st.BtoA.SRTPAuthFailures,
+			"srtp_replays", st.AtoB.SRTPReplays+st.BtoA.SRTPReplays,
+			"dtmf_events", st.AtoB.Events+st.BtoA.Events,
+			"dtmf_events_dropped", st.AtoB.EventsDropped+st.BtoA.EventsDropped,
+			"a_to_b_quality", st.AtoB.Quality, "b_to_a_quality", st.BtoA.Quality,
 		)
 		close(c.finished)
 	})

@@ -93,6 +93,8 @@ type Trunk struct {
 	Address   string   `toml:"address"`   // host:port calls are sent to
 	Transport string   `toml:"transport"` // udp, tcp
 	Sources   []string `toml:"sources"`   // IPs or CIDRs it may send from
+	// Media is the trunk's media policy: srtp, codecs, srtp_suites.
+	MediaPolicy
 
 	prefixes []netip.Prefix
 }
@@ -187,6 +189,7 @@ func (c *Config) SetDefaults() {
 		c.Calls.StateDir = &d
 	}
 	for i := range c.Trunks {
+		c.Trunks[i].MediaPolicy.setDefaults()
 		c.Trunks[i].Transport = strings.ToLower(c.Trunks[i].Transport)
 		if c.Trunks[i].Transport == "" {
 			c.Trunks[i].Transport = "udp"
@@ -308,6 +311,7 @@ func (c *Config) validateTrunks() []error {
 		if len(t.Sources) == 0 {
 			bad(key+".sources", t.Sources, `at least one IP or CIDR, e.g. ["192.0.2.20/32"]`)
 		}
+		errs = append(errs, t.MediaPolicy.validate(key)...)
 		t.prefixes = t.prefixes[:0]
 		for j, s := range t.Sources {
 			p, err := parsePrefix(s)

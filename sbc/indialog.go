@@ -175,7 +175,11 @@ func (s *Server) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	if err != nil {
 		c.restore(old)
 		c.log.Warn("re-INVITE offer refused", "error", err)
-		s.respond(tx, req, 488, "Not Acceptable Here", nil)
+		var hdrs []sip.Header
+		if na := (*notAcceptable)(nil); errors.As(err, &na) {
+			hdrs = append(hdrs, s.warning(err.Error()))
+		}
+		s.respond(tx, req, 488, "Not Acceptable Here", nil, hdrs...)
 		return
 	}
 
@@ -220,7 +224,7 @@ func (s *Server) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 		// without another exchange, so the call ends rather than run on
 		// media nobody agreed to.
 		c.log.Warn("re-INVITE answer unusable; ending the call", "leg", o.side.String(), "error", err)
-		s.respond(tx, req, 488, "Not Acceptable Here", nil, s.warning("unusable SDP answer from the other side"))
+		s.respond(tx, req, 488, "Not Acceptable Here", nil, s.warning("unusable SDP answer from the other side: "+answerProblem(err)))
 		c.hangup(endError)
 		return
 	}

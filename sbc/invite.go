@@ -35,7 +35,26 @@ func reject(code int, reason string, hdrs ...sip.Header) *rejection {
 
 // warning builds a Warning header (RFC 3261 §20.43) explaining a refusal.
 func (s *Server) warning(text string) sip.Header {
-	return sip.NewHeader("Warning", `399 `+s.publicIP+` "`+strings.ReplaceAll(text, `"`, `'`)+`"`)
+	return sip.NewHeader("Warning", `399 `+s.publicIP+` "`+warnText(text)+`"`)
+}
+
+// warnText makes text safe inside a Warning's quoted string (RFC 3261
+// §25.1): printable ASCII without quote or backslash, at most 200 bytes.
+// Reasons may quote a peer's SDP.
+func warnText(text string) string {
+	b := []byte(strings.ReplaceAll(text, "§", "s."))
+	if len(b) > 200 {
+		b = append(b[:197], "..."...)
+	}
+	for i, c := range b {
+		switch {
+		case c == '"':
+			b[i] = '\''
+		case c == '\\' || c < 0x20 || c > 0x7e:
+			b[i] = '?'
+		}
+	}
+	return string(b)
 }
 
 // screenInvite checks an initial INVITE before any state is created and
@@ -64,7 +83,7 @@ func (s *Server) screenInvite(req *sip.Request) (*sdp.Session, *rejection) {
 	}
 	offer, err := sdp.Parse(req.Body())
 	if err != nil {
-		return nil, reject(488, "Not Acceptable Here", s.warning("malformed SDP offer"))
+		return nil, reject(488, "Not Acceptable Here", s.warning("malformed SDP offer: "+strings.TrimPrefix(err.Error(), "sdp: ")))
 	}
 	if len(offer.Media) == 0 {
 		return nil, reject(488, "Not Acceptable Here", s.warning("SDP offer without media"))
@@ -178,13 +197,17 @@ func (s *Server) setup(req *sip.Request, tx sip.ServerTransaction, from, to *Tru
 
 	body, err := c.anchor(media.SideA, offer, true)
 	if err != nil {
-		code := 500
-		if errors.Is(err, media.ErrNoPorts) {
+		code, hdrs := 500, []sip.Header(nil)
+		var na *notAcceptable
+		switch {
+		case errors.As(err, &na):
+			code, hdrs = 488, []sip.Header{s.warning(err.Error())}
+		case errors.Is(err, media.ErrNoPorts):
 			code = 503
 		}
 		c.log.Warn("anchor offer", "error", err)
-		c.respondA(tx, req, code, nil)
-		c.finish(code, endError)
+		c.respondA(tx, req, code, nil, hdrs...)
+		c.finish(code, endRejected)
 		return
 	}
 
@@ -450,7 +473,7 @@ func (c *call) answered2xx(req *sip.Request, tx sip.ServerTransaction, binv *sip
 	if err != nil {
 		c.log.Warn("B-leg 2xx without usable SDP answer", "error", err)
 		c.bye(b)
-		c.respondA(tx, req, 502, nil, s.warning("callee sent no usable SDP answer"))
+		c.respondA(tx, req, 502, nil, s.warning("callee sent no usable SDP answer: "+answerProblem(err)))
 		c.finish(502, endError)
 		return
 	}
@@ -483,6 +506,16 @@ func (c *call) answered2xx(req *sip.Request, tx sip.ServerTransaction, binv *sip
 			c.hangup(endNoAck)
 		}
 	}
+}
+
+// answerProblem says what was wrong with an answer, for a Warning: the
+// policy's reason, else that it was not SDP the SBC could use.
+func answerProblem(err error) string {
+	var na *notAcceptable
+	if errors.As(err, &na) {
+		return err.Error()
+	}
+	return "malformed or not matching the offer"
 }
 
 // answer rewrites an SDP answer that arrived from side `from` for the

@@ -32,7 +32,7 @@ import (
 	"syscall"
 	"time"
 
-	"sbc/cmd/sbc-bench/internal/rtpengine"
+	"sbc/sbc/sbctest/rtpengine"
 )
 
 const (

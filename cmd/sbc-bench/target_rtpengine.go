@@ -9,7 +9,7 @@ import (
 	"io"
 	"net/netip"
 
-	"sbc/cmd/sbc-bench/internal/rtpengine"
+	"sbc/sbc/sbctest/rtpengine"
 )
 
 // rtpengineTarget runs Sipwise's rtpengine and drives it the way Kamailio's

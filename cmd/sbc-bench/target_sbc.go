@@ -16,9 +16,9 @@ import (
 	"syscall"
 	"time"
 
-	"sbc/cmd/sbc-bench/internal/logtail"
 	"sbc/sbc/sbctest"
 	"sbc/sbc/sbctest/freeport"
+	"sbc/sbc/sbctest/logtail"
 )
 
 // sbcTarget runs the sbc daemon as a child process with a config written for

@@ -59,10 +59,14 @@ type DaemonConfig struct {
 type Trunk struct {
 	Name string
 	Addr netip.AddrPort
+	// Media is its srtp, codecs and srtp_suites; zero values are the
+	// daemon's defaults.
+	Media sbc.MediaPolicy
 }
 
 func (t Trunk) config() sbc.Trunk {
-	return sbc.Trunk{Name: t.Name, Address: t.Addr.String(), Transport: "udp", Sources: []string{t.Addr.Addr().String()}}
+	return sbc.Trunk{Name: t.Name, Address: t.Addr.String(), Transport: "udp", Sources: []string{t.Addr.Addr().String()},
+		MediaPolicy: t.Media}
 }
 
 // config is c as the daemon's Config, with the daemon's defaults filled in

@@ -65,7 +65,13 @@ func ParseCrypto(value string) (Crypto, error) {
 	if len(parts) > 3 {
 		return Crypto{}, malformed(0, "a=crypto inline key has %d |-separated parts, at most 3", len(parts))
 	}
-	key, err := base64.StdEncoding.DecodeString(parts[0])
+	// RFC 4568 §6.1 asks for base64 (RFC 3548), whose padding some
+	// implementations leave out (rtpengine for a 28-byte GCM key).
+	enc := base64.StdEncoding
+	if len(parts[0])%4 != 0 {
+		enc = base64.RawStdEncoding
+	}
+	key, err := enc.DecodeString(parts[0])
 	if err != nil || len(key) == 0 {
 		return Crypto{}, malformed(0, "a=crypto inline key is not base64 (RFC 4568 §6.1)")
 	}

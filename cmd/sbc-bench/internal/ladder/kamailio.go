@@ -16,8 +16,8 @@ import (
 	"syscall"
 	"time"
 
-	"sbc/cmd/sbc-bench/internal/rtpengine"
 	"sbc/sbc/sbctest/freeport"
+	"sbc/sbc/sbctest/rtpengine"
 )
 
 // kamailioSystem is Debian's Kamailio as a stateful proxy in front of the

@@ -21,8 +21,8 @@ import (
 	"syscall"
 	"time"
 
-	"sbc/cmd/sbc-bench/internal/logtail"
 	"sbc/sbc/sbctest/freeport"
+	"sbc/sbc/sbctest/logtail"
 )
 
 // Config says how to start rtpengine.
