@@ -63,6 +63,13 @@ func TestParseConfig(t *testing.T) {
 		{"rate limit off", strings.Replace(base, "[media]", "rate_limit = 0\n[media]", 1), ""},
 		{"negative burst", strings.Replace(base, "[media]", "rate_burst = -5\n[media]", 1), `sip.rate_burst: "-5" is invalid`},
 		{"bad route prefix", base + "[[route]]\nprefix = \"1 2\"\nto = \"a\"\n", `route[1].prefix: "1 2"`},
+		{"media policy", base + "[[trunk]]\nname = \"c\"\naddress = \"192.0.2.30:5060\"\nsources = [\"192.0.2.30\"]\n" + "srtp = \"mandatory\"\ncodecs = [\"PCMA\", \"telephone-event\"]\nsrtp_suites = [\"AEAD_AES_128_GCM\"]\n", ""},
+		{"bad srtp mode", base + "[[trunk]]\nname = \"c\"\naddress = \"192.0.2.30:5060\"\nsources = [\"192.0.2.30\"]\n" + "srtp = \"yes\"\n", `trunk[2].srtp: "yes" is invalid; want "off", "optional" or "mandatory"`},
+		{"unknown codec", base + "[[trunk]]\nname = \"c\"\naddress = \"192.0.2.30:5060\"\nsources = [\"192.0.2.30\"]\n" + "codecs = [\"G729\"]\n", `trunk[2].codecs[0]: "G729" is invalid`},
+		{"codec twice", base + "[[trunk]]\nname = \"c\"\naddress = \"192.0.2.30:5060\"\nsources = [\"192.0.2.30\"]\n" + "codecs = [\"PCMU\", \"pcmu/8000\"]\n", `trunk[2].codecs[1]: "pcmu/8000" is invalid; want each codec once`},
+		{"events only", base + "[[trunk]]\nname = \"c\"\naddress = \"192.0.2.30:5060\"\nsources = [\"192.0.2.30\"]\n" + "codecs = [\"telephone-event\"]\n", `trunk[2].codecs: "telephone-event" is invalid; want at least one of "PCMU", "PCMA"`},
+		{"unknown suite", base + "[[trunk]]\nname = \"c\"\naddress = \"192.0.2.30:5060\"\nsources = [\"192.0.2.30\"]\n" + "srtp = \"optional\"\nsrtp_suites = [\"F8_128_HMAC_SHA1_80\"]\n", `trunk[2].srtp_suites[0]: "F8_128_HMAC_SHA1_80" is invalid`},
+		{"srtp without suites", base + "[[trunk]]\nname = \"c\"\naddress = \"192.0.2.30:5060\"\nsources = [\"192.0.2.30\"]\n" + "srtp = \"optional\"\nsrtp_suites = []\n", `trunk[2].srtp_suites: "" is invalid; want at least one suite`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

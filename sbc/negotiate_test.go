@@ -208,3 +208,51 @@ func fmtFormats(fs []codec.Format) string {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// FuzzNegotiate: any offer and answer, under each policy, either negotiate
+// or are refused; never a panic, and the SBC's keys are never the peer's.
+func FuzzNegotiate(f *testing.F) {
+	f.Add("m=audio 4000 RTP/SAVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"+key80,
+		"m=audio 5000 RTP/AVP 8\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"+key80)
+	f.Add("m=audio 4000 RTP/AVP 8 0\r\n", "m=audio 5000 RTP/SAVP 0 96\r\na=rtpmap:96 telephone-event/8000\r\na=crypto:2 AEAD_AES_128_GCM inline:"+key28)
+	policies := []*MediaPolicy{}
+	for _, mode := range []string{SRTPOff, SRTPOptional, SRTPMandatory} {
+		p := &MediaPolicy{SRTP: mode}
+		p.setDefaults()
+		p.validate("fuzz")
+		policies = append(policies, p)
+	}
+	const head = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n"
+	f.Fuzz(func(t *testing.T, offer, answer string) {
+		o, err := sdp.Parse([]byte(head + offer))
+		if err != nil || len(o.Media) == 0 || o.Media[0].Type != "audio" || o.Media[0].Port == 0 {
+			return
+		}
+		a, err := sdp.Parse([]byte(head + answer))
+		if err != nil || len(a.Media) == 0 {
+			return
+		}
+		for _, from := range policies {
+			for _, to := range policies {
+				lo, err := offerLine(o.Media[0], from, to)
+				if err != nil {
+					continue
+				}
+				off, ans, line, err := lo.answerLine(a.Media[0], to)
+				if err != nil {
+					continue
+				}
+				for _, c := range o.Media[0].Crypto {
+					for _, ours := range append(line.Crypto, lo.sent.Crypto...) {
+						if bytes.Equal(c.Key, ours.Key) {
+							t.Fatal("the SBC sends with the peer's key")
+						}
+					}
+				}
+				if len(off.Formats) == 0 || len(ans.Formats) == 0 {
+					t.Fatalf("negotiated without formats: %v %v", off.Formats, ans.Formats)
+				}
+			}
+		}
+	})
+}

@@ -25,9 +25,14 @@ type Crypto struct {
 	Unsupported string
 }
 
-// String formats c as the value of an a=crypto attribute.
-func (c Crypto) String() string {
+// Value formats c as the value of an a=crypto attribute, key included.
+func (c Crypto) Value() string {
 	return strconv.Itoa(c.Tag) + " " + c.Suite + " inline:" + base64.StdEncoding.EncodeToString(c.Key)
+}
+
+// String shows c without its key, so that no log or error holds one.
+func (c Crypto) String() string {
+	return strconv.Itoa(c.Tag) + " " + c.Suite + " inline:[redacted]"
 }
 
 // ParseCrypto parses the value of an a=crypto attribute. Errors wrap

@@ -2,6 +2,7 @@ package sdp
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -53,6 +54,34 @@ func FuzzParseRewrite(f *testing.F) {
 		}
 		if !bytes.Equal(out, out2) {
 			t.Errorf("Rewrite is not stable:\n%q\nthen\n%q", out, out2)
+		}
+	})
+}
+
+// FuzzParseCrypto: ParseCrypto never panics, never quotes the key in an
+// error, and a usable line formats back to the same tag, suite and key.
+func FuzzParseCrypto(f *testing.F) {
+	for _, s := range []string{
+		"1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20|1:4",
+		"2 AEAD_AES_128_GCM inline:a2tra2tra2tra2tra2tra2tra2tra2traw",
+		"3 AES_CM_128_HMAC_SHA1_32 inline:NzB4d1BINUAvLEw6UzF3WSJ+PSdFcGdUJShpX1Zj KDR=1",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, value string) {
+		c, err := ParseCrypto(value)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error %v does not wrap ErrMalformed", err)
+			}
+			return
+		}
+		if c.Unsupported != "" || c.Key == nil {
+			return
+		}
+		back, err := ParseCrypto(c.Value())
+		if err != nil || back.Tag != c.Tag || back.Suite != c.Suite || !bytes.Equal(back.Key, c.Key) {
+			t.Fatalf("%q formats as %q, which parses as %+v, %v", value, c.Value(), back, err)
 		}
 	})
 }

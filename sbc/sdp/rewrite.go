@@ -164,7 +164,7 @@ func (l *Line) attributes() []pion.Attribute {
 		}
 	}
 	for _, c := range l.Crypto {
-		out = append(out, pion.Attribute{Key: "crypto", Value: c.String()})
+		out = append(out, pion.Attribute{Key: "crypto", Value: c.Value()})
 	}
 	return out
 }

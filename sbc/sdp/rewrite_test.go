@@ -167,3 +167,86 @@ func TestRewriteConcurrent(t *testing.T) {
 		t.Errorf("Rewrite changed the parsed session's attributes")
 	}
 }
+
+// TestRewriteLine: with a Line the m= line carries the SBC's profile,
+// formats and keys, and nothing of the peer's: no format, a=rtpmap, a=fmtp
+// or a=crypto of its own. Other attributes stay.
+func TestRewriteLine(t *testing.T) {
+	in, err := os.ReadFile(filepath.Join(fixtureDir, "srtp.sdp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Parse(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := s.Media[0]
+	if len(m.Codecs) != 3 || m.Codecs[0] != (Codec{18, "G729/8000", "annexb=no"}) || m.Codecs[1] != (Codec{0, "PCMU/8000", ""}) {
+		t.Errorf("codecs %+v", m.Codecs)
+	}
+	if len(m.Crypto) != 3 || m.Crypto[0].Unsupported != "an MKI" || m.Crypto[1].Unsupported != "" || len(m.Crypto[2].Key) != 28 {
+		for _, c := range m.Crypto {
+			t.Errorf("crypto %v: unsupported %q, %d key bytes", c, c.Unsupported, len(c.Key))
+		}
+	}
+	key := []byte("0123456789abcdef0123456789abcd")
+	line := &Line{Proto: "RTP/SAVP", Codecs: []Codec{{8, "PCMA/8000", ""}, {96, "telephone-event/8000", "0-15"}},
+		Crypto: []Crypto{{Tag: 2, Suite: "AES_CM_128_HMAC_SHA1_32", Key: key}}}
+	out, err := s.Rewrite(sbc4, []Anchor{{RTP: 30000, Line: line}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "m=audio 30000 RTP/SAVP 8 96\r\na=ptime:20\r\na=sendrecv\r\na=rtpmap:8 PCMA/8000\r\n" +
+		"a=rtpmap:96 telephone-event/8000\r\na=fmtp:96 0-15\r\na=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNk\r\n"
+	if !strings.HasSuffix(string(out), want) {
+		t.Errorf("rewritten:\n%s\nwant it to end with:\n%s", out, want)
+	}
+	for _, peer := range []string{"G729", "annexb", "WVNfX19", "NzB4d1B", "a2tra2", "0-16"} {
+		if strings.Contains(string(out), peer) {
+			t.Errorf("the peer's %q reaches the other side:\n%s", peer, out)
+		}
+	}
+	back, err := Parse(out)
+	if err != nil || len(back.Media[0].Crypto) != 1 || string(back.Media[0].Crypto[0].Key) != string(key) {
+		t.Errorf("the output does not parse back to our key: %v", err)
+	}
+}
+
+func TestParseCrypto(t *testing.T) {
+	tests := []struct {
+		value       string
+		err         string
+		unsupported string
+	}{
+		{"1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz", "", ""},
+		{"1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^31", "", ""},
+		{"1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20|1:32", "", "an MKI"},
+		{"1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz UNENCRYPTED_SRTCP", "", "session parameters UNENCRYPTED_SRTCP"},
+		{"1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19z;inline:WVNfX19z", "", "several keys"},
+		{"1 AES_CM_128_HMAC_SHA1_80 uri:https://example.com/k", "", "key method uri"},
+		{"AES_CM_128_HMAC_SHA1_80 inline:WVNf", "needs <tag> <suite> <key-params>", ""},
+		{"x AES_CM_128_HMAC_SHA1_80 inline:WVNf", "tag", ""},
+		{"1234567890 AES_CM_128_HMAC_SHA1_80 inline:WVNf", "tag", ""},
+		{"1 AES-CM inline:WVNf", "suite", ""},
+		{"1 AES_CM_128_HMAC_SHA1_80 inline:***", "not base64", ""},
+		{"1 AES_CM_128_HMAC_SHA1_80 inline:", "not base64", ""},
+		{"1 AES_CM_128_HMAC_SHA1_80 inline:WVNf|forever", "lifetime", ""},
+		{"1 AES_CM_128_HMAC_SHA1_80 inline:WVNf|1:999", "MKI", ""},
+		{"1 AES_CM_128_HMAC_SHA1_80 inline:WVNf|1|2|3", "parts", ""},
+		{"1 AES_CM_128_HMAC_SHA1_80 WVNf", "key-params", ""},
+	}
+	for _, tc := range tests {
+		c, err := ParseCrypto(tc.value)
+		switch {
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err) || !errors.Is(err, ErrMalformed)):
+			t.Errorf("ParseCrypto(%q) = %v, want an ErrMalformed saying %q", tc.value, err, tc.err)
+		case tc.err == "" && err != nil:
+			t.Errorf("ParseCrypto(%q): %v", tc.value, err)
+		case tc.err == "" && c.Unsupported != tc.unsupported:
+			t.Errorf("ParseCrypto(%q).Unsupported = %q, want %q", tc.value, c.Unsupported, tc.unsupported)
+		}
+		if err != nil && strings.Contains(err.Error(), "WVNf") {
+			t.Errorf("error shows the key: %v", err)
+		}
+	}
+}

@@ -98,6 +98,9 @@ var fixtures = []struct {
 	{"webrtc-mux", sbc4, ports(30000), []wantMedia{
 		{"audio", "UDP/TLS/RTP/SAVPF", "111 0", 51000, "198.51.100.110:51000", "0.0.0.0:9", true, SendRecv, false},
 	}},
+	{"srtp", sbc4, ports(30000), []wantMedia{
+		{"audio", "RTP/SAVP", "18 0 101", 49170, "192.0.2.50:49170", "192.0.2.50:49171", false, SendRecv, false},
+	}},
 	// An anchor of RTP 0 rejects the stream on the other side.
 	{"audio-basic", sbc6, ports(0), []wantMedia{
 		{"audio", "RTP/AVP", "0 8 101", 49170, "192.0.2.10:49170", "192.0.2.10:49171", false, SendRecv, false},
