@@ -58,7 +58,9 @@ func (r *Relay) inheritedEntry(port uint16) (bpf.Pinhole, bool) {
 // facing each side) with the peers signalling agreed on. Where the kernel
 // still forwards one of its directions, the latched addresses are read
 // back from the entry and the entry is kept: its packets never stop.
-func (s *Session) AdoptStream(ports [2]int, peers [2]Peer) (*Stream, error) {
+// legs, where not nil, is what each leg negotiated (SetMedia), in force
+// before the first packet is read.
+func (s *Session) AdoptStream(ports [2]int, peers [2]Peer, legs [2]*LegMedia) (*Stream, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -66,6 +68,14 @@ func (s *Session) AdoptStream(ports [2]int, peers [2]Peer) (*Stream, error) {
 	}
 	r := s.relay
 	st := newStream(s)
+	for i, m := range legs {
+		if m == nil {
+			continue
+		}
+		if err := st.SetMedia(Side(i), *m); err != nil {
+			return nil, err
+		}
+	}
 	st.holes.Store(true) // its pinholes are handled below, inherited ones kept
 	fail := func(err error) (*Stream, error) {
 		s.closeStreams([]*Stream{st})

@@ -85,7 +85,7 @@ func TestAdoptStream(t *testing.T) {
 		})
 
 		s := r.NewSession("adopted")
-		st, err := s.AdoptStream([2]int{aPort, bPort}, [2]Peer{{RTP: a.addr()}, {RTP: b.addr()}})
+		st, err := s.AdoptStream([2]int{aPort, bPort}, [2]Peer{{RTP: a.addr()}, {RTP: b.addr()}}, [2]*LegMedia{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -114,7 +114,7 @@ func TestAdoptStream(t *testing.T) {
 		}
 		// The ports are held: a second adoption of them fails, and a new
 		// stream gets others.
-		if _, err := r.NewSession("twice").AdoptStream([2]int{aPort, bPort + 2}, [2]Peer{}); !errors.Is(err, errPortTaken) {
+		if _, err := r.NewSession("twice").AdoptStream([2]int{aPort, bPort + 2}, [2]Peer{}, [2]*LegMedia{}); !errors.Is(err, errPortTaken) {
 			t.Errorf("adopting a held port: %v, want errPortTaken", err)
 		}
 		s.Close()
@@ -150,11 +150,35 @@ func TestAdoptStreamPortHeldElsewhere(t *testing.T) {
 		}
 		defer other.Close()
 		free := r.FreePairs()
-		if _, err := r.NewSession("held").AdoptStream([2]int{port, port + 2}, [2]Peer{}); err == nil {
+		if _, err := r.NewSession("held").AdoptStream([2]int{port, port + 2}, [2]Peer{}, [2]*LegMedia{}); err == nil {
 			t.Fatal("adopted a port another socket holds")
 		}
 		if r.FreePairs() != free {
 			t.Errorf("%d pairs free after the failed adoption, want %d", r.FreePairs(), free)
 		}
 	})
+}
+
+// TestAdoptStreamMedia: a terminated stream taken over gets its legs'
+// media back before it relays: SRTP from A reaches B decrypted, never as
+// it came.
+func TestAdoptStreamMedia(t *testing.T) {
+	r := newTestRelay(t, nil)
+	a, b := newPeer(t), newPeer(t)
+	ka := keys(t, AES_CM_128_HMAC_SHA1_80)
+	s := r.NewSession("adopt-media")
+	t.Cleanup(s.Close)
+	legs := [2]*LegMedia{{Formats: pcmuTE, SRTP: ka}, {Formats: pcma}}
+	st, err := s.AdoptStream([2]int{r.ports.min, r.ports.min + 2}, [2]Peer{{RTP: a.addr()}, {RTP: b.addr()}}, legs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := st.Media(SideA); m == nil || !m.SRTP.equal(ka) || st.kernelOK.Load() {
+		t.Fatalf("adopted media %v, kernel eligible %v", m, st.kernelOK.Load())
+	}
+	aPort, _ := st.LocalPorts(SideA)
+	in := audio(0, 1, 5)
+	a.sendTo(aPort, newSRTPPeer(t, ka).seal(in))
+	got, _ := b.recv()
+	checkRelayed(t, got, in, pcmuTE[0], pcma[0])
 }

@@ -210,6 +210,22 @@ func (d *direction) quality() Quality {
 	return d.recv.quality()
 }
 
+// Media returns what side's leg negotiated (SetMedia), nil before; a copy.
+func (st *Stream) Media(side Side) *LegMedia {
+	st.mediaMu.Lock()
+	defer st.mediaMu.Unlock()
+	m := st.media[side]
+	if m == nil {
+		return nil
+	}
+	c := LegMedia{Formats: slices.Clone(m.Formats)}
+	if m.SRTP != nil {
+		k := *m.SRTP
+		c.SRTP = &k
+	}
+	return &c
+}
+
 // SetMedia records what side's leg negotiated for the stream (call it on
 // every answer, and on the offer's side once the offer is accepted). From
 // the first call the relay terminates the stream's media: packets of a

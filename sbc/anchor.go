@@ -11,9 +11,9 @@ import (
 // anchor applies an SDP that arrived from side `from` to the call's media
 // and returns it rewritten for the other side, pointing at our ports. An
 // offer (allowNew) may add streams; an answer must match the offer's lines
-// (RFC 3264 §6). Audio lines are negotiated under each side's media policy
-// (negotiate.go); an error wrapping *notAcceptable is the policy's refusal.
-func (c *call) anchor(from media.Side, desc *sdp.Session, allowNew bool) ([]byte, error) {
+// (RFC 3264 §6). An offer comes with the SBC's own offer of each audio line
+// (offerLines); an answer is negotiated against the last one.
+func (c *call) anchor(from media.Side, desc *sdp.Session, allowNew bool, pending []*lineOffer) ([]byte, error) {
 	to := from.Other()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -25,9 +25,7 @@ func (c *call) anchor(from media.Side, desc *sdp.Session, allowNew bool) ([]byte
 			// RFC 3264 §8: m= lines are never removed, only rejected.
 			return nil, fmt.Errorf("offer has %d m= lines, fewer than the %d before", len(desc.Media), c.offered)
 		}
-		if err := c.negotiateOffer(from, desc); err != nil {
-			return nil, err
-		}
+		c.pending, c.offerer = pending, from
 		c.offered = len(desc.Media)
 	}
 	anchors := make([]sdp.Anchor, len(desc.Media))
@@ -78,22 +76,27 @@ func (c *call) policy(side media.Side) *MediaPolicy {
 	return &c.to.MediaPolicy
 }
 
-// negotiateOffer makes the SBC's offer of each audio line; under c.mu.
-// Nothing changes unless every audio line is acceptable.
-func (c *call) negotiateOffer(from media.Side, desc *sdp.Session) error {
+// offerFrom is offerLines for an offer from side's peer in this call.
+func (c *call) offerFrom(side media.Side, desc *sdp.Session) ([]*lineOffer, error) {
+	return offerLines(desc, c.policy(side), c.policy(side.Other()))
+}
+
+// offerLines makes the SBC's offer of each audio line of an offer from a
+// peer under policy from to a peer under policy to. It changes nothing, so
+// that a refused offer leaves no state; the error wraps *notAcceptable.
+func offerLines(desc *sdp.Session, from, to *MediaPolicy) ([]*lineOffer, error) {
 	pending := make([]*lineOffer, len(desc.Media))
 	for i, m := range desc.Media {
 		if m.Port == 0 || m.Type != "audio" {
 			continue
 		}
-		o, err := offerLine(m, c.policy(from), c.policy(from.Other()))
+		o, err := offerLine(m, from, to)
 		if err != nil {
-			return fmt.Errorf("m= #%d: %w", i+1, err)
+			return nil, fmt.Errorf("m= #%d: %w", i+1, err)
 		}
 		pending[i] = o
 	}
-	c.pending, c.offerer = pending, from
-	return nil
+	return pending, nil
 }
 
 // negotiateAnswer applies the answer to one audio line: both legs' media

@@ -170,16 +170,18 @@ func (s *Server) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.respond(tx, req, 488, "Not Acceptable Here", nil, s.warning("too many media streams"))
 		return
 	}
+	pending, err := c.offerFrom(l.side, offer)
+	if err != nil {
+		c.log.Warn("re-INVITE offer refused by the media policy", "error", err)
+		s.respond(tx, req, 488, "Not Acceptable Here", nil, s.warning(offerProblem(err)))
+		return
+	}
 	old := c.snapshot()
-	body, err := c.anchor(l.side, offer, true)
+	body, err := c.anchor(l.side, offer, true, pending)
 	if err != nil {
 		c.restore(old)
 		c.log.Warn("re-INVITE offer refused", "error", err)
-		var hdrs []sip.Header
-		if na := (*notAcceptable)(nil); errors.As(err, &na) {
-			hdrs = append(hdrs, s.warning(err.Error()))
-		}
-		s.respond(tx, req, 488, "Not Acceptable Here", nil, hdrs...)
+		s.respond(tx, req, 488, "Not Acceptable Here", nil)
 		return
 	}
 

@@ -106,10 +106,18 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	offer, rej := s.screenInvite(req)
 	if rej == nil {
 		if dest, ok := s.plan.Lookup(from.Name, req.Recipient.User); ok {
-			s.setup(req, tx, from, s.trunks.get(dest), offer)
-			return
+			to := s.trunks.get(dest)
+			// The media policies before any state: a refused offer gets
+			// 488 and no B-leg is tried.
+			pending, err := offerLines(offer, &from.MediaPolicy, &to.MediaPolicy)
+			if err == nil {
+				s.setup(req, tx, from, to, offer, pending)
+				return
+			}
+			rej = reject(488, "Not Acceptable Here", s.warning(offerProblem(err)))
+		} else {
+			rej = reject(404, "Not Found")
 		}
-		rej = reject(404, "Not Found")
 	}
 	s.respond(tx, req, rej.code, rej.reason, nil, rej.hdrs...)
 	s.log.Info("call rejected", "a_call_id", callID(req), "from_trunk", from.Name,
@@ -173,7 +181,7 @@ func (s *Server) newLegB(c *call, req *sip.Request, to *Trunk) *leg {
 // setup runs an initial INVITE to its end: the B leg is called, its
 // provisional and final responses relayed, CANCEL and timeouts handled. It
 // returns once the call is answered and ACKed, or has failed.
-func (s *Server) setup(req *sip.Request, tx sip.ServerTransaction, from, to *Trunk, offer *sdp.Session) {
+func (s *Server) setup(req *sip.Request, tx sip.ServerTransaction, from, to *Trunk, offer *sdp.Session, pending []*lineOffer) {
 	c := s.newCall(from, to)
 	defer func() {
 		if r := recover(); r != nil {
@@ -195,19 +203,15 @@ func (s *Server) setup(req *sip.Request, tx sip.ServerTransaction, from, to *Tru
 	}
 	s.addDialog(c.a)
 
-	body, err := c.anchor(media.SideA, offer, true)
+	body, err := c.anchor(media.SideA, offer, true, pending)
 	if err != nil {
-		code, hdrs := 500, []sip.Header(nil)
-		var na *notAcceptable
-		switch {
-		case errors.As(err, &na):
-			code, hdrs = 488, []sip.Header{s.warning(err.Error())}
-		case errors.Is(err, media.ErrNoPorts):
+		code := 500
+		if errors.Is(err, media.ErrNoPorts) {
 			code = 503
 		}
 		c.log.Warn("anchor offer", "error", err)
-		c.respondA(tx, req, code, nil, hdrs...)
-		c.finish(code, endRejected)
+		c.respondA(tx, req, code, nil)
+		c.finish(code, endError)
 		return
 	}
 
@@ -508,6 +512,16 @@ func (c *call) answered2xx(req *sip.Request, tx sip.ServerTransaction, binv *sip
 	}
 }
 
+// offerProblem says why an offer was refused, for a Warning: the policy's
+// reason (offerLines fails with nothing else).
+func offerProblem(err error) string {
+	var na *notAcceptable
+	if errors.As(err, &na) {
+		return err.Error()
+	}
+	return "offer not usable: " + err.Error()
+}
+
 // answerProblem says what was wrong with an answer, for a Warning: the
 // policy's reason, else that it was not SDP the SBC could use.
 func answerProblem(err error) string {
@@ -525,5 +539,5 @@ func (c *call) answer(from media.Side, body []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return c.anchor(from, ans, false)
+	return c.anchor(from, ans, false, nil)
 }

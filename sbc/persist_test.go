@@ -1,15 +1,20 @@
 package sbc
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"sbc/codec"
+	"sbc/media"
 )
 
 // answer brings the call startCall began up: the callee answers, the caller
@@ -222,6 +227,35 @@ func TestStateDirTrust(t *testing.T) {
 	for _, p := range []*peer{a, b} {
 		if m := p.recv(300 * time.Millisecond); m != nil {
 			t.Errorf("peer %s got %v; want nothing", p.addr, m)
+		}
+	}
+}
+
+// TestMediaRecord: what a leg negotiated survives the state file.
+func TestMediaRecord(t *testing.T) {
+	in := &media.LegMedia{
+		Formats: []codec.Format{{PT: 8, Encoding: codec.PCMA}, {PT: 96, Encoding: codec.TelephoneEvent}},
+		SRTP:    &media.SRTP{Suite: media.AEAD_AES_128_GCM, Recv: bytes.Repeat([]byte{1}, 28), Send: bytes.Repeat([]byte{2}, 28)},
+	}
+	b, err := json.Marshal(newMediaRecord(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r mediaRecord
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	out, err := r.legMedia()
+	if err != nil || !reflect.DeepEqual(&out, in) {
+		t.Fatalf("round trip: %+v, %v; want %+v", out, err, in)
+	}
+	for _, bad := range []mediaRecord{
+		{Formats: []formatRecord{{PT: 8, Encoding: "G729"}}},
+		{Formats: []formatRecord{{PT: 200, Encoding: "PCMA"}}},
+		{Suite: "F8_128_HMAC_SHA1_80"},
+	} {
+		if _, err := bad.legMedia(); err == nil {
+			t.Errorf("%+v: no error", bad)
 		}
 	}
 }

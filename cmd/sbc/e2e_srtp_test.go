@@ -223,7 +223,7 @@ func testSDP(ip string, port int, proto, formats, extra string) string {
 			s += "a=rtpmap:0 PCMU/8000\r\n"
 		case "8":
 			s += "a=rtpmap:8 PCMA/8000\r\n"
-		default:
+		case "96", "101":
 			s += "a=rtpmap:" + pt + " telephone-event/8000\r\na=fmtp:" + pt + " 0-15\r\n"
 		}
 	}
@@ -345,4 +345,43 @@ func checkEvent(t *testing.T, dir string, got []byte, pt uint8) {
 	if len(got) != 16 || got[1]&0x7f != pt || !bytes.Equal(got[12:], []byte{7, 0x8a, 0x03, 0x20}) {
 		t.Fatalf("%s: event %x, want payload type %d and payload 078a0320", dir, got, pt)
 	}
+}
+
+// TestE2EOfferRefused: offers the caller's media policy cannot take, or
+// with a broken a=crypto line, get 488 with the reason in a Warning; no
+// B-leg is tried and no call state is made.
+func TestE2EOfferRefused(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end tests with sipp: skipped in -short mode")
+	}
+	if _, err := exec.LookPath("sipp"); err != nil {
+		t.Skip("end-to-end tests: sipp is not in PATH (make deps installs it)")
+	}
+	e := newE2EEnv(t, buildSBC(t), func(c *sbctest.DaemonConfig) {
+		c.Caller.Media = sbc.MediaPolicy{SRTP: sbc.SRTPOptional, Codecs: []string{"PCMA", "PCMU"}}
+	}, false)
+	callee := listenCallee(t, e)
+	const key = "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz"
+	for _, tc := range []struct {
+		name, sdp, reason string
+	}{
+		{"only G.729", testSDP(callerIP, 4000, "RTP/AVP", "18", "a=rtpmap:18 G729/8000\r\n"), "no allowed codec: offered G729/8000"},
+		{"broken a=crypto", testSDP(callerIP, 4000, "RTP/SAVP", "8", "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:%%%\r\n"), "a=crypto inline key is not base64"},
+		{"key of the wrong length", testSDP(callerIP, 4000, "RTP/SAVP", "8", "a=crypto:1 AEAD_AES_128_GCM inline:"+key+"\r\n"), "has a key of 30 bytes, want 28"},
+		{"unknown suite", testSDP(callerIP, 4000, "RTP/SAVP", "8", "a=crypto:1 AES_256_CM_HMAC_SHA1_80 inline:"+key+"\r\n"), "AES_256_CM_HMAC_SHA1_80 (unknown suite)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			uac := e.uac(t, sippOpts{scenario: sdpScenario(t, "uac_refused.xml", tc.sdp)})
+			uac.expectSuccess(t)
+			msgs := uac.messages(t)
+			if !strings.Contains(msgs, tc.reason) {
+				t.Errorf("488 without the reason %q:\n%s", tc.reason, msgs)
+			}
+			if strings.Contains(msgs, "Warning") && strings.Contains(strings.SplitAfter(msgs, "Warning")[1], key) {
+				t.Error("the Warning shows the offered key")
+			}
+		})
+	}
+	e.stop(t, 0)
+	callee.expectNothing(t)
 }
