@@ -70,6 +70,12 @@ bench: deps
 	$(GO) run ./cmd/sbc-bench -sweep -target sbc,rtpengine -max-calls 800 -duration 5s -quiet -plot bin/sweep.png
 	$(GO) run ./cmd/sbc-bench -target sbc -calls 100 -idle-calls 10000 -rate 500 -duration 70s -sbc-ip 127.0.0.2 -sbc-port-min 20000 -quiet
 	$(GO) run ./cmd/sbc-bench ladder -systems sbc,kamailio -start 200 -step 200 -max 3000 -step-duration 10s -quiet
+	# Secure media (issue 5): the caller's leg SRTP (AES_CM_128_HMAC_SHA1_80),
+	# the callee's plain, through sbc and rtpengine, interleaved, at 250 and
+	# 500 calls. The per-packet steps alone are the Go benchmarks above
+	# (BenchmarkTransform, BenchmarkPionSRTP in media/).
+	$(GO) run ./cmd/sbc-bench -target sbc,rtpengine -calls 250 -duration 10s -srtp AES_CM_128_HMAC_SHA1_80 -repeat 2 -quiet
+	$(GO) run ./cmd/sbc-bench -target sbc,rtpengine -calls 500 -duration 10s -srtp AES_CM_128_HMAC_SHA1_80 -repeat 2 -quiet
 	# The kernel fast path (issue 4), across network namespaces: its machine
 	# CPU per packet against a bare XDP forwarder (interleaved, means); the
 	# daemon's CPU as offloaded calls grow, and the most calls at p99 < 1 ms

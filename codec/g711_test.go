@@ -141,3 +141,20 @@ func BenchmarkConvert160(b *testing.B) {
 		t.Convert(buf)
 	}
 }
+
+// TestConvertLengths: every length converts every sample, in the unrolled
+// part and the tail.
+func TestConvertLengths(t *testing.T) {
+	for n := range 20 {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(37 * i)
+		}
+		Conversion(PCMA, PCMU).Convert(b)
+		for i, c := range b {
+			if c != AlawToUlaw(byte(37*i)) {
+				t.Fatalf("length %d: sample %d = %#02x, want %#02x", n, i, c, AlawToUlaw(byte(37*i)))
+			}
+		}
+	}
+}

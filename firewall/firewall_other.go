@@ -45,6 +45,7 @@ func (*Firewall) Unpin() error                               { return nil }
 type SIPGuard struct{}
 
 func StartSIPGuard(Config) (*SIPGuard, error)           { return nil, errors.New("nftables: needs Linux") }
+func RemoveSIPGuard(uint16) error                       { return nil }
 func (*SIPGuard) Dropped() (uint64, error)              { return 0, nil }
 func (*SIPGuard) Close() error                          { return nil }
 func (*SIPGuard) Ban(netip.Prefix, time.Duration) error { return errors.New("nftables: needs Linux") }

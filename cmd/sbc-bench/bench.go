@@ -30,6 +30,7 @@ type runConfig struct {
 	receivers    int
 	drain        time.Duration // wait for packets in flight after the last send
 	uacIP, uasIP netip.Addr
+	srtp         string        // SRTP suite of the A leg (SDES); "": plain RTP
 	floodPPS     int           // packets/s to closed media ports during the media phase
 	floodDst     netip.Addr    // the target's media address
 	measureAfter time.Duration // CPU measured from this far into the media phase
@@ -107,13 +108,16 @@ func runOnce(ctx context.Context, cfg runConfig, t target) (res *result, err err
 	if err != nil {
 		return nil, err
 	}
+	if cfg.srtp != "" {
+		gen.useSRTP()
+	}
 	defer gen.close()
 
 	// The UAS readies call i's B end when the offer arrives: its peer is
 	// whatever the offer names (the relay, or the UAC's A end when direct).
 	answer := func(i int, offer []byte) ([]byte, error) {
 		if i >= cfg.calls {
-			return sdpFor(idleMedia(cfg.uasIP), uint64(i)), nil
+			return sdpFor(idleMedia(cfg.uasIP), uint64(i), ""), nil
 		}
 		peer, err := mediaAddr(offer)
 		if err != nil {
@@ -123,7 +127,7 @@ func runOnce(ctx context.Context, cfg runConfig, t target) (res *result, err err
 		if err := b.connect(peer); err != nil {
 			return nil, err
 		}
-		return sdpFor(b.local, uint64(i)), nil
+		return sdpFor(b.local, uint64(i), ""), nil
 	}
 	callee, err := newUAS(cfg.uasIP, cfg.calls+cfg.idle, cfg.sipLog, answer)
 	if err != nil {
@@ -137,7 +141,7 @@ func runOnce(ctx context.Context, cfg runConfig, t target) (res *result, err err
 	defer caller.close()
 
 	cfg.progress.set("%s: starting", t.name())
-	e := env{calls: cfg.calls + cfg.idle, uacAddr: caller.addr, uasAddr: callee.addr, workDir: work}
+	e := env{calls: cfg.calls + cfg.idle, uacAddr: caller.addr, uasAddr: callee.addr, workDir: work, srtp: cfg.srtp}
 	stopped := false
 	defer func() {
 		if stopped {
@@ -173,7 +177,7 @@ func runOnce(ctx context.Context, cfg runConfig, t target) (res *result, err err
 		caller.anchor = a
 	}
 
-	res = &result{Target: t.name(), Calls: cfg.calls, IdleCalls: cfg.idle, Senders: gen.senders, Receivers: gen.receivers}
+	res = &result{Target: t.name(), Calls: cfg.calls, IdleCalls: cfg.idle, Senders: gen.senders, Receivers: gen.receivers, SRTP: cfg.srtp}
 	pid := t.pid()
 	if pid != 0 {
 		res.Relay = &relayUsage{}
@@ -369,11 +373,22 @@ func setupCalls(ctx context.Context, cfg runConfig, gen *generator, caller *uac,
 	err := paced(ctx, total, cfg.rate, cfg.inFlight, "calls set up", cfg.progress, func(i int) error {
 		cctx, cancel := callContext(ctx, cfg.setupTimeout)
 		defer cancel()
-		local := idleMedia(cfg.uacIP)
+		local, crypto := idleMedia(cfg.uacIP), ""
+		var key sdesKey
 		if i < cfg.calls {
 			local = gen.endA(i).local
+			if cfg.srtp != "" {
+				var err error
+				if key, err = newSDESKey(cfg.srtp); err != nil {
+					return err
+				}
+				if gen.srtpTx[i], err = key.context(false); err != nil {
+					return fmt.Errorf("call %d: %w", i, err)
+				}
+				crypto = key.line()
+			}
 		}
-		answer, err := caller.invite(cctx, i, sdpFor(local, uint64(i)))
+		answer, err := caller.invite(cctx, i, sdpFor(local, uint64(i), crypto))
 		if err != nil {
 			if ctx.Err() != nil {
 				return fmt.Errorf("call %d: %w", i, context.Cause(ctx))
@@ -388,6 +403,18 @@ func setupCalls(ctx context.Context, cfg runConfig, gen *generator, caller *uac,
 			return fmt.Errorf("call %d: 200: %w", i, err)
 		}
 		if i < cfg.calls {
+			if crypto != "" {
+				theirs, err := answerKey(answer, cfg.srtp)
+				if err != nil {
+					return fmt.Errorf("call %d: 200: %w", i, err)
+				}
+				if string(theirs.key) == string(key.key) {
+					return fmt.Errorf("call %d: the relay answered with our own SRTP key", i)
+				}
+				if gen.srtpRx[i], err = theirs.context(true); err != nil {
+					return fmt.Errorf("call %d: %w", i, err)
+				}
+			}
 			if err := gen.endA(i).connect(peer); err != nil {
 				return fmt.Errorf("call %d: %w", i, err)
 			}

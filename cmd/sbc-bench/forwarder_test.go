@@ -69,7 +69,7 @@ func (r *dropRelay) offer(_ context.Context, c callRef, sdp []byte) ([]byte, err
 	r.mu.Unlock()
 	r.wg.Go(func() { r.forward(call.a, call.b, func() netip.AddrPort { return call.peer(&call.peerB) }) })
 	r.wg.Go(func() { r.forward(call.b, call.a, func() netip.AddrPort { return call.peer(&call.peerA) }) })
-	return sdpFor(call.b.LocalAddr().(*net.UDPAddr).AddrPort(), uint64(c.index)), nil
+	return sdpFor(call.b.LocalAddr().(*net.UDPAddr).AddrPort(), uint64(c.index), ""), nil
 }
 
 func (r *dropRelay) answer(_ context.Context, c callRef, sdp []byte) ([]byte, error) {
@@ -86,7 +86,7 @@ func (r *dropRelay) answer(_ context.Context, c callRef, sdp []byte) ([]byte, er
 	call.mu.Lock()
 	call.peerB = peerB
 	call.mu.Unlock()
-	return sdpFor(call.a.LocalAddr().(*net.UDPAddr).AddrPort(), uint64(c.index)), nil
+	return sdpFor(call.a.LocalAddr().(*net.UDPAddr).AddrPort(), uint64(c.index), ""), nil
 }
 
 func (c *relayCall) peer(p *netip.AddrPort) netip.AddrPort {

@@ -11,6 +11,9 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
 )
 
 // The media generator. Call i has two stream ends, each its own socket:
@@ -70,6 +73,13 @@ type generator struct {
 	recvErr   atomic.Uint64
 	unstamped atomic.Uint64 // received without a kernel timestamp
 
+	// srtpTx and srtpRx are call i's SRTP contexts with -srtp (nil
+	// slices without): the one its A end encrypts with, owned by the
+	// sender of stream 2i, and the one it decrypts with, owned by the
+	// receiver of end 2i. srtpFail counts packets that did not decrypt.
+	srtpTx, srtpRx []*srtp.Context
+	srtpFail       atomic.Uint64
+
 	// latency is merged from the receivers' when they stop.
 	latency latencies
 	lag     *histogram // how late senders were against the schedule
@@ -105,6 +115,21 @@ func newGenerator(calls int, uacIP, uasIP netip.Addr, senders, receivers, sendBa
 		}
 	}
 	return g, nil
+}
+
+// useSRTP makes the calls' A legs SRTP: setupCalls fills the contexts.
+func (g *generator) useSRTP() {
+	n := len(g.ends) / 2
+	g.srtpTx, g.srtpRx = make([]*srtp.Context, n), make([]*srtp.Context, n)
+}
+
+// seal encrypts plain, a packet of stream st, into dst when st leaves an A
+// end of an SRTP run; else it returns plain. hdr is the sender's scratch.
+func (g *generator) seal(st int, dst, plain []byte, hdr *rtp.Header) ([]byte, error) {
+	if g.srtpTx == nil || st%2 != 0 {
+		return plain, nil
+	}
+	return g.srtpTx[st/2].EncryptRTP(dst[:0], plain, hdr)
 }
 
 func (g *generator) close() {
@@ -217,7 +242,8 @@ func (g *generator) run(ctx context.Context, d, drain time.Duration) error {
 // send is one sender: streams [lo, hi), ticks ticks from t0. With a raw
 // socket a slot's packets leave in one sendmmsg; else one write each.
 func (g *generator) send(lo, hi int, t0 time.Time, ticks int, lag *histogram, stop *atomic.Bool) {
-	buf := newPacket()
+	buf, sealed := newPacket(), make([]byte, packetLen+srtpOverhead)
+	var hdr rtp.Header
 	var rb *rawBatch
 	if g.rawFD >= 0 {
 		rb = newRawBatch(g.rawFD, g.sendBatch)
@@ -243,7 +269,11 @@ func (g *generator) send(lo, hi int, t0 time.Time, ticks int, lag *histogram, st
 			for st := a; st < b; st++ {
 				tx := &g.tx[st]
 				encode(buf, uint32(st), uint32(k), sendTime{mono: g.now(), wall: time.Now().UnixNano()})
-				if err := write(g.ends[st].fd, buf); err != nil {
+				out, err := g.seal(st, sealed, buf, &hdr)
+				if err == nil {
+					err = write(g.ends[st].fd, out)
+				}
+				if err != nil {
 					tx.sendErr++
 					continue
 				}
@@ -291,7 +321,15 @@ func (g *generator) handle(events []syscall.EpollEvent, b *batch, lat latencies)
 		now := g.now()
 		want := uint32(e ^ 1)
 		for i := range m {
-			stream, seq, sent, ok := decode(b.packet(i))
+			p := b.packet(i)
+			if g.srtpRx != nil && e%2 == 0 { // an A end of an SRTP run
+				var err error
+				if p, err = g.srtpRx[e/2].DecryptRTP(b.plain[:0], p, &b.hdr); err != nil {
+					g.srtpFail.Add(1)
+					continue
+				}
+			}
+			stream, seq, sent, ok := decode(p)
 			switch {
 			case !ok:
 				g.foreign.Add(1)

@@ -66,3 +66,40 @@ func TestLoadThroughSBC(t *testing.T) {
 		t.Errorf("relay usage %+v; want RSS and CPU read from /proc", r)
 	}
 }
+
+// TestLoadSRTP: with -srtp the caller's leg is SRTP and the callee's
+// plain, through the daemon and through rtpengine: every packet arrives,
+// each A end decrypts what the relay sends it, neither side refuses one.
+func TestLoadSRTP(t *testing.T) {
+	if testing.Short() {
+		t.Skip("SRTP load test through the sbc daemon and rtpengine: skipped in -short mode")
+	}
+	needRTPengine(t)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	sbc := newSBCTarget("", raceEnabled, 30000, nil)
+	sbc.ip = netip.MustParseAddr("127.0.0.2")
+	defer sbc.cleanup()
+	if err := sbc.build(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	const calls, d = 20, 2 * time.Second
+	for _, tg := range []target{sbc, testRTPengine()} {
+		cfg := testConfig(calls, d)
+		cfg.srtp = "AES_CM_128_HMAC_SHA1_80"
+		res, err := runOnce(t.Context(), cfg, tg)
+		if err != nil {
+			t.Fatalf("%s: %v", tg.name(), err)
+		}
+		var out strings.Builder
+		newTable(&out).row(res)
+		notes(&out, []*result{res})
+		t.Logf("\n%s", out.String())
+		checkCounts(t, res, calls, d)
+		if res.Lost != 0 || res.SRTPFailures != 0 {
+			t.Errorf("%s: lost %d, %d packets did not decrypt; want none", tg.name(), res.Lost, res.SRTPFailures)
+		}
+		if c := res.Counters; tg == target(sbc) && (c == nil || c.SRTPAuthFailures != 0 || c.CallsEnded != calls) {
+			t.Errorf("sbc counters %+v: want %d calls ended, no SRTP refused", c, calls)
+		}
+	}
+}

@@ -85,6 +85,7 @@ type options struct {
 	kernelHook   string
 	passP99      time.Duration
 	floodPPS     int
+	srtp         string
 	floodCompare bool
 	repeat       int
 	measureAfter time.Duration
@@ -133,6 +134,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.repeat, "repeat", 1, "run the list of targets this many times, interleaved, and print each target's means (runs on a shared machine vary)")
 	fs.BoolVar(&o.floodCompare, "flood-compare", false, "with -flood-pps: run each target without the flood first, and print what the flood cost (loss, latency, machine CPU per dropped packet)")
 	fs.DurationVar(&o.measureAfter, "measure-after", 0, "measure CPU from this far into the media phase on (steady state: streams set up, in the kernel with the fast path); latency and loss cover all of it")
+	fs.StringVar(&o.srtp, "srtp", "", "make the caller's leg SRTP with this SDES suite (AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32, AEAD_AES_128_GCM), a fresh key per call, the callee's plain RTP: the relay bridges them (targets sbc and rtpengine)")
 	fs.IntVar(&o.floodPPS, "flood-pps", 0, "during the media phase, also send this many packets/s to media ports of no call of the target (from another source): they must be dropped without hurting the calls")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -216,6 +218,16 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("-pass-p99 %v: want > 0", o.passP99)
 	case o.floodPPS < 0 || o.floodPPS > 2_000_000:
 		return nil, fmt.Errorf("-flood-pps %d: want 0 to 2000000", o.floodPPS)
+	}
+	if o.srtp != "" {
+		if _, ok := srtpSuites[o.srtp]; !ok {
+			return nil, fmt.Errorf("-srtp %q: want AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32 or AEAD_AES_128_GCM", o.srtp)
+		}
+		for _, t := range o.targets {
+			if t != "sbc" && t != "rtpengine" {
+				return nil, fmt.Errorf("-srtp with -target %s: only sbc and rtpengine terminate SRTP", t)
+			}
+		}
 	}
 	if o.netlab && lab == nil {
 		return o, nil // the parent: the child checks the rest
@@ -397,7 +409,7 @@ func (b *bench) config(calls int) runConfig {
 	return runConfig{
 		calls: calls, idle: b.o.idleCalls, duration: b.o.duration, rate: b.o.rate, setupTimeout: b.o.setupTimeout,
 		inFlight: b.o.inFlight, senders: b.o.senders, sendBatch: b.o.sendBatch, receivers: b.o.receivers, drain: 500 * time.Millisecond,
-		uacIP: b.o.uacIP, uasIP: b.o.uasIP, sipLog: b.sipLog, progress: b.prog, floodPPS: b.o.floodPPS, floodDst: b.o.sbcIP, measureAfter: b.o.measureAfter,
+		uacIP: b.o.uacIP, uasIP: b.o.uasIP, sipLog: b.sipLog, progress: b.prog, floodPPS: b.o.floodPPS, floodDst: b.o.sbcIP, measureAfter: b.o.measureAfter, srtp: b.o.srtp,
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pion/rtp"
+
 	"sbc/media/rawudp"
 )
 
@@ -33,12 +35,16 @@ type rawBatch struct {
 	fd     int
 	size   int // packets per sendmmsg, at most maxSendBatch
 	out    rawudp.Batch
-	bufs   [maxSendBatch][rawudp.HeaderLen + packetLen]byte
+	bufs   [maxSendBatch][rawudp.HeaderLen + packetLen + srtpOverhead]byte
 	stream [maxSendBatch]int
+	// plain is the packet before SRTP, for the streams an SRTP run
+	// encrypts into bufs; hdr pion's scratch.
+	plain []byte
+	hdr   rtp.Header
 }
 
 func newRawBatch(fd, size int) *rawBatch {
-	b := &rawBatch{fd: fd, size: min(size, maxSendBatch)}
+	b := &rawBatch{fd: fd, size: min(size, maxSendBatch), plain: newPacket()}
 	for i := range b.bufs {
 		copy(b.bufs[i][rawudp.HeaderLen:], newPacket())
 	}
@@ -58,11 +64,26 @@ func (rb *rawBatch) send(g *generator, a, b int, seq uint32) uint64 {
 				g.tx[a].sendErr++
 				continue
 			}
-			p := rb.bufs[n][rawudp.HeaderLen:]
-			encode(p, uint32(a), seq, sendTime{mono: g.now(), wall: time.Now().UnixNano()})
+			p := rb.bufs[n][rawudp.HeaderLen : rawudp.HeaderLen+packetLen]
+			sent := sendTime{mono: g.now(), wall: time.Now().UnixNano()}
+			if g.srtpTx != nil {
+				// From a clean copy: SRTP overwrites the payload of the
+				// buffer, which another stream's packet reuses.
+				encode(rb.plain, uint32(a), seq, sent)
+				var err error
+				if p, err = g.seal(a, rb.bufs[n][rawudp.HeaderLen:], rb.plain, &rb.hdr); err != nil {
+					g.tx[a].sendErr++
+					continue
+				}
+				if a%2 != 0 {
+					p = rb.bufs[n][rawudp.HeaderLen : rawudp.HeaderLen+copy(rb.bufs[n][rawudp.HeaderLen:], rb.plain)]
+				}
+			} else {
+				encode(p, uint32(a), seq, sent)
+			}
 			dst := end.peer.Addr().As4()
 			rawudp.PutHeaders(rb.bufs[n][:rawudp.HeaderLen], end.local.Addr().As4(), dst, end.local.Port(), end.peer.Port(), p)
-			rb.out.Set(n, rb.bufs[n][:], dst)
+			rb.out.Set(n, rb.bufs[n][:rawudp.HeaderLen+len(p)], dst)
 			rb.stream[n] = a
 			n++
 		}

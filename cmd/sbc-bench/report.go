@@ -45,7 +45,11 @@ type result struct {
 	Misrouted          uint64  `json:"misrouted"`  // our packet, on another stream's end
 	Foreign            uint64  `json:"foreign"`    // not our packet
 	SendErrors         uint64  `json:"send_errors"`
-	RelayedPPS         float64 `json:"relayed_pps"` // received / media_s
+	// SRTP is the A leg's suite with -srtp; SRTPFailures the packets an A
+	// end could not decrypt (authentication, replay).
+	SRTP         string  `json:"srtp,omitempty"`
+	SRTPFailures uint64  `json:"srtp_failures"`
+	RelayedPPS   float64 `json:"relayed_pps"` // received / media_s
 	// LatencyUs is one way, from the harness's write to the kernel's receive
 	// timestamp at the far end: what the target adds (see latencies).
 	LatencyUs latencyReport `json:"latency_us"`
@@ -125,6 +129,7 @@ func (r *result) fill(g *generator, rep relayReport) {
 	r.Sent, r.Received, r.Lost = t.sent, t.received, t.lost
 	r.Reordered, r.Duplicates, r.SendErrors = t.reordered, t.dups, t.sendErr
 	r.Misrouted, r.Foreign = g.misrouted.Load(), g.foreign.Load()
+	r.SRTPFailures = g.srtpFail.Load()
 	if t.sent > 0 {
 		r.LossPct = 100 * float64(t.lost) / float64(t.sent)
 	}
@@ -161,7 +166,7 @@ func (r *result) fill(g *generator, rep relayReport) {
 		r.Counters = &rep
 	}
 	r.Pass = t.sent > 0 && r.LossPct < passLossPct && g.latency.kernel.quantile(0.99) < passP99 &&
-		r.Misrouted == 0 && r.Unstamped == 0 && rep.LeakedPairs == 0
+		r.Misrouted == 0 && r.Unstamped == 0 && rep.LeakedPairs == 0 && r.SRTPFailures == 0 && rep.SRTPAuthFailures == 0
 }
 
 // problems lists what is wrong beyond the numbers: a relay that leaked
@@ -275,6 +280,13 @@ mach: busy CPU of the whole machine (all processes, softirq included) per relaye
 	for _, r := range results {
 		fmt.Fprintf(out, "%s, %d calls: sent %d, received %d, lost %d (worst stream %.2f %%, %d streams starved), reordered %d, duplicates %d, misrouted %d, foreign %d, send errors %d;\n",
 			r.Target, r.Calls, r.Sent, r.Received, r.Lost, r.WorstStreamLossPct, r.StarvedStreams, r.Reordered, r.Duplicates, r.Misrouted, r.Foreign, r.SendErrors)
+		if r.SRTP != "" {
+			relay := "not counted"
+			if r.Counters != nil && r.Counters.Counted {
+				relay = fmt.Sprint(r.Counters.SRTPAuthFailures)
+			}
+			fmt.Fprintf(out, "  A leg SRTP %s, B leg RTP: %d packets the harness could not decrypt, %s the relay refused\n", r.SRTP, r.SRTPFailures, relay)
+		}
 		fmt.Fprintf(out, "  setup %.2fs (%.0f calls/s), media %.2fs; latency mean %s, at the receiver p50 %s p99 %s p99.9 %s\n",
 			r.SetupS, float64(r.Calls+r.IdleCalls)/max(r.SetupS, 1e-9), r.MediaS, usStr(r.LatencyUs.Mean),
 			usStr(r.UserLatencyUs.P50), usStr(r.UserLatencyUs.P99), usStr(r.UserLatencyUs.P999))

@@ -11,18 +11,23 @@ import (
 )
 
 // sdpFor is the SDP the harness's UAC offers and its UAS answers: one
-// G.711 A-law audio stream at addr (RFC 4566, RFC 3264).
-func sdpFor(addr netip.AddrPort, sessID uint64) []byte {
+// G.711 A-law audio stream at addr (RFC 4566, RFC 3264); with crypto (the
+// value of an a=crypto line), RTP/SAVP keyed with it (RFC 4568).
+func sdpFor(addr netip.AddrPort, sessID uint64, crypto string) []byte {
 	ip := addr.Addr().String()
+	proto, extra := "RTP/AVP", ""
+	if crypto != "" {
+		proto, extra = "RTP/SAVP", "a=crypto:"+crypto+"\r\n"
+	}
 	return fmt.Appendf(nil, "v=0\r\n"+
 		"o=bench %d 1 IN IP4 %s\r\n"+
 		"s=sbc-bench\r\n"+
 		"c=IN IP4 %s\r\n"+
 		"t=0 0\r\n"+
-		"m=audio %d RTP/AVP 8\r\n"+
+		"m=audio %d %s 8\r\n"+
 		"a=rtpmap:8 PCMA/8000\r\n"+
 		"a=ptime:20\r\n"+
-		"a=sendrecv\r\n", sessID, ip, ip, addr.Port())
+		"a=sendrecv\r\n%s", sessID, ip, ip, addr.Port(), proto, extra)
 }
 
 // mediaAddr returns where the first audio stream of an SDP body wants its

@@ -10,7 +10,7 @@ import (
 
 func TestSDPRoundTrip(t *testing.T) {
 	addr := netip.MustParseAddrPort("127.0.0.10:40002")
-	got, err := mediaAddr(sdpFor(addr, 7))
+	got, err := mediaAddr(sdpFor(addr, 7, ""))
 	if err != nil || got != addr {
 		t.Fatalf("mediaAddr(sdpFor(%v)) = %v, %v", addr, got, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/pion/rtp"
 	"net/netip"
 	"os"
 	"syscall"
@@ -112,6 +113,9 @@ type batch struct {
 	iovs []syscall.Iovec
 	bufs [][]byte
 	ctrl [][]byte
+	// plain and hdr are for decrypting an SRTP run's packets.
+	plain []byte
+	hdr   rtp.Header
 }
 
 // ctrlLen holds one control message carrying a struct timespec.
@@ -121,7 +125,8 @@ var ctrlLen = syscall.CmsgSpace(16)
 const readBuf = 2048
 
 func newBatch(n int) *batch {
-	b := &batch{msgs: make([]mmsghdr, n), iovs: make([]syscall.Iovec, n), bufs: make([][]byte, n), ctrl: make([][]byte, n)}
+	b := &batch{msgs: make([]mmsghdr, n), iovs: make([]syscall.Iovec, n), bufs: make([][]byte, n), ctrl: make([][]byte, n),
+		plain: make([]byte, readBuf)}
 	for i := range n {
 		b.ctrl[i] = make([]byte, ctrlLen)
 		b.msgs[i].hdr.Control = &b.ctrl[i][0]

@@ -54,27 +54,31 @@ type env struct {
 	uacAddr netip.AddrPort // the UAC's SIP socket: calls come from here (trunk "a")
 	uasAddr netip.AddrPort // the UAS's SIP socket: calls go there (trunk "b")
 	workDir string         // for config files and logs; removed after the run
+	srtp    string         // SRTP suite of the A leg (-srtp); "": plain RTP
 }
 
 // relayReport is what a target counted itself. Fields a target cannot know
 // stay zero; Counted says whether the packet counters mean anything.
 type relayReport struct {
-	Counted      bool           `json:"counted"`
-	NotCounted   string         `json:"not_counted,omitempty"` // why not, for a relay whose counters could not be read
-	Source       string         `json:"source,omitempty"`      // where the counters come from
-	CallsEnded   int            `json:"calls_ended"`           // calls the relay logged as ended
-	Forwarded    uint64         `json:"forwarded_rtp"`         // RTP packets forwarded, both directions
-	Dropped      uint64         `json:"dropped"`               // received but not forwarded
-	Kernel       uint64         `json:"kernel_rtp"`            // of Forwarded, by the kernel fast path
-	EndedBy      map[string]int `json:"ended_by,omitempty"`
-	PortsChecked bool           `json:"ports_checked"`
-	FreePairs    int            `json:"free_port_pairs"`
-	TotalPairs   int            `json:"total_port_pairs"`
-	LeakedPairs  int            `json:"leaked_port_pairs"`
-	ExitCode     int            `json:"exit_code"`
-	Errors       int            `json:"errors_logged"`
-	Warnings     int            `json:"warnings_logged"`
-	FirstError   string         `json:"first_error,omitempty"`
+	Counted    bool   `json:"counted"`
+	NotCounted string `json:"not_counted,omitempty"` // why not, for a relay whose counters could not be read
+	Source     string `json:"source,omitempty"`      // where the counters come from
+	CallsEnded int    `json:"calls_ended"`           // calls the relay logged as ended
+	Forwarded  uint64 `json:"forwarded_rtp"`         // RTP packets forwarded, both directions
+	Dropped    uint64 `json:"dropped"`               // received but not forwarded
+	Kernel     uint64 `json:"kernel_rtp"`            // of Forwarded, by the kernel fast path
+	// SRTPAuthFailures are SRTP packets the relay refused (sbc's
+	// srtp_auth_failures).
+	SRTPAuthFailures uint64         `json:"srtp_auth_failures"`
+	EndedBy          map[string]int `json:"ended_by,omitempty"`
+	PortsChecked     bool           `json:"ports_checked"`
+	FreePairs        int            `json:"free_port_pairs"`
+	TotalPairs       int            `json:"total_port_pairs"`
+	LeakedPairs      int            `json:"leaked_port_pairs"`
+	ExitCode         int            `json:"exit_code"`
+	Errors           int            `json:"errors_logged"`
+	Warnings         int            `json:"warnings_logged"`
+	FirstError       string         `json:"first_error,omitempty"`
 }
 
 // directTarget is no relay: the UAC invites the UAS directly and the two

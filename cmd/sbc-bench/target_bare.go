@@ -82,7 +82,7 @@ func (t *bareTarget) offer(_ context.Context, c callRef, sdp []byte) ([]byte, er
 	t.peers[c.index] = peer
 	t.mu.Unlock()
 	_, b := t.ports(c.index)
-	return sdpFor(netip.AddrPortFrom(t.lab.SBC, b), uint64(c.index)), nil
+	return sdpFor(netip.AddrPortFrom(t.lab.SBC, b), uint64(c.index), ""), nil
 }
 
 // answer installs both directions and answers the UAC with the port facing
@@ -114,7 +114,7 @@ func (t *bareTarget) answer(_ context.Context, c callRef, sdp []byte) ([]byte, e
 			return nil, err
 		}
 	}
-	return sdpFor(netip.AddrPortFrom(t.lab.SBC, a), uint64(c.index)), nil
+	return sdpFor(netip.AddrPortFrom(t.lab.SBC, a), uint64(c.index), ""), nil
 }
 
 func (t *bareTarget) delete(_ context.Context, c callRef) error {

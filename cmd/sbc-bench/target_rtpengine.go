@@ -26,6 +26,7 @@ type rtpengineTarget struct {
 	ngPort  int       // its ng port; 0: a free one
 
 	uas  netip.AddrPort
+	srtp string // the A leg's SRTP suite (-srtp), "": plain
 	proc *rtpengine.Proc
 }
 
@@ -60,7 +61,7 @@ func (t *rtpengineTarget) start(ctx context.Context, e env) error {
 	if err != nil {
 		return err
 	}
-	t.uas = e.uasAddr
+	t.uas, t.srtp = e.uasAddr, e.srtp
 	t.proc, err = rtpengine.Start(ctx, rtpengine.Config{Bin: t.bin, IP: t.ip, PortMin: lo, PortMax: hi,
 		Threads: rtpengineThreads, Dir: e.workDir, Log: t.logCopy, Netns: t.netns, NGPort: t.ngPort})
 	return err
@@ -88,6 +89,11 @@ func dialog(c callRef) rtpengine.Dialog {
 }
 
 func (t *rtpengineTarget) offer(ctx context.Context, c callRef, sdp []byte) ([]byte, error) {
+	if t.srtp != "" {
+		// The caller offers SRTP; the callee gets plain RTP, as
+		// Kamailio's rtpengine_offer("RTP/AVP") asks.
+		return t.proc.OfferWith(ctx, dialog(c), sdp, rtpengine.Dict{"transport-protocol": "RTP/AVP"})
+	}
 	return t.proc.Offer(ctx, dialog(c), sdp)
 }
 

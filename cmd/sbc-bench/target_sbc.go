@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"sbc/firewall"
+	"sbc/sbc"
 	"sbc/sbc/sbctest"
 	"sbc/sbc/sbctest/freeport"
 	"sbc/sbc/sbctest/logtail"
@@ -115,6 +117,11 @@ func (t *sbcTarget) portRange(calls int) (lo, hi int, err error) {
 }
 
 func (t *sbcTarget) config(e env, sipPort, portMin, portMax int) string {
+	caller := sbctest.Trunk{Name: "a", Addr: e.uacAddr}
+	if e.srtp != "" {
+		// The caller's leg SRTP, the callee's plain: the relay bridges.
+		caller.Media = sbc.MediaPolicy{SRTP: sbc.SRTPMandatory, Suites: []string{e.srtp}}
+	}
 	return sbctest.DaemonConfig{
 		LogLevel:  "info",
 		UserAgent: "sbc-bench-target",
@@ -130,7 +137,7 @@ func (t *sbcTarget) config(e env, sipPort, portMin, portMax int) string {
 		Interfaces:   t.interfaces,
 		RingTimeout:  60 * time.Second,
 		DrainTimeout: t.drain,
-		Caller:       sbctest.Trunk{Name: "a", Addr: e.uacAddr},
+		Caller:       caller,
 		Callee:       sbctest.Trunk{Name: "b", Addr: e.uasAddr},
 	}.TOML()
 }
@@ -204,6 +211,7 @@ type logLine struct {
 	BtoA    *uint64 `json:"b_to_a_rtp_packets"`
 	Dropped *uint64 `json:"dropped_packets"`
 	AtoBK   *uint64 `json:"a_to_b_kernel_packets"`
+	SRTP    *uint64 `json:"srtp_auth_failures"`
 	BtoAK   *uint64 `json:"b_to_a_kernel_packets"`
 	Free    *int    `json:"free_port_pairs"`
 	Total   *int    `json:"total_port_pairs"`
@@ -238,6 +246,7 @@ func (t *sbcTarget) line(s string) {
 		t.rep.Forwarded += deref(l.AtoB) + deref(l.BtoA)
 		t.rep.Dropped += deref(l.Dropped)
 		t.rep.Kernel += deref(l.AtoBK) + deref(l.BtoAK)
+		t.rep.SRTPAuthFailures += deref(l.SRTP)
 	case "stopped":
 		if l.Free != nil && l.Total != nil {
 			t.stopped = true
@@ -289,7 +298,10 @@ func (t *sbcTarget) stop(ctx context.Context) (relayReport, error) {
 	case <-ctx.Done():
 		t.cmd.Process.Kill()
 		killed = true
-		<-t.exited // a killed process is always reaped
+		<-t.exited         // a killed process is always reaped
+		if t.netns == "" { // a lab's namespace goes with its tables
+			firewall.RemoveSIPGuard(t.sip.Port()) // a killed daemon's is left hooked on input
+		}
 	}
 	t.mu.Lock()
 	rep, stopped := t.rep, t.stopped

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"sbc/firewall"
 	"sbc/sbc/sbctest"
 	"sbc/sbc/sbctest/netlab"
 )
@@ -139,6 +140,12 @@ func startSBCIn(t *testing.T, bin string, cfg sbctest.DaemonConfig, asNobody boo
 		default:
 			_ = d.cmd.Process.Kill()
 			<-d.done
+		}
+		if netns == nil { // a lab's namespace goes with its tables
+			// A killed daemon leaves its nftables table hooked on input.
+			if err := firewall.RemoveSIPGuard(uint16(cfg.SIPPort)); err != nil {
+				t.Logf("remove the SIP guard table of port %d: %v", cfg.SIPPort, err)
+			}
 		}
 		if t.Failed() {
 			d.mu.Lock()

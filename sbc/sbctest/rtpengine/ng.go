@@ -202,6 +202,15 @@ func (c *Client) Offer(ctx context.Context, dlg Dialog, sdp []byte) ([]byte, err
 	return c.sdp(ctx, offerFlags(Dict{"command": "offer", "call-id": dlg.CallID, "from-tag": dlg.FromTag, "sdp": sdp}))
 }
 
+// OfferWith is Offer with more ng flags (e.g. "transport-protocol").
+func (c *Client) OfferWith(ctx context.Context, dlg Dialog, sdp []byte, flags Dict) ([]byte, error) {
+	req := offerFlags(Dict{"command": "offer", "call-id": dlg.CallID, "from-tag": dlg.FromTag, "sdp": sdp})
+	for k, v := range flags {
+		req[k] = v
+	}
+	return c.sdp(ctx, req)
+}
+
 // Answer passes the callee's SDP answer through rtpengine and returns the
 // answer to send on.
 func (c *Client) Answer(ctx context.Context, dlg Dialog, sdp []byte) ([]byte, error) {
