@@ -475,3 +475,44 @@ func BenchmarkPionSRTP(b *testing.B) {
 		})
 	}
 }
+
+// TestBridgeReinvite: a re-INVITE gives B new keys and A-law instead of
+// µ-law mid-call; B's stream carries on with the same SSRC and the next
+// sequence number, under the new key.
+func TestBridgeReinvite(t *testing.T) {
+	r := newTestRelay(t, nil)
+	_, st := newSessionStream(t, r)
+	a, b := newPeer(t), newPeer(t)
+	kb := keys(t, AES_CM_128_HMAC_SHA1_80)
+	st.SetMedia(SideA, LegMedia{Formats: pcmuTE})
+	st.SetMedia(SideB, LegMedia{Formats: pcmuTE, SRTP: kb})
+	st.SetRemote(SideA, Peer{RTP: a.addr()})
+	st.SetRemote(SideB, Peer{RTP: b.addr()})
+	aPort, _ := st.LocalPorts(SideA)
+	var last rtp.Header
+	for i := range 4 {
+		if i == 2 { // the re-INVITE's answer
+			kb = keys(t, AEAD_AES_128_GCM)
+			if err := st.SetMedia(SideB, LegMedia{Formats: pcmaTE, SRTP: kb}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		in := audio(0, uint16(10+i), 3)
+		a.sendTo(aPort, in)
+		got, _ := b.recv()
+		plain := newSRTPPeer(t, kb).open(got)
+		var h rtp.Header
+		if _, err := h.Unmarshal(plain); err != nil {
+			t.Fatal(err)
+		}
+		wantPT := uint8(0)
+		if i >= 2 {
+			wantPT = 8
+			checkRelayed(t, plain, in, pcmuTE[0], pcma[0])
+		}
+		if h.PayloadType != wantPT || (i > 0 && (h.SSRC != last.SSRC || h.SequenceNumber != last.SequenceNumber+1)) {
+			t.Errorf("packet %d: PT %d ssrc %#x seq %d after ssrc %#x seq %d", i, h.PayloadType, h.SSRC, h.SequenceNumber, last.SSRC, last.SequenceNumber)
+		}
+		last = h
+	}
+}
