@@ -32,13 +32,13 @@ type Firewall struct {
 
 	nlMu sync.Mutex
 	nl   *netlink.Handle          // in the daemon's network namespace, for next hops
-	hops map[netip.Addr]cachedHop // next hops by peer address, under nlMu
+	hops map[hopKey]cachedHop // next hops by source and peer address, under nlMu
 
 	// gen counts the changes of routes and of the neighbours handed out as
 	// next hops (Generation); used maps each such neighbour to its MAC.
 	gen    atomic.Uint64
 	usedMu sync.Mutex
-	used   map[netip.Addr]string
+	used   map[usedHop]string
 	stop   chan struct{} // ends the netlink subscriptions
 }
 
@@ -129,7 +129,7 @@ func start(c Config, log *slog.Logger) (_ *Firewall, off string, _ error) {
 		log.Warn("kernel fast path: dropped the pinned maps of another port range or version; calls a previous run forwarded are no longer relayed in the kernel",
 			"media.pin_path", c.PinPath)
 	}
-	f := &Firewall{fp: fp, used: map[netip.Addr]string{}, hops: map[netip.Addr]cachedHop{}, stop: make(chan struct{})}
+	f := &Firewall{fp: fp, used: map[usedHop]string{}, hops: map[hopKey]cachedHop{}, stop: make(chan struct{})}
 	if f.nl, err = netlink.NewHandle(); err != nil {
 		f.Close()
 		return nil, "", fmt.Errorf("netlink: %w", err)
@@ -313,7 +313,7 @@ var ErrNoNeighbour = fmt.Errorf("the next hop's Ethernet address is not known ye
 // dropped when strict, else they go to the userspace relay, which may
 // latch them. IPv4 to IPv4 or IPv6 to IPv6.
 func (f *Firewall) Forward(port uint16, from, src, dst netip.AddrPort, strict bool) error {
-	hop, err := f.nextHop(dst.Addr().Unmap())
+	hop, err := f.nextHop(src.Addr().Unmap(), dst.Addr().Unmap())
 	if err != nil {
 		return err
 	}
@@ -331,25 +331,37 @@ func (f *Firewall) Unforward(port uint16) error { return f.fp.Open(port, bpf.Pin
 // PortStats are a port's counters (bpf.FastPath.Stats).
 func (f *Firewall) PortStats(port uint16) (bpf.PortStats, error) { return f.fp.Stats(port) }
 
-// nextHop finds where a packet to dst leaves, the kernel's way: the route's
-// interface and gateway (or dst itself on a connected subnet), and the
-// gateway's Ethernet address from the neighbour table.
-func (f *Firewall) nextHop(dst netip.Addr) (*bpf.NextHop, error) {
+// hopKey is what a next hop depends on: the source a packet leaves from
+// (policy routing may choose by it) and its destination.
+type hopKey struct{ src, dst netip.Addr }
+
+// usedHop is a neighbour handed out as a next hop: an address is only
+// unique on its link (fe80::1 is on every one).
+type usedHop struct {
+	ifindex int
+	addr    netip.Addr
+}
+
+// nextHop finds where a packet from src to dst leaves, the kernel's way:
+// the route's interface and gateway (or dst itself on a connected subnet),
+// and the gateway's Ethernet address from the neighbour table.
+func (f *Firewall) nextHop(src, dst netip.Addr) (*bpf.NextHop, error) {
 	f.nlMu.Lock()
 	defer f.nlMu.Unlock()
 	// A route or neighbour change bumps the generation, which voids the
 	// cache: until then the answer stands, and thousands of streams
 	// starting at once cost one look-up per peer, not one each.
 	gen := f.gen.Load()
-	if c, ok := f.hops[dst]; ok && c.gen == gen {
+	k := hopKey{src, dst}
+	if c, ok := f.hops[k]; ok && c.gen == gen {
 		return c.hop, nil
 	}
-	hop, err := f.lookupHop(dst)
+	hop, err := f.lookupHop(src, dst)
 	if err == nil {
 		if len(f.hops) >= maxCachedHops {
 			clear(f.hops)
 		}
-		f.hops[dst] = cachedHop{gen, hop}
+		f.hops[k] = cachedHop{gen, hop}
 	}
 	return hop, err
 }
@@ -363,8 +375,12 @@ type cachedHop struct {
 }
 
 // lookupHop is nextHop's look-up through netlink; f.nlMu held.
-func (f *Firewall) lookupHop(dst netip.Addr) (*bpf.NextHop, error) {
-	routes, err := f.nl.RouteGet(dst.AsSlice())
+func (f *Firewall) lookupHop(src, dst netip.Addr) (*bpf.NextHop, error) {
+	var opts netlink.RouteGetOptions
+	if src.IsValid() && !src.IsUnspecified() {
+		opts.SrcAddr = src.AsSlice()
+	}
+	routes, err := f.nl.RouteGetWithOptions(dst.AsSlice(), &opts)
 	if err != nil || len(routes) == 0 {
 		return nil, fmt.Errorf("route to %v: %v", dst, err)
 	}
@@ -393,7 +409,7 @@ func (f *Firewall) lookupHop(dst netip.Addr) (*bpf.NextHop, error) {
 	for _, n := range neighs {
 		if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap() == via && n.State&usable != 0 && len(n.HardwareAddr) == 6 {
 			f.usedMu.Lock()
-			f.used[via] = n.HardwareAddr.String()
+			f.used[usedHop{r.LinkIndex, via}] = n.HardwareAddr.String()
 			f.usedMu.Unlock()
 			return &bpf.NextHop{Ifindex: r.LinkIndex, Src: ours, Dst: n.HardwareAddr}, nil
 		}
@@ -467,7 +483,7 @@ func (f *Firewall) neighbourChanged(u netlink.NeighUpdate) {
 		return
 	}
 	f.usedMu.Lock()
-	mac, used := f.used[ip.Unmap()]
+	mac, used := f.used[usedHop{u.LinkIndex, ip.Unmap()}]
 	f.usedMu.Unlock()
 	gone := u.Type == unix.RTM_DELNEIGH || u.State&(netlink.NUD_FAILED|netlink.NUD_INCOMPLETE) != 0
 	if used && (gone || u.HardwareAddr.String() != mac) {

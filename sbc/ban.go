@@ -1,6 +1,7 @@
 package sbc
 
 import (
+	"errors"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -32,9 +33,14 @@ type Banner interface {
 
 // maxBanTracked bounds the sources whose failures are counted, and the
 // bans (the kernel's map holds 65536 prefixes). A flood of forged sources
-// that fills either evicts entries (failures at random, bans soonest to
-// end first) rather than stop the counting.
+// that fills either evicts entries (a failure count at random, the ban
+// ending first) rather than stop the counting; both in O(1), since fail
+// runs on the packet path.
 const maxBanTracked = 16384
+
+// maxBanOps bounds the Banner's queue. Past it new bans are applied by the
+// server alone (it drops their messages itself); unbans always queue.
+const maxBanOps = 4 * maxBanTracked
 
 // banList counts failures per source and holds the bans.
 type banList struct {
@@ -49,16 +55,31 @@ type banList struct {
 	mu    sync.RWMutex
 	fails map[netip.Prefix]failures
 	until map[netip.Prefix]time.Time // banned until
-	n     atomic.Int32               // len(until), read without mu
-	total atomic.Uint64              // bans so far
-	// opMu orders the Banner's calls as the changes they follow: taken
-	// before mu is let go, held while the Banner works.
-	opMu sync.Mutex
+	// order is the bans in the order they were made, which, all lasting
+	// banTime, is the order they end: order[head:] are live.
+	order []netip.Prefix
+	head  int
+	n     atomic.Int32  // len(until), read without mu
+	total atomic.Uint64 // bans so far
+
+	// The Banner's calls are queued, in the order of the changes, and made
+	// by the server's reaper (apply): nftables or a BPF map are never
+	// waited for under mu, on which banned() and the packet path depend.
+	opsMu   sync.Mutex
+	ops     []banOp
+	skipped uint64        // bans not queued: the queue was full
+	wake    chan struct{} // a queued op wants the reaper soon
 }
 
 type failures struct {
 	first time.Time
 	n     int
+}
+
+type banOp struct {
+	p        netip.Prefix
+	ban      bool
+	failures int
 }
 
 // banKey is the prefix a source is banned by.
@@ -73,7 +94,7 @@ func banKey(a netip.Addr) netip.Prefix {
 }
 
 // fail counts a failure of src at now, and bans it at the threshold; true:
-// src is banned (the failing message goes unanswered too).
+// src is banned (the failing message goes unanswered too). O(1).
 func (b *banList) fail(src netip.Addr, now time.Time) bool {
 	if b.threshold <= 0 || !src.IsValid() {
 		return false
@@ -92,7 +113,10 @@ func (b *banList) fail(src netip.Addr, now time.Time) bool {
 	f, ok := b.fails[key]
 	if !ok || now.Sub(f.first) > b.window {
 		if !ok && len(b.fails) >= maxBanTracked {
-			b.evictFailureLocked(now)
+			for k := range b.fails { // one at random; expire prunes the stale
+				delete(b.fails, k)
+				break
+			}
 		}
 		f = failures{first: now}
 	}
@@ -105,59 +129,43 @@ func (b *banList) fail(src netip.Addr, now time.Time) bool {
 	delete(b.fails, key)
 	var evicted netip.Prefix
 	if len(b.until) >= maxBanTracked {
-		evicted = b.evictBanLocked()
+		evicted = b.popLocked()
 	}
 	b.until[key] = now.Add(b.banTime)
+	b.order = append(b.order, key)
 	b.n.Store(int32(len(b.until)))
 	b.total.Add(1)
-	b.opMu.Lock()
 	b.mu.Unlock()
-	defer b.opMu.Unlock()
+
+	b.opsMu.Lock()
 	if evicted.IsValid() {
-		b.unban(evicted)
+		b.ops = append(b.ops, banOp{p: evicted})
 	}
-	var err error
-	if b.banner != nil {
-		err = b.banner.Ban(key, b.banTime)
+	if len(b.ops) < maxBanOps {
+		b.ops = append(b.ops, banOp{p: key, ban: true, failures: f.n})
+	} else {
+		b.skipped++
 	}
-	if b.onBan != nil {
-		b.onBan(key, f.n, err)
+	b.opsMu.Unlock()
+	select {
+	case b.wake <- struct{}{}:
+	default:
 	}
 	return true
 }
 
-// evictFailureLocked makes room for one more source: the failures whose
-// window has passed go, else one at random.
-func (b *banList) evictFailureLocked(now time.Time) {
-	b.pruneLocked(now)
-	for k := range b.fails {
-		if len(b.fails) < maxBanTracked {
-			return
-		}
-		delete(b.fails, k)
+// popLocked ends the oldest ban, which is the one ending first, and
+// returns it.
+func (b *banList) popLocked() netip.Prefix {
+	k := b.order[b.head]
+	b.order[b.head] = netip.Prefix{}
+	b.head++
+	if b.head > len(b.order)/2 && b.head > 1024 { // the dead front goes
+		b.order = append(b.order[:0], b.order[b.head:]...)
+		b.head = 0
 	}
-}
-
-// evictBanLocked drops the ban that ends first and returns it.
-func (b *banList) evictBanLocked() netip.Prefix {
-	var first netip.Prefix
-	var end time.Time
-	for k, t := range b.until {
-		if !first.IsValid() || t.Before(end) {
-			first, end = k, t
-		}
-	}
-	delete(b.until, first)
-	return first
-}
-
-// pruneLocked forgets the failures whose window has passed.
-func (b *banList) pruneLocked(now time.Time) {
-	for k, f := range b.fails {
-		if now.Sub(f.first) > b.window {
-			delete(b.fails, k)
-		}
-	}
+	delete(b.until, k)
+	return k
 }
 
 // banned tells whether src is banned; cheap while nothing is.
@@ -172,43 +180,66 @@ func (b *banList) banned(src netip.Addr) bool {
 	return ok
 }
 
-// expire lifts the bans that are over at now, and forgets stale failures.
+// expire lifts the bans that are over at now and forgets stale failures;
+// the reaper calls it, then apply.
 func (b *banList) expire(now time.Time) {
 	if b.threshold <= 0 {
 		return
 	}
-	b.mu.Lock()
 	var over []netip.Prefix
-	for k, t := range b.until {
-		if !now.Before(t) {
-			over = append(over, k)
-			delete(b.until, k)
-		}
+	b.mu.Lock()
+	for b.head < len(b.order) && !now.Before(b.until[b.order[b.head]]) {
+		over = append(over, b.popLocked())
 	}
 	b.n.Store(int32(len(b.until)))
-	b.pruneLocked(now)
-	b.opMu.Lock()
+	for k, f := range b.fails {
+		if now.Sub(f.first) > b.window {
+			delete(b.fails, k)
+		}
+	}
 	b.mu.Unlock()
-	defer b.opMu.Unlock()
+	if len(over) == 0 {
+		return
+	}
+	b.opsMu.Lock()
 	for _, k := range over {
-		b.unban(k)
+		b.ops = append(b.ops, banOp{p: k})
+	}
+	b.opsMu.Unlock()
+}
+
+// apply makes the queued Banner calls, in order, and logs them; one
+// goroutine (the reaper) calls it.
+func (b *banList) apply() {
+	b.opsMu.Lock()
+	ops, skipped := b.ops, b.skipped
+	b.ops, b.skipped = nil, 0
+	b.opsMu.Unlock()
+	for _, op := range ops {
+		var err error
+		switch {
+		case op.ban && b.banner != nil:
+			err = b.banner.Ban(op.p, b.banTime)
+		case !op.ban && b.banner != nil:
+			err = b.banner.Unban(op.p)
+		}
+		if op.ban && b.onBan != nil {
+			b.onBan(op.p, op.failures, err)
+		}
+		if !op.ban && b.onUnban != nil {
+			b.onUnban(op.p, err)
+		}
+	}
+	if skipped > 0 && b.onBan != nil {
+		b.onBan(netip.Prefix{}, int(skipped), errBanQueueFull)
 	}
 }
 
-// unban lifts k below the SIP stack and says so; under opMu.
-func (b *banList) unban(k netip.Prefix) {
-	var err error
-	if b.banner != nil {
-		err = b.banner.Unban(k)
-	}
-	if b.onUnban != nil {
-		b.onUnban(k, err)
-	}
-}
+var errBanQueueFull = errors.New("more bans at once than the kernel is told of: the server drops their messages itself")
 
 // newBanList is the server's ban list, logging bans to log.
 func newBanList(cfg *Config, log *slog.Logger) *banList {
-	b := &banList{window: cfg.SIP.BanWindow, banTime: cfg.SIP.BanTime,
+	b := &banList{window: cfg.SIP.BanWindow, banTime: cfg.SIP.BanTime, wake: make(chan struct{}, 1),
 		fails: map[netip.Prefix]failures{}, until: map[netip.Prefix]time.Time{}}
 	if cfg.SIP.BanThreshold != nil {
 		b.threshold = *cfg.SIP.BanThreshold
@@ -230,6 +261,10 @@ func newBanList(cfg *Config, log *slog.Logger) *banList {
 		}
 	}
 	b.onBan = func(p netip.Prefix, failures int, err error) {
+		if !p.IsValid() {
+			log.Warn("bans not put into effect below the SIP stack", "bans", failures, "error", err)
+			return
+		}
 		attrs := []any{"source", p.String(), "failures", failures, "window", b.window.String(), "ban_time", b.banTime.String()}
 		if err != nil {
 			attrs = append(attrs, "kernel_error", err.Error())

@@ -33,7 +33,9 @@ func (b *banLog) Unban(p netip.Prefix) error {
 	return nil
 }
 
-func (b *banLog) take() []string {
+// take returns what the banner was asked, once the list applied it.
+func (b *banLog) take(l *banList) []string {
+	l.apply()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	ops := b.ops
@@ -42,7 +44,7 @@ func (b *banLog) take() []string {
 }
 
 func testBanList(threshold int) *banList {
-	return &banList{threshold: threshold, window: time.Minute, banTime: 10 * time.Minute,
+	return &banList{threshold: threshold, window: time.Minute, banTime: 10 * time.Minute, wake: make(chan struct{}, 1),
 		protected: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/28"), netip.MustParsePrefix("2001:db8:7::5/128")},
 		fails:     map[netip.Prefix]failures{}, until: map[netip.Prefix]time.Time{}}
 }
@@ -59,19 +61,19 @@ func TestBanList(t *testing.T) {
 	b.fail(src, t0.Add(time.Second))
 	b.fail(src, t0.Add(2*time.Minute))
 	b.fail(src, t0.Add(2*time.Minute+time.Second))
-	if b.banned(src) || len(log.take()) != 0 {
+	if b.banned(src) || len(log.take(b)) != 0 {
 		t.Fatal("banned with the failures spread over two windows")
 	}
 	b.fail(src, t0.Add(2*time.Minute+2*time.Second))
 	if !b.banned(src) || b.banned(netip.MustParseAddr("198.51.100.8")) {
 		t.Fatal("the third failure in a window did not ban the source alone")
 	}
-	if got, want := log.take(), []string{"ban 198.51.100.7/32 10m0s"}; !slices.Equal(got, want) {
+	if got, want := log.take(b), []string{"ban 198.51.100.7/32 10m0s"}; !slices.Equal(got, want) {
 		t.Errorf("banner got %v, want %v", got, want)
 	}
 	// Failures while banned change nothing.
 	b.fail(src, t0.Add(3*time.Minute))
-	if len(log.take()) != 0 || b.total.Load() != 1 {
+	if len(log.take(b)) != 0 || b.total.Load() != 1 {
 		t.Error("a banned source was banned again")
 	}
 	// Lifted when over, not before.
@@ -83,7 +85,7 @@ func TestBanList(t *testing.T) {
 	if b.banned(src) {
 		t.Error("ban not lifted after ban_time")
 	}
-	if got, want := log.take(), []string{"unban 198.51.100.7/32"}; !slices.Equal(got, want) {
+	if got, want := log.take(b), []string{"unban 198.51.100.7/32"}; !slices.Equal(got, want) {
 		t.Errorf("banner got %v, want %v", got, want)
 	}
 }
@@ -105,7 +107,7 @@ func TestBanListIPv6ByPrefix(t *testing.T) {
 		b.fail(netip.MustParseAddr("192.0.2.3"), now)     // the trunk's /28
 	}
 	want := []string{"ban 2001:db8:1::/64 10m0s", "ban 198.51.100.9/32 10m0s"}
-	if got := log.take(); !slices.Equal(got, want) {
+	if got := log.take(b); !slices.Equal(got, want) {
 		t.Errorf("banner got %v, want %v", got, want)
 	}
 	if !b.banned(netip.MustParseAddr("2001:db8:1::abcd")) {
@@ -142,14 +144,20 @@ func TestBanListBounded(t *testing.T) {
 	// first, which is lifted below the SIP stack too.
 	log := &banLog{}
 	b.banner = log
-	b.until = map[netip.Prefix]time.Time{}
+	b.expire(now.Add(time.Hour)) // the scanner's ban is over
 	for i := range maxBanTracked {
-		b.until[netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 9, byte(i >> 8), byte(i)}), 32)] = now.Add(time.Hour + time.Duration(i)*time.Second)
+		for range 5 {
+			b.fail(netip.AddrFrom4([4]byte{10, 9, byte(i >> 8), byte(i)}), now.Add(time.Duration(i)*time.Millisecond))
+		}
 	}
+	log.take(b)
 	for range 5 {
 		b.fail(netip.MustParseAddr("198.51.100.2"), now)
 	}
-	if got, want := log.take(), []string{"unban 10.9.0.0/32", "ban 198.51.100.2/32 10m0s"}; !slices.Equal(got, want) {
+	if len(b.until) != maxBanTracked || b.banned(netip.MustParseAddr("10.9.0.0")) || !b.banned(netip.MustParseAddr("10.9.0.1")) {
+		t.Errorf("%d bans, 10.9.0.0 banned %v: want %d, the first made given up", len(b.until), b.banned(netip.MustParseAddr("10.9.0.0")), maxBanTracked)
+	}
+	if got, want := log.take(b), []string{"unban 10.9.0.0/32", "ban 198.51.100.2/32 10m0s"}; !slices.Equal(got, want) {
 		t.Errorf("banner got %v, want %v", got, want)
 	}
 }
@@ -197,5 +205,42 @@ func TestBannedSourceGetsNothing(t *testing.T) {
 	// A trunk still gets its answer.
 	if got, _ := exchange(t, "127.0.0.1", udp, options); got != "SIP/2.0 200 OK" {
 		t.Errorf("the trunk's OPTIONS: %q, want 200", got)
+	}
+}
+
+// TestBanListExpiresInOrder: bans end in the order they were made, each
+// lifted below the SIP stack once, whatever the number.
+func TestBanListExpiresInOrder(t *testing.T) {
+	b := testBanList(1)
+	log := &banLog{}
+	b.banner = log
+	t0 := time.Unix(1e9, 0)
+	for i := range 3000 {
+		b.fail(netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), t0.Add(time.Duration(i)*time.Second))
+	}
+	log.take(b)
+	b.expire(t0.Add(10*time.Minute + 1499*time.Second)) // the first 1500 are over
+	got := log.take(b)
+	if len(got) != 1500 || got[0] != "unban 10.1.0.0/32" || got[1499] != "unban 10.1.5.219/32" || len(b.until) != 1500 {
+		t.Fatalf("%d unbans (%v ... %v), %d bans left; want the first 1500 in order", len(got), got[0], got[len(got)-1], len(b.until))
+	}
+	b.expire(t0.Add(time.Hour))
+	if got := log.take(b); len(got) != 1500 || b.n.Load() != 0 || len(b.order)-b.head != 0 {
+		t.Fatalf("%d unbans, %d bans left", len(got), b.n.Load())
+	}
+}
+
+// BenchmarkBanFailFull: a failure of a new source with the count table
+// full costs O(1), not a scan of it (fail runs on the packet path).
+func BenchmarkBanFailFull(b *testing.B) {
+	l := testBanList(1000)
+	now := time.Now()
+	for i := range maxBanTracked {
+		l.fail(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), now)
+	}
+	i := 0
+	for b.Loop() {
+		l.fail(netip.AddrFrom4([4]byte{11, byte(i >> 16), byte(i >> 8), byte(i)}), now)
+		i++
 	}
 }

@@ -279,6 +279,9 @@ func (s *Server) reaper() {
 				}
 			}
 			s.bans.expire(now)
+			s.bans.apply()
+		case <-s.bans.wake:
+			s.bans.apply()
 		}
 	}
 }

@@ -412,7 +412,7 @@ static __always_inline enum verdict forward(void *ctx, struct port_entry *e, __u
 // handle is the program, shared by the XDP and TC entry points; for
 // VERDICT_REDIRECT(_NEIGH) the caller rewrites the packet as f says.
 static __always_inline enum verdict handle(void *ctx, void *data, void *data_end, __u32 ifindex, int xdp,
-					   struct fwd *f)
+					   int vlan, struct fwd *f)
 {
 	struct ethhdr *eth = data;
 	if ((void *)(eth + 1) > data_end)
@@ -420,6 +420,8 @@ static __always_inline enum verdict handle(void *ctx, void *data, void *data_end
 	// Up to two VLAN tags (802.1Q, 802.1ad) in front of the IP header are
 	// skipped: a tagged frame is filtered as an untagged one, but not
 	// forwarded (its next hop would need the tag; userspace relays it).
+	// At TC the device may have taken the tag out already (vlan: the
+	// skb's vlan_present), which counts as tagged too.
 	__u16 proto = eth->h_proto;
 	__u32 l3 = sizeof(*eth);
 #pragma unroll
@@ -432,7 +434,7 @@ static __always_inline enum verdict handle(void *ctx, void *data, void *data_end
 		proto = vt->encapsulated_proto;
 		l3 += sizeof(*vt);
 	}
-	int tagged = l3 != sizeof(*eth);
+	int tagged = vlan || l3 != sizeof(*eth);
 
 	if (proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = data + l3;
@@ -489,14 +491,18 @@ static __always_inline enum verdict handle(void *ctx, void *data, void *data_end
 		for (int i = 0; i < MAX_EXT; i++) {
 			if (nh == IPPROTO_HOPOPTS || nh == IPPROTO_ROUTING || nh == IPPROTO_DSTOPTS) {
 				struct ipv6_opt_hdr *h = data + off;
-				if ((void *)(h + 1) > data_end)
-					return VERDICT_PASS;
+				if ((void *)(h + 1) > data_end) {
+					walked = 0; // past what we see: the port cannot be told
+					break;
+				}
 				nh = h->nexthdr;
 				off += (h->hdrlen + 1) * 8;
 			} else if (nh == IPPROTO_FRAGMENT) {
 				struct frag_hdr *f = data + off;
-				if ((void *)(f + 1) > data_end)
-					return VERDICT_PASS;
+				if ((void *)(f + 1) > data_end) {
+					walked = 0;
+					break;
+				}
 				nh = f->nexthdr;
 				if (f->frag_off & bpf_htons(0xfff8))
 					first = 0;
@@ -508,6 +514,8 @@ static __always_inline enum verdict handle(void *ctx, void *data, void *data_end
 		off &= 0x3fff; // bounds for the verifier: 14 + 40 + MAX_EXT * 2048 fit
 		struct udphdr *udp = data + off;
 		__u16 dport = 0;
+		if (walked && first && (nh == IPPROTO_UDP || nh == IPPROTO_TCP) && (void *)(udp + 1) > data_end)
+			walked = 0; // its ports are past what we see
 		if (walked && first && (void *)(udp + 1) <= data_end)
 			dport = udp->dest;
 		if (screen(&src, nh, dport) == VERDICT_DROP)
@@ -620,7 +628,7 @@ int xdp_media(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
 	struct fwd f;
-	switch (handle(ctx, data, data_end, ctx->ingress_ifindex, 1, &f)) {
+	switch (handle(ctx, data, data_end, ctx->ingress_ifindex, 1, 0, &f)) {
 	case VERDICT_DROP:
 		return XDP_DROP;
 	case VERDICT_REDIRECT:
@@ -644,8 +652,11 @@ int xdp_media(struct xdp_md *ctx)
 	return bpf_redirect(f.ifindex, 0);
 }
 
-// The headers the program reads: Ethernet, IPv4 with options or IPv6, UDP.
-#define HEADROOM (sizeof(struct ethhdr) + 2 * sizeof(struct vlan_tag) + 60 + sizeof(struct udphdr))
+// What TC makes linear for the program to read: Ethernet, two VLAN tags,
+// IPv4 with options or IPv6 with a few extension headers, UDP (a G.711
+// packet is all of it). Headers past it are not walked: to the media
+// address such a packet is dropped as a closed port's.
+#define HEADROOM 256
 
 static __always_inline int rewrite_tc4(struct __sk_buff *skb, struct fwd *f)
 {
@@ -690,14 +701,17 @@ static __always_inline int rewrite_tc6(struct __sk_buff *skb, struct fwd *f)
 	__u16 sport = udp->source, dport = udp->dest;
 	__u8 hops = relay_ttl;
 	__u32 udpc = f->l4 + offsetof(struct udphdr, check);
+	// A result of 0 goes out as 0xffff: 0 is no checksum, which IPv6
+	// receivers drop (RFC 8200 §8.1). The packet had one (handle).
+	__u64 l4f = BPF_F_MARK_MANGLED_0;
 #pragma unroll
 	for (int i = 0; i < 4; i++) {
-		if (bpf_l4_csum_replace(skb, udpc, sa[i], f->e.out_saddr[i], BPF_F_PSEUDO_HDR | 4) ||
-		    bpf_l4_csum_replace(skb, udpc, da[i], f->e.out_daddr[i], BPF_F_PSEUDO_HDR | 4))
+		if (bpf_l4_csum_replace(skb, udpc, sa[i], f->e.out_saddr[i], l4f | BPF_F_PSEUDO_HDR | 4) ||
+		    bpf_l4_csum_replace(skb, udpc, da[i], f->e.out_daddr[i], l4f | BPF_F_PSEUDO_HDR | 4))
 			return -1;
 	}
-	if (bpf_l4_csum_replace(skb, udpc, sport, f->e.out_sport, 2) ||
-	    bpf_l4_csum_replace(skb, udpc, dport, f->e.out_dport, 2))
+	if (bpf_l4_csum_replace(skb, udpc, sport, f->e.out_sport, l4f | 2) ||
+	    bpf_l4_csum_replace(skb, udpc, dport, f->e.out_dport, l4f | 2))
 		return -1;
 	if (bpf_skb_store_bytes(skb, f->l3 + offsetof(struct ipv6hdr, saddr), f->e.out_saddr, 16, 0) ||
 	    bpf_skb_store_bytes(skb, f->l3 + offsetof(struct ipv6hdr, daddr), f->e.out_daddr, 16, 0) ||
@@ -727,7 +741,8 @@ int tc_media(struct __sk_buff *skb)
 	// Make the headers linear for direct access; a short packet stays as it is.
 	bpf_skb_pull_data(skb, skb->len < HEADROOM ? skb->len : HEADROOM);
 	struct fwd f;
-	enum verdict v = handle(skb, (void *)(long)skb->data, (void *)(long)skb->data_end, skb->ifindex, 0, &f);
+	enum verdict v = handle(skb, (void *)(long)skb->data, (void *)(long)skb->data_end, skb->ifindex, 0,
+				skb->vlan_present, &f);
 	switch (v) {
 	case VERDICT_DROP:
 		return TC_ACT_SHOT;
