@@ -31,7 +31,7 @@ type Firewall struct {
 	attached []string // "eth0 (xdp)"
 
 	nlMu sync.Mutex
-	nl   *netlink.Handle          // in the daemon's network namespace, for next hops
+	nl   *netlink.Handle      // in the daemon's network namespace, for next hops
 	hops map[hopKey]cachedHop // next hops by source and peer address, under nlMu
 
 	// gen counts the changes of routes and of the neighbours handed out as
