@@ -37,6 +37,9 @@ vet:
 # timings honest.
 test: deps vet
 	$(GO) test -race -count=1 -p 1 -timeout 15m $(PKGS)
+	# Allocation checks without the race detector, under which sync.Pool
+	# (pion's SRTP buffers) allocates at random.
+	$(GO) test -count=1 -run 'DoesNotAllocate' ./media/
 	$(MAKE) --no-print-directory fuzz FUZZTIME=20000x
 
 # unit runs only the fast tests (no real peers).

@@ -341,9 +341,15 @@ func TestBridgeRTCP(t *testing.T) {
 }
 
 // TestTransformDoesNotAllocate: decrypt, transcode, renumber and encrypt
-// make no heap allocation per packet.
+// make no heap allocation per packet. Under -race pion's AES-CM takes its
+// XOR buffer from a sync.Pool, which the race detector empties at random:
+// make test runs this test without -race too.
 func TestTransformDoesNotAllocate(t *testing.T) {
 	for _, s := range Suites() {
+		if raceEnabled && s != AEAD_AES_128_GCM {
+			t.Logf("%s: allocations not checked under -race (sync.Pool); make test checks them without", s)
+			continue
+		}
 		st, a, _ := forwardingStream(t)
 		ka, kb := keys(t, s), keys(t, s)
 		st.SetMedia(SideA, LegMedia{Formats: pcmuTE, SRTP: ka})
