@@ -1,6 +1,7 @@
 package media
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -65,16 +66,22 @@ type rewriter struct {
 }
 
 // apply returns the sequence number and timestamp to send for a packet of
-// the peer's and whether the SSRC map changed.
-func (w *rewriter) apply(ssrc uint32, seq uint16, ts uint32, arrival int64, audio bool) (uint16, uint32, bool) {
+// the peer's, whether the SSRC map changed, and false when the packet must
+// not go out: with monotonic (the out leg is SRTP) a number at or below the
+// last one sent, whose SRTP index (key, SSRC, ROC, sequence) was used
+// already: its keystream, or GCM nonce, must never be used twice (RFC 3711
+// §9.1). A jump beyond maxDropout on the same SSRC is taken as a restart of
+// the peer's numbering and rebased, so the index never runs ahead far
+// enough for the encrypting side's rollover guess to go back a cycle.
+func (w *rewriter) apply(ssrc uint32, seq uint16, ts uint32, arrival int64, audio, monotonic bool) (uint16, uint32, bool, bool) {
 	changed := false
 	switch {
 	case !w.started:
 		w.started, w.in, changed = true, ssrc, true
 		w.lastSeq, w.lastTS, w.lastAt = seq-1, ts, arrival
-	case ssrc != w.in:
-		// Continue from where the last source stopped: the next sequence
-		// number, and the time elapsed since its last packet.
+	case ssrc != w.in, seq+w.seq-w.lastSeq > maxDropout && seq+w.seq-w.lastSeq < 1<<15:
+		// Continue from where the last numbering stopped: the next
+		// sequence number, and the time elapsed since its last packet.
 		elapsed := uint32(max(arrival-w.lastAt, 1))
 		w.in, changed = ssrc, true
 		w.seq = w.lastSeq + 1 - seq
@@ -83,11 +90,22 @@ func (w *rewriter) apply(ssrc uint32, seq uint16, ts uint32, arrival int64, audi
 	oseq, ots := seq+w.seq, ts+w.ts
 	if int16(oseq-w.lastSeq) > 0 {
 		w.lastSeq = oseq
+	} else if monotonic {
+		return 0, 0, changed, false // late or repeated: its index is spent
 	}
 	if audio {
 		w.lastTS, w.lastAt = ots, arrival
 	}
-	return oseq, ots, changed
+	return oseq, ots, changed, true
+}
+
+// skip takes a packet of the peer's that is not sent (an event the other
+// leg cannot take) out of the numbering: when it is the next one, the
+// packets after it move down, so the other leg sees no gap (a loss).
+func (w *rewriter) skip(ssrc uint32, seq uint16) {
+	if w.started && ssrc == w.in && seq+w.seq == w.lastSeq+1 {
+		w.seq--
+	}
 }
 
 func (d *direction) publish() {
@@ -138,6 +156,7 @@ func (st *Stream) transform(in, out *leg, b []byte, rtcp bool, now int64) ([]byt
 		return nil, false
 	case codec.DropEvent:
 		c.eventsDropped.Add(1)
+		d.w.skip(h.ssrc, h.seq)
 		return nil, false
 	}
 	if a.Event {
@@ -146,9 +165,12 @@ func (st *Stream) transform(in, out *leg, b []byte, rtcp bool, now int64) ([]byt
 	if a.Conv != nil {
 		a.Conv.Convert(h.payload(b))
 	}
-	seq, ts, changed := d.w.apply(h.ssrc, h.seq, h.ts, at, !a.Event)
+	seq, ts, changed, send := d.w.apply(h.ssrc, h.seq, h.ts, at, !a.Event, p.tx != nil)
 	if changed {
 		d.publish()
+	}
+	if !send {
+		return nil, false
 	}
 	setRTP(b, a.Out, seq, ts, d.w.ssrc)
 	if p.tx != nil {
@@ -170,17 +192,22 @@ func (st *Stream) transformRTCP(in, out *leg, p *path, b []byte) ([]byte, bool) 
 			return nil, false
 		}
 	}
-	if !p.identity {
-		var m ssrcMap
-		if s := in.dir.shift.Load(); s != nil {
-			m.sender = *s
-		}
-		if s := out.dir.shift.Load(); s != nil {
-			m.media = *s
-		}
-		fixRTCP(b, &m)
+	// Fixed whenever either direction is rewritten: a report about the
+	// other direction's stream may need its SSRC back (unset shifts change
+	// nothing).
+	var m ssrcMap
+	if s := in.dir.shift.Load(); s != nil {
+		m.sender = *s
 	}
+	if s := out.dir.shift.Load(); s != nil {
+		m.media = *s
+	}
+	fixRTCP(b, &m)
 	if p.tx != nil {
+		// SRTCP's index is per SSRC: the first packet's sender SSRC is
+		// always the relay's, random per run, so a context made again
+		// (a restart) never repeats an index under the peer's SSRC.
+		binary.BigEndian.PutUint32(b[4:], in.dir.w.ssrc)
 		var err error
 		if b, err = p.tx.EncryptRTCP(b[:0], b, &in.dir.rtcpHdr); err != nil {
 			return nil, false
@@ -237,21 +264,30 @@ func (st *Stream) SetMedia(side Side, m LegMedia) error {
 	st.mediaMu.Lock()
 	defer st.mediaMu.Unlock()
 	l := &st.legs[side]
-	if !m.SRTP.equal(l.keys) {
-		var rx, tx *srtp.Context
-		if m.SRTP != nil {
+	// Each context is made again only when its own key changes: a new
+	// context restarts the SRTCP index (and the replay window, and the
+	// rollover count), which under the same key would reuse keystream.
+	var rx, tx *srtp.Context
+	if m.SRTP != nil {
+		k := *m.SRTP
+		m.SRTP = &k
+		rx, tx = l.rx, l.tx
+		old := l.keys
+		if old == nil || old.Suite != k.Suite || string(old.Recv) != string(k.Recv) {
 			var err error
-			if rx, err = m.SRTP.Suite.newContext(m.SRTP.Recv, true); err != nil {
+			if rx, err = k.Suite.newContext(k.Recv, true); err != nil {
 				return fmt.Errorf("side %s: peer key: %w", side, err)
 			}
-			if tx, err = m.SRTP.Suite.newContext(m.SRTP.Send, false); err != nil {
+		}
+		if old == nil || old.Suite != k.Suite || string(old.Send) != string(k.Send) {
+			var err error
+			if tx, err = k.Suite.newContext(k.Send, false); err != nil {
 				return fmt.Errorf("side %s: our key: %w", side, err)
 			}
-			k := *m.SRTP
-			m.SRTP = &k
 		}
-		l.keys, l.rx, l.tx = m.SRTP, rx, tx
 	}
+	l.keys, l.rx, l.tx = m.SRTP, rx, tx
+	l.secure.Store(m.SRTP != nil)
 	m.Formats = slices.Clone(m.Formats)
 	st.media[side] = &m
 	st.terminated.Store(true)

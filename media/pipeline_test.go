@@ -522,3 +522,52 @@ func TestBridgeReinvite(t *testing.T) {
 		last = h
 	}
 }
+
+// TestBridgeLatchesAuthenticated: on an SRTP leg a source is latched only
+// once its packet authenticates; a forged one from elsewhere, first, takes
+// nothing over.
+func TestBridgeLatchesAuthenticated(t *testing.T) {
+	r := newTestRelay(t, nil)
+	_, st := newSessionStream(t, r)
+	a, b, forger := newPeer(t), newPeer(t), newPeer(t)
+	ka := keys(t, AES_CM_128_HMAC_SHA1_80)
+	st.SetMedia(SideA, LegMedia{Formats: pcmuTE, SRTP: ka})
+	st.SetMedia(SideB, LegMedia{Formats: pcmuTE})
+	st.SetRemote(SideA, Peer{RTP: a.addr()})
+	st.SetRemote(SideB, Peer{RTP: b.addr()})
+	aPort, _ := st.LocalPorts(SideA)
+	forged := newSRTPPeer(t, keys(t, AES_CM_128_HMAC_SHA1_80)).seal(audio(0, 1, 5))
+	forger.sendTo(aPort, forged)
+	b.expectNothing()
+	a.sendTo(aPort, newSRTPPeer(t, ka).seal(audio(0, 2, 5)))
+	b.recv()
+	if got := st.legs[SideA].remote.Load().latched[rtpSock]; got != a.addr() {
+		t.Fatalf("latched %v, want the authentic peer %v", got, a.addr())
+	}
+}
+
+// TestRewriterMonotonic: towards an SRTP leg no output sequence number is
+// sent twice (a late packet after an SSRC change, a duplicate), and a
+// large forward jump is rebased.
+func TestRewriterMonotonic(t *testing.T) {
+	var w rewriter
+	send := func(ssrc uint32, seq uint16) (uint16, bool) {
+		o, _, _, ok := w.apply(ssrc, seq, uint32(seq)*160, int64(seq)*160, true, true)
+		return o, ok
+	}
+	o1, _ := send(1, 1000)
+	o2, _ := send(1, 1001)
+	o3, _ := send(2, 8)
+	if o2 != o1+1 || o3 != o2+1 {
+		t.Fatalf("out %d %d %d, want consecutive", o1, o2, o3)
+	}
+	if _, ok := send(2, 7); ok {
+		t.Error("a late packet after the SSRC change was sent again under a spent index")
+	}
+	if _, ok := send(2, 8); ok {
+		t.Error("a duplicate was sent again")
+	}
+	if o, ok := send(2, 8+20000); !ok || o != o3+1 {
+		t.Errorf("a jump of 20000: out %d (sent %v), want %d", o, ok, o3+1)
+	}
+}

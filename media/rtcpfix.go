@@ -63,11 +63,9 @@ func fixRTCP(b []byte, m *ssrcMap) {
 		case rtcpSDES:
 			fixSDES(p[4:], count, m)
 		case rtcpBYE:
-			for i := range count {
-				if 4+4*i+4 <= len(p) {
-					m.sender.fix(p[4+4*i:])
-				}
-			}
+			// Left alone: the relay's SSRC goes on (the peer's next
+			// source continues it), so the other side must not hear it
+			// leave; the peer's own SSRC means nothing to it.
 		case rtcpAPP:
 			if len(p) >= 8 {
 				m.sender.fix(p[4:])
@@ -104,7 +102,10 @@ func (s *ssrcShift) unfix(b []byte) bool {
 func fixBlocks(b []byte, count int, m *ssrcMap) {
 	for i := 0; i < count && len(b) >= 24; i++ {
 		if m.media.unfix(b) {
-			binary.BigEndian.PutUint32(b[8:], binary.BigEndian.Uint32(b[8:])-uint32(m.media.seq))
+			// The low 16 bits are the sequence number, shifted; the cycles
+			// above them are the receiver's count and stay.
+			ext := binary.BigEndian.Uint32(b[8:])
+			binary.BigEndian.PutUint32(b[8:], ext&0xffff0000|uint32(uint16(ext)-m.media.seq))
 		}
 		b = b[24:]
 	}

@@ -64,9 +64,6 @@ func (s Suite) KeyLen() int {
 	return 0
 }
 
-// overhead is what SRTP adds to an RTP packet: the authentication tag.
-const maxSRTPOverhead = 16
-
 // NewKey returns fresh key material for s from crypto/rand: a new one per
 // leg and per call, never the peer's.
 func (s Suite) NewKey() ([]byte, error) {

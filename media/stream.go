@@ -124,6 +124,9 @@ type leg struct {
 	// by the other leg's dir). Guarded by the stream's mediaMu.
 	keys   *SRTP
 	rx, tx *srtp.Context
+	// secure: the peer sends SRTP; a source is latched only once one of
+	// its packets authenticates.
+	secure atomic.Bool
 }
 
 // remote is an immutable snapshot of what is known of one side's peer.
@@ -253,7 +256,11 @@ type forwarding struct {
 func (st *Stream) forward(from Side, k sockKind, b []byte, src netip.AddrPort, now int64) (forwarding, bool) {
 	in, out := &st.legs[from], &st.legs[from.Other()]
 	rtcp, ok := classify(k, b)
-	if !ok || !in.accept(st, k, src) {
+	var latchLater bool
+	if ok {
+		ok, latchLater = in.accept(st, k, src)
+	}
+	if !ok {
 		in.in.dropped.Add(1)
 		return forwarding{}, false
 	}
@@ -269,6 +276,10 @@ func (st *Stream) forward(from Side, k sockKind, b []byte, src netip.AddrPort, n
 			in.in.dropped.Add(1)
 			return forwarding{}, false
 		}
+	}
+	if latchLater && !in.latch(st, k, src) {
+		in.in.dropped.Add(1) // another source authenticated first
+		return forwarding{}, false
 	}
 	return forwarding{b: b, out: out, sock: out.sock[ko], port: out.rtpPort + int(ko), dst: dst, counters: &in.in, rtcp: rtcp}, true
 }
@@ -304,15 +315,22 @@ func classify(k sockKind, b []byte) (rtcp, ok bool) {
 // accept decides whether src may send on socket k of this leg. Strict mode
 // takes only the signalled address. Symmetric mode takes the first source
 // and latches it, then only that source until SetRemote changes the address.
-func (l *leg) accept(st *Stream, k sockKind, src netip.AddrPort) bool {
+//
+// An SRTP peer's source is latched only once its packet has authenticated
+// (latchLater: the caller latches after the transform): else one forged
+// packet from anywhere would take the stream over.
+func (l *leg) accept(st *Stream, k sockKind, src netip.AddrPort) (ok, latchLater bool) {
 	r := l.remote.Load()
 	if st.strict {
-		return src == r.signalled[k] // a zero address never equals a source
+		return src == r.signalled[k], false // a zero address never equals a source
 	}
 	if r.latched[k].IsValid() {
-		return src == r.latched[k]
+		return src == r.latched[k], false
 	}
-	return l.latch(st, k, src)
+	if l.secure.Load() {
+		return true, true
+	}
+	return l.latch(st, k, src), false
 }
 
 // latch records src as the peer's address on socket k unless another

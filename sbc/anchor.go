@@ -37,6 +37,9 @@ func (c *call) anchor(from media.Side, desc *sdp.Session, allowNew bool, pending
 		if m.Port == 0 {
 			continue // rejected stays rejected
 		}
+		if o := c.pending[i]; o != nil && o.reject {
+			continue // declined: port 0 to the other side
+		}
 		st := c.streams[i]
 		if st == nil {
 			if !allowNew {
@@ -87,7 +90,15 @@ func (c *call) offerFrom(side media.Side, desc *sdp.Session) ([]*lineOffer, erro
 func offerLines(desc *sdp.Session, from, to *MediaPolicy) ([]*lineOffer, error) {
 	pending := make([]*lineOffer, len(desc.Media))
 	for i, m := range desc.Media {
-		if m.Port == 0 || m.Type != "audio" {
+		if m.Port == 0 {
+			continue
+		}
+		if m.Type != "audio" {
+			// Relayed as it came, but never keys across (Rewrite drops
+			// a=crypto), so never plain to a mandatory leg, nor SRTP.
+			if secure(m.Proto) || from.SRTP == SRTPMandatory || to.SRTP == SRTPMandatory {
+				pending[i] = &lineOffer{reject: true}
+			}
 			continue
 		}
 		o, err := offerLine(m, from, to)
@@ -119,13 +130,15 @@ func (c *call) negotiateAnswer(st *media.Stream, from media.Side, o *lineOffer, 
 type mediaState struct {
 	peers   [][2]media.Peer
 	offered int
+	pending []*lineOffer
+	offerer media.Side
 }
 
 // snapshot copies the signalled peers, to roll back a failed re-INVITE.
 func (c *call) snapshot() mediaState {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return mediaState{append([][2]media.Peer(nil), c.peers...), c.offered}
+	return mediaState{append([][2]media.Peer(nil), c.peers...), c.offered, c.pending, c.offerer}
 }
 
 // restore undoes anchor() after a refused offer (RFC 3264 §8: a failed
@@ -134,7 +147,7 @@ func (c *call) snapshot() mediaState {
 func (c *call) restore(old mediaState) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.offered = old.offered
+	c.offered, c.pending, c.offerer = old.offered, old.pending, old.offerer
 	for i, st := range c.streams {
 		var want [2]media.Peer
 		if i < len(old.peers) {

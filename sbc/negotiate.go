@@ -28,6 +28,9 @@ func refuse(format string, args ...any) error {
 // lineOffer is what the SBC keeps of one audio m= line from the offer to
 // its answer.
 type lineOffer struct {
+	// reject: a line the SBC declines (a non-audio line it cannot relay
+	// under the policies); nothing else is set.
+	reject bool
 	proto  string      // the offerer's profile, echoed in our answer
 	codecs []sdp.Codec // the offerer's formats the policy allows, in its order
 	crypto *sdp.Crypto // the offerer's a=crypto chosen; nil: plain RTP

@@ -52,7 +52,17 @@ func ParseCrypto(value string) (Crypto, error) {
 	}
 	c.Suite = f[1]
 	if len(f) > 3 {
-		c.Unsupported = "session parameters " + clip(strings.Join(f[3:], " "))
+		// Named, never quoted: a parameter's value may be a key
+		// (FEC_KEY=inline:...), and the reason reaches logs and Warnings.
+		names := make([]string, 0, len(f)-3)
+		for _, p := range f[3:] {
+			name, _, _ := strings.Cut(p, "=")
+			if !suiteName(name) {
+				name = "?"
+			}
+			names = append(names, clip(name))
+		}
+		c.Unsupported = "session parameters " + strings.Join(names, " ")
 	}
 	keys := strings.Split(f[2], ";")
 	if len(keys) > 1 {
@@ -64,6 +74,9 @@ func ParseCrypto(value string) (Crypto, error) {
 	}
 	if method != "inline" {
 		c.Unsupported = "key method " + clip(method)
+		if !suiteName(method) {
+			c.Unsupported = "a key method other than inline"
+		}
 		return c, nil
 	}
 	parts := strings.Split(info, "|")

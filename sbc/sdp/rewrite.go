@@ -42,6 +42,8 @@ type Line struct {
 //     on rejected lines and at session level, where it is not defined. It is
 //     added only when the anchor's RTCP port is not RTP+1, since without it
 //     the peer sends RTCP to RTP+1 (RFC 3605 §1).
+//   - a=crypto (RFC 4568) is removed: the peer's keys never reach the
+//     other side; Line brings the SBC's own.
 //   - ICE attributes (RFC 8839) are removed: they carry the peer's addresses
 //     and the SBC terminates the media path, not ICE.
 //   - Everything else is kept in order.
@@ -84,7 +86,9 @@ func (s *Session) Rewrite(addr netip.Addr, anchors []Anchor) ([]byte, error) {
 		md := *orig
 		md.MediaName.Port = pion.RangedPort{Value: rtp}
 		md.ConnectionInformation = rewriteConn(orig.ConnectionInformation, addr, addrType)
-		md.Attributes = keepAttributes(orig.Attributes)
+		// A peer's keys never cross: a line the SBC terminates gets its
+		// own (Line), one it relays as it came gets none.
+		md.Attributes = keepAttributes(orig.Attributes, "crypto")
 		if l := anchors[i].Line; l != nil && rtp != 0 {
 			md.MediaName.Protos = []string{l.Proto}
 			md.MediaName.Formats = make([]string, len(l.Codecs))

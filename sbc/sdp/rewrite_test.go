@@ -223,6 +223,7 @@ func TestParseCrypto(t *testing.T) {
 		{"1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20|1:32", "", "an MKI"},
 		{"1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz UNENCRYPTED_SRTCP", "", "session parameters UNENCRYPTED_SRTCP"},
 		{"1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19z;inline:WVNfX19z", "", "several keys"},
+		{"1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19z FEC_KEY=inline:WVNfSECRET", "", "session parameters FEC_KEY"},
 		{"1 AES_CM_128_HMAC_SHA1_80 uri:https://example.com/k", "", "key method uri"},
 		{"AES_CM_128_HMAC_SHA1_80 inline:WVNf", "needs <tag> <suite> <key-params>", ""},
 		{"x AES_CM_128_HMAC_SHA1_80 inline:WVNf", "tag", ""},

@@ -140,9 +140,10 @@ func parseMedia(md *pion.MediaDescription, sessionAddr netip.Addr, sessionDir st
 				if strconv.Itoa(c.PT) != pt {
 					continue
 				}
-				if strings.EqualFold(a.Key, "rtpmap") && c.Name == "" {
+				switch rtpmap := strings.EqualFold(a.Key, "rtpmap"); {
+				case rtpmap && c.Name == "":
 					c.Name = strings.TrimSpace(value)
-				} else if c.Fmtp == "" {
+				case !rtpmap && c.Fmtp == "":
 					c.Fmtp = strings.TrimSpace(value)
 				}
 			}
