@@ -48,6 +48,53 @@ type direction struct {
 	// Headers reused for every packet: pion's SRTP calls parse into them.
 	hdr     rtp.Header
 	rtcpHdr rtcp.Header
+
+	// Rollover recovery: a receiving context that has not yet decrypted a
+	// packet (rxCtx, rxOK) may meet a peer whose sequence numbers wrapped
+	// already (a call taken over after a restart, whose rollover count was
+	// not kept): up to maxROCGuess counts are tried, for at most
+	// maxROCPackets packets, on a copy (a failed GCM open clears its
+	// buffer).
+	rxCtx   *srtp.Context
+	rxOK    bool
+	guesses int
+	orig    []byte
+}
+
+const (
+	maxROCGuess   = 16 // 16 wraps of 20 ms packets: almost 6 hours
+	maxROCPackets = 50
+)
+
+// decrypt is rx.DecryptRTP in place, with rollover recovery.
+func (d *direction) decrypt(rx *srtp.Context, b []byte) ([]byte, error) {
+	if d.rxCtx != rx {
+		d.rxCtx, d.rxOK, d.guesses = rx, false, 0
+	}
+	retry := !d.rxOK && d.guesses < maxROCPackets && len(b) >= minRTP
+	if retry {
+		d.orig = append(d.orig[:0], b...)
+	}
+	out, err := rx.DecryptRTP(b[:0], b, &d.hdr)
+	if err == nil {
+		d.rxOK = true
+		return out, nil
+	}
+	if auth, _ := srtpFailure(err); !retry || !auth {
+		return nil, err
+	}
+	d.guesses++
+	ssrc := binary.BigEndian.Uint32(d.orig[8:])
+	for roc := uint32(1); roc <= maxROCGuess; roc++ {
+		rx.SetROC(ssrc, roc)
+		n := copy(b[:cap(b)], d.orig)
+		if out, err2 := rx.DecryptRTP(b[:0], b[:n], &d.hdr); err2 == nil {
+			d.rxOK = true
+			return out, nil
+		}
+	}
+	rx.SetROC(ssrc, 0)
+	return nil, err
 }
 
 // rewriter gives the packets of one direction the relay's SSRC and keeps
@@ -132,7 +179,7 @@ func (st *Stream) transform(in, out *leg, b []byte, rtcp bool, now int64) ([]byt
 	c := &in.in
 	if p.rx != nil {
 		var err error
-		if b, err = p.rx.DecryptRTP(b[:0], b, &d.hdr); err != nil {
+		if b, err = d.decrypt(p.rx, b); err != nil {
 			c.srtpFailed(err)
 			return nil, false
 		}

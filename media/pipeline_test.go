@@ -571,3 +571,26 @@ func TestRewriterMonotonic(t *testing.T) {
 		t.Errorf("a jump of 20000: out %d (sent %v), want %d", o, ok, o3+1)
 	}
 }
+
+// TestBridgeRolloverRecovery: a fresh receiving context (a call taken over
+// after a restart) meets a peer whose sequence numbers wrapped twice: the
+// relay finds the rollover count and decrypts; a forgery still fails.
+func TestBridgeRolloverRecovery(t *testing.T) {
+	r := newTestRelay(t, nil)
+	_, st := newSessionStream(t, r)
+	a, b := newPeer(t), newPeer(t)
+	ka := keys(t, AEAD_AES_128_GCM)
+	st.SetMedia(SideA, LegMedia{Formats: pcmuTE, SRTP: ka})
+	st.SetMedia(SideB, LegMedia{Formats: pcmuTE})
+	st.SetRemote(SideA, Peer{RTP: a.addr()})
+	st.SetRemote(SideB, Peer{RTP: b.addr()})
+	aPort, _ := st.LocalPorts(SideA)
+	pa := newSRTPPeer(t, ka)
+	pa.enc.SetROC(77, 2)
+	a.sendTo(aPort, pa.seal(audio(0, 500, 77)))
+	got, _ := b.recv()
+	checkRelayed(t, got, audio(0, 500, 77), pcmuTE[0], pcmuTE[0])
+	if n := st.Stats().AtoB.SRTPAuthFailures; n != 0 {
+		t.Errorf("%d authentication failures", n)
+	}
+}
