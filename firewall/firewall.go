@@ -38,7 +38,7 @@ type Firewall struct {
 	// next hops (Generation); used maps each such neighbour to its MAC.
 	gen    atomic.Uint64
 	usedMu sync.Mutex
-	used   map[usedHop]string
+	used   map[neighKey]string
 	stop   chan struct{} // ends the netlink subscriptions
 }
 
@@ -129,7 +129,7 @@ func start(c Config, log *slog.Logger) (_ *Firewall, off string, _ error) {
 		log.Warn("kernel fast path: dropped the pinned maps of another port range or version; calls a previous run forwarded are no longer relayed in the kernel",
 			"media.pin_path", c.PinPath)
 	}
-	f := &Firewall{fp: fp, used: map[usedHop]string{}, hops: map[hopKey]cachedHop{}, stop: make(chan struct{})}
+	f := &Firewall{fp: fp, used: map[neighKey]string{}, hops: map[hopKey]cachedHop{}, stop: make(chan struct{})}
 	if f.nl, err = netlink.NewHandle(); err != nil {
 		f.Close()
 		return nil, "", fmt.Errorf("netlink: %w", err)
@@ -331,19 +331,9 @@ func (f *Firewall) Unforward(port uint16) error { return f.fp.Open(port, bpf.Pin
 // PortStats are a port's counters (bpf.FastPath.Stats).
 func (f *Firewall) PortStats(port uint16) (bpf.PortStats, error) { return f.fp.Stats(port) }
 
-// hopKey is what a next hop depends on: the source a packet leaves from
-// (policy routing may choose by it) and its destination.
-type hopKey struct{ src, dst netip.Addr }
-
-// usedHop is a neighbour handed out as a next hop: an address is only
-// unique on its link (fe80::1 is on every one).
-type usedHop struct {
-	ifindex int
-	addr    netip.Addr
-}
-
-// nextHop finds where a packet from src to dst leaves, the kernel's way:
-// the route's interface and gateway (or dst itself on a connected subnet),
+// nextHop finds where a packet from src (a local address) to dst leaves,
+// the kernel's way: the route's interface and gateway (or dst itself on a
+// connected subnet), as source-based rules (ip rule from) choose it too,
 // and the gateway's Ethernet address from the neighbour table.
 func (f *Firewall) nextHop(src, dst netip.Addr) (*bpf.NextHop, error) {
 	f.nlMu.Lock()
@@ -352,8 +342,8 @@ func (f *Firewall) nextHop(src, dst netip.Addr) (*bpf.NextHop, error) {
 	// cache: until then the answer stands, and thousands of streams
 	// starting at once cost one look-up per peer, not one each.
 	gen := f.gen.Load()
-	k := hopKey{src, dst}
-	if c, ok := f.hops[k]; ok && c.gen == gen {
+	key := hopKey{src, dst}
+	if c, ok := f.hops[key]; ok && c.gen == gen {
 		return c.hop, nil
 	}
 	hop, err := f.lookupHop(src, dst)
@@ -361,28 +351,33 @@ func (f *Firewall) nextHop(src, dst netip.Addr) (*bpf.NextHop, error) {
 		if len(f.hops) >= maxCachedHops {
 			clear(f.hops)
 		}
-		f.hops[k] = cachedHop{gen, hop}
+		f.hops[key] = cachedHop{gen, hop}
 	}
 	return hop, err
 }
 
-// maxCachedHops bounds the next-hop cache (one entry per peer address).
+// maxCachedHops bounds the next-hop cache (one entry per source and peer).
 const maxCachedHops = 1 << 16
+
+type hopKey struct{ src, dst netip.Addr }
 
 type cachedHop struct {
 	gen uint64
 	hop *bpf.NextHop
 }
 
+// neighKey is a neighbour: a link-local gateway such as fe80::1 may be
+// another host on every link.
+type neighKey struct {
+	ifindex int
+	addr    netip.Addr
+}
+
 // lookupHop is nextHop's look-up through netlink; f.nlMu held.
 func (f *Firewall) lookupHop(src, dst netip.Addr) (*bpf.NextHop, error) {
-	var opts netlink.RouteGetOptions
-	if src.IsValid() && !src.IsUnspecified() {
-		opts.SrcAddr = src.AsSlice()
-	}
-	routes, err := f.nl.RouteGetWithOptions(dst.AsSlice(), &opts)
+	routes, err := f.nl.RouteGetWithOptions(dst.AsSlice(), &netlink.RouteGetOptions{SrcAddr: src.AsSlice()})
 	if err != nil || len(routes) == 0 {
-		return nil, fmt.Errorf("route to %v: %v", dst, err)
+		return nil, fmt.Errorf("route from %v to %v: %v", src, dst, err)
 	}
 	r := routes[0]
 	via := dst
@@ -409,7 +404,7 @@ func (f *Firewall) lookupHop(src, dst netip.Addr) (*bpf.NextHop, error) {
 	for _, n := range neighs {
 		if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap() == via && n.State&usable != 0 && len(n.HardwareAddr) == 6 {
 			f.usedMu.Lock()
-			f.used[usedHop{r.LinkIndex, via}] = n.HardwareAddr.String()
+			f.used[neighKey{r.LinkIndex, via}] = n.HardwareAddr.String()
 			f.usedMu.Unlock()
 			return &bpf.NextHop{Ifindex: r.LinkIndex, Src: ours, Dst: n.HardwareAddr}, nil
 		}
@@ -483,7 +478,7 @@ func (f *Firewall) neighbourChanged(u netlink.NeighUpdate) {
 		return
 	}
 	f.usedMu.Lock()
-	mac, used := f.used[usedHop{u.LinkIndex, ip.Unmap()}]
+	mac, used := f.used[neighKey{u.LinkIndex, ip.Unmap()}]
 	f.usedMu.Unlock()
 	gone := u.Type == unix.RTM_DELNEIGH || u.State&(netlink.NUD_FAILED|netlink.NUD_INCOMPLETE) != 0
 	if used && (gone || u.HardwareAddr.String() != mac) {

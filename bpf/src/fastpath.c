@@ -189,7 +189,13 @@ enum verdict {
 	VERDICT_DROP,
 	VERDICT_REDIRECT,       // out of *ifindex, MACs set
 	VERDICT_REDIRECT_NEIGH, // out of *ifindex, the kernel resolves the MACs (TC only)
+	VERDICT_PULL,           // the headers go on past the linear data: pull the rest, ask again (TC only)
 };
+
+// How handle is called.
+#define HANDLE_XDP 1  // from XDP (else TC)
+#define HANDLE_PULL 2 // may answer VERDICT_PULL (TC's first try)
+#define HANDLE_VLAN 4 // the kernel took a VLAN tag off already (TC: skb->vlan_present)
 
 static __always_inline void count(__u32 what)
 {
@@ -301,10 +307,26 @@ static __always_inline int in_range(__u16 dport_be)
 	return port >= port_min && port <= port_max;
 }
 
+static __always_inline int media_ip6_unset(void)
+{
+	return (media_ip6[0] | media_ip6[1] | media_ip6[2] | media_ip6[3]) == 0;
+}
+
+// media_dst4 and media_dst6 say whether UDP to daddr is filtered: to the
+// media address, or to any when none is named (a wildcard bind); an IPv6
+// media address alone leaves IPv4 alone, and the other way round: the
+// relay holds no port of the other family.
+static __always_inline int media_dst4(__u32 daddr)
+{
+	if (!media_ip4)
+		return media_ip6_unset();
+	return daddr == media_ip4;
+}
+
 static __always_inline int media_dst6(const struct in6_addr *daddr)
 {
-	if ((media_ip6[0] | media_ip6[1] | media_ip6[2] | media_ip6[3]) == 0)
-		return media_ip4 == 0; // unset: every destination, unless IPv4 was named
+	if (media_ip6_unset())
+		return media_ip4 == 0;
 	return daddr->in6_u.u6_addr32[0] == media_ip6[0] && daddr->in6_u.u6_addr32[1] == media_ip6[1] &&
 	       daddr->in6_u.u6_addr32[2] == media_ip6[2] && daddr->in6_u.u6_addr32[3] == media_ip6[3];
 }
@@ -409,19 +431,20 @@ static __always_inline enum verdict forward(void *ctx, struct port_entry *e, __u
 	return v;
 }
 
-// handle is the program, shared by the XDP and TC entry points; for
-// VERDICT_REDIRECT(_NEIGH) the caller rewrites the packet as f says.
-static __always_inline enum verdict handle(void *ctx, void *data, void *data_end, __u32 ifindex, int xdp,
-					   int vlan, struct fwd *f)
+// handle is the program, shared by the XDP and TC entry points (how: the
+// HANDLE_ flags); for VERDICT_REDIRECT(_NEIGH) the caller rewrites the
+// packet as f says.
+static __always_inline enum verdict handle(void *ctx, void *data, void *data_end, __u32 ifindex, __u32 how,
+					   struct fwd *f)
 {
+	int xdp = how & HANDLE_XDP;
 	struct ethhdr *eth = data;
 	if ((void *)(eth + 1) > data_end)
 		return VERDICT_PASS;
 	// Up to two VLAN tags (802.1Q, 802.1ad) in front of the IP header are
 	// skipped: a tagged frame is filtered as an untagged one, but not
 	// forwarded (its next hop would need the tag; userspace relays it).
-	// At TC the device may have taken the tag out already (vlan: the
-	// skb's vlan_present), which counts as tagged too.
+	// At TC the kernel has taken the outer tag off into the skb already.
 	__u16 proto = eth->h_proto;
 	__u32 l3 = sizeof(*eth);
 #pragma unroll
@@ -434,7 +457,7 @@ static __always_inline enum verdict handle(void *ctx, void *data, void *data_end
 		proto = vt->encapsulated_proto;
 		l3 += sizeof(*vt);
 	}
-	int tagged = vlan || l3 != sizeof(*eth);
+	int tagged = l3 != sizeof(*eth) || (how & HANDLE_VLAN);
 
 	if (proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = data + l3;
@@ -450,7 +473,7 @@ static __always_inline enum verdict handle(void *ctx, void *data, void *data_end
 			dport = udp->dest;
 		if (screen(&src, ip->protocol, dport) == VERDICT_DROP)
 			return VERDICT_DROP;
-		if (ip->protocol != IPPROTO_UDP || (media_ip4 && ip->daddr != media_ip4))
+		if (ip->protocol != IPPROTO_UDP || !media_dst4(ip->daddr))
 			return VERDICT_PASS;
 		if (!first) { // no ports to judge by; reassembly drops it without its head
 			count(COUNT_FRAGMENT);
@@ -483,16 +506,19 @@ static __always_inline enum verdict handle(void *ctx, void *data, void *data_end
 		struct deny_key src;
 		key6(&src, &ip6->saddr);
 		// Walk up to MAX_EXT extension headers (hop-by-hop, routing,
-		// destination options, fragment) to the transport header.
+		// destination options, fragment) to the transport header. Where
+		// they go on past the data (at TC: past what is linear), TC pulls
+		// the rest and asks again; a packet cut short is judged like a
+		// longer chain than we walk.
 		__u8 nh = ip6->nexthdr;
 		__u32 off = l3 + sizeof(*ip6);
-		int first = 1, walked = 1;
+		int first = 1, walked = 1, cut = 0;
 #pragma unroll
 		for (int i = 0; i < MAX_EXT; i++) {
 			if (nh == IPPROTO_HOPOPTS || nh == IPPROTO_ROUTING || nh == IPPROTO_DSTOPTS) {
 				struct ipv6_opt_hdr *h = data + off;
 				if ((void *)(h + 1) > data_end) {
-					walked = 0; // past what we see: the port cannot be told
+					cut = 1;
 					break;
 				}
 				nh = h->nexthdr;
@@ -500,7 +526,7 @@ static __always_inline enum verdict handle(void *ctx, void *data, void *data_end
 			} else if (nh == IPPROTO_FRAGMENT) {
 				struct frag_hdr *f = data + off;
 				if ((void *)(f + 1) > data_end) {
-					walked = 0;
+					cut = 1;
 					break;
 				}
 				nh = f->nexthdr;
@@ -509,13 +535,17 @@ static __always_inline enum verdict handle(void *ctx, void *data, void *data_end
 				off += sizeof(*f);
 			}
 		}
-		if (nh == IPPROTO_HOPOPTS || nh == IPPROTO_ROUTING || nh == IPPROTO_DSTOPTS || nh == IPPROTO_FRAGMENT)
-			walked = 0; // a longer chain than we walk
 		off &= 0x3fff; // bounds for the verifier: 14 + 40 + MAX_EXT * 2048 fit
 		struct udphdr *udp = data + off;
+		// UDP and TCP start with the ports; other protocols are not
+		// looked into.
+		if (!cut && first && (nh == IPPROTO_UDP || nh == IPPROTO_TCP) && (void *)(udp + 1) > data_end)
+			cut = 1;
+		if (cut && (how & HANDLE_PULL))
+			return VERDICT_PULL;
+		if (cut || nh == IPPROTO_HOPOPTS || nh == IPPROTO_ROUTING || nh == IPPROTO_DSTOPTS || nh == IPPROTO_FRAGMENT)
+			walked = 0; // cut short, or a longer chain than we walk
 		__u16 dport = 0;
-		if (walked && first && (nh == IPPROTO_UDP || nh == IPPROTO_TCP) && (void *)(udp + 1) > data_end)
-			walked = 0; // its ports are past what we see
 		if (walked && first && (void *)(udp + 1) <= data_end)
 			dport = udp->dest;
 		if (screen(&src, nh, dport) == VERDICT_DROP)
@@ -628,7 +658,7 @@ int xdp_media(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
 	struct fwd f;
-	switch (handle(ctx, data, data_end, ctx->ingress_ifindex, 1, 0, &f)) {
+	switch (handle(ctx, data, data_end, ctx->ingress_ifindex, HANDLE_XDP, &f)) {
 	case VERDICT_DROP:
 		return XDP_DROP;
 	case VERDICT_REDIRECT:
@@ -652,11 +682,20 @@ int xdp_media(struct xdp_md *ctx)
 	return bpf_redirect(f.ifindex, 0);
 }
 
-// What TC makes linear for the program to read: Ethernet, two VLAN tags,
-// IPv4 with options or IPv6 with a few extension headers, UDP (a G.711
-// packet is all of it). Headers past it are not walked: to the media
-// address such a packet is dropped as a closed port's.
-#define HEADROOM 256
+// The headers the program reads: Ethernet, IPv4 with options or IPv6, UDP,
+// made linear at first; IPv6 extension headers may go on past that, up to
+// PULL_MAX (MAX_EXT of the longest).
+#define HEADROOM (sizeof(struct ethhdr) + 2 * sizeof(struct vlan_tag) + 60 + sizeof(struct udphdr))
+#define PULL_MAX (sizeof(struct ethhdr) + 2 * sizeof(struct vlan_tag) + 40 + MAX_EXT * 2048 + sizeof(struct udphdr))
+
+// handle_tc is handle on the skb's linear data; a function of its own, not
+// inlined, as tc_media may call it twice.
+static __noinline enum verdict handle_tc(struct __sk_buff *skb, __u32 how, struct fwd *f)
+{
+	if (skb->vlan_present)
+		how |= HANDLE_VLAN;
+	return handle(skb, (void *)(long)skb->data, (void *)(long)skb->data_end, skb->ifindex, how, f);
+}
 
 static __always_inline int rewrite_tc4(struct __sk_buff *skb, struct fwd *f)
 {
@@ -670,7 +709,13 @@ static __always_inline int rewrite_tc4(struct __sk_buff *skb, struct fwd *f)
 	__u16 tw = *(__u16 *)&ip->ttl, ntw = ttl_word(tw);
 	__u32 ipc = f->l3 + offsetof(struct iphdr, check);
 	__u32 udpc = f->l4 + offsetof(struct udphdr, check);
-	__u64 l4f = BPF_F_MARK_MANGLED_0; // a UDP checksum of 0 stays 0
+	// MARK_MANGLED_0: a UDP checksum of 0 (none) stays 0, and one that
+	// comes to 0 is written 0xffff (RFC 768).
+	__u64 l4f = BPF_F_MARK_MANGLED_0;
+	// skb->csum (CHECKSUM_COMPLETE) follows what the helpers change: the
+	// header checksum makes up for the addresses and TTL, the UDP one for
+	// the ports, unless there is none: then the ports are summed anew.
+	__u64 portf = udp->check ? 0 : BPF_F_RECOMPUTE_CSUM;
 	if (bpf_l4_csum_replace(skb, udpc, saddr, nsaddr, l4f | BPF_F_PSEUDO_HDR | 4) ||
 	    bpf_l4_csum_replace(skb, udpc, daddr, ndaddr, l4f | BPF_F_PSEUDO_HDR | 4) ||
 	    bpf_l4_csum_replace(skb, udpc, sport, f->e.out_sport, l4f | 2) ||
@@ -682,8 +727,8 @@ static __always_inline int rewrite_tc4(struct __sk_buff *skb, struct fwd *f)
 	if (bpf_skb_store_bytes(skb, f->l3 + offsetof(struct iphdr, saddr), &nsaddr, 4, 0) ||
 	    bpf_skb_store_bytes(skb, f->l3 + offsetof(struct iphdr, daddr), &ndaddr, 4, 0) ||
 	    bpf_skb_store_bytes(skb, f->l3 + offsetof(struct iphdr, ttl), &ntw, 2, 0) ||
-	    bpf_skb_store_bytes(skb, f->l4 + offsetof(struct udphdr, source), &f->e.out_sport, 2, 0) ||
-	    bpf_skb_store_bytes(skb, f->l4 + offsetof(struct udphdr, dest), &f->e.out_dport, 2, 0))
+	    bpf_skb_store_bytes(skb, f->l4 + offsetof(struct udphdr, source), &f->e.out_sport, 2, portf) ||
+	    bpf_skb_store_bytes(skb, f->l4 + offsetof(struct udphdr, dest), &f->e.out_dport, 2, portf))
 		return -1;
 	return 0;
 }
@@ -701,8 +746,8 @@ static __always_inline int rewrite_tc6(struct __sk_buff *skb, struct fwd *f)
 	__u16 sport = udp->source, dport = udp->dest;
 	__u8 hops = relay_ttl;
 	__u32 udpc = f->l4 + offsetof(struct udphdr, check);
-	// A result of 0 goes out as 0xffff: 0 is no checksum, which IPv6
-	// receivers drop (RFC 8200 §8.1). The packet had one (handle).
+	// A UDP checksum that comes to 0 is written 0xffff: 0 means none,
+	// which IPv6 receivers drop (RFC 8200, 8.1). Forwarded packets have one.
 	__u64 l4f = BPF_F_MARK_MANGLED_0;
 #pragma unroll
 	for (int i = 0; i < 4; i++) {
@@ -713,9 +758,12 @@ static __always_inline int rewrite_tc6(struct __sk_buff *skb, struct fwd *f)
 	if (bpf_l4_csum_replace(skb, udpc, sport, f->e.out_sport, l4f | 2) ||
 	    bpf_l4_csum_replace(skb, udpc, dport, f->e.out_dport, l4f | 2))
 		return -1;
-	if (bpf_skb_store_bytes(skb, f->l3 + offsetof(struct ipv6hdr, saddr), f->e.out_saddr, 16, 0) ||
-	    bpf_skb_store_bytes(skb, f->l3 + offsetof(struct ipv6hdr, daddr), f->e.out_daddr, 16, 0) ||
-	    bpf_skb_store_bytes(skb, f->l3 + offsetof(struct ipv6hdr, hop_limit), &hops, 1, 0) ||
+	// No header checksum makes up for the addresses and hop limit in
+	// skb->csum (CHECKSUM_COMPLETE): they are summed anew. The UDP one
+	// makes up for the ports.
+	if (bpf_skb_store_bytes(skb, f->l3 + offsetof(struct ipv6hdr, saddr), f->e.out_saddr, 16, BPF_F_RECOMPUTE_CSUM) ||
+	    bpf_skb_store_bytes(skb, f->l3 + offsetof(struct ipv6hdr, daddr), f->e.out_daddr, 16, BPF_F_RECOMPUTE_CSUM) ||
+	    bpf_skb_store_bytes(skb, f->l3 + offsetof(struct ipv6hdr, hop_limit), &hops, 1, BPF_F_RECOMPUTE_CSUM) ||
 	    bpf_skb_store_bytes(skb, f->l4 + offsetof(struct udphdr, source), &f->e.out_sport, 2, 0) ||
 	    bpf_skb_store_bytes(skb, f->l4 + offsetof(struct udphdr, dest), &f->e.out_dport, 2, 0))
 		return -1;
@@ -741,8 +789,13 @@ int tc_media(struct __sk_buff *skb)
 	// Make the headers linear for direct access; a short packet stays as it is.
 	bpf_skb_pull_data(skb, skb->len < HEADROOM ? skb->len : HEADROOM);
 	struct fwd f;
-	enum verdict v = handle(skb, (void *)(long)skb->data, (void *)(long)skb->data_end, skb->ifindex, 0,
-				skb->vlan_present, &f);
+	enum verdict v = handle_tc(skb, HANDLE_PULL, &f);
+	if (v == VERDICT_PULL) {
+		// IPv6 extension headers past HEADROOM: the rest of them too (a
+		// failed pull leaves the packet cut short for handle).
+		bpf_skb_pull_data(skb, skb->len < PULL_MAX ? skb->len : PULL_MAX);
+		v = handle_tc(skb, 0, &f);
+	}
 	switch (v) {
 	case VERDICT_DROP:
 		return TC_ACT_SHOT;
