@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -173,7 +174,7 @@ func TestAdoptStreamMedia(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m := st.Media(SideA); m == nil || !m.SRTP.equal(ka) || st.kernelOK.Load() {
+	if m := st.Media(SideA); m == nil || !reflect.DeepEqual(m.SRTP, ka) || st.kernelOK.Load() {
 		t.Fatalf("adopted media %v, kernel eligible %v", m, st.kernelOK.Load())
 	}
 	aPort, _ := st.LocalPorts(SideA)

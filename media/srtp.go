@@ -92,13 +92,6 @@ func (k *SRTP) String() string {
 	return "SRTP " + k.Suite.String()
 }
 
-func (k *SRTP) equal(o *SRTP) bool {
-	if k == nil || o == nil {
-		return k == o
-	}
-	return k.Suite == o.Suite && string(k.Recv) == string(o.Recv) && string(k.Send) == string(o.Send)
-}
-
 // replayWindow is how far back an SRTP or SRTCP index may be and still be
 // accepted once (RFC 3711 §3.3.2 asks for at least 64).
 const replayWindow = 128

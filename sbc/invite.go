@@ -33,30 +33,6 @@ func reject(code int, reason string, hdrs ...sip.Header) *rejection {
 	return &rejection{code, reason, hdrs}
 }
 
-// warning builds a Warning header (RFC 3261 §20.43) explaining a refusal.
-func (s *Server) warning(text string) sip.Header {
-	return sip.NewHeader("Warning", `399 `+s.publicIP+` "`+warnText(text)+`"`)
-}
-
-// warnText makes text safe inside a Warning's quoted string (RFC 3261
-// §25.1): printable ASCII without quote or backslash, at most 200 bytes.
-// Reasons may quote a peer's SDP.
-func warnText(text string) string {
-	b := []byte(strings.ReplaceAll(text, "§", "s."))
-	if len(b) > 200 {
-		b = append(b[:197], "..."...)
-	}
-	for i, c := range b {
-		switch {
-		case c == '"':
-			b[i] = '\''
-		case c == '\\' || c < 0x20 || c > 0x7e:
-			b[i] = '?'
-		}
-	}
-	return string(b)
-}
-
 // screenInvite checks an initial INVITE before any state is created and
 // returns the parsed offer, or why it is refused.
 func (s *Server) screenInvite(req *sip.Request) (*sdp.Session, *rejection) {
@@ -510,26 +486,6 @@ func (c *call) answered2xx(req *sip.Request, tx sip.ServerTransaction, binv *sip
 			c.hangup(endNoAck)
 		}
 	}
-}
-
-// offerProblem says why an offer was refused, for a Warning: the policy's
-// reason (offerLines fails with nothing else).
-func offerProblem(err error) string {
-	var na *notAcceptable
-	if errors.As(err, &na) {
-		return err.Error()
-	}
-	return "offer not usable: " + err.Error()
-}
-
-// answerProblem says what was wrong with an answer, for a Warning: the
-// policy's reason, else that it was not SDP the SBC could use.
-func answerProblem(err error) string {
-	var na *notAcceptable
-	if errors.As(err, &na) {
-		return err.Error()
-	}
-	return "malformed or not matching the offer"
 }
 
 // answer rewrites an SDP answer that arrived from side `from` for the

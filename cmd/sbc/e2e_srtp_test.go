@@ -150,24 +150,10 @@ func testSRTPBridge(t *testing.T, bin string, srtpOnA bool, suite string) {
 		bDst = sdpMedia(t, plainSide)
 	}
 
-	const ssrcA, ssrcB = 0xa1a1a1a1, 0xb2b2b2b2
 	// A to B: µ-law samples, every code word once over two packets, and
-	// a DTMF event; B must get them as A-law, its event number.
-	for i := range 2 {
-		sendRTP(t, aSock, aDst, samples(0, uint16(i+1), ssrcA, byte(128*i)))
-		got := recvRTP(t, bSock)
-		checkG711(t, "A to B", got, 8, codec.UlawToAlaw, byte(128*i))
-	}
-	sendRTP(t, aSock, aDst, dtmf(aEventPT, 3, ssrcA))
-	checkEvent(t, "A to B", recvRTP(t, bSock), bEventPT)
-	// B to A: A-law to µ-law.
-	for i := range 2 {
-		sendRTP(t, bSock, bDst, samples(8, uint16(i+1), ssrcB, byte(128*i)))
-		got := recvRTP(t, aSock)
-		checkG711(t, "B to A", got, 0, codec.AlawToUlaw, byte(128*i))
-	}
-	sendRTP(t, bSock, bDst, dtmf(bEventPT, 3, ssrcB))
-	checkEvent(t, "B to A", recvRTP(t, aSock), aEventPT)
+	// a DTMF event; B must get them as A-law, its event number. And back.
+	bridgeOneWay(t, "A to B", aSock, aDst, bSock, 0, 8, codec.UlawToAlaw, aEventPT, bEventPT, 0xa1a1a1a1)
+	bridgeOneWay(t, "B to A", bSock, bDst, aSock, 8, 0, codec.AlawToUlaw, bEventPT, aEventPT, 0xb2b2b2b2)
 
 	uac.expectSuccess(t)
 	uas.expectSuccessWithin(t, 5*time.Second)
@@ -198,6 +184,20 @@ func sdesOnly(suite string) []string {
 		}
 	}
 	return flags
+}
+
+// bridgeOneWay sends all 256 code words of law inPT (two packets) and a
+// DTMF event from one test socket to dst, and checks they reach the other
+// socket as outPT, converted by conv, the event under outEvent.
+func bridgeOneWay(t *testing.T, dir string, from *net.UDPConn, dst netip.AddrPort, to *net.UDPConn,
+	inPT, outPT uint8, conv func(byte) byte, inEvent, outEvent uint8, ssrc uint32) {
+	t.Helper()
+	for i := range 2 {
+		sendRTP(t, from, dst, samples(inPT, uint16(i+1), ssrc, byte(128*i)))
+		checkG711(t, dir, recvRTP(t, to), outPT, conv, byte(128*i))
+	}
+	sendRTP(t, from, dst, dtmf(inEvent, 3, ssrc))
+	checkEvent(t, dir, recvRTP(t, to), outEvent)
 }
 
 func listenMedia(t *testing.T, ip string) *net.UDPConn {
