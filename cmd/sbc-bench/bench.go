@@ -379,10 +379,7 @@ func setupCalls(ctx context.Context, cfg runConfig, gen *generator, caller *uac,
 			local = gen.endA(i).local
 			if cfg.srtp != "" {
 				var err error
-				if key, err = newSDESKey(cfg.srtp); err != nil {
-					return err
-				}
-				if gen.srtpTx[i], err = key.context(false); err != nil {
+				if key, err = gen.offerSRTP(i, cfg.srtp); err != nil {
 					return fmt.Errorf("call %d: %w", i, err)
 				}
 				crypto = key.line()
@@ -404,15 +401,8 @@ func setupCalls(ctx context.Context, cfg runConfig, gen *generator, caller *uac,
 		}
 		if i < cfg.calls {
 			if crypto != "" {
-				theirs, err := answerKey(answer, cfg.srtp)
-				if err != nil {
+				if err := gen.answerSRTP(i, key, answer); err != nil {
 					return fmt.Errorf("call %d: 200: %w", i, err)
-				}
-				if string(theirs.key) == string(key.key) {
-					return fmt.Errorf("call %d: the relay answered with our own SRTP key", i)
-				}
-				if gen.srtpRx[i], err = theirs.context(true); err != nil {
-					return fmt.Errorf("call %d: %w", i, err)
 				}
 			}
 			if err := gen.endA(i).connect(peer); err != nil {

@@ -86,3 +86,28 @@ func answerKey(body []byte, suite string) (sdesKey, error) {
 	}
 	return sdesKey{}, fmt.Errorf("answer has no a=crypto with %s", strconv.Quote(suite))
 }
+
+// offerSRTP makes call i's key for an offer and the context its A end
+// encrypts with.
+func (g *generator) offerSRTP(i int, suite string) (sdesKey, error) {
+	key, err := newSDESKey(suite)
+	if err != nil {
+		return key, err
+	}
+	g.srtpTx[i], err = key.context(false)
+	return key, err
+}
+
+// answerSRTP takes the relay's key from call i's answer (never ours back)
+// into the context its A end decrypts with.
+func (g *generator) answerSRTP(i int, ours sdesKey, answer []byte) error {
+	theirs, err := answerKey(answer, ours.suite)
+	if err != nil {
+		return err
+	}
+	if string(theirs.key) == string(ours.key) {
+		return fmt.Errorf("the relay answered with our own SRTP key")
+	}
+	g.srtpRx[i], err = theirs.context(true)
+	return err
+}
