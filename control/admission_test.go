@@ -1,0 +1,217 @@
+package control
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"sbc/control/store"
+)
+
+// testPlane is a plane over a fresh SQLite store with a clock the test
+// moves.
+func testPlane(t testing.TB, cfg Config) (*Plane, *time.Time) {
+	t.Helper()
+	cfg.DataDir = t.TempDir()
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(context.Background(), filepath.Join(cfg.DataDir, "sbc.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := New(cfg, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	p.calls = newCallLog(st, p.log)
+	t.Cleanup(func() { p.Close() })
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	p.now = func() time.Time { return now }
+	return p, &now
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func mustAccount(t testing.TB, p *Plane, name string, s AccountSpec) store.Account {
+	t.Helper()
+	s.Name = &name
+	a, tok, err := p.CreateAccount(context.Background(), "cli", s)
+	if err != nil || len(tok) != 32 {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func mustNumber(t testing.TB, p *Plane, account, num, target string) store.Number {
+	t.Helper()
+	n, err := p.CreateNumber(context.Background(), "cli", account, NumberSpec{PhoneNumber: &num, VoiceTarget: &target})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestAdmitCall(t *testing.T) {
+	p, now := testPlane(t, Config{Classes: []Class{{Name: "intl", International: true}}})
+	ctx := context.Background()
+	a := mustAccount(t, p, "a", AccountSpec{CPS: ptr(2), MaxConcurrent: ptr(3)})
+	b := mustAccount(t, p, "b", AccountSpec{Class: ptr("intl"), CPS: ptr(100), MaxConcurrent: ptr(100)})
+	susp := mustAccount(t, p, "s", AccountSpec{})
+	if _, err := p.UpdateAccount(ctx, "cli", susp.SID, AccountSpec{Status: ptr(store.StatusSuspended)}); err != nil {
+		t.Fatal(err)
+	}
+	mustNumber(t, p, a.SID, "+14155550100", "trunk:pbx-a")
+	mustNumber(t, p, a.SID, "+14155550101", "")
+	mustNumber(t, p, b.SID, "+14155550200", "trunk:pbx-b")
+	mustNumber(t, p, susp.SID, "+14155550300", "trunk:pbx-s")
+	off := mustNumber(t, p, b.SID, "+14155550201", "trunk:pbx-b")
+	if _, err := p.UpdateNumber(ctx, "cli", b.SID, off.SID, NumberSpec{Voice: ptr(false)}); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name      string
+		at        Attempt
+		code      int
+		reason    string
+		account   string
+		direction string
+		target    string
+	}{
+		{"carrier to a's number", Attempt{To: "+14155550100"}, 0, "", a.SID, store.DirectionOriginating, "trunk:pbx-a"},
+		{"carrier to number without +", Attempt{To: "14155550200"}, 0, "", b.SID, store.DirectionOriginating, "trunk:pbx-b"},
+		{"carrier to unknown number: transit", Attempt{To: "+14155559999"}, 0, "", "", store.DirectionTransit, ""},
+		{"carrier to suspended account's number", Attempt{To: "+14155550300"}, 403, "not active", "", "", ""},
+		{"carrier to voice-disabled number", Attempt{To: "+14155550201"}, 404, "not voice-enabled", "", "", ""},
+		{"a on-net to own number", Attempt{Account: a.SID, To: "+14155550100"}, 0, "", a.SID, store.DirectionTerminating, "trunk:pbx-a"},
+		{"a to own number without target: dial plan", Attempt{Account: a.SID, To: "+14155550101"}, 0, "", a.SID, store.DirectionTerminating, ""},
+		{"a to b's number: PSTN, not on-net", Attempt{Account: a.SID, To: "+14155550200"}, 0, "", a.SID, store.DirectionTerminating, ""},
+		{"a premium", Attempt{Account: a.SID, To: "+19005550100"}, 403, "class default: premium +1900", "", "", ""},
+		{"a international", Attempt{Account: a.SID, To: "+442079460958"}, 403, "class default: international (outside +1)", "", "", ""},
+		{"b international allowed", Attempt{Account: b.SID, To: "+442079460958"}, 0, "", b.SID, store.DirectionTerminating, ""},
+		{"b premium still denied", Attempt{Account: b.SID, To: "+19765550100"}, 403, "premium +1976", "", "", ""},
+		{"suspended account calls", Attempt{Account: susp.SID, To: "+14155550100"}, 403, "account suspended", "", "", ""},
+		{"unknown account", Attempt{Account: store.NewSID("AC"), To: "+14155550100"}, 403, "account not found", "", "", ""},
+		{"not a number", Attempt{Account: b.SID, To: "alice"}, 404, "not an E.164", "", "", ""},
+	}
+	for _, tt := range tests {
+		*now = now.Add(time.Second) // a fresh token each
+		d := p.AdmitCall(tt.at)
+		if d.Code != tt.code || !strings.Contains(d.Reason, tt.reason) || (d.Code == 0 && (d.Account != tt.account || d.Direction != tt.direction || d.Target != tt.target)) {
+			t.Errorf("%s: %+v; want code %d reason ~%q account %s direction %s target %q", tt.name, d, tt.code, tt.reason, tt.account, tt.direction, tt.target)
+		}
+		d.Release()
+	}
+
+	// Cross-account refusal when the config says so.
+	p.cfg.CrossAccount = CrossRefuse
+	*now = now.Add(time.Second)
+	if d := p.AdmitCall(Attempt{Account: a.SID, To: "+14155550200"}); d.Code != 403 || !strings.Contains(d.Reason, "another account") {
+		t.Errorf("cross-account refuse: %+v", d)
+	}
+}
+
+func TestAdmitLimits(t *testing.T) {
+	p, now := testPlane(t, Config{})
+	a := mustAccount(t, p, "a", AccountSpec{CPS: ptr(2), MaxConcurrent: ptr(3)})
+	at := Attempt{Account: a.SID, To: "+14155550100"}
+	// Burst of cps, then 503 with Retry-After until a token comes back.
+	d1, d2 := p.AdmitCall(at), p.AdmitCall(at)
+	if !d1.Admitted() || !d2.Admitted() {
+		t.Fatalf("burst: %+v %+v", d1, d2)
+	}
+	d3 := p.AdmitCall(at)
+	if d3.Code != 503 || d3.RetryAfter != 1 {
+		t.Fatalf("over cps: %+v", d3)
+	}
+	*now = now.Add(500 * time.Millisecond) // one token at 2/s
+	d4 := p.AdmitCall(at)
+	if !d4.Admitted() {
+		t.Fatalf("after 0.5 s: %+v", d4)
+	}
+	// Three calls up: the fourth is refused as busy, and takes no token.
+	*now = now.Add(10 * time.Second)
+	d5 := p.AdmitCall(at)
+	if d5.Code != 486 || p.Active(a.SID) != 3 {
+		t.Fatalf("over concurrency: %+v, active %d", d5, p.Active(a.SID))
+	}
+	d1.Release()
+	d1.Release() // twice is harmless
+	if d := p.AdmitCall(at); !d.Admitted() || p.Active(a.SID) != 3 {
+		t.Fatalf("after a release: %+v active %d", d, p.Active(a.SID))
+	}
+	// A refused decision releases nothing.
+	d5.Release()
+	if p.Active(a.SID) != 3 {
+		t.Fatalf("active %d", p.Active(a.SID))
+	}
+}
+
+func TestReloadSeesOtherWriters(t *testing.T) {
+	p, _ := testPlane(t, Config{})
+	ctx := context.Background()
+	a := mustAccount(t, p, "a", AccountSpec{})
+	// Another node (here: the store directly) suspends the account.
+	if _, err := p.st.UpdateAccount(ctx, "cli", a.SID, func(a *store.Account) error { a.Status = store.StatusSuspended; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	at := Attempt{Account: a.SID, To: "+14155550100"}
+	if d := p.AdmitCall(at); !d.Admitted() {
+		t.Fatalf("before reload: %+v", d) // the cache is what decides
+	}
+	if err := p.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := p.AdmitCall(at); d.Code != 403 {
+		t.Fatalf("after reload: %+v", d)
+	}
+}
+
+func TestCallLogCoalescesAndFlushes(t *testing.T) {
+	p, _ := testPlane(t, Config{})
+	ctx := context.Background()
+	sid := store.NewSID(store.PrefixCall)
+	c := store.Call{SID: sid, AccountSID: "AC1", Status: store.CallRinging, Created: time.Now()}
+	p.LogCall(c)
+	c.Status, c.SIPCode = store.CallCompleted, 200
+	p.LogCall(c)
+	c.Status = store.CallInProgress // late: must not undo the final row
+	p.LogCall(c)
+	if err := p.FlushCalls(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := p.st.Call(ctx, "", sid)
+	if err != nil || got.Status != store.CallCompleted || got.Node == "" {
+		t.Fatalf("row %+v %v", got, err)
+	}
+}
+
+func TestPasswordsAndUsers(t *testing.T) {
+	p, _ := testPlane(t, Config{})
+	ctx := context.Background()
+	a := mustAccount(t, p, "a", AccountSpec{})
+	for _, pw := range []string{"short1A!", "alllowercase1!", "ALLUPPERCASE1!", "NoDigitsHere!!", "NoSpecial1234", "Tab\tInside1!x"} {
+		if _, err := p.CreateUser(ctx, "cli", a.SID, "u", pw, ""); err == nil {
+			t.Errorf("password %q accepted", pw)
+		}
+	}
+	u, err := p.CreateUser(ctx, "cli", a.SID, "alice", "Correct-Horse-9", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// RFC 7616 §3.4.2's HA1 form: H(user:realm:password).
+	if u.HA1MD5 != HA1("MD5", "alice", "sbc", "Correct-Horse-9") || len(u.HA1SHA256) != 64 || u.HA1MD5 == u.HA1SHA256[:32] {
+		t.Fatalf("hashes %q %q", u.HA1MD5, u.HA1SHA256)
+	}
+	// RFC 2617 §3.5's example: Mufasa / testrealm@host.com / Circle Of Life.
+	if got := HA1("MD5", "Mufasa", "testrealm@host.com", "Circle Of Life"); got != "939e7578ed9e3c518a452acee763bce9" {
+		t.Fatalf("RFC 2617 HA1 = %s", got)
+	}
+	// RFC 7616 §3.9.1's example has SHA-256 HA1 of Mufasa / http-auth@example.org / Circle of Life.
+	if got := HA1("SHA-256", "Mufasa", "http-auth@example.org", "Circle of Life"); got != "7987c64c30e25f1b74be53f966b49b90f2808aa92faf9a00262392d7b4794232" {
+		t.Fatalf("RFC 7616 SHA-256 HA1 = %s", got)
+	}
+}

@@ -1,0 +1,173 @@
+package control
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"sbc/control/store"
+)
+
+// maxPendingCalls bounds the call rows waiting for the store: beyond it
+// (the store down for long under load) new rows are dropped and counted.
+const maxPendingCalls = 1 << 20
+
+// batchCalls is the most rows one transaction writes.
+const batchCalls = 2000
+
+// callLog writes call rows to the store in the background, many per
+// transaction: the calls that put them never wait for the store. Rows of
+// one call coalesce while they wait, so only its latest reaches the store.
+type callLog struct {
+	st       *store.Store
+	log      *slog.Logger
+	mu       sync.Mutex
+	pending  map[string]store.Call
+	wake     chan struct{}
+	inflight int // rows taken from pending, not yet written
+	stop     chan struct{}
+	done     chan struct{}
+	dropped  atomic.Int64
+	written  atomic.Int64
+}
+
+func newCallLog(st *store.Store, log *slog.Logger) *callLog {
+	w := &callLog{st: st, log: log, pending: map[string]store.Call{}, wake: make(chan struct{}, 1),
+		stop: make(chan struct{}), done: make(chan struct{})}
+	go w.run()
+	return w
+}
+
+// put queues a row. A final row is never replaced by an earlier state.
+func (w *callLog) put(c store.Call) {
+	w.mu.Lock()
+	old, ok := w.pending[c.SID]
+	switch {
+	case ok && old.Final() && !c.Final():
+	case !ok && len(w.pending) >= maxPendingCalls:
+		w.mu.Unlock()
+		if w.dropped.Add(1) == 1 {
+			w.log.Error("call log rows dropped: the store is not keeping up or is down", "pending", maxPendingCalls)
+		}
+		return
+	default:
+		w.pending[c.SID] = c
+	}
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (w *callLog) run() {
+	defer close(w.done)
+	backoff := 100 * time.Millisecond
+	for {
+		select {
+		case <-w.wake:
+		case <-w.stop:
+			w.writeAll()
+			return
+		}
+		for {
+			n, err := w.writeBatch()
+			if err != nil {
+				w.log.Warn("write call logs", "error", err, "retry_in", backoff)
+				select {
+				case <-time.After(backoff):
+				case <-w.stop:
+					w.writeAll()
+					return
+				}
+				backoff = min(2*backoff, 10*time.Second)
+				continue
+			}
+			backoff = 100 * time.Millisecond
+			if n == 0 {
+				break
+			}
+		}
+	}
+}
+
+// writeBatch writes up to batchCalls pending rows; rows that fail go back
+// unless a newer row of the call came meanwhile.
+func (w *callLog) writeBatch() (int, error) {
+	w.mu.Lock()
+	batch := make([]store.Call, 0, min(len(w.pending), batchCalls))
+	for sid, c := range w.pending {
+		if len(batch) == batchCalls {
+			break
+		}
+		batch = append(batch, c)
+		delete(w.pending, sid)
+	}
+	w.inflight = len(batch)
+	w.mu.Unlock()
+	if len(batch) == 0 {
+		return 0, nil
+	}
+	if err := w.st.WriteCalls(context.Background(), batch); err != nil {
+		w.mu.Lock()
+		for _, c := range batch {
+			if _, newer := w.pending[c.SID]; !newer {
+				w.pending[c.SID] = c
+			}
+		}
+		w.inflight = 0
+		w.mu.Unlock()
+		return 0, err
+	}
+	w.written.Add(int64(len(batch)))
+	w.mu.Lock()
+	w.inflight = 0
+	w.mu.Unlock()
+	return len(batch), nil
+}
+
+// writeAll is the last flush at close; it tries each batch once.
+func (w *callLog) writeAll() {
+	for {
+		n, err := w.writeBatch()
+		if err != nil {
+			w.mu.Lock()
+			lost := len(w.pending)
+			w.mu.Unlock()
+			w.log.Error("call log rows not written at stop", "error", err, "rows", lost)
+			return
+		}
+		if n == 0 {
+			return
+		}
+	}
+}
+
+// flush waits until the rows queued so far are in the store (or ctx
+// ends).
+func (w *callLog) flush(ctx context.Context) error {
+	for {
+		w.mu.Lock()
+		idle := len(w.pending) == 0 && w.inflight == 0
+		w.mu.Unlock()
+		if idle {
+			return nil
+		}
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
+		select {
+		case <-time.After(2 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (w *callLog) close() {
+	close(w.stop)
+	<-w.done
+}

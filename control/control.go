@@ -1,0 +1,225 @@
+// Package control is the SBC's embedded control plane: accounts, their
+// users and numbers, classes of restriction, admission of calls, call logs,
+// retention and the REST API. The SBC asks it before routing a call
+// (AdmitCall, from memory) and tells it what became of the call (LogCall,
+// written in batches); the store (control/store) is SQLite or PostgreSQL.
+package control
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"sbc/control/store"
+)
+
+// reloadInterval is how often a node checks the store for changes made
+// elsewhere (another node, the CLI).
+const reloadInterval = time.Second
+
+// Plane is the control plane of one SBC node. Its methods are safe for
+// concurrent use.
+type Plane struct {
+	cfg     Config
+	st      *store.Store
+	log     *slog.Logger
+	now     func() time.Time
+	classes map[string]*classifier
+	snap    atomic.Pointer[snapshot]
+	lim     limiters
+	calls   *callLog
+	reload  sync.Mutex // one reload at a time
+
+	hangupMu sync.RWMutex
+	hangup   func(sid string) bool
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// Open opens the store, applies its migrations, loads what admission needs
+// and starts the background work: the call-log writer, the reload of
+// changes made by other nodes, the retention purge.
+func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Plane, error) {
+	if !store.IsPostgres(cfg.StorePath()) {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("control: data_dir: %w", err)
+		}
+	}
+	st, err := store.Open(ctx, cfg.StorePath())
+	if err != nil {
+		return nil, fmt.Errorf("control: %w", err)
+	}
+	p := New(cfg, st, log)
+	if err := p.Reload(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	p.calls = newCallLog(st, log)
+	p.wg.Add(2)
+	go p.watch()
+	go p.purgeLoop()
+	return p, nil
+}
+
+// New is a Plane over an open store with nothing loaded and no background
+// work: for tests and the CLI, which call Reload when they need admission.
+func New(cfg Config, st *store.Store, log *slog.Logger) *Plane {
+	p := &Plane{cfg: cfg, st: st, log: log, now: time.Now, classes: map[string]*classifier{},
+		lim: limiters{m: map[string]*limiter{}}, stop: make(chan struct{})}
+	for _, cl := range cfg.Classes {
+		p.classes[cl.Name] = newClassifier(cl, cfg.HomeCountryCode, cfg.Premium)
+	}
+	p.snap.Store(&snapshot{})
+	return p
+}
+
+// Store is the plane's store.
+func (p *Plane) Store() *store.Store { return p.st }
+
+// Config is the plane's configuration.
+func (p *Plane) Config() *Config { return &p.cfg }
+
+// Close stops the background work, writes the call rows still queued and
+// closes the store.
+func (p *Plane) Close() error {
+	close(p.stop)
+	p.wg.Wait()
+	if p.calls != nil {
+		p.calls.close()
+	}
+	return p.st.Close()
+}
+
+// Reload reads accounts, numbers and users into a new snapshot when the
+// store's generation has moved since the last one.
+func (p *Plane) Reload(ctx context.Context) error {
+	p.reload.Lock()
+	defer p.reload.Unlock()
+	gen, err := p.st.Generation(ctx)
+	if err != nil {
+		return fmt.Errorf("control: reload: %w", err)
+	}
+	if gen == p.snap.Load().gen {
+		return nil
+	}
+	s := &snapshot{gen: gen, accounts: map[string]*store.Account{}, numbers: map[string]*store.Number{}, users: map[string]*store.User{}}
+	accounts, err := p.st.Accounts(ctx)
+	if err != nil {
+		return fmt.Errorf("control: reload accounts: %w", err)
+	}
+	for i := range accounts {
+		s.accounts[accounts[i].SID] = &accounts[i]
+	}
+	numbers, err := p.st.Numbers(ctx)
+	if err != nil {
+		return fmt.Errorf("control: reload numbers: %w", err)
+	}
+	for i := range numbers {
+		s.numbers[numbers[i].PhoneNumber] = &numbers[i]
+	}
+	users, err := p.st.Users(ctx, "")
+	if err != nil {
+		return fmt.Errorf("control: reload users: %w", err)
+	}
+	for i := range users {
+		s.users[users[i].Username] = &users[i]
+	}
+	p.snap.Store(s)
+	return nil
+}
+
+// watch reloads what other writers changed.
+func (p *Plane) watch() {
+	defer p.wg.Done()
+	t := time.NewTicker(reloadInterval)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := p.Reload(ctx)
+		cancel()
+		if err != nil && !failing {
+			p.log.Warn("control plane reload failing; admission uses the last data loaded", "error", err)
+		} else if err == nil && failing {
+			p.log.Info("control plane reload working again")
+		}
+		failing = err != nil
+	}
+}
+
+// LogCall queues a call's log row. It never blocks on the store.
+func (p *Plane) LogCall(c store.Call) {
+	if c.Node == "" {
+		c.Node = p.cfg.Node
+	}
+	p.calls.put(c)
+}
+
+// FlushCalls waits until the queued call rows are written.
+func (p *Plane) FlushCalls(ctx context.Context) error { return p.calls.flush(ctx) }
+
+// CallLogStats counts call rows written and dropped.
+func (p *Plane) CallLogStats() (written, dropped int64) {
+	return p.calls.written.Load(), p.calls.dropped.Load()
+}
+
+// SetHangup gives the plane a way to end a live call (the SBC's).
+func (p *Plane) SetHangup(f func(sid string) bool) {
+	p.hangupMu.Lock()
+	p.hangup = f
+	p.hangupMu.Unlock()
+}
+
+// Hangup ends a live call on this node; false if it has none such.
+func (p *Plane) Hangup(sid string) bool {
+	p.hangupMu.RLock()
+	f := p.hangup
+	p.hangupMu.RUnlock()
+	return f != nil && f(sid)
+}
+
+// Cutoffs are the retention cutoffs at now.
+func (c *Config) Cutoffs(now time.Time) store.Cutoffs {
+	r := c.Retention
+	return store.Cutoffs{Calls: r.Calls.Before(now), Messages: r.Messages.Before(now),
+		MessageBody: r.MessageBodies.Before(now), Audit: r.Audit.Before(now)}
+}
+
+// Purge runs one retention purge at the plane's clock.
+func (p *Plane) Purge(ctx context.Context) (store.Purged, error) {
+	return p.st.Purge(ctx, p.cfg.Cutoffs(p.now()), 5000)
+}
+
+func (p *Plane) purgeLoop() {
+	defer p.wg.Done()
+	first := time.NewTimer(time.Minute) // not in the rush of a start
+	defer first.Stop()
+	t := time.NewTicker(p.cfg.Retention.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-first.C:
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		n, err := p.Purge(ctx)
+		cancel()
+		if err != nil {
+			p.log.Warn("retention purge", "error", err)
+		} else if n != (store.Purged{}) {
+			p.log.Info("retention purge", "calls", n.Calls, "messages", n.Messages, "message_bodies", n.Bodies, "audit", n.Audit)
+		}
+	}
+}

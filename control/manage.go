@@ -1,0 +1,274 @@
+package control
+
+import (
+	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"regexp"
+	"strings"
+	"unicode"
+
+	"sbc/control/store"
+)
+
+// FieldError is a bad value given to a management operation: the API
+// answers it with 400 naming the field.
+type FieldError struct {
+	Field   string
+	Message string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
+
+func fieldErr(field, format string, args ...any) error {
+	return &FieldError{Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// AccountSpec is what a new account or an account update sets; nil
+// fields keep the default or the current value.
+type AccountSpec struct {
+	Name          *string
+	Status        *string
+	CPS           *int
+	SMSPerSecond  *int
+	MaxConcurrent *int
+	Class         *string
+	Balance       *store.Money
+	LowBalance    *store.Money
+}
+
+func (p *Plane) apply(a *store.Account, s AccountSpec) error {
+	if s.Name != nil {
+		if len(*s.Name) > 256 || strings.ContainsAny(*s.Name, "\x00\r\n") {
+			return fieldErr("FriendlyName", "at most 256 characters, no line breaks")
+		}
+		a.Name = *s.Name
+	}
+	if s.Status != nil {
+		switch *s.Status {
+		case store.StatusActive, store.StatusSuspended, store.StatusClosed:
+		default:
+			return fieldErr("Status", "%q is not active, suspended or closed", *s.Status)
+		}
+		if a.Status == store.StatusClosed && *s.Status != store.StatusClosed {
+			return fieldErr("Status", "a closed account cannot be reopened")
+		}
+		a.Status = *s.Status
+	}
+	for _, x := range []struct {
+		field string
+		v     *int
+		dst   *int
+		max   int
+	}{{"Cps", s.CPS, &a.CPS, 10000}, {"SmsPerSecond", s.SMSPerSecond, &a.SMSPerSecond, 10000}, {"MaxConcurrentCalls", s.MaxConcurrent, &a.MaxConcurrent, 1_000_000}} {
+		if x.v == nil {
+			continue
+		}
+		if *x.v < 1 || *x.v > x.max {
+			return fieldErr(x.field, "%d is outside 1..%d", *x.v, x.max)
+		}
+		*x.dst = *x.v
+	}
+	if s.Class != nil {
+		if _, ok := p.classes[*s.Class]; !ok {
+			return fieldErr("ClassOfRestriction", "%q is not a configured class ([[control.class]])", *s.Class)
+		}
+		a.Class = *s.Class
+	}
+	if s.Balance != nil {
+		a.Balance = *s.Balance
+	}
+	if s.LowBalance != nil {
+		a.LowBalance = *s.LowBalance
+	}
+	return nil
+}
+
+// CreateAccount makes an account with a fresh auth token, returned once:
+// only its hash is stored.
+func (p *Plane) CreateAccount(ctx context.Context, actor string, s AccountSpec) (store.Account, string, error) {
+	d := p.cfg.Defaults
+	low, _ := store.ParseMoney(d.LowBalance) // validated
+	a := store.Account{Status: store.StatusActive, CPS: d.CPS, SMSPerSecond: d.SMSPerSecond, MaxConcurrent: d.MaxConcurrent,
+		Class: d.Class, LowBalance: low}
+	if err := p.apply(&a, s); err != nil {
+		return a, "", err
+	}
+	token := store.NewToken()
+	a.TokenHash = store.HashToken(token)
+	if err := p.st.CreateAccount(ctx, actor, &a); err != nil {
+		return a, "", err
+	}
+	return a, token, p.Reload(ctx)
+}
+
+// UpdateAccount changes an account.
+func (p *Plane) UpdateAccount(ctx context.Context, actor, sid string, s AccountSpec) (store.Account, error) {
+	a, err := p.st.UpdateAccount(ctx, actor, sid, func(a *store.Account) error { return p.apply(a, s) })
+	if err != nil {
+		return a, err
+	}
+	return a, p.Reload(ctx)
+}
+
+// RotateToken gives an account a new auth token, returned once.
+func (p *Plane) RotateToken(ctx context.Context, actor, sid string) (string, error) {
+	token := store.NewToken()
+	_, err := p.st.UpdateAccount(ctx, actor, sid, func(a *store.Account) error {
+		a.TokenHash = store.HashToken(token)
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return token, p.Reload(ctx)
+}
+
+var usernameRE = regexp.MustCompile(`^[A-Za-z0-9._~!$&'()*+,;=-]{1,64}$`)
+
+// StrongPassword checks the password rule for SIP users: at least 12
+// characters with a lower-case letter, an upper-case letter, a digit and
+// a special character.
+func StrongPassword(pw string) error {
+	var lower, upper, digit, special bool
+	for _, r := range pw {
+		switch {
+		case unicode.IsLower(r):
+			lower = true
+		case unicode.IsUpper(r):
+			upper = true
+		case unicode.IsDigit(r):
+			digit = true
+		case unicode.IsPrint(r):
+			special = true
+		default:
+			return fieldErr("Password", "only printable characters")
+		}
+	}
+	if len([]rune(pw)) < 12 || len(pw) > 128 || !lower || !upper || !digit || !special {
+		return fieldErr("Password", "12 to 128 characters with a lower-case letter, an upper-case letter, a digit and a special character")
+	}
+	return nil
+}
+
+// HA1 is the RFC 7616 (and RFC 8760) digest HA1 of a user: hex of
+// H(username ":" realm ":" password), for "MD5" and "SHA-256".
+func HA1(alg, username, realm, password string) string {
+	in := []byte(username + ":" + realm + ":" + password)
+	if alg == "SHA-256" {
+		h := sha256.Sum256(in)
+		return hex.EncodeToString(h[:])
+	}
+	h := md5.Sum(in)
+	return hex.EncodeToString(h[:])
+}
+
+// CreateUser adds a SIP user to an account. The password is checked and
+// only its HA1 hashes are kept.
+func (p *Plane) CreateUser(ctx context.Context, actor, account, username, password, class string) (store.User, error) {
+	if !usernameRE.MatchString(username) {
+		return store.User{}, fieldErr("Username", "1 to 64 characters of letters, digits and -._~!$&'()*+,;=")
+	}
+	if err := StrongPassword(password); err != nil {
+		return store.User{}, err
+	}
+	if _, ok := p.classes[class]; class != "" && !ok {
+		return store.User{}, fieldErr("ClassOfRestriction", "%q is not a configured class ([[control.class]])", class)
+	}
+	realm := p.cfg.Realm
+	u := store.User{AccountSID: account, Username: username, Realm: realm, Class: class,
+		HA1MD5: HA1("MD5", username, realm, password), HA1SHA256: HA1("SHA-256", username, realm, password)}
+	if err := p.st.CreateUser(ctx, actor, &u); err != nil {
+		return u, err
+	}
+	return u, p.Reload(ctx)
+}
+
+// NumberSpec is what a new number or a number update sets.
+type NumberSpec struct {
+	PhoneNumber  *string
+	FriendlyName *string
+	Voice        *bool
+	SMS          *bool
+	VoiceTarget  *string
+	SMSURL       *string
+}
+
+var trunkTargetRE = regexp.MustCompile(`^(trunk|user):[A-Za-z0-9._~!$&'()*+,;=-]{1,64}$`)
+
+func applyNumber(n *store.Number, s NumberSpec) error {
+	if s.PhoneNumber != nil {
+		e, ok := E164(*s.PhoneNumber)
+		if !ok || !strings.HasPrefix(*s.PhoneNumber, "+") {
+			return fieldErr("PhoneNumber", "%q is not an E.164 number such as +14155550100", *s.PhoneNumber)
+		}
+		n.PhoneNumber = e
+	}
+	if s.FriendlyName != nil {
+		if len(*s.FriendlyName) > 64 || strings.ContainsAny(*s.FriendlyName, "\x00\r\n") {
+			return fieldErr("FriendlyName", "at most 64 characters, no line breaks")
+		}
+		n.FriendlyName = *s.FriendlyName
+	}
+	if s.Voice != nil {
+		n.Voice = *s.Voice
+	}
+	if s.SMS != nil {
+		n.SMS = *s.SMS
+	}
+	if s.VoiceTarget != nil {
+		t := *s.VoiceTarget
+		if t != "" && !trunkTargetRE.MatchString(t) {
+			return fieldErr("VoiceUrl", "%q is not trunk:NAME or user:NAME (or empty: the dial plan)", t)
+		}
+		n.VoiceTarget = t
+	}
+	if s.SMSURL != nil {
+		u := *s.SMSURL
+		if u != "" && !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") || len(u) > 1024 {
+			return fieldErr("SmsUrl", "an http(s):// URL")
+		}
+		n.SMSURL = u
+	}
+	return nil
+}
+
+// CreateNumber gives an account a number.
+func (p *Plane) CreateNumber(ctx context.Context, actor, account string, s NumberSpec) (store.Number, error) {
+	n := store.Number{AccountSID: account, Voice: true}
+	if s.PhoneNumber == nil {
+		return n, fieldErr("PhoneNumber", "required")
+	}
+	if err := applyNumber(&n, s); err != nil {
+		return n, err
+	}
+	if n.FriendlyName == "" {
+		n.FriendlyName = n.PhoneNumber
+	}
+	if err := p.st.CreateNumber(ctx, actor, &n); err != nil {
+		return n, err
+	}
+	return n, p.Reload(ctx)
+}
+
+// UpdateNumber changes a number of an account.
+func (p *Plane) UpdateNumber(ctx context.Context, actor, account, sid string, s NumberSpec) (store.Number, error) {
+	if s.PhoneNumber != nil {
+		return store.Number{}, fieldErr("PhoneNumber", "cannot be changed; release the number and add the new one")
+	}
+	n, err := p.st.UpdateNumber(ctx, actor, account, sid, func(n *store.Number) error { return applyNumber(n, s) })
+	if err != nil {
+		return n, err
+	}
+	return n, p.Reload(ctx)
+}
+
+// DeleteNumber releases a number.
+func (p *Plane) DeleteNumber(ctx context.Context, actor, account, sid string) error {
+	if err := p.st.DeleteNumber(ctx, actor, account, sid); err != nil {
+		return err
+	}
+	return p.Reload(ctx)
+}
