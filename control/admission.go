@@ -153,11 +153,14 @@ func (p *Plane) AdmitCall(a Attempt) Decision {
 		if acct == nil {
 			return refuse(403, "account not found")
 		}
+		deny := func(code int, reason string) Decision {
+			return Decision{Code: code, Reason: reason, Account: caller}
+		}
 		if acct.Status != store.StatusActive {
-			return refuse(403, "account "+acct.Status)
+			return deny(403, "account "+acct.Status)
 		}
 		if !isNum {
-			return refuse(404, "destination is not an E.164 number")
+			return deny(404, "destination is not an E.164 number")
 		}
 		d.Direction = store.DirectionTerminating
 		switch {
@@ -165,7 +168,7 @@ func (p *Plane) AdmitCall(a Attempt) Decision {
 			// On-net within one account: to the number's own target.
 			d.Target = owner.VoiceTarget
 		case owner != nil && owner.AccountSID != caller && p.cfg.CrossAccount == CrossRefuse:
-			return refuse(403, "number of another account (control.cross_account = refuse)")
+			return deny(403, "number of another account (control.cross_account = refuse)")
 		default:
 			// To the PSTN, another account's number included: that is
 			// customer isolation, the dial plan's carrier trunk takes it.
@@ -174,10 +177,10 @@ func (p *Plane) AdmitCall(a Attempt) Decision {
 			}
 			cl := p.classes[class]
 			if cl == nil {
-				return refuse(403, "class of restriction "+class+" not configured")
+				return deny(403, "class of restriction "+class+" not configured")
 			}
 			if v := cl.check(num); !v.allowed {
-				d := refuse(403, "destination not allowed by "+v.rule)
+				d := deny(403, "destination not allowed by "+v.rule)
 				d.Rule = v.rule
 				return d
 			}
@@ -208,4 +211,14 @@ func (p *Plane) AdmitCall(a Attempt) Decision {
 	}
 	d.slot = l
 	return d
+}
+
+// Resume holds a concurrency slot for a call of account that a restarted
+// SBC took over: it counts against the limit without being refused.
+func (p *Plane) Resume(account string) Decision {
+	l := p.lim.get(account)
+	l.mu.Lock()
+	l.active++
+	l.mu.Unlock()
+	return Decision{Account: account, slot: l}
 }

@@ -84,8 +84,8 @@ type RetentionConfig struct {
 
 // APIConfig is [control.api]: the REST API.
 type APIConfig struct {
-	// Listen is the HTTPS address ("" = no API).
-	Listen string `toml:"listen"`
+	// Listen is the HTTPS address; nil: DefaultAPIListen, "": no API.
+	Listen *string `toml:"listen"`
 	// Cert and Key are PEM files; both empty: a self-signed certificate
 	// made in data_dir at first start.
 	Cert string `toml:"cert"`
@@ -93,6 +93,10 @@ type APIConfig struct {
 	// PlainHTTP serves HTTP without TLS: only on a loopback address.
 	PlainHTTP bool `toml:"plain_http"`
 }
+
+// DefaultAPIListen is control.api.listen when the config says nothing:
+// loopback only, until the operator opens it.
+const DefaultAPIListen = "127.0.0.1:8443"
 
 // Age is a retention period: a number of months ("18mo"), days ("30d") or
 // a Go duration ("12h"). Months are calendar months.
@@ -211,6 +215,10 @@ func (c *Config) SetDefaults() {
 	if r.Interval == 0 {
 		r.Interval = time.Hour
 	}
+	if c.API.Listen == nil {
+		l := DefaultAPIListen
+		c.API.Listen = &l
+	}
 }
 
 // StorePath is the store's DSN: the postgres:// URL, or the SQLite file.
@@ -298,11 +306,11 @@ func (c *Config) Validate() error {
 	if r.Interval < time.Minute || r.Interval > 24*time.Hour {
 		bad("control.retention.interval", r.Interval, `a duration from "1m" to "24h"`)
 	}
-	if c.API.Listen != "" {
-		ap, err := netip.ParseAddrPort(c.API.Listen)
+	if l := c.API.Listen; l != nil && *l != "" {
+		ap, err := netip.ParseAddrPort(*l)
 		switch {
 		case err != nil:
-			bad("control.api.listen", c.API.Listen, `"ip:port" such as "127.0.0.1:8443", or "" for no API`)
+			bad("control.api.listen", *l, `"ip:port" such as "127.0.0.1:8443", or "" for no API`)
 		case c.API.PlainHTTP && !ap.Addr().IsLoopback():
 			bad("control.api.plain_http", true, "false unless control.api.listen is a loopback address (no HTTP without TLS on a network)")
 		}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"sbc/control"
+	"sbc/control/store"
 	"sbc/media"
 )
 
@@ -25,6 +27,7 @@ const (
 	endNoAck        = "no_ack"        // caller never ACKed our 200
 	endMaxDuration  = "max_duration"
 	endShutdown     = "shutdown"
+	endAPI          = "api" // the REST API's Status=completed
 	endError        = "error"
 )
 
@@ -45,8 +48,13 @@ type call struct {
 	from, to *Trunk
 	a, b     *leg
 	sess     *media.Session
-	ctx      context.Context // cancelled when the call ends or the SBC shuts down
-	cancel   context.CancelFunc
+	// dec is the control plane's admission (it holds a concurrency slot
+	// until finish); row the call's log row, without status.
+	dec     control.Decision
+	row     store.Call
+	ringing bool            // a 180/183 was reported
+	ctx     context.Context // cancelled when the call ends or the SBC shuts down
+	cancel  context.CancelFunc
 
 	mu       sync.Mutex
 	state    callState
@@ -72,13 +80,17 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
-func (s *Server) newCall(from, to *Trunk) *call {
+func (s *Server) newCall(from, to *Trunk, dec control.Decision, req *sip.Request) *call {
 	ctx, cancel := context.WithCancel(context.Background())
+	id := store.NewSID(store.PrefixCall)
 	c := &call{
-		s:        s,
-		id:       newID(),
-		from:     from,
-		to:       to,
+		s:    s,
+		id:   id,
+		from: from,
+		to:   to,
+		dec:  dec,
+		row: store.Call{SID: id, AccountSID: dec.Account, From: req.From().Address.User, To: req.Recipient.User,
+			Direction: dec.Direction, FromTrunk: from.Name, ToTrunk: to.Name, Created: time.Now().UTC()},
 		ctx:      ctx,
 		cancel:   cancel,
 		ackWait:  map[ackKey]chan struct{}{},
@@ -133,15 +145,18 @@ func (c *call) finish(status int, endedBy string) {
 		c.s.removeDialog(c.a)
 		c.s.removeDialog(c.b)
 		c.unpersist()
+		c.dec.Release()
 		st := c.sess.Stats()
 		c.sess.Close()
 		c.s.mu.Lock()
 		delete(c.s.calls, c)
 		c.s.mu.Unlock()
+		now := time.Now()
 		dur := 0.0
 		if !answered.IsZero() {
-			dur = time.Since(answered).Seconds()
+			dur = now.Sub(answered).Seconds()
 		}
+		c.reportEnd(status, endedBy, now, mediaTotals{legStats(st.AtoB), legStats(st.BtoA)})
 		c.log.Info("call ended",
 			"a_call_id", c.a.callID, "b_call_id", c.b.callID,
 			"from_trunk", c.from.Name, "to_trunk", c.to.Name,
@@ -318,4 +333,9 @@ func (c *call) respond2xx(l *leg, tx sip.ServerTransaction, res *sip.Response, k
 			return false, nil
 		}
 	}
+}
+
+// legStats is the log row's view of the media received from one leg.
+func legStats(d media.Direction) store.LegStats {
+	return store.LegStats{Packets: int64(d.RTPPackets), Lost: max(0, d.Quality.Lost), JitterMs: d.Quality.JitterMS, MOS: d.Quality.MOS}
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"sbc/control"
+	"sbc/control/store"
 	"sbc/media"
 )
 
@@ -23,6 +25,9 @@ type Config struct {
 	Calls  CallsConfig  `toml:"calls"`
 	Trunks []Trunk      `toml:"trunk"`
 	Routes []Route      `toml:"route"`
+	// Control is the embedded control plane: accounts, numbers, policy,
+	// call logs, the REST API.
+	Control control.Config `toml:"control"`
 }
 
 // LogConfig is the [log] section.
@@ -93,6 +98,11 @@ type Trunk struct {
 	Address   string   `toml:"address"`   // host:port calls are sent to
 	Transport string   `toml:"transport"` // udp, tcp
 	Sources   []string `toml:"sources"`   // IPs or CIDRs it may send from
+	// Account is the control-plane account that owns the trunk (a
+	// customer's PBX): its calls are that account's, under its limits and
+	// class of restriction. Empty for a carrier's trunk, whose calls
+	// belong to the account owning the number called.
+	Account string `toml:"account"`
 	// Media is the trunk's media policy: srtp, codecs, srtp_suites.
 	MediaPolicy
 
@@ -178,6 +188,7 @@ func (c *Config) SetDefaults() {
 		c.SIP.BanTime = 10 * time.Minute
 	}
 	c.Media.SetDefaults()
+	c.Control.SetDefaults()
 	if c.Calls.RingTimeout == 0 {
 		c.Calls.RingTimeout = 180 * time.Second
 	}
@@ -279,6 +290,9 @@ func (c *Config) Validate() error {
 		bad("calls.drain_timeout", c.Calls.DrainTimeout, `a duration >= 0 such as "30s"`)
 	}
 
+	if err := c.Control.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	errs = append(errs, c.validateTrunks()...)
 	errs = append(errs, c.validateRoutes()...)
 	return errors.Join(errs...)
@@ -307,6 +321,9 @@ func (c *Config) validateTrunks() []error {
 		}
 		if !c.listens(t.Transport) {
 			bad(key+".transport", t.Transport, "a transport with a [[sip.listen]] entry")
+		}
+		if t.Account != "" && !store.ValidSID(store.PrefixAccount, t.Account) {
+			bad(key+".account", t.Account, `an account SID: "AC" and 32 hex digits`)
 		}
 		if len(t.Sources) == 0 {
 			bad(key+".sources", t.Sources, `at least one IP or CIDR, e.g. ["192.0.2.20/32"]`)

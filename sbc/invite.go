@@ -10,6 +10,8 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"sbc/control"
+	"sbc/control/store"
 	"sbc/media"
 	"sbc/sbc/sdp"
 )
@@ -80,24 +82,30 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	offer, rej := s.screenInvite(req)
+	var dec control.Decision
 	if rej == nil {
-		if dest, ok := s.plan.Lookup(from.Name, req.Recipient.User); ok {
-			to := s.trunks.get(dest)
+		var to *Trunk
+		if to, dec, rej = s.route(from, req); rej == nil {
 			// The media policies before any state: a refused offer gets
 			// 488 and no B-leg is tried.
 			pending, err := offerLines(offer, &from.MediaPolicy, &to.MediaPolicy)
 			if err == nil {
-				s.setup(req, tx, from, to, offer, pending)
+				s.setup(req, tx, from, to, dec, offer, pending)
 				return
 			}
+			dec.Release()
 			rej = reject(488, "Not Acceptable Here", s.warning(offerProblem(err)))
-		} else {
-			rej = reject(404, "Not Found")
 		}
 	}
 	s.respond(tx, req, rej.code, rej.reason, nil, rej.hdrs...)
-	s.log.Info("call rejected", "a_call_id", callID(req), "from_trunk", from.Name,
-		"number", req.Recipient.User, "status", rej.code, "reason", rej.reason)
+	attrs := []any{"a_call_id", callID(req), "from_trunk", from.Name, "number", req.Recipient.User, "status", rej.code, "reason", rej.reason}
+	if dec.Reason != "" {
+		attrs = append(attrs, "account_sid", dec.Account, "policy", dec.Reason)
+	}
+	if dec.Rule != "" {
+		attrs = append(attrs, "rule", dec.Rule)
+	}
+	s.log.Info("call rejected", attrs...)
 }
 
 func callID(m interface{ CallID() *sip.CallIDHeader }) string {
@@ -157,8 +165,8 @@ func (s *Server) newLegB(c *call, req *sip.Request, to *Trunk) *leg {
 // setup runs an initial INVITE to its end: the B leg is called, its
 // provisional and final responses relayed, CANCEL and timeouts handled. It
 // returns once the call is answered and ACKed, or has failed.
-func (s *Server) setup(req *sip.Request, tx sip.ServerTransaction, from, to *Trunk, offer *sdp.Session, pending []*lineOffer) {
-	c := s.newCall(from, to)
+func (s *Server) setup(req *sip.Request, tx sip.ServerTransaction, from, to *Trunk, dec control.Decision, offer *sdp.Session, pending []*lineOffer) {
+	c := s.newCall(from, to, dec, req)
 	defer func() {
 		if r := recover(); r != nil {
 			c.finish(500, endError) // nobody else would: Drain would wait on it forever
@@ -168,7 +176,8 @@ func (s *Server) setup(req *sip.Request, tx sip.ServerTransaction, from, to *Tru
 	c.a = s.newLegA(c, req)
 	c.b = s.newLegB(c, req, to)
 	c.log.Info("call started", "a_call_id", c.a.callID, "b_call_id", c.b.callID,
-		"from_trunk", from.Name, "to_trunk", to.Name, "number", req.Recipient.User)
+		"from_trunk", from.Name, "to_trunk", to.Name, "number", req.Recipient.User, "account_sid", dec.Account)
+	c.report(store.CallQueued)
 	s.respond(tx, req, 100, "Trying", nil)
 
 	cancelled := make(chan struct{})
@@ -299,6 +308,10 @@ func (c *call) awaitAnswer(req *sip.Request, tx sip.ServerTransaction, binv *sip
 				}
 				if code == 100 {
 					continue
+				}
+				if !c.ringing {
+					c.ringing = true
+					c.report(store.CallRinging)
 				}
 				if tag := dialogTag(res); tag != "" {
 					c.b.setRemoteTag(c.s, tag) // early dialog: in-dialog requests may follow
@@ -477,6 +490,7 @@ func (c *call) answered2xx(req *sip.Request, tx sip.ServerTransaction, binv *sip
 		}
 	case acked:
 		c.log.Info("call answered")
+		c.report(store.CallInProgress)
 	default:
 		select {
 		case <-c.finished:

@@ -15,6 +15,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"sbc/codec"
+	"sbc/control/store"
 	"sbc/media"
 )
 
@@ -48,6 +49,9 @@ type callRecord struct {
 	B        legRecord      `json:"b"`
 	Offered  int            `json:"offered"`
 	Streams  []streamRecord `json:"streams"`
+	// Log is the call's log row (account, numbers, direction, times),
+	// so the taken-over call's final row is whole.
+	Log *store.Call `json:"log,omitempty"`
 }
 
 type legRecord struct {
@@ -133,7 +137,8 @@ func (l *leg) record() legRecord {
 }
 
 func (c *call) record() callRecord {
-	r := callRecord{ID: c.id, From: c.from.Name, To: c.to.Name, A: c.a.record(), B: c.b.record()}
+	row := c.row
+	r := callRecord{ID: c.id, From: c.from.Name, To: c.to.Name, A: c.a.record(), B: c.b.record(), Log: &row}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r.Answered, r.Offered = c.answered, c.offered
@@ -375,6 +380,12 @@ func (s *Server) adopt(rec callRecord) (*call, error) {
 		state: stateEstablished, answered: rec.Answered, offered: rec.Offered,
 	}
 	c.log = s.log.With("call_id", c.id)
+	if rec.Log != nil && rec.Log.SID == rec.ID {
+		c.row = *rec.Log
+		if s.ctl != nil && c.row.AccountSID != "" {
+			c.dec = s.ctl.Resume(c.row.AccountSID)
+		}
+	}
 	var err error
 	if c.a, err = rec.A.leg(c, media.SideA); err == nil {
 		c.b, err = rec.B.leg(c, media.SideB)

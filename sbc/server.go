@@ -33,6 +33,7 @@ type Server struct {
 	client *sipgo.Client
 	trunks *trunkTable
 	plan   *dialplan.Table
+	ctl    ControlPlane // nil: no control plane
 
 	publicIP  string         // as a URI host: an IPv6 address in brackets
 	listeners []net.Addr     // bound addresses, in config order

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"sbc/control"
 	"sbc/firewall"
 	"sbc/sbc"
 	"sbc/sbc/sbctest"
@@ -139,6 +140,8 @@ func (t *sbcTarget) config(e env, sipPort, portMin, portMax int) string {
 		DrainTimeout: t.drain,
 		Caller:       caller,
 		Callee:       sbctest.Trunk{Name: "b", Addr: e.uasAddr},
+		// The control plane's store in the run's directory.
+		Control: control.Config{DataDir: filepath.Join(e.workDir, "control")},
 	}.TOML()
 }
 

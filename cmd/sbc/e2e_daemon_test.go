@@ -91,6 +91,9 @@ func startSBC(t *testing.T, bin string, cfg sbctest.DaemonConfig, asNobody bool)
 func startSBCIn(t *testing.T, bin string, cfg sbctest.DaemonConfig, asNobody bool, netns *netlab.Namespace) (*sbcDaemon, error) {
 	t.Helper()
 	dir := t.TempDir()
+	if cfg.Control.DataDir == "" {
+		cfg.Control.DataDir = dataDir(t, asNobody)
+	}
 	path := filepath.Join(dir, "sbc.toml")
 	if err := os.WriteFile(path, []byte(cfg.TOML()), 0o644); err != nil {
 		t.Fatal(err)
@@ -194,6 +197,23 @@ func requireRoot(t *testing.T) {
 
 // nobodyCopy copies file into a fresh directory that user nobody can read,
 // keeping its mode: the test's own temporary directories are its alone.
+// dataDir is a fresh control.data_dir for a daemon, owned by nobody for a
+// daemon that runs as nobody.
+func dataDir(t *testing.T, asNobody bool) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "sbc-data-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if asNobody {
+		if err := os.Chown(dir, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
 func nobodyCopy(t *testing.T, file string) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "sbc-nobody-")

@@ -23,6 +23,9 @@ func TestE2EStateDirLocked(t *testing.T) {
 	cfg := e.cfg
 	cfg.SIPPort = freeSIPPort(t, sbcIP)
 	cfg.PortMin += 2
+	if cfg.Control.DataDir == "" {
+		cfg.Control.DataDir = dataDir(t, false)
+	}
 	path := filepath.Join(t.TempDir(), "sbc.toml")
 	if err := os.WriteFile(path, []byte(cfg.TOML()), 0o644); err != nil {
 		t.Fatal(err)

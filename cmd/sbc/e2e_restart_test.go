@@ -194,6 +194,9 @@ func startFailing(t *testing.T, lab *netlab.Lab, cfg sbctest.DaemonConfig) {
 		t.Fatal(err)
 	}
 	defer taken.Close()
+	if cfg.Control.DataDir == "" {
+		cfg.Control.DataDir = dataDir(t, false)
+	}
 	path := filepath.Join(t.TempDir(), "sbc.toml")
 	if err := os.WriteFile(path, []byte(cfg.TOML()), 0o644); err != nil {
 		t.Fatal(err)

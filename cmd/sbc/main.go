@@ -6,6 +6,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,7 +16,9 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 
+	"sbc/control"
 	"sbc/firewall"
 	"sbc/media"
 	"sbc/sbc"
@@ -117,11 +120,20 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 			defer guard.Close()
 		}
 	}
+	ctl, err := control.Open(context.Background(), cfg.Control, log.With("component", "control"))
+	if err != nil {
+		log.Error("start the control plane", "error", err)
+		return exitFail
+	}
+	// Closed last: the calls' final log rows are written at Drain.
+	defer ctl.Close()
 	srv, err := sbc.NewServer(cfg, relay, log)
 	if err != nil {
 		log.Error("start sip server", "error", err)
 		return exitFail
 	}
+	srv.SetControl(ctl)
+	ctl.SetHangup(srv.HangupCall)
 	switch {
 	case fw != nil:
 		srv.SetBanner(fw)
@@ -158,6 +170,7 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 		// Hand-over (an upgrade): leave every call, its state file and its
 		// kernel entries to the next daemon, which takes them over.
 		log.Info("handing over: exiting with the calls up for the next daemon to take over", "active_calls", srv.ActiveCalls())
+		flushCallLog(ctl, log)
 		exitKeepingCalls(logw, exitOK)
 	}
 	log.Info("shutting down", "signal", sig.String())
@@ -165,6 +178,7 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 		// A second signal skips the drain.
 		<-sigs
 		log.Warn("second signal: exiting without draining")
+		flushCallLog(ctl, log)
 		exitKeepingCalls(logw, exitFail)
 	}()
 	srv.Drain(cfg.Calls.DrainTimeout)
@@ -196,6 +210,16 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 	}
 	log.Info("stopped", attrs...)
 	return exitOK
+}
+
+// flushCallLog writes the call rows queued so far, for an exit that skips
+// the deferred closes; it waits at most five seconds.
+func flushCallLog(ctl *control.Plane, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := ctl.FlushCalls(ctx); err != nil {
+		log.Warn("call log rows left unwritten at exit", "error", err)
+	}
 }
 
 // exitKeepingCalls exits at once, without the deferred closes: every call,

@@ -11,6 +11,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"sbc/control"
 	"sbc/media"
 	"sbc/sbc"
 )
@@ -49,6 +50,11 @@ type DaemonConfig struct {
 	RingTimeout  time.Duration // calls.ring_timeout
 	DrainTimeout time.Duration // calls.drain_timeout
 
+	// Control is the [control] section. Its data_dir must be set (a
+	// test's temporary directory); api.listen nil is "" here: no API
+	// unless the test asks (several daemons may run at once).
+	Control control.Config
+
 	// Calls from Caller go to Callee; with Reverse, those from Callee go
 	// to Caller too.
 	Caller, Callee Trunk
@@ -57,8 +63,9 @@ type DaemonConfig struct {
 
 // Trunk is a UDP [[trunk]] that sends only from its own address.
 type Trunk struct {
-	Name string
-	Addr netip.AddrPort
+	Name    string
+	Account string // trunk.account: the customer account owning it
+	Addr    netip.AddrPort
 	// Media is its srtp, codecs and srtp_suites; zero values are the
 	// daemon's defaults.
 	Media sbc.MediaPolicy
@@ -66,7 +73,7 @@ type Trunk struct {
 
 func (t Trunk) config() sbc.Trunk {
 	return sbc.Trunk{Name: t.Name, Address: t.Addr.String(), Transport: "udp", Sources: []string{t.Addr.Addr().String()},
-		MediaPolicy: t.Media}
+		Account: t.Account, MediaPolicy: t.Media}
 }
 
 // config is c as the daemon's Config, with the daemon's defaults filled in
@@ -93,8 +100,13 @@ func (c DaemonConfig) config() sbc.Config {
 			ReservePorts: &noReserve},
 		Calls: sbc.CallsConfig{MaxDuration: c.MaxDuration, RingTimeout: c.RingTimeout, DrainTimeout: c.DrainTimeout,
 			StateDir: &c.StateDir},
-		Trunks: []sbc.Trunk{c.Caller.config(), c.Callee.config()},
-		Routes: routes,
+		Trunks:  []sbc.Trunk{c.Caller.config(), c.Callee.config()},
+		Routes:  routes,
+		Control: c.Control,
+	}
+	if cfg.Control.API.Listen == nil {
+		off := ""
+		cfg.Control.API.Listen = &off
 	}
 	if c.BanThreshold != 0 {
 		n := max(c.BanThreshold, 0)

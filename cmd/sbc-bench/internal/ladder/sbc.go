@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"sbc/control"
 	"sbc/sbc/sbctest"
 	"sbc/sbc/sbctest/freeport"
 )
@@ -71,6 +72,8 @@ func sbcConfig(e env, sipPort int) string {
 		DrainTimeout: 2 * time.Second,
 		Caller:       sbctest.Trunk{Name: "uac", Addr: e.uac},
 		Callee:       sbctest.Trunk{Name: "uas", Addr: e.uas},
+		// The control plane's store in the run's directory.
+		Control: control.Config{DataDir: filepath.Join(e.dir, "control")},
 	}.TOML()
 }
 

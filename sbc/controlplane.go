@@ -1,0 +1,133 @@
+package sbc
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"sbc/control"
+	"sbc/control/store"
+)
+
+// ControlPlane is what the SBC needs of the control plane: a decision on
+// each call before it is routed, from memory, and the call's log rows,
+// written without waiting.
+type ControlPlane interface {
+	AdmitCall(control.Attempt) control.Decision
+	// Resume holds a concurrency slot for a call of account taken over
+	// from a previous run.
+	Resume(account string) control.Decision
+	LogCall(store.Call)
+}
+
+// SetControl puts calls under a control plane's policy and logs. Without
+// one, calls are routed by the dial plan alone and logged only in the
+// daemon's log. Call before Listen.
+func (s *Server) SetControl(cp ControlPlane) { s.ctl = cp }
+
+// HangupCall ends the live call whose SID is sid (the API's
+// Status=completed); false when this node has no such call.
+func (s *Server) HangupCall(sid string) bool {
+	s.mu.Lock()
+	var found *call
+	for c := range s.calls {
+		if c.id == sid {
+			found = c
+			break
+		}
+	}
+	s.mu.Unlock()
+	if found == nil {
+		return false
+	}
+	go found.hangup(endAPI)
+	return true
+}
+
+// route picks the destination trunk of an initial INVITE from trunk
+// from: the control plane's decision first (account, limits, class of
+// restriction, the number's own target), then the dial plan.
+func (s *Server) route(from *Trunk, req *sip.Request) (*Trunk, control.Decision, *rejection) {
+	var d control.Decision
+	if s.ctl != nil {
+		d = s.ctl.AdmitCall(control.Attempt{Account: from.Account, From: req.From().Address.User, To: req.Recipient.User})
+		if !d.Admitted() {
+			var hdrs []sip.Header
+			if d.RetryAfter > 0 {
+				hdrs = append(hdrs, sip.NewHeader("Retry-After", strconv.Itoa(d.RetryAfter)))
+			}
+			return nil, d, reject(d.Code, reason(d.Code), append(hdrs, s.warning(d.Reason))...)
+		}
+		if name, ok := strings.CutPrefix(d.Target, "trunk:"); ok {
+			if to := s.trunks.get(name); to != nil {
+				return to, d, nil
+			}
+			d.Release()
+			return nil, d, reject(404, "Not Found", s.warning("the number's trunk "+name+" is not configured"))
+		}
+		if strings.HasPrefix(d.Target, "user:") {
+			d.Release()
+			return nil, d, reject(480, "Temporarily Unavailable", s.warning("delivery to registered users is not available yet"))
+		}
+	}
+	dest, ok := s.plan.Lookup(from.Name, req.Recipient.User)
+	if !ok {
+		d.Release()
+		return nil, d, reject(404, "Not Found")
+	}
+	return s.trunks.get(dest), d, nil
+}
+
+// callRow is a call's log row as the control plane keeps it.
+func (c *call) callRow() store.Call {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := c.row
+	r.Answered = c.answered
+	return r
+}
+
+// report queues the call's row with a new status.
+func (c *call) report(status string) {
+	if c.s.ctl == nil || c.row.SID == "" {
+		return
+	}
+	r := c.callRow()
+	r.Status = status
+	c.s.ctl.LogCall(r)
+}
+
+// reportEnd queues the call's final row: status from how it ended,
+// duration, media figures of each leg.
+func (c *call) reportEnd(code int, endedBy string, now time.Time, st mediaTotals) {
+	if c.s.ctl == nil || c.row.SID == "" {
+		return
+	}
+	r := c.callRow()
+	r.Status, r.SIPCode, r.EndedBy, r.Ended = finalStatus(!r.Answered.IsZero(), code, endedBy), code, endedBy, now
+	if !r.Answered.IsZero() {
+		r.Duration = int(now.Sub(r.Answered).Round(time.Second) / time.Second)
+	}
+	r.A, r.B = st.a, st.b
+	c.s.ctl.LogCall(r)
+}
+
+// mediaTotals is what a call's log row says of each leg's media.
+type mediaTotals struct{ a, b store.LegStats }
+
+// finalStatus maps how a call ended to the CPaaS call statuses.
+func finalStatus(answered bool, code int, endedBy string) string {
+	switch {
+	case answered:
+		return store.CallCompleted
+	case endedBy == endCancel:
+		return store.CallCanceled
+	case code == 486 || code == 600 || code == 603:
+		return store.CallBusy
+	case endedBy == endRingTimeout || endedBy == endNoResponse || code == 408 || code == 480:
+		return store.CallNoAnswer
+	}
+	return store.CallFailed
+}
