@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"unicode"
@@ -186,6 +188,47 @@ func (p *Plane) CreateUser(ctx context.Context, actor, account, username, passwo
 	return u, p.Reload(ctx)
 }
 
+// UpdateUser sets a user's password (checked, hashed) or class.
+func (p *Plane) UpdateUser(ctx context.Context, actor, account, sid string, password, class *string) (store.User, error) {
+	if password != nil {
+		if err := StrongPassword(*password); err != nil {
+			return store.User{}, err
+		}
+	}
+	if _, ok := p.classes[deref(class)]; class != nil && *class != "" && !ok {
+		return store.User{}, fieldErr("ClassOfRestriction", "%q is not a configured class ([[control.class]])", *class)
+	}
+	u, err := p.st.UpdateUser(ctx, actor, account, sid, func(u *store.User) error {
+		if password != nil {
+			u.Realm = p.cfg.Realm
+			u.HA1MD5, u.HA1SHA256 = HA1("MD5", u.Username, u.Realm, *password), HA1("SHA-256", u.Username, u.Realm, *password)
+		}
+		if class != nil {
+			u.Class = *class
+		}
+		return nil
+	})
+	if err != nil {
+		return u, err
+	}
+	return u, p.Reload(ctx)
+}
+
+// DeleteUser removes a user.
+func (p *Plane) DeleteUser(ctx context.Context, actor, account, sid string) error {
+	if err := p.st.DeleteUser(ctx, actor, account, sid); err != nil {
+		return err
+	}
+	return p.Reload(ctx)
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
 // NumberSpec is what a new number or a number update sets.
 type NumberSpec struct {
 	PhoneNumber  *string
@@ -271,4 +314,40 @@ func (p *Plane) DeleteNumber(ctx context.Context, actor, account, sid string) er
 		return err
 	}
 	return p.Reload(ctx)
+}
+
+// AdminTokenFile is where EnsureAdmin writes the first operator
+// credential, in data_dir.
+const AdminTokenFile = "admin-token"
+
+// EnsureAdmin makes an operator credential when the store has none and
+// writes "SID:TOKEN" to data_dir/admin-token (mode 0600): no default
+// password, and the token never in a log. It returns the file's path, or
+// "" when a credential existed.
+func (p *Plane) EnsureAdmin(ctx context.Context) (string, error) {
+	admins, err := p.st.Admins(ctx)
+	if err != nil || len(admins) > 0 {
+		return "", err
+	}
+	sid, token, err := p.SetAdmin(ctx, "system", "")
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(p.cfg.DataDir, AdminTokenFile)
+	if err := os.WriteFile(path, []byte(sid+":"+token+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
+	return path, nil
+}
+
+// SetAdmin makes an operator credential, or gives the one named sid a new
+// token; the token is returned once.
+func (p *Plane) SetAdmin(ctx context.Context, actor, sid string) (string, string, error) {
+	if sid == "" {
+		sid = store.NewSID(store.PrefixAdmin)
+	} else if !store.ValidSID(store.PrefixAdmin, sid) {
+		return "", "", fieldErr("sid", "%q is not an operator SID (AD and 32 hex digits)", sid)
+	}
+	token := store.NewToken()
+	return sid, token, p.st.SetAdmin(ctx, actor, store.Admin{SID: sid, TokenHash: store.HashToken(token)})
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"sbc/control"
+	"sbc/control/api"
 	"sbc/firewall"
 	"sbc/media"
 	"sbc/sbc"
@@ -127,6 +128,20 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 	}
 	// Closed last: the calls' final log rows are written at Drain.
 	defer ctl.Close()
+	if path, err := ctl.EnsureAdmin(context.Background()); err != nil {
+		log.Error("make the operator credential", "error", err)
+		return exitFail
+	} else if path != "" {
+		log.Info("operator credential made: SID:token written to a file readable by root only", "file", path)
+	}
+	if l := *cfg.Control.API.Listen; l != "" {
+		apiSrv, err := api.Listen(cfg.Control.API, cfg.Control.DataDir, api.New(ctl, log.With("component", "api")), log.With("component", "api"))
+		if err != nil {
+			log.Error("start the REST API", "error", err)
+			return exitFail
+		}
+		defer apiSrv.Close()
+	}
 	srv, err := sbc.NewServer(cfg, relay, log)
 	if err != nil {
 		log.Error("start sip server", "error", err)

@@ -89,7 +89,7 @@ func (s *Store) Accounts(ctx context.Context) ([]Account, error) {
 func (s *Store) UpdateAccount(ctx context.Context, actor, sid string, f func(*Account) error) (Account, error) {
 	var after Account
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		before, err := scanAccount(tx.QueryRowContext(ctx, `SELECT `+accountCols+` FROM accounts WHERE sid = $1`, sid))
+		before, err := scanAccount(tx.QueryRowContext(ctx, `SELECT `+accountCols+` FROM accounts WHERE sid = $1`+s.forUpdate(), sid))
 		if err != nil {
 			return err
 		}

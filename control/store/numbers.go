@@ -123,7 +123,7 @@ func (s *Store) numbers(ctx context.Context, q string, args ...any) ([]Number, e
 func (s *Store) UpdateNumber(ctx context.Context, actor, account, sid string, f func(*Number) error) (Number, error) {
 	var after Number
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		before, err := scanNumber(tx.QueryRowContext(ctx, `SELECT `+numberCols+` FROM numbers WHERE sid = $1 AND account_sid = $2`, sid, account))
+		before, err := scanNumber(tx.QueryRowContext(ctx, `SELECT `+numberCols+` FROM numbers WHERE sid = $1 AND account_sid = $2`+s.forUpdate(), sid, account))
 		if err != nil {
 			return err
 		}
@@ -149,7 +149,7 @@ func (s *Store) UpdateNumber(ctx context.Context, actor, account, sid string, f 
 // DeleteNumber releases a number of an account.
 func (s *Store) DeleteNumber(ctx context.Context, actor, account, sid string) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		before, err := scanNumber(tx.QueryRowContext(ctx, `SELECT `+numberCols+` FROM numbers WHERE sid = $1 AND account_sid = $2`, sid, account))
+		before, err := scanNumber(tx.QueryRowContext(ctx, `SELECT `+numberCols+` FROM numbers WHERE sid = $1 AND account_sid = $2`+s.forUpdate(), sid, account))
 		if err != nil {
 			return err
 		}

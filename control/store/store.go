@@ -201,6 +201,17 @@ func (s *Store) tx(ctx context.Context, f func(*sql.Tx) error) error {
 	return tx.Commit()
 }
 
+// forUpdate locks the rows a transaction reads to change them. SQLite
+// needs nothing: its write transactions are serial (BEGIN IMMEDIATE).
+// PostgreSQL's read committed would let two of them read the same row and
+// lose one's change.
+func (s *Store) forUpdate() string {
+	if s.engine == Postgres {
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
 // Generation is a number every change of accounts, users or numbers
 // increases: a cache is current while it has not moved.
 func (s *Store) Generation(ctx context.Context) (int64, error) {

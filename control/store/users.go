@@ -90,7 +90,7 @@ func (s *Store) User(ctx context.Context, account, sid string) (User, error) {
 func (s *Store) UpdateUser(ctx context.Context, actor, account, sid string, f func(*User) error) (User, error) {
 	var after User
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		before, err := scanUser(tx.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE sid = $1 AND account_sid = $2`, sid, account))
+		before, err := scanUser(tx.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE sid = $1 AND account_sid = $2`+s.forUpdate(), sid, account))
 		if err != nil {
 			return err
 		}
@@ -115,7 +115,7 @@ func (s *Store) UpdateUser(ctx context.Context, actor, account, sid string, f fu
 // DeleteUser removes a user of an account.
 func (s *Store) DeleteUser(ctx context.Context, actor, account, sid string) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		before, err := scanUser(tx.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE sid = $1 AND account_sid = $2`, sid, account))
+		before, err := scanUser(tx.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE sid = $1 AND account_sid = $2`+s.forUpdate(), sid, account))
 		if err != nil {
 			return err
 		}
