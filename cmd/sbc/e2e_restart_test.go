@@ -69,7 +69,10 @@ func testRestart(t *testing.T, failedStart bool, stopFirst func(*sbcDaemon)) {
 	carrier, customer := lab.CarrierLink.Leaf.IPv4, lab.CustomerLink.Leaf.IPv4
 	moved := func(scenario string) string { return labScenario(t, scenario, cfg.IP, carrier, customer) }
 	uas := startSipp(t, sippOpts{name: "uas", scenario: moved("uas_basic.xml"), ip: customer.String(), port: 5080,
-		mediaPort: 6000, calls: 1, timeout: 40 * time.Second, extra: []string{"-rtp_echo"}, netns: lab.Customer})
+		mediaPort: 6000, calls: 1, timeout: 40 * time.Second, extra: []string{"-rtp_echo"}, netns: lab.Customer,
+		// The BYE comes after the kill, a failed start and the restart:
+		// its wait is not the daemon's to meet in 10 s.
+		recvTimeout: 30 * time.Second})
 	uac := startSipp(t, sippOpts{name: "uac", scenario: moved("uac_basic.xml"), ip: carrier.String(), port: 5060,
 		mediaPort: 6000, calls: 1, timeout: 35 * time.Second, pause: 9 * time.Second,
 		remote: netip.AddrPortFrom(cfg.IP, 5060).String(), netns: lab.Carrier})

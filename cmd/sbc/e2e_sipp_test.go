@@ -39,8 +39,11 @@ type sippOpts struct {
 	pause     time.Duration
 	transport string // -t; empty = u1 (UDP, one socket)
 	timeout   time.Duration
-	extra     []string
-	netns     *netlab.Namespace // where sipp runs; nil: this process's namespace
+	// recvTimeout bounds the wait for each expected message (default
+	// 10 s): longer where a message waits on a daemon's restart.
+	recvTimeout time.Duration
+	extra       []string
+	netns       *netlab.Namespace // where sipp runs; nil: this process's namespace
 }
 
 type sippRun struct {
@@ -67,6 +70,9 @@ func startSipp(t *testing.T, o sippOpts) *sippRun {
 	if o.timeout == 0 {
 		o.timeout = 20 * time.Second
 	}
+	if o.recvTimeout == 0 {
+		o.recvTimeout = 10 * time.Second
+	}
 	dir := t.TempDir()
 	scenario := o.scenario
 	if !filepath.IsAbs(scenario) {
@@ -83,7 +89,7 @@ func startSipp(t *testing.T, o sippOpts) *sippRun {
 		"-nostdin",
 		// Fail, never hang: a global deadline, and a per-message one.
 		"-timeout", fmt.Sprintf("%dms", o.timeout.Milliseconds()), "-timeout_error",
-		"-recv_timeout", "10000",
+		"-recv_timeout", strconv.Itoa(int(o.recvTimeout.Milliseconds())),
 		"-trace_err", "-error_file", filepath.Join(dir, sippErrors),
 		"-trace_msg", "-message_file", filepath.Join(dir, sippMessages),
 		"-trace_stat", "-stf", filepath.Join(dir, sippStats), "-fd", "1",
