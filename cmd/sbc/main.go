@@ -3,6 +3,8 @@
 //	sbc [run] [-config sbc.toml]      run the daemon (the default)
 //	sbc check-config [-config FILE]   validate a config and exit
 //	sbc version                       print the version
+//	sbc account|user|number|calls|backup|admin-token ...
+//	                                  the control plane's store (admin.go)
 package main
 
 import (
@@ -41,6 +43,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
 	}
+	if adminCommands[cmd] {
+		return runAdmin(cmd, args, os.Stdin, stdout, stderr)
+	}
 	fs := flag.NewFlagSet("sbc "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "sbc.toml", "path of the TOML configuration file")
@@ -57,7 +62,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "sbc", version())
 		return exitOK
 	default:
-		fmt.Fprintf(stderr, "sbc: unknown command %q; want run, check-config or version\n", cmd)
+		fmt.Fprintf(stderr, "sbc: unknown command %q; want run, check-config, version, account, user, number, calls, backup or admin-token\n", cmd)
 		return exitConfig
 	}
 

@@ -239,7 +239,8 @@ func (s *Store) Backup(ctx context.Context, file string) error {
 	if _, err := s.db.ExecContext(ctx, `VACUUM INTO $1`, file); err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
-	return nil
+	// It holds what the store holds: password hashes, token hashes.
+	return os.Chmod(file, 0o600)
 }
 
 func micros(t time.Time) int64 {
