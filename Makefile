@@ -17,16 +17,20 @@ build:
 # systemd host (Kamailio on :5060, rtpengine with its iptables rules) are
 # stopped and disabled again.
 PEERS := sipp:sip-tester kamailio:kamailio rtpengine:rtpengine-daemon
+# PostgreSQL (Debian's postgresql): the control plane's store tests start a
+# throw-away server of their own from /usr/lib/postgresql/*/bin; the
+# cluster the package makes and starts is stopped again.
 deps:
 	@missing=; for p in $(PEERS); do command -v $${p%%:*} >/dev/null 2>&1 || missing="$$missing $${p#*:}"; done; \
+	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 		if command -v systemctl >/dev/null 2>&1; then \
-			$$SUDO systemctl disable --now kamailio.service rtpengine-daemon.service >/dev/null 2>&1 || true; \
+			$$SUDO systemctl disable --now kamailio.service rtpengine-daemon.service postgresql.service >/dev/null 2>&1 || true; \
 		fi; \
-		for svc in kamailio rtpengine-daemon; do $$SUDO service $$svc stop >/dev/null 2>&1 || true; done; \
+		for svc in kamailio rtpengine-daemon postgresql; do $$SUDO service $$svc stop >/dev/null 2>&1 || true; done; \
 	fi
 
 vet:

@@ -5,6 +5,8 @@ package ladder
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"sbc/control"
+	"sbc/control/store"
 	"sbc/sbc/sbctest"
 	"sbc/sbc/sbctest/freeport"
 )
@@ -57,7 +60,7 @@ func buildSBC(ctx context.Context, dir string) (string, error) {
 	return bin, nil
 }
 
-func sbcConfig(e env, sipPort int) string {
+func sbcConfig(e env, sipPort int, account string) string {
 	// No calls.max_active: only the media range limits the calls up.
 	return sbctest.DaemonConfig{
 		LogLevel:  "info",
@@ -70,8 +73,10 @@ func sbcConfig(e env, sipPort int) string {
 		MediaTimeout: time.Hour,
 		RingTimeout:  60 * time.Second,
 		DrainTimeout: 2 * time.Second,
-		Caller:       sbctest.Trunk{Name: "uac", Addr: e.uac},
-		Callee:       sbctest.Trunk{Name: "uas", Addr: e.uas},
+		// The caller's trunk is a customer's: every call passes the
+		// control plane's admission and writes its call log.
+		Caller: sbctest.Trunk{Name: "uac", Addr: e.uac, Account: account},
+		Callee: sbctest.Trunk{Name: "uas", Addr: e.uas},
 		// The control plane's store in the run's directory.
 		Control: control.Config{DataDir: filepath.Join(e.dir, "control")},
 	}.TOML()
@@ -83,8 +88,12 @@ func (s *sbcSystem) start(ctx context.Context, e env) error {
 	if err != nil {
 		return err
 	}
+	account, err := ladderAccount(ctx, filepath.Join(e.dir, "control"))
+	if err != nil {
+		return err
+	}
 	path := filepath.Join(e.dir, "sbc.toml")
-	if err := os.WriteFile(path, []byte(sbcConfig(e, port)), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(sbcConfig(e, port, account)), 0o644); err != nil {
 		return fmt.Errorf("write sbc config: %w", err)
 	}
 	s.ip, s.sip = e.ip, netip.AddrPortFrom(e.ip, uint16(port))
@@ -96,6 +105,30 @@ func (s *sbcSystem) start(ctx context.Context, e env) error {
 		return fmt.Errorf("start sbc: %w%s", err, s.p.lastLines())
 	}
 	return nil
+}
+
+// ladderAccount makes, in the control plane's store in dir, the account
+// the ladder's calls run under, with limits no ladder reaches.
+func ladderAccount(ctx context.Context, dir string) (string, error) {
+	cfg := control.Config{DataDir: dir}
+	off := ""
+	cfg.API.Listen = &off
+	cfg.SetDefaults()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	st, err := store.Open(ctx, cfg.StorePath())
+	if err != nil {
+		return "", fmt.Errorf("ladder account: %w", err)
+	}
+	defer st.Close()
+	p := control.New(cfg, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	name, cps, max := "sbc-bench ladder", 10000, 1_000_000
+	a, _, err := p.CreateAccount(ctx, "sbc-bench", control.AccountSpec{Name: &name, CPS: &cps, MaxConcurrent: &max})
+	if err != nil {
+		return "", fmt.Errorf("ladder account: %w", err)
+	}
+	return a.SID, nil
 }
 
 // sbcStopWait is how long stop waits after SIGTERM: the drain (2 s), then
