@@ -138,6 +138,12 @@ func (a Age) MarshalText() ([]byte, error) {
 	return []byte(a.Dur.String()), nil
 }
 
+// String is the age as the config writes it.
+func (a Age) String() string {
+	b, _ := a.MarshalText()
+	return string(b)
+}
+
 // Before is the instant an age before now.
 func (a Age) Before(now time.Time) time.Time {
 	return now.AddDate(0, -a.Months, 0).Add(-a.Dur)

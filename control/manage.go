@@ -239,7 +239,12 @@ type NumberSpec struct {
 	SMSURL       *string
 }
 
-var trunkTargetRE = regexp.MustCompile(`^(trunk|user):[A-Za-z0-9._~!$&'()*+,;=-]{1,64}$`)
+var (
+	trunkTargetRE = regexp.MustCompile(`^(trunk|user):[A-Za-z0-9._~!$&'()*+,;=-]{1,64}$`)
+	// A SIP URI target: a user at one of the configured trunks' addresses
+	// (the SBC calls no host its config does not name).
+	uriTargetRE = regexp.MustCompile(`^sip:[A-Za-z0-9._~!$&'()*+,;=%-]{1,64}@([A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(:[0-9]{1,5})?$`)
+)
 
 func applyNumber(n *store.Number, s NumberSpec) error {
 	if s.PhoneNumber != nil {
@@ -263,8 +268,8 @@ func applyNumber(n *store.Number, s NumberSpec) error {
 	}
 	if s.VoiceTarget != nil {
 		t := *s.VoiceTarget
-		if t != "" && !trunkTargetRE.MatchString(t) {
-			return fieldErr("VoiceUrl", "%q is not trunk:NAME or user:NAME (or empty: the dial plan)", t)
+		if t != "" && !trunkTargetRE.MatchString(t) && !uriTargetRE.MatchString(t) {
+			return fieldErr("VoiceUrl", "%q is not trunk:NAME, user:NAME or sip:USER@HOST[:PORT] (or empty: the dial plan)", t)
 		}
 		n.VoiceTarget = t
 	}

@@ -47,9 +47,21 @@ func (s *Server) HangupCall(sid string) bool {
 }
 
 // route picks the destination trunk of an initial INVITE from trunk
-// from: the control plane's decision first (account, limits, class of
-// restriction, the number's own target), then the dial plan.
-func (s *Server) route(from *Trunk, req *sip.Request) (*Trunk, control.Decision, *rejection) {
+// from, and the user part the B leg calls: the control plane's decision
+// first (account, limits, class of restriction, the number's own target),
+// then the dial plan.
+func (s *Server) route(from *Trunk, req *sip.Request) (*Trunk, string, control.Decision, *rejection) {
+	to, d, rej := s.routeTrunk(from, req)
+	callee := req.Recipient.User
+	if rej == nil && strings.HasPrefix(d.Target, "sip:") {
+		var u sip.Uri
+		sip.ParseUri(d.Target, &u)
+		callee = u.User
+	}
+	return to, callee, d, rej
+}
+
+func (s *Server) routeTrunk(from *Trunk, req *sip.Request) (*Trunk, control.Decision, *rejection) {
 	var d control.Decision
 	if s.ctl != nil {
 		d = s.ctl.AdmitCall(control.Attempt{Account: from.Account, From: req.From().Address.User, To: req.Recipient.User})
@@ -66,6 +78,13 @@ func (s *Server) route(from *Trunk, req *sip.Request) (*Trunk, control.Decision,
 			}
 			d.Release()
 			return nil, d, reject(404, "Not Found", s.warning("the number's trunk "+name+" is not configured"))
+		}
+		if strings.HasPrefix(d.Target, "sip:") {
+			if to := s.trunkAt(d.Target); to != nil {
+				return to, d, nil
+			}
+			d.Release()
+			return nil, d, reject(404, "Not Found", s.warning("the number's SIP URI is at no configured trunk"))
 		}
 		if strings.HasPrefix(d.Target, "user:") {
 			d.Release()
@@ -130,4 +149,25 @@ func finalStatus(answered bool, code int, endedBy string) string {
 		return store.CallNoAnswer
 	}
 	return store.CallFailed
+}
+
+// trunkAt is the trunk whose address is the host and port of a sip: URI
+// (port 5060 when the URI has none), or nil.
+func (s *Server) trunkAt(uri string) *Trunk {
+	var u sip.Uri
+	if err := sip.ParseUri(uri, &u); err != nil || u.User == "" {
+		return nil
+	}
+	port := u.Port
+	if port == 0 {
+		port = 5060
+	}
+	for i := range s.cfg.Trunks {
+		t := &s.cfg.Trunks[i]
+		host, p, err := splitHostPort(t.Address)
+		if err == nil && p == port && strings.EqualFold(uriHost(host), u.Host) {
+			return s.trunks.get(t.Name)
+		}
+	}
+	return nil
 }

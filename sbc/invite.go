@@ -85,12 +85,13 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	var dec control.Decision
 	if rej == nil {
 		var to *Trunk
-		if to, dec, rej = s.route(from, req); rej == nil {
+		var callee string
+		if to, callee, dec, rej = s.route(from, req); rej == nil {
 			// The media policies before any state: a refused offer gets
 			// 488 and no B-leg is tried.
 			pending, err := offerLines(offer, &from.MediaPolicy, &to.MediaPolicy)
 			if err == nil {
-				s.setup(req, tx, from, to, dec, offer, pending)
+				s.setup(req, tx, from, to, callee, dec, offer, pending)
 				return
 			}
 			dec.Release()
@@ -141,12 +142,12 @@ func (s *Server) newLegA(c *call, req *sip.Request) *leg {
 	return l
 }
 
-// newLegB builds the UAC-side dialog towards the destination trunk. Nothing
-// of the A leg is reused but the caller's and callee's user parts.
-func (s *Server) newLegB(c *call, req *sip.Request, to *Trunk) *leg {
+// newLegB builds the UAC-side dialog towards the destination trunk, calling
+// user there. Nothing of the A leg is reused but the caller's user part.
+func (s *Server) newLegB(c *call, req *sip.Request, to *Trunk, user string) *leg {
 	host, port, _ := splitHostPort(to.Address)
 	host = uriHost(host)
-	callee := sip.Uri{Scheme: "sip", User: req.Recipient.User, Host: host, Port: port}
+	callee := sip.Uri{Scheme: "sip", User: user, Host: host, Port: port}
 	caller := sip.Uri{Scheme: "sip", User: req.From().Address.User, Host: s.publicIP}
 	return &leg{
 		call:      c,
@@ -156,7 +157,7 @@ func (s *Server) newLegB(c *call, req *sip.Request, to *Trunk) *leg {
 		localTag:  sip.GenerateTagN(16),
 		local:     caller,
 		localName: req.From().DisplayName,
-		remote:    sip.Uri{Scheme: "sip", User: req.Recipient.User, Host: host},
+		remote:    sip.Uri{Scheme: "sip", User: user, Host: host},
 		target:    callee,
 		localSeq:  0,
 	}
@@ -165,7 +166,7 @@ func (s *Server) newLegB(c *call, req *sip.Request, to *Trunk) *leg {
 // setup runs an initial INVITE to its end: the B leg is called, its
 // provisional and final responses relayed, CANCEL and timeouts handled. It
 // returns once the call is answered and ACKed, or has failed.
-func (s *Server) setup(req *sip.Request, tx sip.ServerTransaction, from, to *Trunk, dec control.Decision, offer *sdp.Session, pending []*lineOffer) {
+func (s *Server) setup(req *sip.Request, tx sip.ServerTransaction, from, to *Trunk, callee string, dec control.Decision, offer *sdp.Session, pending []*lineOffer) {
 	c := s.newCall(from, to, dec, req)
 	defer func() {
 		if r := recover(); r != nil {
@@ -174,7 +175,7 @@ func (s *Server) setup(req *sip.Request, tx sip.ServerTransaction, from, to *Tru
 		}
 	}()
 	c.a = s.newLegA(c, req)
-	c.b = s.newLegB(c, req, to)
+	c.b = s.newLegB(c, req, to, callee)
 	c.log.Info("call started", "a_call_id", c.a.callID, "b_call_id", c.b.callID,
 		"from_trunk", from.Name, "to_trunk", to.Name, "number", req.Recipient.User, "account_sid", dec.Account)
 	c.report(store.CallQueued)

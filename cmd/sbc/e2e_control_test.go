@@ -186,6 +186,47 @@ func TestE2EControlPlane(t *testing.T) {
 		}
 	})
 
+	// A number with a SIP URI target: A's own number, delivered on-net to
+	// user 1001 at trunk b's address (the callee checks the Request-URI).
+	t.Run("sip_uri_target", func(t *testing.T) {
+		ctx := context.Background()
+		p := control.New(control.Config{DataDir: e.cfg.Control.DataDir, Classes: []control.Class{{Name: control.DefaultClass}}}, e.st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		num, target := "+14155550300", "sip:1001@"+e.cfg.Callee.Addr.String()
+		if _, err := p.CreateNumber(ctx, "cli", e.a.SID, control.NumberSpec{PhoneNumber: &num, VoiceTarget: &target}); err != nil {
+			t.Fatal(err)
+		}
+		bad, badTarget := "+14155550301", "sip:1001@192.0.2.99:5060" // no trunk there
+		if _, err := p.CreateNumber(ctx, "cli", e.a.SID, control.NumberSpec{PhoneNumber: &bad, VoiceTarget: &badTarget}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1500 * time.Millisecond) // the daemon's reload, and A's bucket
+		uasXML, _ := os.ReadFile(filepath.Join(sippDir(t), "uas_basic.xml"))
+		uas := filepath.Join(t.TempDir(), "uas_1001.xml")
+		checked := strings.Replace(strings.Replace(string(uasXML),
+			`<recv request="INVITE" crlf="true">
+    <action>`, `<recv request="INVITE" crlf="true">
+    <action>
+      <ereg regexp="^INVITE sip:1001@" search_in="msg" check_it="true" assign_to="ruri"/>`, 1),
+			`<Reference variables="leak,`, `<Reference variables="ruri,leak,`, 1)
+		if strings.Count(checked, "ruri") != 2 {
+			t.Fatal("uas_basic.xml changed: the Request-URI check was not added")
+		}
+		os.WriteFile(uas, []byte(checked), 0o644)
+		before, _ := e.st.CountCalls(ctx, e.a.SID)
+		e.call(t, num, uas, "uac_basic.xml")
+		if r := e.row(t, e.a.SID, before+1); r.To != num || r.ToTrunk != "b" || r.Status != store.CallCompleted {
+			t.Fatalf("call to the URI target: %+v", r)
+		}
+		time.Sleep(500 * time.Millisecond)
+		e.call(t, bad, "", "uac_outcome.xml")
+		l := e.sbc.waitN(t, 1, 5*time.Second, "call rejected "+bad, func(l logLine) bool {
+			return l.str("msg") == "call rejected" && l.str("number") == bad
+		})[0]
+		if n, _ := l.num("status"); n != 404 {
+			t.Errorf("URI at no trunk: %v; want 404", l)
+		}
+	})
+
 	// Calls per second: A (2/s) floods at 10/s and gets 503 with
 	// Retry-After for most; meanwhile the carrier's calls to B's number
 	// (B: 20/s) all pass.
