@@ -215,3 +215,39 @@ func TestPasswordsAndUsers(t *testing.T) {
 		t.Fatalf("RFC 7616 SHA-256 HA1 = %s", got)
 	}
 }
+
+// TestPurgeDefaults runs the plane's purge at a moved clock with the
+// default retention: 18 months of calls and audit, 6 of messages, 30 days
+// of message bodies.
+func TestPurgeDefaults(t *testing.T) {
+	p, now := testPlane(t, Config{})
+	ctx := context.Background()
+	at := func(months, days int) time.Time { return now.AddDate(0, -months, -days) }
+	calls := []store.Call{
+		{SID: store.NewSID(store.PrefixCall), Status: store.CallCompleted, Created: at(18, 1)}, // goes
+		{SID: store.NewSID(store.PrefixCall), Status: store.CallCompleted, Created: at(17, 27)},
+	}
+	if err := p.st.WriteCalls(ctx, calls); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []store.Message{
+		{SID: store.NewSID(store.PrefixMessage), Body: "old", Created: at(6, 1)},  // goes
+		{SID: store.NewSID(store.PrefixMessage), Body: "mid", Created: at(0, 31)}, // body erased
+		{SID: store.NewSID(store.PrefixMessage), Body: "new", Created: at(0, 29)},
+	} {
+		if err := p.st.WriteMessage(ctx, &m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := p.Purge(ctx)
+	if err != nil || n.Calls != 1 || n.Messages != 1 || n.Bodies != 1 {
+		t.Fatalf("purge at %v: %+v %v", *now, n, err)
+	}
+	// Eighteen months and a day after a change, its audit row goes, with
+	// the call that was kept.
+	mustAccount(t, p, "a", AccountSpec{})
+	*now = time.Now().AddDate(0, 18, 1)
+	if n, err := p.Purge(ctx); err != nil || n.Audit != 1 || n.Calls != 1 {
+		t.Fatalf("purge 18 months on: %+v %v", n, err)
+	}
+}

@@ -520,3 +520,65 @@ func TestConcurrentWriters(t *testing.T) {
 		}
 	})
 }
+
+// TestSQLMetacharacters puts quotes, comment markers, wildcards and a
+// statement separator in every free-text field and filter: they are
+// stored and returned as text, and filters match them literally.
+func TestSQLMetacharacters(t *testing.T) {
+	engines(t, func(t *testing.T, e *env) {
+		evil := `x'; DROP TABLE calls; -- "%_\`
+		st, out := e.raw(t, "POST", api.Version+"/Accounts.json", e.adminID, e.adminTk, url.Values{"FriendlyName": {evil}})
+		if st != 201 || out["friendly_name"] != evil {
+			t.Fatalf("account: %d %v", st, out)
+		}
+		sid := out["sid"].(string)
+		st, out = e.raw(t, "POST", api.Version+"/Accounts/"+sid+"/IncomingPhoneNumbers.json", e.adminID, e.adminTk,
+			url.Values{"PhoneNumber": {"+14155550100"}, "FriendlyName": {evil}, "SmsUrl": {"https://example.com/sms?q=" + url.QueryEscape(evil)}})
+		if st != 201 || out["friendly_name"] != evil {
+			t.Fatalf("number: %d %v", st, out)
+		}
+		// Fields that must be names refuse it, naming the field.
+		for _, f := range []url.Values{
+			{"PhoneNumber": {evil}},
+			{"PhoneNumber": {"+14155550101"}, "VoiceUrl": {evil}},
+			{"PhoneNumber": {"+14155550101"}, "TrunkSid": {evil}},
+		} {
+			if st, out := e.raw(t, "POST", api.Version+"/Accounts/"+sid+"/IncomingPhoneNumbers.json", e.adminID, e.adminTk, f); st != 400 {
+				t.Errorf("%v: %d %v; want 400", f, st, out)
+			}
+		}
+		for _, f := range []url.Values{
+			{"Username": {evil}, "Password": {"Str0ng-Passw0rd!"}},
+			{"Username": {"bob"}, "Password": {"Str0ng-Passw0rd!"}, "ClassOfRestriction": {evil}},
+		} {
+			if st, out := e.raw(t, "POST", api.Version+"/Accounts/"+sid+"/SIP/Users.json", e.adminID, e.adminTk, f); st != 400 {
+				t.Errorf("%v: %d %v; want 400", f, st, out)
+			}
+		}
+		// A password full of metacharacters is a fine password.
+		if st, out := e.raw(t, "POST", api.Version+"/Accounts/"+sid+"/SIP/Users.json", e.adminID, e.adminTk,
+			url.Values{"Username": {"bob"}, "Password": {"A1" + evil}}); st != 201 {
+			t.Errorf("metacharacter password: %d %v", st, out)
+		}
+		for _, k := range []string{"Status", "From", "To"} {
+			st, out := e.raw(t, "GET", api.Version+"/Accounts/"+sid+"/Calls.json?"+url.Values{k: {evil}}.Encode(), e.adminID, e.adminTk, nil)
+			if st != 200 || len(out["calls"].([]any)) != 0 {
+				t.Errorf("filter %s: %d %v", k, st, out)
+			}
+		}
+		for _, k := range []string{"FriendlyName", "Status"} {
+			st, out := e.raw(t, "GET", api.Version+"/Accounts.json?"+url.Values{k: {evil}}.Encode(), e.adminID, e.adminTk, nil)
+			want := 0
+			if k == "FriendlyName" {
+				want = 1
+			}
+			if st != 200 || len(out["accounts"].([]any)) != want {
+				t.Errorf("accounts filter %s: %d %v", k, st, out)
+			}
+		}
+		// Everything is still there.
+		if n, err := e.p.Store().CountCalls(context.Background(), ""); err != nil || n != 0 {
+			t.Fatalf("calls table: %d %v", n, err)
+		}
+	})
+}
