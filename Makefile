@@ -62,6 +62,9 @@ fuzz:
 	$(GO) test -run=^$$ -fuzz=FuzzParseConfig -fuzztime=$(FUZZTIME) ./sbc/
 	$(GO) test -run=^$$ -fuzz=FuzzBadRequest -fuzztime=$(FUZZTIME) ./sbc/
 	$(GO) test -run=^$$ -fuzz=FuzzBencode -fuzztime=$(FUZZTIME) ./sbc/sbctest/rtpengine/
+	$(GO) test -run=^$$ -fuzz=FuzzE164 -fuzztime=$(FUZZTIME) ./control/
+	$(GO) test -run=^$$ -fuzz=FuzzClassifier -fuzztime=$(FUZZTIME) ./control/
+	$(GO) test -run=^$$ -fuzz=FuzzParseMoney -fuzztime=$(FUZZTIME) ./control/store/
 
 # bench prints the Go micro-benchmarks, then the load harness: one 500-call
 # run through the SBC, through rtpengine (driven as Kamailio does) and the
