@@ -55,7 +55,13 @@ func StartServer(dir string) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{bin: bin}
+	sweep(bin, dir)
 	if s.dir, err = os.MkdirTemp(dir, "pg-"); err != nil {
+		return nil, err
+	}
+	// Whose cluster it is: a test process that dies without Stop (a
+	// panic) leaves its server to the next StartServer's sweep.
+	if err := os.WriteFile(filepath.Join(s.dir, "owner"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 		return nil, err
 	}
 	if os.Geteuid() == 0 {
@@ -97,6 +103,24 @@ func StartServer(dir string) (*Server, error) {
 			s.Stop()
 			return nil, fmt.Errorf("pg_ctl start: %v: %s\nserver log:\n%s", err, out, tail(string(log), 2000))
 		}
+	}
+}
+
+// sweep stops and removes the clusters under dir whose owner process is
+// gone.
+func sweep(bin, dir string) {
+	owners, _ := filepath.Glob(filepath.Join(dir, "pg-*", "owner"))
+	for _, f := range owners {
+		b, err := os.ReadFile(f)
+		pid, err2 := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || err2 != nil || pid <= 0 || syscall.Kill(pid, 0) != syscall.ESRCH {
+			continue
+		}
+		stale := &Server{bin: bin, dir: filepath.Dir(f), port: -1}
+		if os.Geteuid() == 0 {
+			stale.cred, _ = runAs()
+		}
+		stale.Stop()
 	}
 }
 
@@ -155,7 +179,7 @@ func (s *Server) NewDatabase(name string) (string, error) {
 // Stop stops the server at once and removes its directory.
 func (s *Server) Stop() error {
 	var err error
-	if s.port != 0 {
+	if s.port != 0 { // started, or a stale cluster (port -1)
 		if out, e := s.run("pg_ctl", "-D", filepath.Join(s.dir, "data"), "-m", "immediate", "-w", "stop"); e != nil {
 			err = fmt.Errorf("pg_ctl stop: %v: %s", e, out)
 		}
