@@ -251,3 +251,37 @@ func TestPurgeDefaults(t *testing.T) {
 		t.Fatalf("purge 18 months on: %+v %v", n, err)
 	}
 }
+
+func TestCloseLost(t *testing.T) {
+	p, _ := testPlane(t, Config{Node: "pop1"})
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Second)
+	mk := func(status, node string, answered bool) store.Call {
+		c := store.Call{SID: store.NewSID(store.PrefixCall), AccountSID: "AC1", Status: status, Node: node, Created: now}
+		if answered {
+			c.Answered = now.Add(time.Second)
+		}
+		return c
+	}
+	up, ringing, adopted, done, other := mk(store.CallInProgress, "pop1", true), mk(store.CallRinging, "pop1", false),
+		mk(store.CallInProgress, "pop1", true), mk(store.CallBusy, "pop1", false), mk(store.CallInProgress, "pop2", true)
+	if err := p.st.WriteCalls(ctx, []store.Call{up, ringing, adopted, done, other}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := p.CloseLost(ctx, []string{adopted.SID})
+	if err != nil || n != 2 {
+		t.Fatalf("CloseLost = %d, %v; want the two of pop1 not taken over", n, err)
+	}
+	for _, w := range []struct {
+		c      store.Call
+		status string
+	}{{up, store.CallCompleted}, {ringing, store.CallFailed}, {adopted, store.CallInProgress}, {done, store.CallBusy}, {other, store.CallInProgress}} {
+		got, _ := p.st.Call(ctx, "", w.c.SID)
+		if got.Status != w.status {
+			t.Errorf("%s on %s: %s, want %s", w.c.Status, w.c.Node, got.Status, w.status)
+		}
+		if w.c.SID == up.SID && (got.EndedBy != EndedByLost || !got.Ended.Equal(up.Answered)) {
+			t.Errorf("lost call row %+v", got)
+		}
+	}
+}

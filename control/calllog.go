@@ -187,3 +187,38 @@ func (w *callLog) close() {
 	close(w.stop)
 	<-w.done
 }
+
+// EndedByLost is the ended_by of a call whose node stopped without
+// ending it and did not take it over at its next start.
+const EndedByLost = "lost"
+
+// CloseLost ends, in the log, this node's calls a previous run left
+// unended that the SBC did not take over (live: the SIDs it carries):
+// answered ones as completed, the others as failed, ended_by "lost", their
+// end the last time the log heard of them. It returns how many.
+func (p *Plane) CloseLost(ctx context.Context, live []string) (int, error) {
+	rows, err := p.st.LiveCalls(ctx, p.cfg.Node)
+	if err != nil {
+		return 0, err
+	}
+	keep := map[string]bool{}
+	for _, sid := range live {
+		keep[sid] = true
+	}
+	var lost []store.Call
+	for _, c := range rows {
+		if keep[c.SID] {
+			continue
+		}
+		c.Status, c.EndedBy, c.Ended = store.CallFailed, EndedByLost, c.Created
+		if !c.Answered.IsZero() {
+			c.Status, c.Ended = store.CallCompleted, c.Answered
+		}
+		lost = append(lost, c)
+	}
+	if len(lost) == 0 {
+		return 0, nil
+	}
+	// Only rows still live: a call ending now writes its own end.
+	return p.st.EndLive(ctx, lost)
+}

@@ -46,6 +46,17 @@ func (s *Server) HangupCall(sid string) bool {
 	return true
 }
 
+// CallSIDs are the SIDs of the calls this server carries.
+func (s *Server) CallSIDs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.calls))
+	for c := range s.calls {
+		out = append(out, c.id)
+	}
+	return out
+}
+
 // route picks the destination trunk of an initial INVITE from trunk
 // from, and the user part the B leg calls: the control plane's decision
 // first (account, limits, class of restriction, the number's own target),

@@ -165,6 +165,13 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 		log.Error("take over the calls of a previous run", "error", err)
 		return exitFail
 	}
+	// Calls a previous run logged as live and nobody took over: their
+	// rows get an end ("lost").
+	if n, err := ctl.CloseLost(context.Background(), srv.CallSIDs()); err != nil {
+		log.Warn("end the call rows a previous run left live", "error", err)
+	} else if n > 0 {
+		log.Info("call rows a previous run left live ended as lost", "calls", n)
+	}
 	if shut := relay.ShutInherited(); adopted+ended+shut > 0 {
 		log.Info("calls of a previous run", "taken_over", adopted, "ending", ended, "stale_ports_shut", shut)
 	}

@@ -191,3 +191,44 @@ func (s *Store) CountCalls(ctx context.Context, account string) (int, error) {
 	}
 	return n, err
 }
+
+// LiveCalls returns the calls of node not ended in the log: queued,
+// ringing or in progress.
+func (s *Store) LiveCalls(ctx context.Context, node string) ([]Call, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+callCols+` FROM calls WHERE node = $1 AND status IN ($2, $3, $4)`,
+		node, CallQueued, CallRinging, CallInProgress)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Call
+	for rows.Next() {
+		c, err := scanCall(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// EndLive writes the given end (status, ended_by, end time) of calls
+// whose row is still live; a row that has ended meanwhile (its real end
+// written by the SBC) is left alone. It returns how many rows changed.
+func (s *Store) EndLive(ctx context.Context, calls []Call) (int, error) {
+	n := 0
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		for _, c := range calls {
+			res, err := tx.ExecContext(ctx, `UPDATE calls SET status = $2, ended_by = $3, end_time = $4, date_updated = $5
+				WHERE sid = $1 AND status IN ($6, $7, $8)`,
+				c.SID, c.Status, c.EndedBy, micros(c.Ended), micros(time.Now()), CallQueued, CallRinging, CallInProgress)
+			if err != nil {
+				return err
+			}
+			k, _ := res.RowsAffected()
+			n += int(k)
+		}
+		return nil
+	})
+	return n, err
+}

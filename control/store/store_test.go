@@ -386,3 +386,37 @@ func TestMoney(t *testing.T) {
 		}
 	}
 }
+
+func TestEndLive(t *testing.T) {
+	engines(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		now := time.Now().UTC().Truncate(time.Second)
+		live := Call{SID: NewSID(PrefixCall), Status: CallInProgress, Node: "n", Created: now, Answered: now}
+		ended := Call{SID: NewSID(PrefixCall), Status: CallInProgress, Node: "n", Created: now, Answered: now}
+		if err := s.WriteCalls(ctx, []Call{live, ended}); err != nil {
+			t.Fatal(err)
+		}
+		rows, err := s.LiveCalls(ctx, "n")
+		if err != nil || len(rows) != 2 {
+			t.Fatalf("LiveCalls: %d %v", len(rows), err)
+		}
+		// One ends for real before the sweep writes.
+		ended.Status, ended.EndedBy, ended.Ended = CallCompleted, "caller", now.Add(time.Minute)
+		if err := s.WriteCalls(ctx, []Call{ended}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range rows {
+			rows[i].Status, rows[i].EndedBy, rows[i].Ended = CallCompleted, "lost", now
+		}
+		n, err := s.EndLive(ctx, rows)
+		if err != nil || n != 1 {
+			t.Fatalf("EndLive = %d, %v; want only the live row", n, err)
+		}
+		if got, _ := s.Call(ctx, "", ended.SID); got.EndedBy != "caller" || !got.Ended.Equal(ended.Ended) {
+			t.Fatalf("the real end was overwritten: %+v", got)
+		}
+		if got, _ := s.Call(ctx, "", live.SID); got.EndedBy != "lost" || got.Status != CallCompleted {
+			t.Fatalf("the lost call: %+v", got)
+		}
+	})
+}
