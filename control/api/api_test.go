@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -47,20 +46,14 @@ func (e *env) newAccountOnce(t *testing.T) (string, string) {
 	return e.acct, ""
 }
 
-var (
-	pgOnce sync.Once
-	pgSrv  *pgtest.Server
-	pgErr  error
-	pgSeq  atomic.Int64
-)
+// One throw-away PostgreSQL server for the package's tests.
+var pg pgtest.Shared
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if pgSrv != nil {
-		if err := pgSrv.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			code = 1
-		}
+	if err := pg.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = 1
 	}
 	os.Exit(code)
 }
@@ -68,17 +61,7 @@ func TestMain(m *testing.M) {
 // engines runs f on an API over SQLite and over PostgreSQL.
 func engines(t *testing.T, f func(t *testing.T, e *env)) {
 	t.Run("sqlite", func(t *testing.T) { f(t, newEnv(t, "")) })
-	t.Run("postgres", func(t *testing.T) {
-		pgOnce.Do(func() { pgSrv, pgErr = pgtest.StartServer(os.TempDir()) })
-		if pgErr != nil {
-			t.Fatalf("start PostgreSQL: %v", pgErr)
-		}
-		url, err := pgSrv.NewDatabase(fmt.Sprintf("api_test_%d", pgSeq.Add(1)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		f(t, newEnv(t, url))
-	})
+	t.Run("postgres", func(t *testing.T) { f(t, newEnv(t, pg.URL(t))) })
 }
 
 func newEnv(t *testing.T, dsn string) *env {

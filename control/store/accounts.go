@@ -32,7 +32,7 @@ type Account struct {
 
 const accountCols = `sid, name, status, token_hash, cps, sms_per_second, max_concurrent, class, balance, low_balance, date_created, date_updated`
 
-func scanAccount(r interface{ Scan(...any) error }) (Account, error) {
+func scanAccount(r scanner) (Account, error) {
 	var a Account
 	var created, updated int64
 	err := r.Scan(&a.SID, &a.Name, &a.Status, &a.TokenHash, &a.CPS, &a.SMSPerSecond, &a.MaxConcurrent,
@@ -68,20 +68,7 @@ func (s *Store) Account(ctx context.Context, sid string) (Account, error) {
 
 // Accounts returns every account (admission's cache loads them all).
 func (s *Store) Accounts(ctx context.Context) ([]Account, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+accountCols+` FROM accounts ORDER BY date_created, sid`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Account
-	for rows.Next() {
-		a, err := scanAccount(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, a)
-	}
-	return out, rows.Err()
+	return list(ctx, s.db, scanAccount, `SELECT `+accountCols+` FROM accounts ORDER BY date_created, sid`)
 }
 
 // UpdateAccount changes an account: f edits a copy of the stored one,

@@ -28,20 +28,11 @@ func (s *Store) SetAdmin(ctx context.Context, actor string, a Admin) error {
 
 // Admins returns the operator credentials.
 func (s *Store) Admins(ctx context.Context) ([]Admin, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT sid, token_hash, date_created FROM admins ORDER BY sid`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Admin
-	for rows.Next() {
+	return list(ctx, s.db, func(r scanner) (Admin, error) {
 		var a Admin
 		var created int64
-		if err := rows.Scan(&a.SID, &a.TokenHash, &created); err != nil {
-			return nil, err
-		}
+		err := r.Scan(&a.SID, &a.TokenHash, &created)
 		a.Created = fromMicros(created)
-		out = append(out, a)
-	}
-	return out, rows.Err()
+		return a, err
+	}, `SELECT sid, token_hash, date_created FROM admins ORDER BY sid`)
 }

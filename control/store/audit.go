@@ -52,20 +52,11 @@ func (s *Store) ListAudit(ctx context.Context, f AuditFilter, p Page) ([]Audit, 
 		w.add("account_sid = ?", f.AccountSID)
 	}
 	q, args := p.apply(w, "at", `SELECT sid, at, actor, account_sid, action, resource, before_value, after_value FROM audit`)
-	rows, err := s.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Audit
-	for rows.Next() {
+	return list(ctx, s.db, func(r scanner) (Audit, error) {
 		var a Audit
 		var at int64
-		if err := rows.Scan(&a.SID, &at, &a.Actor, &a.AccountSID, &a.Action, &a.Resource, &a.Before, &a.After); err != nil {
-			return nil, err
-		}
+		err := r.Scan(&a.SID, &at, &a.Actor, &a.AccountSID, &a.Action, &a.Resource, &a.Before, &a.After)
 		a.At = fromMicros(at)
-		out = append(out, a)
-	}
-	return out, rows.Err()
+		return a, err
+	}, q, args...)
 }

@@ -68,7 +68,7 @@ func (c *Call) Final() bool {
 const callCols = `sid, account_sid, from_number, to_number, direction, status, sip_code, from_trunk, to_trunk, ended_by, node,
 	date_created, start_time, end_time, duration, a_packets, a_lost, a_jitter, a_mos, b_packets, b_lost, b_jitter, b_mos, date_updated`
 
-func scanCall(r interface{ Scan(...any) error }) (Call, error) {
+func scanCall(r scanner) (Call, error) {
 	var c Call
 	var created, answered, ended, updated int64
 	err := r.Scan(&c.SID, &c.AccountSID, &c.From, &c.To, &c.Direction, &c.Status, &c.SIPCode, &c.FromTrunk, &c.ToTrunk,
@@ -164,20 +164,7 @@ func (s *Store) ListCalls(ctx context.Context, f CallFilter, p Page) ([]Call, er
 		w.add("start_time <= ? AND start_time > 0", micros(f.StartBefore))
 	}
 	q, args := p.apply(w, "date_created", `SELECT `+callCols+` FROM calls`)
-	rows, err := s.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Call
-	for rows.Next() {
-		c, err := scanCall(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return list(ctx, s.db, scanCall, q, args...)
 }
 
 // CountCalls counts the calls of an account ("" = all).
@@ -195,21 +182,8 @@ func (s *Store) CountCalls(ctx context.Context, account string) (int, error) {
 // LiveCalls returns the calls of node not ended in the log: queued,
 // ringing or in progress.
 func (s *Store) LiveCalls(ctx context.Context, node string) ([]Call, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+callCols+` FROM calls WHERE node = $1 AND status IN ($2, $3, $4)`,
+	return list(ctx, s.db, scanCall, `SELECT `+callCols+` FROM calls WHERE node = $1 AND status IN ($2, $3, $4)`,
 		node, CallQueued, CallRinging, CallInProgress)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Call
-	for rows.Next() {
-		c, err := scanCall(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
 }
 
 // EndLive writes the given end (status, ended_by, end time) of calls

@@ -25,7 +25,7 @@ type Number struct {
 
 const numberCols = `sid, account_sid, phone_number, friendly_name, voice_enabled, sms_enabled, voice_target, sms_url, date_created, date_updated`
 
-func scanNumber(r interface{ Scan(...any) error }) (Number, error) {
+func scanNumber(r scanner) (Number, error) {
 	var n Number
 	var voice, sms int
 	var created, updated int64
@@ -102,20 +102,7 @@ func (s *Store) Numbers(ctx context.Context) ([]Number, error) {
 }
 
 func (s *Store) numbers(ctx context.Context, q string, args ...any) ([]Number, error) {
-	rows, err := s.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Number
-	for rows.Next() {
-		n, err := scanNumber(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, n)
-	}
-	return out, rows.Err()
+	return list(ctx, s.db, scanNumber, q, args...)
 }
 
 // UpdateNumber changes a number of an account (not its phone number or

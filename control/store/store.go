@@ -188,6 +188,27 @@ func firstLine(s string) string {
 	return line
 }
 
+// scanner is a row being read (sql.Row or sql.Rows).
+type scanner interface{ Scan(...any) error }
+
+// list runs a query and reads every row with scan.
+func list[T any](ctx context.Context, db *sql.DB, scan func(scanner) (T, error), q string, args ...any) ([]T, error) {
+	rows, err := db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
 // tx runs f in a transaction, committed when f returns nil.
 func (s *Store) tx(ctx context.Context, f func(*sql.Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)

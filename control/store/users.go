@@ -23,7 +23,7 @@ type User struct {
 
 const userCols = `sid, account_sid, username, realm, ha1_md5, ha1_sha256, class, date_created, date_updated`
 
-func scanUser(r interface{ Scan(...any) error }) (User, error) {
+func scanUser(r scanner) (User, error) {
 	var u User
 	var created, updated int64
 	err := r.Scan(&u.SID, &u.AccountSID, &u.Username, &u.Realm, &u.HA1MD5, &u.HA1SHA256, &u.Class, &created, &updated)
@@ -65,20 +65,7 @@ func (s *Store) Users(ctx context.Context, account string) ([]User, error) {
 	if account != "" {
 		q, args = `SELECT `+userCols+` FROM users WHERE account_sid = $1 ORDER BY date_created, sid`, []any{account}
 	}
-	rows, err := s.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []User
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, u)
-	}
-	return out, rows.Err()
+	return list(ctx, s.db, scanUser, q, args...)
 }
 
 // User returns one user of an account.

@@ -17,6 +17,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -190,30 +192,40 @@ func (s *Server) Stop() error {
 	return err
 }
 
-// Start is a server with one database for one test, stopped at its end.
-// Without PostgreSQL installed it fails the test: the suite must not skip
-// the store's PostgreSQL half.
-func Start(t testing.TB) string {
-	t.Helper()
-	s, err := StartServer(os.TempDir())
-	if err != nil {
-		t.Fatalf("start PostgreSQL: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := s.Stop(); err != nil {
-			t.Errorf("stop PostgreSQL: %v", err)
-		}
-	})
-	url, err := s.NewDatabase("sbc_test")
-	if err != nil {
-		t.Fatalf("create database: %v", err)
-	}
-	return url
-}
-
 func tail(s string, n int) string {
 	if len(s) > n {
 		return "…" + s[len(s)-n:]
 	}
 	return strings.TrimSpace(s)
+}
+
+// Shared is one server for a test binary, started by the first test that
+// asks; each asks for a fresh database. Stop it from TestMain.
+type Shared struct {
+	once sync.Once
+	srv  *Server
+	err  error
+	seq  atomic.Int64
+}
+
+// URL is a fresh database of the shared server (started now if needed).
+func (s *Shared) URL(t testing.TB) string {
+	t.Helper()
+	s.once.Do(func() { s.srv, s.err = StartServer(os.TempDir()) })
+	if s.err != nil {
+		t.Fatalf("start PostgreSQL: %v", s.err)
+	}
+	url, err := s.srv.NewDatabase(fmt.Sprintf("test_%d", s.seq.Add(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return url
+}
+
+// Stop stops the server if it was started.
+func (s *Shared) Stop() error {
+	if s.srv == nil {
+		return nil
+	}
+	return s.srv.Stop()
 }
