@@ -391,6 +391,7 @@ func (s *Server) adopt(rec callRecord) (*call, error) {
 		c.b, err = rec.B.leg(c, media.SideB)
 	}
 	if err != nil {
+		c.dec.Release()
 		cancel()
 		return nil, err
 	}

@@ -226,6 +226,16 @@ func TestAccountsAndNumbersWithTheSDK(t *testing.T) {
 		if d := e.p.AdmitCall(control.Attempt{To: num}); d.Account != sid || d.Target != "trunk:pbx" {
 			t.Fatalf("admission after the API's change: %+v", d)
 		}
+		// Nor may it send its number's calls elsewhere (the target skips
+		// the class of restriction: toll fraud through a carrier).
+		for _, f := range []url.Values{{"VoiceUrl": {"sip:+19005551234@192.0.2.1:5060"}}, {"TrunkSid": {"carrier"}}} {
+			if st, out := e.raw(t, "POST", api.Version+"/Accounts/"+sid+"/IncomingPhoneNumbers/"+*n.Sid+".json", sid, token, f); st != 403 {
+				t.Fatalf("account re-pointed its number with %v: %d %v", f, st, out)
+			}
+		}
+		if st, out := e.raw(t, "POST", api.Version+"/Accounts/"+sid+"/IncomingPhoneNumbers/"+*n.Sid+".json", sid, token, url.Values{"FriendlyName": {"main line"}}); st != 200 {
+			t.Fatalf("account renamed its number: %d %v", st, out)
+		}
 		// An account may rename itself but not lift its own limits.
 		st, out := e.raw(t, "POST", api.Version+"/Accounts/"+sid+".json", sid, token, url.Values{"CallsPerSecond": {"1000"}})
 		if st != 403 || out["code"] == nil || out["more_info"] == nil || out["status"].(float64) != 403 {
@@ -241,7 +251,7 @@ func TestAccountsAndNumbersWithTheSDK(t *testing.T) {
 		// The audit log has it all, secrets left out.
 		st, out = e.raw(t, "GET", api.Version+"/Accounts/"+sid+"/AuditLog.json", sid, token, nil)
 		rows, _ := out["audit_log"].([]any)
-		if st != 200 || len(rows) != 3 {
+		if st != 200 || len(rows) != 4 { // create, number, rename, suspend
 			t.Fatalf("audit log: %d %v", st, out)
 		}
 		if b, _ := json.Marshal(rows); strings.Contains(string(b), store.HashToken(token)) || strings.Contains(string(b), token) {
@@ -386,7 +396,7 @@ func TestBadInput(t *testing.T) {
 			{"SQL in a filter", "GET", base + "/Calls.json?" + url.Values{"Status": {"x' OR '1'='1"}}.Encode(), nil, 200, ""},
 			{"weak password", "POST", base + "/SIP/Users.json", url.Values{"Username": {"alice"}, "Password": {"password"}}, 400, "Password"},
 			{"bad username", "POST", base + "/SIP/Users.json", url.Values{"Username": {"al ice"}, "Password": {"Str0ng-Passw0rd!"}}, 400, "Username"},
-			{"unknown class", "POST", base + "/SIP/Users.json", url.Values{"Username": {"bob"}, "Password": {"Str0ng-Passw0rd!"}, "ClassOfRestriction": {"nope"}}, 400, "ClassOfRestriction"},
+			{"a user's class is the operator's", "POST", base + "/SIP/Users.json", url.Values{"Username": {"bob"}, "Password": {"Str0ng-Passw0rd!"}, "ClassOfRestriction": {"intl"}}, 403, "ClassOfRestriction"},
 			{"malformed call sid", "GET", base + "/Calls/CA123.json", nil, 404, ""},
 			{"no such route", "GET", api.Version + "/Nothing.json", nil, 404, ""},
 			{"malformed form", "POST", base + ".json", url.Values{"FriendlyName": {"%zz"}}, 200, ""},

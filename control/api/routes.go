@@ -400,6 +400,12 @@ func (a *API) updateNumber(q *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := q.operatorOnly("VoiceUrl", "TrunkSid"); err != nil {
+		// Where a number's calls go skips the class of restriction: a
+		// customer pointing its number at a carrier would re-originate
+		// calls to any destination at the operator's cost.
+		return nil, err
+	}
 	s, err := q.numberSpec()
 	if err != nil {
 		return nil, err
@@ -439,7 +445,23 @@ func (a *API) listUsers(q *request) (any, error) {
 	return q.list("sip_users", out, len(out), p, start+len(page) < len(users), ""), nil
 }
 
+// operatorOnly refuses the given fields to an account.
+func (q *request) operatorOnly(fields ...string) error {
+	if q.who.admin {
+		return nil
+	}
+	for _, k := range fields {
+		if _, ok := q.get(k); ok {
+			return &apiError{http.StatusForbidden, 20403, k + " is set by the operator"}
+		}
+	}
+	return nil
+}
+
 func (a *API) createUser(q *request) (any, error) {
+	if err := q.operatorOnly("ClassOfRestriction"); err != nil {
+		return nil, err // a user's class overrides its account's
+	}
 	name, _ := q.get("Username")
 	pw, _ := q.get("Password")
 	class, _ := q.get("ClassOfRestriction")
@@ -466,6 +488,9 @@ func (a *API) fetchUser(q *request) (any, error) {
 func (a *API) updateUser(q *request) (any, error) {
 	sid, err := q.pathSID("user", store.PrefixUser)
 	if err != nil {
+		return nil, err
+	}
+	if err := q.operatorOnly("ClassOfRestriction"); err != nil {
 		return nil, err
 	}
 	var pw, class *string

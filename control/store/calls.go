@@ -86,7 +86,8 @@ func scanCall(r scanner) (Call, error) {
 // (snapshots of one call may meet in one batch out of order only if a
 // caller misuses it; this keeps the log right anyway).
 var upsertCall = `INSERT INTO calls (` + callCols + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)
-	ON CONFLICT (sid) DO UPDATE SET ` + setExcluded(callCols, "sid", "date_created")
+	ON CONFLICT (sid) DO UPDATE SET ` + setExcluded(callCols, "sid", "date_created") + `
+	WHERE calls.status NOT IN ('completed', 'failed', 'busy', 'no-answer', 'canceled') OR excluded.status IN ('completed', 'failed', 'busy', 'no-answer', 'canceled')`
 
 func setExcluded(cols string, skip ...string) string {
 	var out []string

@@ -243,6 +243,23 @@ func TestCallsPagingAndFilters(t *testing.T) {
 				t.Errorf("filter %+v: %d rows, %v; want %d", tt.f, len(got), err, tt.want)
 			}
 		}
+		// A late non-final row never undoes a final one.
+		late := Call{SID: NewSID(PrefixCall), AccountSID: "ACx", Created: base}
+		late.Status = CallBusy
+		if err := s.WriteCalls(ctx, []Call{late}); err != nil {
+			t.Fatal(err)
+		}
+		late.Status = CallInProgress
+		if err := s.WriteCalls(ctx, []Call{late}); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.Call(ctx, "", late.SID); got.Status != CallBusy {
+			t.Fatalf("final row overwritten: %s", got.Status)
+		}
+		late.Status = CallRinging
+		if err := s.WriteCalls(ctx, []Call{late}); err != nil {
+			t.Fatal(err)
+		}
 	})
 }
 
