@@ -130,12 +130,9 @@ func (p *Plane) AdmitCall(a Attempt) Decision {
 	snap := p.snap.Load()
 	num, isNum := E164(a.To)
 	d := Decision{To: a.To}
-	if isNum {
-		d.To = num
-	}
 	var owner *store.Number
 	if isNum {
-		owner = snap.numbers[num]
+		d.To, owner = num, snap.numbers[num]
 	}
 	caller := a.Account
 	var class string

@@ -129,7 +129,9 @@ func (w *callLog) writeBatch() (int, error) {
 	if err := w.st.WriteCalls(context.Background(), batch); err != nil {
 		w.mu.Lock()
 		for _, c := range batch {
-			if _, newer := w.pending[c.SID]; !newer {
+			// Back in line, unless a newer row came meanwhile, which a
+			// final row still beats.
+			if newer, ok := w.pending[c.SID]; !ok || c.Final() && !newer.Final() {
 				w.pending[c.SID] = c
 			}
 		}

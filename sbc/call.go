@@ -156,7 +156,7 @@ func (c *call) finish(status int, endedBy string) {
 		if !answered.IsZero() {
 			dur = now.Sub(answered).Seconds()
 		}
-		c.reportEnd(status, endedBy, now, mediaTotals{legStats(st.AtoB), legStats(st.BtoA)})
+		c.reportEnd(status, endedBy, now, st)
 		c.log.Info("call ended",
 			"a_call_id", c.a.callID, "b_call_id", c.b.callID,
 			"from_trunk", c.from.Name, "to_trunk", c.to.Name,
@@ -333,9 +333,4 @@ func (c *call) respond2xx(l *leg, tx sip.ServerTransaction, res *sip.Response, k
 			return false, nil
 		}
 	}
-}
-
-// legStats is the log row's view of the media received from one leg.
-func legStats(d media.Direction) store.LegStats {
-	return store.LegStats{Packets: int64(d.RTPPackets), Lost: max(0, d.Quality.Lost), JitterMs: d.Quality.JitterMS, MOS: d.Quality.MOS}
 }

@@ -9,6 +9,7 @@ import (
 
 	"sbc/control"
 	"sbc/control/store"
+	"sbc/media"
 )
 
 // ControlPlane is what the SBC needs of the control plane: a decision on
@@ -62,52 +63,44 @@ func (s *Server) CallSIDs() []string {
 // first (account, limits, class of restriction, the number's own target),
 // then the dial plan.
 func (s *Server) route(from *Trunk, req *sip.Request) (*Trunk, string, control.Decision, *rejection) {
-	to, d, rej := s.routeTrunk(from, req)
 	callee := req.Recipient.User
-	if rej == nil && strings.HasPrefix(d.Target, "sip:") {
-		var u sip.Uri
-		sip.ParseUri(d.Target, &u)
-		callee = u.User
-	}
-	return to, callee, d, rej
-}
-
-func (s *Server) routeTrunk(from *Trunk, req *sip.Request) (*Trunk, control.Decision, *rejection) {
 	var d control.Decision
 	if s.ctl != nil {
-		d = s.ctl.AdmitCall(control.Attempt{Account: from.Account, From: req.From().Address.User, To: req.Recipient.User})
+		d = s.ctl.AdmitCall(control.Attempt{Account: from.Account, From: req.From().Address.User, To: callee})
 		if !d.Admitted() {
 			var hdrs []sip.Header
 			if d.RetryAfter > 0 {
 				hdrs = append(hdrs, sip.NewHeader("Retry-After", strconv.Itoa(d.RetryAfter)))
 			}
-			return nil, d, reject(d.Code, reason(d.Code), append(hdrs, s.warning(d.Reason))...)
+			return nil, "", d, reject(d.Code, reason(d.Code), append(hdrs, s.warning(d.Reason))...)
 		}
-		if name, ok := strings.CutPrefix(d.Target, "trunk:"); ok {
-			if to := s.trunks.get(name); to != nil {
-				return to, d, nil
+		var problem string
+		switch {
+		case strings.HasPrefix(d.Target, "trunk:"):
+			if to := s.trunks.get(d.Target[len("trunk:"):]); to != nil {
+				return to, callee, d, nil
 			}
-			d.Release()
-			return nil, d, reject(404, "Not Found", s.warning("the number's trunk "+name+" is not configured"))
-		}
-		if strings.HasPrefix(d.Target, "sip:") {
-			if to := s.trunkAt(d.Target); to != nil {
-				return to, d, nil
+			problem = "the number's trunk " + d.Target[len("trunk:"):] + " is not configured"
+		case strings.HasPrefix(d.Target, "sip:"):
+			if to, user := s.trunkAt(d.Target); to != nil {
+				return to, user, d, nil
 			}
+			problem = "the number's SIP URI is at no configured trunk"
+		case strings.HasPrefix(d.Target, "user:"):
 			d.Release()
-			return nil, d, reject(404, "Not Found", s.warning("the number's SIP URI is at no configured trunk"))
+			return nil, "", d, reject(480, "Temporarily Unavailable", s.warning("delivery to registered users is not available yet"))
 		}
-		if strings.HasPrefix(d.Target, "user:") {
+		if problem != "" {
 			d.Release()
-			return nil, d, reject(480, "Temporarily Unavailable", s.warning("delivery to registered users is not available yet"))
+			return nil, "", d, reject(404, "Not Found", s.warning(problem))
 		}
 	}
-	dest, ok := s.plan.Lookup(from.Name, req.Recipient.User)
+	dest, ok := s.plan.Lookup(from.Name, callee)
 	if !ok {
 		d.Release()
-		return nil, d, reject(404, "Not Found")
+		return nil, "", d, reject(404, "Not Found")
 	}
-	return s.trunks.get(dest), d, nil
+	return s.trunks.get(dest), callee, d, nil
 }
 
 // callRow is a call's log row as the control plane keeps it.
@@ -131,7 +124,7 @@ func (c *call) report(status string) {
 
 // reportEnd queues the call's final row: status from how it ended,
 // duration, media figures of each leg.
-func (c *call) reportEnd(code int, endedBy string, now time.Time, st mediaTotals) {
+func (c *call) reportEnd(code int, endedBy string, now time.Time, st media.Stats) {
 	if c.s.ctl == nil || c.row.SID == "" {
 		return
 	}
@@ -140,12 +133,14 @@ func (c *call) reportEnd(code int, endedBy string, now time.Time, st mediaTotals
 	if !r.Answered.IsZero() {
 		r.Duration = int(now.Sub(r.Answered).Round(time.Second) / time.Second)
 	}
-	r.A, r.B = st.a, st.b
+	r.A, r.B = legStats(st.AtoB), legStats(st.BtoA)
 	c.s.ctl.LogCall(r)
 }
 
-// mediaTotals is what a call's log row says of each leg's media.
-type mediaTotals struct{ a, b store.LegStats }
+// legStats is the log row's view of the media received from one leg.
+func legStats(d media.Direction) store.LegStats {
+	return store.LegStats{Packets: int64(d.RTPPackets), Lost: max(0, d.Quality.Lost), JitterMs: d.Quality.JitterMS, MOS: d.Quality.MOS}
+}
 
 // finalStatus maps how a call ended to the CPaaS call statuses.
 func finalStatus(answered bool, code int, endedBy string) string {
@@ -163,11 +158,11 @@ func finalStatus(answered bool, code int, endedBy string) string {
 }
 
 // trunkAt is the trunk whose address is the host and port of a sip: URI
-// (port 5060 when the URI has none), or nil.
-func (s *Server) trunkAt(uri string) *Trunk {
+// (port 5060 when the URI has none) and the URI's user, or nil.
+func (s *Server) trunkAt(uri string) (*Trunk, string) {
 	var u sip.Uri
 	if err := sip.ParseUri(uri, &u); err != nil || u.User == "" {
-		return nil
+		return nil, ""
 	}
 	port := u.Port
 	if port == 0 {
@@ -177,8 +172,8 @@ func (s *Server) trunkAt(uri string) *Trunk {
 		t := &s.cfg.Trunks[i]
 		host, p, err := splitHostPort(t.Address)
 		if err == nil && p == port && strings.EqualFold(uriHost(host), u.Host) {
-			return s.trunks.get(t.Name)
+			return s.trunks.get(t.Name), u.User
 		}
 	}
-	return nil
+	return nil, ""
 }

@@ -140,7 +140,7 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 		log.Info("operator credential made: SID:token written to a file readable by root only", "file", path)
 	}
 	if l := *cfg.Control.API.Listen; l != "" {
-		apiSrv, err := api.Listen(cfg.Control.API, cfg.Control.DataDir, api.New(ctl, log.With("component", "api")), log.With("component", "api"))
+		apiSrv, err := listenAPI(cfg.Control.API, cfg.Control.DataDir, api.New(ctl, log.With("component", "api")), log.With("component", "api"))
 		if err != nil {
 			log.Error("start the REST API", "error", err)
 			return exitFail

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -94,12 +95,18 @@ func newEnv(t *testing.T, dsn string) *env {
 	if e.adminID, e.adminTk, err = p.SetAdmin(context.Background(), "test", ""); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := api.Listen(cfg.API, cfg.DataDir, api.New(p, log), log)
+	tlsCfg, err := api.ServerTLS(cfg.API, cfg.DataDir, log)
 	if err != nil {
 		t.Fatal(err)
 	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := api.HTTPServer(api.New(p, log), tlsCfg, log)
+	go srv.ServeTLS(ln, "", "")
 	t.Cleanup(func() { srv.Close() })
-	e.base = "https://" + srv.Addr().String()
+	e.base = "https://" + ln.Addr().String()
 	// Trust the certificate the server made itself, nothing else.
 	pemBytes, err := os.ReadFile(filepath.Join(cfg.DataDir, "api-cert.pem"))
 	if err != nil {

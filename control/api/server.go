@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -11,7 +10,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/big"
@@ -24,13 +22,6 @@ import (
 
 	"sbc/control"
 )
-
-// Server is the API's HTTP(S) listener.
-type Server struct {
-	srv  *http.Server
-	ln   net.Listener
-	done chan error
-}
 
 // TLSConfig is the API's TLS: 1.2 and 1.3 only, and for 1.2 only ECDHE
 // key exchange with AEAD ciphers.
@@ -47,63 +38,37 @@ func TLSConfig(cert tls.Certificate) *tls.Config {
 	}
 }
 
-// Listen binds the API's address from cfg and serves h on it: HTTPS with
-// the configured certificate, or one made in dataDir at first start (its
-// fingerprint logged), or plain HTTP where cfg allows it (loopback only).
-func Listen(cfg control.APIConfig, dataDir string, h http.Handler, log *slog.Logger) (*Server, error) {
-	addr := *cfg.Listen
-	var tlsCfg *tls.Config
-	if !cfg.PlainHTTP {
-		certFile, keyFile := cfg.Cert, cfg.Key
-		if certFile == "" {
-			var err error
-			if certFile, keyFile, err = selfSigned(dataDir, log); err != nil {
-				return nil, err
-			}
-		}
-		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			return nil, fmt.Errorf("api certificate: %w", err)
-		}
-		tlsCfg = TLSConfig(cert)
+// ServerTLS is the API's TLS configuration: the configured certificate,
+// or one made in dataDir at first start (its fingerprint logged); nil when
+// cfg asks for plain HTTP (loopback only, as Validate insists).
+func ServerTLS(cfg control.APIConfig, dataDir string, log *slog.Logger) (*tls.Config, error) {
+	if cfg.PlainHTTP {
+		return nil, nil
 	}
-	ln, err := net.Listen("tcp", addr)
+	certFile, keyFile := cfg.Cert, cfg.Key
+	if certFile == "" {
+		var err error
+		if certFile, keyFile, err = selfSigned(dataDir, log); err != nil {
+			return nil, err
+		}
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
-		return nil, fmt.Errorf("api listen: %w", err)
+		return nil, fmt.Errorf("api certificate: %w", err)
 	}
-	s := &Server{ln: ln, done: make(chan error, 1), srv: &http.Server{
+	return TLSConfig(cert), nil
+}
+
+// HTTPServer is the http.Server for the API handler h: timeouts and
+// header limits a client cannot hold open, TLS where tlsCfg is not nil
+// (serve it with ServeTLS(ln, "", "")).
+func HTTPServer(h http.Handler, tlsCfg *tls.Config, log *slog.Logger) *http.Server {
+	return &http.Server{
 		Handler: h, TLSConfig: tlsCfg,
 		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second,
 		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}}
-	go func() {
-		if tlsCfg != nil {
-			s.done <- s.srv.ServeTLS(ln, "", "")
-		} else {
-			s.done <- s.srv.Serve(ln)
-		}
-	}()
-	scheme := "https"
-	if tlsCfg == nil {
-		scheme = "http"
 	}
-	log.Info("api listening", "address", ln.Addr().String(), "scheme", scheme)
-	return s, nil
-}
-
-// Addr is the bound address.
-func (s *Server) Addr() net.Addr { return s.ln.Addr() }
-
-// Close stops the server, letting requests in flight finish for a moment.
-func (s *Server) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err := s.srv.Shutdown(ctx)
-	if e := <-s.done; !errors.Is(e, http.ErrServerClosed) && err == nil {
-		err = e
-	}
-	return err
 }
 
 // selfSigned returns the paths of the API's own certificate in dataDir,
