@@ -83,13 +83,17 @@ func newID() string {
 func (s *Server) newCall(from, to *Trunk, dec control.Decision, req *sip.Request) *call {
 	ctx, cancel := context.WithCancel(context.Background())
 	id := store.NewSID(store.PrefixCall)
+	dialled := dec.To // as admission read it: E.164 where it is a number
+	if dialled == "" {
+		dialled = req.Recipient.User
+	}
 	c := &call{
 		s:    s,
 		id:   id,
 		from: from,
 		to:   to,
 		dec:  dec,
-		row: store.Call{SID: id, AccountSID: dec.Account, From: req.From().Address.User, To: req.Recipient.User,
+		row: store.Call{SID: id, AccountSID: dec.Account, From: req.From().Address.User, To: dialled,
 			Direction: dec.Direction, FromTrunk: from.Name, ToTrunk: to.Name, Created: time.Now().UTC()},
 		ctx:      ctx,
 		cancel:   cancel,

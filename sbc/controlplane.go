@@ -61,7 +61,8 @@ func (s *Server) CallSIDs() []string {
 // route picks the destination trunk of an initial INVITE from trunk
 // from, and the user part the B leg calls: the control plane's decision
 // first (account, limits, class of restriction, the number's own target),
-// then the dial plan.
+// then the dial plan. A call of an account is routed and sent on as the
+// E.164 number (+CC…) it was checked as.
 func (s *Server) route(from *Trunk, req *sip.Request) (*Trunk, string, control.Decision, *rejection) {
 	callee := req.Recipient.User
 	var d control.Decision
@@ -73,6 +74,12 @@ func (s *Server) route(from *Trunk, req *sip.Request) (*Trunk, string, control.D
 				hdrs = append(hdrs, sip.NewHeader("Retry-After", strconv.Itoa(d.RetryAfter)))
 			}
 			return nil, "", d, reject(d.Code, reason(d.Code), append(hdrs, s.warning(d.Reason))...)
+		}
+		if d.Direction == store.DirectionTerminating {
+			// An account's call goes on with the number its class of
+			// restriction checked, never with digits the carrier might
+			// read otherwise (toll fraud by a national or dial-out prefix).
+			callee = d.To
 		}
 		var problem string
 		switch {

@@ -170,6 +170,17 @@ func TestE2EControlPlane(t *testing.T) {
 		}
 	})
 
+	// Digits as dialled are not what the carrier gets: the B leg carries
+	// the E.164 number the class of restriction checked.
+	t.Run("sent_as_checked", func(t *testing.T) {
+		time.Sleep(500 * time.Millisecond)
+		before, _ := e.st.CountCalls(context.Background(), e.a.SID)
+		e.call(t, "1-415-555-0100", uasExpectingUser(t, `\+14155550100`), "uac_basic.xml")
+		if r := e.row(t, e.a.SID, before+1); r.To != numPlain || r.Status != store.CallCompleted {
+			t.Fatalf("call dialled as 1-415-555-0100: %+v; want to %s, completed", r, numPlain)
+		}
+	})
+
 	// Customer isolation: A calls B's number, which B delivers to trunk
 	// a. It must not be bridged on-net (back to trunk a): it leaves by
 	// the dial plan, to the carrier b, as A's call.
@@ -200,20 +211,8 @@ func TestE2EControlPlane(t *testing.T) {
 			t.Fatal(err)
 		}
 		time.Sleep(1500 * time.Millisecond) // the daemon's reload, and A's bucket
-		uasXML, _ := os.ReadFile(filepath.Join(sippDir(t), "uas_basic.xml"))
-		uas := filepath.Join(t.TempDir(), "uas_1001.xml")
-		checked := strings.Replace(strings.Replace(string(uasXML),
-			`<recv request="INVITE" crlf="true">
-    <action>`, `<recv request="INVITE" crlf="true">
-    <action>
-      <ereg regexp="^INVITE sip:1001@" search_in="msg" check_it="true" assign_to="ruri"/>`, 1),
-			`<Reference variables="leak,`, `<Reference variables="ruri,leak,`, 1)
-		if strings.Count(checked, "ruri") != 2 {
-			t.Fatal("uas_basic.xml changed: the Request-URI check was not added")
-		}
-		os.WriteFile(uas, []byte(checked), 0o644)
 		before, _ := e.st.CountCalls(ctx, e.a.SID)
-		e.call(t, num, uas, "uac_basic.xml")
+		e.call(t, num, uasExpectingUser(t, "1001"), "uac_basic.xml")
 		if r := e.row(t, e.a.SID, before+1); r.To != num || r.ToTrunk != "b" || r.Status != store.CallCompleted {
 			t.Fatalf("call to the URI target: %+v", r)
 		}
@@ -265,3 +264,27 @@ func TestE2EControlPlane(t *testing.T) {
 }
 
 func isCallStarted(l logLine) bool { return l.str("msg") == "call started" }
+
+// uasExpectingUser is uas_basic.xml that fails unless the INVITE's
+// Request-URI user matches the regular expression user.
+func uasExpectingUser(t *testing.T, user string) string {
+	t.Helper()
+	uasXML, err := os.ReadFile(filepath.Join(sippDir(t), "uas_basic.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := strings.Replace(strings.Replace(string(uasXML),
+		`<recv request="INVITE" crlf="true">
+    <action>`, `<recv request="INVITE" crlf="true">
+    <action>
+      <ereg regexp="^INVITE sip:`+user+`@" search_in="msg" check_it="true" assign_to="ruri"/>`, 1),
+		`<Reference variables="leak,`, `<Reference variables="ruri,leak,`, 1)
+	if strings.Count(checked, "ruri") != 2 {
+		t.Fatal("uas_basic.xml changed: the Request-URI check was not added")
+	}
+	path := filepath.Join(t.TempDir(), "uas_ruri.xml")
+	if err := os.WriteFile(path, []byte(checked), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
