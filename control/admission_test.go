@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -283,5 +284,41 @@ func TestCloseLost(t *testing.T) {
 		if w.c.SID == up.SID && (got.EndedBy != EndedByLost || !got.Ended.Equal(up.Answered)) {
 			t.Errorf("lost call row %+v", got)
 		}
+	}
+}
+
+func TestEnsureAdmin(t *testing.T) {
+	ctx := context.Background()
+	p, _ := testPlane(t, Config{})
+	dir := p.cfg.DataDir
+	// A data_dir it cannot write: no credential left in the store that
+	// nobody holds (the next start would never write the file).
+	p.cfg.DataDir = filepath.Join(dir, "missing")
+	if _, err := p.EnsureAdmin(ctx); err == nil {
+		t.Fatal("EnsureAdmin wrote into a missing directory")
+	}
+	if admins, _ := p.st.Admins(ctx); len(admins) != 0 {
+		t.Fatalf("a failed EnsureAdmin left %d credentials", len(admins))
+	}
+	p.cfg.DataDir = dir
+	path, err := p.EnsureAdmin(ctx)
+	if err != nil || path != filepath.Join(dir, AdminTokenFile) {
+		t.Fatalf("EnsureAdmin = %q, %v", path, err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("%s: %v, mode %v; want 0600", path, err, fi.Mode())
+	}
+	b, _ := os.ReadFile(path)
+	sid, token, _ := strings.Cut(strings.TrimSpace(string(b)), ":")
+	admins, _ := p.st.Admins(ctx)
+	if len(admins) != 1 || admins[0].SID != sid || admins[0].TokenHash != store.HashToken(token) {
+		t.Fatalf("file %q does not hold the store's credential %+v", b, admins)
+	}
+	if path, err := p.EnsureAdmin(ctx); path != "" || err != nil {
+		t.Fatalf("second EnsureAdmin = %q, %v; want nothing made", path, err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, AdminTokenFile+".*")); len(left) != 0 {
+		t.Fatalf("temporary files left: %v", left)
 	}
 }

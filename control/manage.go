@@ -5,6 +5,7 @@ import (
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -334,13 +335,28 @@ func (p *Plane) EnsureAdmin(ctx context.Context) (string, error) {
 	if err != nil || len(admins) > 0 {
 		return "", err
 	}
-	sid, token, err := p.SetAdmin(ctx, "system", "")
+	// The file first (a data_dir we cannot write fails before the store
+	// holds a credential nobody has), in place only once committed.
+	path := filepath.Join(p.cfg.DataDir, AdminTokenFile)
+	tmp, err := os.CreateTemp(p.cfg.DataDir, AdminTokenFile+".*") // mode 0600
 	if err != nil {
+		return "", fmt.Errorf("operator credential: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	sid := store.NewSID(store.PrefixAdmin)
+	token := store.NewToken()
+	if _, err := tmp.WriteString(sid + ":" + token + "\n"); err != nil {
+		tmp.Close()
+		return "", fmt.Errorf("write %s: %w", tmp.Name(), err)
+	}
+	if err := errors.Join(tmp.Sync(), tmp.Close()); err != nil {
+		return "", fmt.Errorf("write %s: %w", tmp.Name(), err)
+	}
+	if err := p.st.SetAdmin(ctx, "system", store.Admin{SID: sid, TokenHash: store.HashToken(token)}); err != nil {
 		return "", err
 	}
-	path := filepath.Join(p.cfg.DataDir, AdminTokenFile)
-	if err := os.WriteFile(path, []byte(sid+":"+token+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("write %s: %w", path, err)
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return "", fmt.Errorf("operator credential made but its file not written (make a new token with sbc admin-token): %w", err)
 	}
 	return path, nil
 }

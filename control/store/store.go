@@ -254,14 +254,21 @@ func (s *Store) Backup(ctx context.Context, file string) error {
 	if s.engine != SQLite {
 		return errors.New("backup: the store is PostgreSQL: use pg_dump")
 	}
-	if _, err := os.Stat(file); err == nil {
+	// Made empty, new and readable by the owner alone before SQLite fills
+	// it: it holds what the store holds (password and token hashes).
+	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("backup: %s exists; give a new file", file)
 	}
-	if _, err := s.db.ExecContext(ctx, `VACUUM INTO $1`, file); err != nil {
+	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
-	// It holds what the store holds: password hashes, token hashes.
-	return os.Chmod(file, 0o600)
+	f.Close()
+	if _, err := s.db.ExecContext(ctx, `VACUUM INTO $1`, file); err != nil {
+		os.Remove(file)
+		return fmt.Errorf("backup: %w", err)
+	}
+	return nil
 }
 
 func micros(t time.Time) int64 {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -368,11 +370,19 @@ func TestBackup(t *testing.T) {
 	defer s.Close()
 	a := newAccount(t, s, "a")
 	out := filepath.Join(dir, "backup.db")
+	old := syscall.Umask(0o022)
+	defer syscall.Umask(old)
 	if err := s.Backup(ctx, out); err != nil {
 		t.Fatal(err)
 	}
+	if fi, err := os.Stat(out); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("backup %v, mode %v; want 0600 (it holds password hashes)", err, fi.Mode())
+	}
 	if err := s.Backup(ctx, out); err == nil {
 		t.Fatal("backup over an existing file")
+	}
+	if err := s.Backup(ctx, filepath.Join(dir, "missing", "b.db")); err == nil {
+		t.Fatal("backup into a missing directory")
 	}
 	b, err := Open(ctx, out)
 	if err != nil {
