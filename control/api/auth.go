@@ -3,6 +3,7 @@ package api
 import (
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -10,13 +11,19 @@ import (
 	"sbc/control/store"
 )
 
-// Brute-force lockout: after lockoutFree failed logins from one source,
-// each further failure locks it out for twice as long as the last, from
-// one second up to lockoutMax; a success clears it.
+// Brute-force lockout. Failed logins are counted per source (an IPv4
+// address, an IPv6 /64) and user: after pairFree failures of one user
+// from one source, or sourceFree of any users from it, each further
+// failure locks the pair or the source out for twice as long as the last,
+// from one second up to lockoutMax. A success clears its own pair only
+// (an attacker's own good credential does not reset the count against
+// another). Each attempt is counted before its credentials are checked,
+// so parallel guesses do not slip past the count.
 const (
-	lockoutFree    = 5
+	pairFree       = 5
+	sourceFree     = 20
 	lockoutMax     = 15 * time.Minute
-	lockoutSources = 100_000 // sources remembered at most
+	lockoutSources = 100_000 // streaks remembered at most
 )
 
 type lockout struct {
@@ -32,42 +39,57 @@ type failures struct {
 
 func newLockout() *lockout { return &lockout{m: map[string]*failures{}} }
 
-// locked tells how long src must still wait.
-func (l *lockout) locked(src string, now time.Time) time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if f := l.m[src]; f != nil && now.Before(f.until) {
+// wait is how long key must still wait.
+func (l *lockout) wait(key string, now time.Time) time.Duration {
+	if f := l.m[key]; f != nil && now.Before(f.until) {
 		return f.until.Sub(now)
 	}
 	return 0
 }
 
-func (l *lockout) fail(src string, now time.Time) {
+// attempt counts a login of user from src as failed unless it proves
+// good (succeed), or tells how long the source or the pair must wait.
+func (l *lockout) attempt(src, user string, now time.Time) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	f := l.m[src]
+	pair := src + " " + user
+	if w := max(l.wait(src, now), l.wait(pair, now)); w > 0 {
+		return w
+	}
+	l.count(src, sourceFree, now)
+	l.count(pair, pairFree, now)
+	return 0
+}
+
+func (l *lockout) count(key string, free int, now time.Time) {
+	f := l.m[key]
 	if f == nil {
 		if len(l.m) >= lockoutSources {
 			l.evict(now)
 		}
 		f = &failures{}
-		l.m[src] = f
+		l.m[key] = f
 	}
 	if now.Sub(f.last) > lockoutMax {
 		f.n = 0 // an old streak is forgotten
 	}
 	f.n++
 	f.last = now
-	if f.n > lockoutFree {
-		d := time.Second << min(f.n-lockoutFree-1, 20)
+	if f.n > free {
+		d := time.Second << min(f.n-free-1, 20)
 		f.until = now.Add(min(d, lockoutMax))
 	}
 }
 
-func (l *lockout) succeed(src string) {
+// succeed takes back the attempt's count: the pair's streak is cleared,
+// the source's loses this one attempt.
+func (l *lockout) succeed(src, user string) {
 	l.mu.Lock()
-	delete(l.m, src)
-	l.mu.Unlock()
+	defer l.mu.Unlock()
+	delete(l.m, src+" "+user)
+	if f := l.m[src]; f != nil && f.n > 0 {
+		f.n--
+	}
 }
 
 // evict forgets streaks no longer locking anyone out, or, if all still
@@ -86,12 +108,21 @@ func (l *lockout) evict(now time.Time) {
 	}
 }
 
+// source is the lockout's view of a client: its IPv4 address, or the /64
+// of its IPv6 address (one host's share of addresses).
 func source(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
 	}
-	return host
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	if ip = ip.Unmap(); ip.Is6() {
+		return netip.PrefixFrom(ip, 64).Masked().String()
+	}
+	return ip.String()
 }
 
 // authenticate checks HTTP Basic credentials: an account's SID and auth
@@ -99,17 +130,24 @@ func source(r *http.Request) string {
 // credentials being looked at.
 func (a *API) authenticate(r *http.Request) (caller, *apiError) {
 	src, now := source(r), a.now()
-	if wait := a.auth.locked(src, now); wait > 0 {
+	user, pass, ok := r.BasicAuth()
+	var wait time.Duration
+	if ok {
+		wait = a.auth.attempt(src, user, now)
+	} else {
+		a.auth.mu.Lock()
+		wait = a.auth.wait(src, now)
+		a.auth.mu.Unlock()
+	}
+	if wait > 0 {
 		secs := int(wait/time.Second) + 1
 		return caller{}, &apiError{http.StatusTooManyRequests, 20429, "too many failed logins from " + src + "; retry in " + strconv.Itoa(secs) + " s"}
 	}
-	user, pass, ok := r.BasicAuth()
 	if ok {
 		if who, good := a.check(r, user, pass); good {
-			a.auth.succeed(src)
+			a.auth.succeed(src, user)
 			return who, nil
 		}
-		a.auth.fail(src, now)
 		a.log.Warn("api authentication failed", "source", src, "user", user)
 	}
 	return caller{}, &apiError{http.StatusUnauthorized, 20003, "Authenticate"}
