@@ -104,7 +104,7 @@ func (p *Plane) CreateAccount(ctx context.Context, actor string, s AccountSpec) 
 	if err := p.st.CreateAccount(ctx, actor, &a); err != nil {
 		return a, "", err
 	}
-	return a, token, p.Reload(ctx)
+	return a, token, p.changed(ctx)
 }
 
 // UpdateAccount changes an account.
@@ -113,7 +113,7 @@ func (p *Plane) UpdateAccount(ctx context.Context, actor, sid string, s AccountS
 	if err != nil {
 		return a, err
 	}
-	return a, p.Reload(ctx)
+	return a, p.changed(ctx)
 }
 
 // RotateToken gives an account a new auth token, returned once.
@@ -126,7 +126,7 @@ func (p *Plane) RotateToken(ctx context.Context, actor, sid string) (string, err
 	if err != nil {
 		return "", err
 	}
-	return token, p.Reload(ctx)
+	return token, p.changed(ctx)
 }
 
 var usernameRE = regexp.MustCompile(`^[A-Za-z0-9._~!$&'()*+,;=-]{1,64}$`)
@@ -186,7 +186,7 @@ func (p *Plane) CreateUser(ctx context.Context, actor, account, username, passwo
 	if err := p.st.CreateUser(ctx, actor, &u); err != nil {
 		return u, err
 	}
-	return u, p.Reload(ctx)
+	return u, p.changed(ctx)
 }
 
 // UpdateUser sets a user's password (checked, hashed) or class.
@@ -212,7 +212,7 @@ func (p *Plane) UpdateUser(ctx context.Context, actor, account, sid string, pass
 	if err != nil {
 		return u, err
 	}
-	return u, p.Reload(ctx)
+	return u, p.changed(ctx)
 }
 
 // DeleteUser removes a user.
@@ -220,7 +220,7 @@ func (p *Plane) DeleteUser(ctx context.Context, actor, account, sid string) erro
 	if err := p.st.DeleteUser(ctx, actor, account, sid); err != nil {
 		return err
 	}
-	return p.Reload(ctx)
+	return p.changed(ctx)
 }
 
 func deref(s *string) string {
@@ -299,7 +299,7 @@ func (p *Plane) CreateNumber(ctx context.Context, actor, account string, s Numbe
 	if err := p.st.CreateNumber(ctx, actor, &n); err != nil {
 		return n, err
 	}
-	return n, p.Reload(ctx)
+	return n, p.changed(ctx)
 }
 
 // UpdateNumber changes a number of an account.
@@ -311,7 +311,7 @@ func (p *Plane) UpdateNumber(ctx context.Context, actor, account, sid string, s 
 	if err != nil {
 		return n, err
 	}
-	return n, p.Reload(ctx)
+	return n, p.changed(ctx)
 }
 
 // DeleteNumber releases a number.
@@ -319,7 +319,7 @@ func (p *Plane) DeleteNumber(ctx context.Context, actor, account, sid string) er
 	if err := p.st.DeleteNumber(ctx, actor, account, sid); err != nil {
 		return err
 	}
-	return p.Reload(ctx)
+	return p.changed(ctx)
 }
 
 // AdminTokenFile is where EnsureAdmin writes the first operator

@@ -17,8 +17,9 @@ import (
 // failure locks the pair or the source out for twice as long as the last,
 // from one second up to lockoutMax. A success clears its own pair only
 // (an attacker's own good credential does not reset the count against
-// another). Each attempt is counted before its credentials are checked,
-// so parallel guesses do not slip past the count.
+// another). Once a pair has failed, its attempts in flight count too, so
+// parallel guesses at one user cannot slip past the limit; a credential
+// that never failed is not held to one request at a time.
 const (
 	pairFree       = 5
 	sourceFree     = 20
@@ -32,36 +33,98 @@ type lockout struct {
 }
 
 type failures struct {
-	n     int
-	until time.Time // locked out until
-	last  time.Time
+	n       int // failed, in the current streak
+	pending int // attempts being checked
+	until   time.Time
+	last    time.Time
 }
 
 func newLockout() *lockout { return &lockout{m: map[string]*failures{}} }
 
-// wait is how long key must still wait.
-func (l *lockout) wait(key string, now time.Time) time.Duration {
+// waitFor is how long key is locked out.
+func (l *lockout) waitFor(key string, now time.Time) time.Duration {
 	if f := l.m[key]; f != nil && now.Before(f.until) {
 		return f.until.Sub(now)
 	}
 	return 0
 }
 
-// attempt counts a login of user from src as failed unless it proves
-// good (succeed), or tells how long the source or the pair must wait.
-func (l *lockout) attempt(src, user string, now time.Time) time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	pair := src + " " + user
-	if w := max(l.wait(src, now), l.wait(pair, now)); w > 0 {
+// refused tells how long a pair must wait: locked out, or with as many
+// attempts in flight as could take it past pairFree.
+func (l *lockout) refused(pair string, now time.Time) time.Duration {
+	if w := l.waitFor(pair, now); w > 0 {
 		return w
 	}
-	l.count(src, sourceFree, now)
-	l.count(pair, pairFree, now)
+	if f := l.m[pair]; f != nil && f.n > 0 && f.pending > 0 && now.Sub(f.last) <= lockoutMax && f.n+f.pending > pairFree {
+		return time.Second
+	}
 	return 0
 }
 
-func (l *lockout) count(key string, free int, now time.Time) {
+// attempt starts a login of user from src, or tells how long the source
+// or the pair must wait. A started attempt ends with done.
+func (l *lockout) attempt(src, user string, now time.Time) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	pair := pairKey(src, user)
+	if w := max(l.waitFor(src, now), l.refused(pair, now)); w > 0 {
+		return w
+	}
+	l.entry(src, now).pending++
+	l.entry(pair, now).pending++
+	return 0
+}
+
+// waiting is how long src must wait, for a request without credentials.
+func (l *lockout) waiting(src string, now time.Time) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.waitFor(src, now)
+}
+
+// done ends an attempt: a success clears its pair's streak, a failure
+// counts against the pair and the source.
+func (l *lockout) done(src, user string, ok bool, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	pair := pairKey(src, user)
+	for _, k := range []struct {
+		key  string
+		free int
+	}{{src, sourceFree}, {pair, pairFree}} {
+		f := l.entry(k.key, now)
+		f.pending = max(0, f.pending-1)
+		if ok {
+			if k.key == pair {
+				f.n = 0
+			}
+			if f.n == 0 && f.pending == 0 {
+				delete(l.m, k.key)
+			}
+			continue
+		}
+		if now.Sub(f.last) > lockoutMax {
+			f.n = 0 // an old streak is forgotten
+		}
+		f.n++
+		f.last = now
+		if f.n > k.free {
+			d := time.Second << min(f.n-k.free-1, 20)
+			f.until = now.Add(min(d, lockoutMax))
+		}
+	}
+}
+
+// pairKey is the key of user's streak from src; user is cut to a SID's
+// length (a megabyte-long user name does not take a megabyte).
+func pairKey(src, user string) string {
+	if len(user) > 40 {
+		user = user[:40]
+	}
+	return src + " " + user
+}
+
+func (l *lockout) entry(key string, now time.Time) *failures {
 	f := l.m[key]
 	if f == nil {
 		if len(l.m) >= lockoutSources {
@@ -70,33 +133,14 @@ func (l *lockout) count(key string, free int, now time.Time) {
 		f = &failures{}
 		l.m[key] = f
 	}
-	if now.Sub(f.last) > lockoutMax {
-		f.n = 0 // an old streak is forgotten
-	}
-	f.n++
-	f.last = now
-	if f.n > free {
-		d := time.Second << min(f.n-free-1, 20)
-		f.until = now.Add(min(d, lockoutMax))
-	}
-}
-
-// succeed takes back the attempt's count: the pair's streak is cleared,
-// the source's loses this one attempt.
-func (l *lockout) succeed(src, user string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	delete(l.m, src+" "+user)
-	if f := l.m[src]; f != nil && f.n > 0 {
-		f.n--
-	}
+	return f
 }
 
 // evict forgets streaks no longer locking anyone out, or, if all still
 // do, half of them: memory stays bounded under a spread-out attack.
 func (l *lockout) evict(now time.Time) {
 	for k, f := range l.m {
-		if now.After(f.until) {
+		if now.After(f.until) && f.pending == 0 {
 			delete(l.m, k)
 		}
 	}
@@ -135,22 +179,22 @@ func (a *API) authenticate(r *http.Request) (caller, *apiError) {
 	if ok {
 		wait = a.auth.attempt(src, user, now)
 	} else {
-		a.auth.mu.Lock()
-		wait = a.auth.wait(src, now)
-		a.auth.mu.Unlock()
+		wait = a.auth.waiting(src, now)
 	}
 	if wait > 0 {
 		secs := int(wait/time.Second) + 1
 		return caller{}, &apiError{http.StatusTooManyRequests, 20429, "too many failed logins from " + src + "; retry in " + strconv.Itoa(secs) + " s"}
 	}
-	if ok {
-		if who, good := a.check(r, user, pass); good {
-			a.auth.succeed(src, user)
-			return who, nil
-		}
-		a.log.Warn("api authentication failed", "source", src, "user", user)
+	if !ok {
+		return caller{}, &apiError{http.StatusUnauthorized, 20003, "Authenticate"}
 	}
-	return caller{}, &apiError{http.StatusUnauthorized, 20003, "Authenticate"}
+	who, good := a.check(r, user, pass)
+	a.auth.done(src, user, good, a.now())
+	if !good {
+		a.log.Warn("api authentication failed", "source", src, "user", user)
+		return caller{}, &apiError{http.StatusUnauthorized, 20003, "Authenticate"}
+	}
+	return who, nil
 }
 
 func (a *API) check(r *http.Request, user, pass string) (caller, bool) {

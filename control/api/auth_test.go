@@ -2,82 +2,84 @@ package api
 
 import (
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 )
 
 func TestLockout(t *testing.T) {
 	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
-	fail := func(l *lockout, src, user string) time.Duration { return l.attempt(src, user, now) }
+	login := func(l *lockout, src, user string, ok bool) time.Duration {
+		w := l.attempt(src, user, now)
+		if w == 0 {
+			l.done(src, user, ok, now)
+		}
+		return w
+	}
 
 	// The attacker's own good credential, between guesses at another
 	// account, does not reset the count against that account.
 	l := newLockout()
-	for i := range pairFree {
-		if w := fail(l, "192.0.2.1", "ACvictim"); w != 0 {
-			t.Fatalf("guess %d locked out (%v) before %d failures", i+1, w, pairFree)
+	for i := range pairFree + 1 {
+		if w := login(l, "192.0.2.1", "ACvictim", false); w != 0 {
+			t.Fatalf("guess %d locked out (%v)", i+1, w)
 		}
-		if l.attempt("192.0.2.1", "ACmine", now) != 0 {
-			t.Fatal("own credential locked out")
+		if w := login(l, "192.0.2.1", "ACmine", true); w != 0 {
+			t.Fatalf("own credential locked out (%v)", w)
 		}
-		l.succeed("192.0.2.1", "ACmine")
 	}
-	if w := fail(l, "192.0.2.1", "ACvictim"); w != 0 {
-		t.Fatalf("guess %d: %v", pairFree+1, w)
-	}
-	if w := fail(l, "192.0.2.1", "ACvictim"); w != time.Second {
-		t.Fatalf("after %d failures: wait %v; want 1s", pairFree+1, w)
+	if w := login(l, "192.0.2.1", "ACvictim", true); w != time.Second {
+		t.Fatalf("after %d failures: wait %v; want 1s, even with the right token", pairFree+1, w)
 	}
 	// The pair is locked, not the source: another user logs in.
-	if w := l.attempt("192.0.2.1", "ACother", now); w != 0 {
+	if w := login(l, "192.0.2.1", "ACother", true); w != 0 {
 		t.Fatalf("another user from the source: wait %v", w)
 	}
-	// Doubling: each failure after the lock ends waits twice as long.
+	// Doubling: the next failure after the lock ends locks for 2 s.
 	now = now.Add(time.Second)
-	fail(l, "192.0.2.1", "ACvictim")
-	if w := fail(l, "192.0.2.1", "ACvictim"); w != 2*time.Second {
+	login(l, "192.0.2.1", "ACvictim", false)
+	if w := login(l, "192.0.2.1", "ACvictim", true); w != 2*time.Second {
 		t.Fatalf("second lock: %v; want 2s", w)
+	}
+	// A success after the lock clears the pair.
+	now = now.Add(2 * time.Second)
+	login(l, "192.0.2.1", "ACvictim", true)
+	if w := login(l, "192.0.2.1", "ACvictim", false); w != 0 {
+		t.Fatalf("after a success: %v", w)
 	}
 
 	// Cycling through users: the source is locked after sourceFree,
 	// whatever the user, and an IPv6 /64 is one source.
 	l = newLockout()
-	for i := range sourceFree {
-		src := "2001:db8:1:2::" + string(rune('a'+i%6))
-		if w := fail(l, source(&http.Request{RemoteAddr: "[" + src + "]:443"}), "AC"+string(rune('a'+i))); w != 0 {
+	for i := range sourceFree + 1 {
+		src := source(&http.Request{RemoteAddr: "[2001:db8:1:2::" + string(rune('a'+i%6)) + "]:443"})
+		if w := login(l, src, "AC"+string(rune('a'+i)), false); w != 0 {
 			t.Fatalf("guess %d: %v", i, w)
 		}
 	}
-	if w := fail(l, source(&http.Request{RemoteAddr: "[2001:db8:1:2::ffff]:1"}), "ACz"); w != 0 {
-		t.Fatalf("guess %d: %v", sourceFree+1, w)
-	}
-	if w := fail(l, source(&http.Request{RemoteAddr: "[2001:db8:1:2:8000::1]:1"}), "ACnew"); w != time.Second {
+	if w := login(l, source(&http.Request{RemoteAddr: "[2001:db8:1:2:8000::1]:1"}), "ACnew", true); w != time.Second {
 		t.Fatalf("same /64, new user: %v; want the source locked for 1s", w)
 	}
-	if w := fail(l, source(&http.Request{RemoteAddr: "[2001:db8:1:3::1]:1"}), "ACnew"); w != 0 {
+	if w := login(l, source(&http.Request{RemoteAddr: "[2001:db8:1:3::1]:1"}), "ACnew", true); w != 0 {
 		t.Fatalf("another /64: %v", w)
 	}
 
-	// Parallel guesses: no more than pairFree+1 get to check credentials.
+	// Parallel: a credential that never failed is not held back; once a
+	// pair has failed, its attempts in flight count toward the limit.
 	l = newLockout()
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	checked := 0
-	for range 50 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if fail(l, "192.0.2.9", "ACvictim") == 0 {
-				mu.Lock()
-				checked++
-				mu.Unlock()
-			}
-		}()
+	for i := range 50 {
+		if w := l.attempt("192.0.2.9", "ACbusy", now); w != 0 {
+			t.Fatalf("parallel request %d of a good credential refused (%v)", i, w)
+		}
 	}
-	wg.Wait()
-	if checked != pairFree+1 {
-		t.Fatalf("%d of 50 parallel guesses checked; want %d", checked, pairFree+1)
+	login(l, "192.0.2.9", "ACvictim", false)
+	started := 0
+	for range 50 {
+		if l.attempt("192.0.2.9", "ACvictim", now) == 0 {
+			started++
+		}
+	}
+	if started != pairFree {
+		t.Fatalf("%d of 50 parallel guesses after a failure checked; want %d", started, pairFree)
 	}
 }
 
