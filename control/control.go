@@ -227,11 +227,9 @@ func (p *Plane) purgeLoop() {
 // changed brings admission up to a change this process committed. The
 // change stands whatever happens here: a failed reload is logged and left
 // to the watch loop, never reported as the change's failure (a new token
-// would be lost with it). It returns nil, for the callers' one-line
-// returns.
-func (p *Plane) changed(ctx context.Context) error {
+// would be lost with it).
+func (p *Plane) changed(ctx context.Context) {
 	if err := p.Reload(context.WithoutCancel(ctx)); err != nil {
 		p.log.Warn("control plane reload after a change failed; retried within a second", "error", err)
 	}
-	return nil
 }

@@ -104,7 +104,8 @@ func (p *Plane) CreateAccount(ctx context.Context, actor string, s AccountSpec) 
 	if err := p.st.CreateAccount(ctx, actor, &a); err != nil {
 		return a, "", err
 	}
-	return a, token, p.changed(ctx)
+	p.changed(ctx)
+	return a, token, nil
 }
 
 // UpdateAccount changes an account.
@@ -113,7 +114,8 @@ func (p *Plane) UpdateAccount(ctx context.Context, actor, sid string, s AccountS
 	if err != nil {
 		return a, err
 	}
-	return a, p.changed(ctx)
+	p.changed(ctx)
+	return a, nil
 }
 
 // RotateToken gives an account a new auth token, returned once.
@@ -126,7 +128,8 @@ func (p *Plane) RotateToken(ctx context.Context, actor, sid string) (string, err
 	if err != nil {
 		return "", err
 	}
-	return token, p.changed(ctx)
+	p.changed(ctx)
+	return token, nil
 }
 
 var usernameRE = regexp.MustCompile(`^[A-Za-z0-9._~!$&'()*+,;=-]{1,64}$`)
@@ -186,7 +189,8 @@ func (p *Plane) CreateUser(ctx context.Context, actor, account, username, passwo
 	if err := p.st.CreateUser(ctx, actor, &u); err != nil {
 		return u, err
 	}
-	return u, p.changed(ctx)
+	p.changed(ctx)
+	return u, nil
 }
 
 // UpdateUser sets a user's password (checked, hashed) or class.
@@ -212,7 +216,8 @@ func (p *Plane) UpdateUser(ctx context.Context, actor, account, sid string, pass
 	if err != nil {
 		return u, err
 	}
-	return u, p.changed(ctx)
+	p.changed(ctx)
+	return u, nil
 }
 
 // DeleteUser removes a user.
@@ -220,7 +225,8 @@ func (p *Plane) DeleteUser(ctx context.Context, actor, account, sid string) erro
 	if err := p.st.DeleteUser(ctx, actor, account, sid); err != nil {
 		return err
 	}
-	return p.changed(ctx)
+	p.changed(ctx)
+	return nil
 }
 
 func deref(s *string) string {
@@ -299,7 +305,8 @@ func (p *Plane) CreateNumber(ctx context.Context, actor, account string, s Numbe
 	if err := p.st.CreateNumber(ctx, actor, &n); err != nil {
 		return n, err
 	}
-	return n, p.changed(ctx)
+	p.changed(ctx)
+	return n, nil
 }
 
 // UpdateNumber changes a number of an account.
@@ -311,7 +318,8 @@ func (p *Plane) UpdateNumber(ctx context.Context, actor, account, sid string, s 
 	if err != nil {
 		return n, err
 	}
-	return n, p.changed(ctx)
+	p.changed(ctx)
+	return n, nil
 }
 
 // DeleteNumber releases a number.
@@ -319,7 +327,8 @@ func (p *Plane) DeleteNumber(ctx context.Context, actor, account, sid string) er
 	if err := p.st.DeleteNumber(ctx, actor, account, sid); err != nil {
 		return err
 	}
-	return p.changed(ctx)
+	p.changed(ctx)
+	return nil
 }
 
 // AdminTokenFile is where EnsureAdmin writes the first operator
