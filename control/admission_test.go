@@ -322,3 +322,34 @@ func TestEnsureAdmin(t *testing.T) {
 		t.Fatalf("temporary files left: %v", left)
 	}
 }
+
+// A call's row is flushed however busy the queue is with other calls.
+func TestFlushCallUnderLoad(t *testing.T) {
+	p, _ := testPlane(t, Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { // other calls, never letting the queue empty
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			p.LogCall(store.Call{SID: store.NewSID(store.PrefixCall), AccountSID: "AC1", Status: store.CallQueued, Created: time.Now()})
+			time.Sleep(50 * time.Microsecond)
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	time.Sleep(300 * time.Millisecond)
+	sid := store.NewSID(store.PrefixCall)
+	p.LogCall(store.Call{SID: sid, AccountSID: "AC1", Status: store.CallCompleted, SIPCode: 200, Created: time.Now()})
+	if err := p.FlushCall(ctx, sid); err != nil {
+		t.Fatalf("FlushCall under load: %v", err)
+	}
+	if got, err := p.st.Call(ctx, "", sid); err != nil || got.Status != store.CallCompleted {
+		t.Fatalf("row %+v %v", got, err)
+	}
+}

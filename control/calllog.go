@@ -34,7 +34,7 @@ type callLog struct {
 	pending  map[string]store.Call
 	wake     chan struct{}
 	urgent   chan struct{} // flush: write without waiting for more
-	inflight int           // rows taken from pending, not yet written
+	inflight []store.Call  // rows taken from pending, not yet written
 	stop     chan struct{}
 	done     chan struct{}
 	dropped  atomic.Int64
@@ -121,7 +121,7 @@ func (w *callLog) writeBatch() (int, error) {
 		batch = append(batch, c)
 		delete(w.pending, sid)
 	}
-	w.inflight = len(batch)
+	w.inflight = batch
 	w.mu.Unlock()
 	if len(batch) == 0 {
 		return 0, nil
@@ -135,13 +135,13 @@ func (w *callLog) writeBatch() (int, error) {
 				w.pending[c.SID] = c
 			}
 		}
-		w.inflight = 0
+		w.inflight = nil
 		w.mu.Unlock()
 		return 0, err
 	}
 	w.written.Add(int64(len(batch)))
 	w.mu.Lock()
-	w.inflight = 0
+	w.inflight = nil
 	w.mu.Unlock()
 	return len(batch), nil
 }
@@ -164,13 +164,35 @@ func (w *callLog) writeAll() {
 }
 
 // flush waits until the rows queued so far are in the store (or ctx
-// ends).
+// ends). It waits for the queue to empty: for the end of a run, when no
+// new calls come.
 func (w *callLog) flush(ctx context.Context) error {
+	return w.await(ctx, func() bool { return len(w.pending) == 0 && len(w.inflight) == 0 })
+}
+
+// flushCall waits until the row of call sid queued so far is in the
+// store (or ctx ends), however busy the queue is with other calls.
+func (w *callLog) flushCall(ctx context.Context, sid string) error {
+	return w.await(ctx, func() bool {
+		if _, ok := w.pending[sid]; ok {
+			return false
+		}
+		for i := range w.inflight {
+			if w.inflight[i].SID == sid {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// await hurries the writer until done, checked under w.mu, holds.
+func (w *callLog) await(ctx context.Context, done func() bool) error {
 	for {
 		w.mu.Lock()
-		idle := len(w.pending) == 0 && w.inflight == 0
+		ok := done()
 		w.mu.Unlock()
-		if idle {
+		if ok {
 			return nil
 		}
 		select {

@@ -165,8 +165,12 @@ func (p *Plane) LogCall(c store.Call) {
 	p.calls.put(c)
 }
 
-// FlushCalls waits until the queued call rows are written.
+// FlushCalls waits until the queued call rows are written: at the end of
+// a run, when no new calls come.
 func (p *Plane) FlushCalls(ctx context.Context) error { return p.calls.flush(ctx) }
+
+// FlushCall waits until the row queued for call sid, if any, is written.
+func (p *Plane) FlushCall(ctx context.Context, sid string) error { return p.calls.flushCall(ctx, sid) }
 
 // CallLogStats counts call rows written and dropped.
 func (p *Plane) CallLogStats() (written, dropped int64) {

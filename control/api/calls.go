@@ -135,7 +135,7 @@ func (a *API) updateCall(q *request) (any, error) {
 	ctx, cancel := context.WithTimeout(q.ctx, 3*time.Second)
 	defer cancel()
 	for {
-		if err := a.p.FlushCalls(ctx); err == nil {
+		if err := a.p.FlushCall(ctx, sid); err == nil {
 			if c, err = a.p.Store().Call(q.ctx, q.accountSID(), sid); err == nil && c.Final() {
 				break
 			}
