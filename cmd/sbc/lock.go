@@ -16,9 +16,10 @@ import (
 // old one exits.
 const lockWait = 5 * time.Second
 
-// lockDirs takes an exclusive lock (flock) on calls.state_dir and
-// media.pin_path, which belong to one daemon: a second one would take the
-// first one's calls over and shut its media ports. The locks go with the
+// lockDirs takes an exclusive lock (flock) on calls.state_dir,
+// control.data_dir and media.pin_path, which belong to one daemon: a
+// second one would take the first one's calls over, end them in the call
+// log as lost and shut their media ports. The locks go with the
 // process, so a killed daemon never leaves one behind. A pin path that
 // cannot be made (no bpf filesystem there) is not locked: the fast path
 // runs unpinned then.
@@ -33,7 +34,7 @@ func lockDirs(cfg *sbc.Config) (unlock func(), err error) {
 		key  string
 		path *string
 		must bool
-	}{{"calls.state_dir", cfg.Calls.StateDir, true}, {"media.pin_path", cfg.Media.PinPath, false}} {
+	}{{"calls.state_dir", cfg.Calls.StateDir, true}, {"control.data_dir", &cfg.Control.DataDir, true}, {"media.pin_path", cfg.Media.PinPath, false}} {
 		if d.path == nil || *d.path == "" {
 			continue
 		}

@@ -131,8 +131,18 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 		log.Error("start the control plane", "error", err)
 		return exitFail
 	}
-	// Closed last: the calls' final log rows are written at Drain.
-	defer ctl.Close()
+	release, err := ctl.Store().ClaimNode(context.Background(), cfg.Control.Node, lockWait)
+	if err != nil {
+		ctl.Close()
+		log.Error("start the control plane", "error", err, "key", "control.node")
+		return exitFail
+	}
+	// Closed last: the calls' final log rows are written at Drain, and
+	// the node's name is let go once they are in.
+	defer func() {
+		ctl.Close()
+		release()
+	}()
 	if path, err := ctl.EnsureAdmin(context.Background()); err != nil {
 		log.Error("make the operator credential", "error", err)
 		return exitFail

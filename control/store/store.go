@@ -100,6 +100,49 @@ func open(dsn string) (*Store, error) {
 	return &Store{db: db, engine: SQLite, path: dsn}, nil
 }
 
+// ErrNodeInUse: another running SBC holds the node name.
+var ErrNodeInUse = errors.New("in use by another running sbc sharing the store (control.node must be unique per node)")
+
+// ClaimNode holds node's name for this process until release: on
+// PostgreSQL, a session advisory lock on a connection of its own (the
+// server drops it with the process). A second daemon with the same name
+// would end the first one's live calls in the log as lost. It waits up to
+// wait for a daemon handing over. On SQLite, a store of one host, it
+// holds nothing: the daemon locks its data_dir.
+func (s *Store) ClaimNode(ctx context.Context, node string, wait time.Duration) (release func(), err error) {
+	if s.engine != Postgres {
+		return func() {}, nil
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("claim node %q: %w", node, err)
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		var ok bool
+		if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock(7256002, hashtext($1))`, node).Scan(&ok); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("claim node %q: %w", node, err)
+		}
+		if ok {
+			return func() {
+				conn.ExecContext(context.Background(), `SELECT pg_advisory_unlock(7256002, hashtext($1))`, node)
+				conn.Close()
+			}, nil
+		}
+		if time.Now().After(deadline) {
+			conn.Close()
+			return nil, fmt.Errorf("node %q: %w", node, ErrNodeInUse)
+		}
+		select {
+		case <-ctx.Done():
+			conn.Close()
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 // Engine tells which database the store runs on.
 func (s *Store) Engine() Engine { return s.engine }
 
@@ -109,9 +152,6 @@ func (s *Store) Close() error { return s.db.Close() }
 // migrate applies the embedded migrations not applied yet, each in its own
 // transaction, in order of their number.
 func (s *Store) migrate(ctx context.Context) error {
-	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied BIGINT NOT NULL)`); err != nil {
-		return fmt.Errorf("migrate store: %w", err)
-	}
 	names, err := fs.Glob(migrations, "migrations/*.sql")
 	if err != nil {
 		return err
@@ -130,6 +170,11 @@ func (s *Store) migrate(ctx context.Context) error {
 				if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7256001)`); err != nil {
 					return err
 				}
+			}
+			// Under the lock: PostgreSQL's IF NOT EXISTS is no guard
+			// against a node creating the table at the same moment.
+			if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied BIGINT NOT NULL)`); err != nil {
+				return err
 			}
 			var n int
 			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = $1`, v).Scan(&n); err != nil {

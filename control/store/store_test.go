@@ -59,6 +59,60 @@ func TestMigrateTwice(t *testing.T) {
 	})
 }
 
+// Nodes starting together on a new PostgreSQL database migrate it once.
+func TestMigrateConcurrently(t *testing.T) {
+	url := postgresURL(t)
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			s, err := Open(context.Background(), url)
+			if err == nil {
+				s.Close()
+			}
+			errs <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatalf("concurrent start: %v", err)
+		}
+	}
+}
+
+func TestClaimNode(t *testing.T) {
+	ctx := context.Background()
+	url := postgresURL(t)
+	a, err := Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	release, err := a.ClaimNode(ctx, "pop1", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.ClaimNode(ctx, "pop1", 300*time.Millisecond); !errors.Is(err, ErrNodeInUse) {
+		t.Fatalf("second claim of pop1: %v; want ErrNodeInUse", err)
+	}
+	relB, err := b.ClaimNode(ctx, "pop2", 0)
+	if err != nil {
+		t.Fatalf("another node's name: %v", err)
+	}
+	relB()
+	// A hand-over: the claim waits for the old daemon to let go.
+	go func() { time.Sleep(200 * time.Millisecond); release() }()
+	relB, err = b.ClaimNode(ctx, "pop1", 5*time.Second)
+	if err != nil {
+		t.Fatalf("claim after release: %v", err)
+	}
+	relB()
+}
+
 func TestAccountsUsersNumbers(t *testing.T) {
 	engines(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
