@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -343,5 +344,105 @@ func TestFlushCallUnderLoad(t *testing.T) {
 	}
 	if err := w.flush(ctx); err == nil {
 		t.Fatal("FlushCalls returned with rows queued")
+	}
+}
+
+// A change applied to the snapshot leaves it as a full reload would, also
+// when another writer changed the store in between.
+func TestChangedMatchesReload(t *testing.T) {
+	ctx := context.Background()
+	p, _ := testPlane(t, Config{})
+	if err := p.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	other := New(p.cfg, p.st, p.log) // another node, or the CLI
+	same := func(step string) {
+		t.Helper()
+		fresh := New(p.cfg, p.st, p.log)
+		if err := fresh.Reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+		got, want := p.snap.Load(), fresh.snap.Load()
+		if got.gen != want.gen || !sameRows(got.accounts, want.accounts) || !sameRows(got.numbers, want.numbers) || !sameRows(got.users, want.users) {
+			t.Fatalf("%s: snapshot gen %d differs from a full reload (gen %d)", step, got.gen, want.gen)
+		}
+	}
+	a := mustAccount(t, p, "a", AccountSpec{})
+	same("create account")
+	b := mustAccount(t, other, "b", AccountSpec{})
+	n := mustNumber(t, p, a.SID, "+14155550100", "trunk:pbx")
+	same("create number after another writer's account")
+	if _, err := p.UpdateAccount(ctx, "cli", b.SID, AccountSpec{CPS: ptr(7)}); err != nil {
+		t.Fatal(err)
+	}
+	same("update account")
+	if _, err := p.UpdateNumber(ctx, "cli", a.SID, n.SID, NumberSpec{VoiceTarget: ptr("trunk:other")}); err != nil {
+		t.Fatal(err)
+	}
+	same("update number")
+	u, err := p.CreateUser(ctx, "cli", a.SID, "alice", "Str0ng-Passw0rd!", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	same("create user")
+	if _, err := p.UpdateUser(ctx, "cli", a.SID, u.SID, nil, ptr(DefaultClass)); err != nil {
+		t.Fatal(err)
+	}
+	same("update user")
+	if _, err := p.RotateToken(ctx, "cli", a.SID); err != nil {
+		t.Fatal(err)
+	}
+	same("rotate token")
+	if err := p.DeleteUser(ctx, "cli", a.SID, u.SID); err != nil {
+		t.Fatal(err)
+	}
+	same("delete user")
+	mustNumber(t, other, b.SID, "+14155550200", "")
+	if err := p.DeleteNumber(ctx, "cli", a.SID, n.SID); err != nil {
+		t.Fatal(err)
+	}
+	same("delete number after another writer's number")
+	if p.snap.Load().numbers["+14155550200"] == nil {
+		t.Fatal("the other writer's number is not in the snapshot")
+	}
+}
+
+// sameRows compares two snapshot maps by value.
+func sameRows[T any](a, b map[string]*T) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		w, ok := b[k]
+		if !ok || !reflect.DeepEqual(*v, *w) {
+			return false
+		}
+	}
+	return true
+}
+
+// After a backlog the queue's map is made anew once it empties (a Go map
+// never gives its buckets back).
+func TestCallLogShrinks(t *testing.T) {
+	p, _ := testPlane(t, Config{})
+	w := &callLog{st: p.st, log: p.log, pending: map[string]store.Call{}, wake: make(chan struct{}, 1)}
+	for range shrinkAt + 1 {
+		w.put(store.Call{SID: store.NewSID(store.PrefixCall), AccountSID: "AC1", Status: store.CallQueued, Created: time.Now()})
+	}
+	if !w.grown {
+		t.Fatal("a backlog past shrinkAt not noticed")
+	}
+	before := w.pending
+	for {
+		n, err := w.writeBatch()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+	}
+	if n, _ := p.st.CountCalls(context.Background(), "AC1"); n != shrinkAt+1 || w.grown || reflect.ValueOf(w.pending).UnsafePointer() == reflect.ValueOf(before).UnsafePointer() {
+		t.Fatalf("%d rows written, grown %v, same map %v", n, w.grown, reflect.ValueOf(w.pending).UnsafePointer() == reflect.ValueOf(before).UnsafePointer())
 	}
 }

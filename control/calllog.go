@@ -14,6 +14,10 @@ import (
 // (the store down for long under load) new rows are dropped and counted.
 const maxPendingCalls = 1 << 20
 
+// shrinkAt is the backlog after which the queue's map is made anew once
+// it empties.
+const shrinkAt = 1 << 14
+
 // batchCalls is the most rows one transaction writes.
 const batchCalls = 2000
 
@@ -32,6 +36,7 @@ type callLog struct {
 	log      *slog.Logger
 	mu       sync.Mutex
 	pending  map[string]store.Call
+	grown    bool // pending went past shrinkAt: made anew once empty
 	wake     chan struct{}
 	urgent   chan struct{} // flush: write without waiting for more
 	inflight []store.Call  // rows taken from pending, not yet written
@@ -62,6 +67,7 @@ func (w *callLog) put(c store.Call) {
 		return
 	default:
 		w.pending[c.SID] = c
+		w.grown = w.grown || len(w.pending) > shrinkAt
 	}
 	w.mu.Unlock()
 	select {
@@ -122,6 +128,11 @@ func (w *callLog) writeBatch() (int, error) {
 		delete(w.pending, sid)
 	}
 	w.inflight = batch
+	if len(w.pending) == 0 && w.grown {
+		// A Go map keeps its buckets when emptied: after a backlog
+		// (the store down for a while) give the memory back.
+		w.pending, w.grown = map[string]store.Call{}, false
+	}
 	w.mu.Unlock()
 	if len(batch) == 0 {
 		return 0, nil

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -101,34 +102,37 @@ func (p *Plane) CreateAccount(ctx context.Context, actor string, s AccountSpec) 
 	}
 	token := store.NewToken()
 	a.TokenHash = store.HashToken(token)
+	ctx, gen := store.WithGeneration(ctx)
 	if err := p.st.CreateAccount(ctx, actor, &a); err != nil {
 		return a, "", err
 	}
-	p.changed(ctx)
+	p.changed(ctx, *gen, setAccount(a))
 	return a, token, nil
 }
 
 // UpdateAccount changes an account.
 func (p *Plane) UpdateAccount(ctx context.Context, actor, sid string, s AccountSpec) (store.Account, error) {
+	ctx, gen := store.WithGeneration(ctx)
 	a, err := p.st.UpdateAccount(ctx, actor, sid, func(a *store.Account) error { return p.apply(a, s) })
 	if err != nil {
 		return a, err
 	}
-	p.changed(ctx)
+	p.changed(ctx, *gen, setAccount(a))
 	return a, nil
 }
 
 // RotateToken gives an account a new auth token, returned once.
 func (p *Plane) RotateToken(ctx context.Context, actor, sid string) (string, error) {
 	token := store.NewToken()
-	_, err := p.st.UpdateAccount(ctx, actor, sid, func(a *store.Account) error {
+	ctx, gen := store.WithGeneration(ctx)
+	a, err := p.st.UpdateAccount(ctx, actor, sid, func(a *store.Account) error {
 		a.TokenHash = store.HashToken(token)
 		return nil
 	})
 	if err != nil {
 		return "", err
 	}
-	p.changed(ctx)
+	p.changed(ctx, *gen, setAccount(a))
 	return token, nil
 }
 
@@ -186,10 +190,11 @@ func (p *Plane) CreateUser(ctx context.Context, actor, account, username, passwo
 	realm := p.cfg.Realm
 	u := store.User{AccountSID: account, Username: username, Realm: realm, Class: class,
 		HA1MD5: HA1("MD5", username, realm, password), HA1SHA256: HA1("SHA-256", username, realm, password)}
+	ctx, gen := store.WithGeneration(ctx)
 	if err := p.st.CreateUser(ctx, actor, &u); err != nil {
 		return u, err
 	}
-	p.changed(ctx)
+	p.changed(ctx, *gen, setUser(u))
 	return u, nil
 }
 
@@ -203,6 +208,7 @@ func (p *Plane) UpdateUser(ctx context.Context, actor, account, sid string, pass
 	if _, ok := p.classes[deref(class)]; class != nil && *class != "" && !ok {
 		return store.User{}, fieldErr("ClassOfRestriction", "%q is not a configured class ([[control.class]])", *class)
 	}
+	ctx, gen := store.WithGeneration(ctx)
 	u, err := p.st.UpdateUser(ctx, actor, account, sid, func(u *store.User) error {
 		if password != nil {
 			u.Realm = p.cfg.Realm
@@ -216,16 +222,19 @@ func (p *Plane) UpdateUser(ctx context.Context, actor, account, sid string, pass
 	if err != nil {
 		return u, err
 	}
-	p.changed(ctx)
+	p.changed(ctx, *gen, setUser(u))
 	return u, nil
 }
 
 // DeleteUser removes a user.
 func (p *Plane) DeleteUser(ctx context.Context, actor, account, sid string) error {
+	ctx, gen := store.WithGeneration(ctx)
 	if err := p.st.DeleteUser(ctx, actor, account, sid); err != nil {
 		return err
 	}
-	p.changed(ctx)
+	p.changed(ctx, *gen, func(s *snapshot) {
+		maps.DeleteFunc(s.users, func(_ string, u *store.User) bool { return u.SID == sid })
+	})
 	return nil
 }
 
@@ -302,10 +311,11 @@ func (p *Plane) CreateNumber(ctx context.Context, actor, account string, s Numbe
 	if n.FriendlyName == "" {
 		n.FriendlyName = n.PhoneNumber
 	}
+	ctx, gen := store.WithGeneration(ctx)
 	if err := p.st.CreateNumber(ctx, actor, &n); err != nil {
 		return n, err
 	}
-	p.changed(ctx)
+	p.changed(ctx, *gen, setNumber(n))
 	return n, nil
 }
 
@@ -314,20 +324,24 @@ func (p *Plane) UpdateNumber(ctx context.Context, actor, account, sid string, s 
 	if s.PhoneNumber != nil {
 		return store.Number{}, fieldErr("PhoneNumber", "cannot be changed; release the number and add the new one")
 	}
+	ctx, gen := store.WithGeneration(ctx)
 	n, err := p.st.UpdateNumber(ctx, actor, account, sid, func(n *store.Number) error { return applyNumber(n, s) })
 	if err != nil {
 		return n, err
 	}
-	p.changed(ctx)
+	p.changed(ctx, *gen, setNumber(n))
 	return n, nil
 }
 
 // DeleteNumber releases a number.
 func (p *Plane) DeleteNumber(ctx context.Context, actor, account, sid string) error {
+	ctx, gen := store.WithGeneration(ctx)
 	if err := p.st.DeleteNumber(ctx, actor, account, sid); err != nil {
 		return err
 	}
-	p.changed(ctx)
+	p.changed(ctx, *gen, func(s *snapshot) {
+		maps.DeleteFunc(s.numbers, func(_ string, n *store.Number) bool { return n.SID == sid })
+	})
 	return nil
 }
 
@@ -380,4 +394,17 @@ func (p *Plane) SetAdmin(ctx context.Context, actor, sid string) (string, string
 	}
 	token := store.NewToken()
 	return sid, token, p.st.SetAdmin(ctx, actor, store.Admin{SID: sid, TokenHash: store.HashToken(token)})
+}
+
+// setAccount, setUser and setNumber put a changed row in a snapshot.
+func setAccount(a store.Account) func(*snapshot) {
+	return func(s *snapshot) { s.accounts[a.SID] = &a }
+}
+
+func setUser(u store.User) func(*snapshot) {
+	return func(s *snapshot) { s.users[u.Username] = &u }
+}
+
+func setNumber(n store.Number) func(*snapshot) {
+	return func(s *snapshot) { s.numbers[n.PhoneNumber] = &n }
 }

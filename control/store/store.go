@@ -286,9 +286,25 @@ func (s *Store) Generation(ctx context.Context) (int64, error) {
 	return g, err
 }
 
+type genKey struct{}
+
+// WithGeneration returns a context whose write, once committed, leaves in
+// *gen the generation it made: a cache that was at *gen-1 is current
+// after applying that one change.
+func WithGeneration(ctx context.Context) (context.Context, *int64) {
+	gen := new(int64)
+	return context.WithValue(ctx, genKey{}, gen), gen
+}
+
 func bumpGeneration(ctx context.Context, tx *sql.Tx) error {
-	_, err := tx.ExecContext(ctx, `UPDATE generation SET value = value + 1 WHERE id = 1`)
-	return err
+	var g int64
+	if err := tx.QueryRowContext(ctx, `UPDATE generation SET value = value + 1 WHERE id = 1 RETURNING value`).Scan(&g); err != nil {
+		return err
+	}
+	if p, ok := ctx.Value(genKey{}).(*int64); ok {
+		*p = g
+	}
+	return nil
 }
 
 // Backup writes a consistent snapshot of a SQLite store to file while it
