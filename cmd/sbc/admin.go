@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -15,6 +16,8 @@ import (
 	"sbc/control"
 	"sbc/control/store"
 	"sbc/sbc"
+
+	"golang.org/x/term"
 )
 
 // The control-plane commands work on the store named by the config, next
@@ -135,11 +138,11 @@ func runAdmin(cmd string, args []string, stdin io.Reader, stdout, stderr io.Writ
 		fmt.Fprintf(stdout, "%s %s\n", a.SID, a.Status)
 	case "user add":
 		fmt.Fprintln(stderr, "password (one line on stdin; never as an argument, which ps shows):")
-		pw, err := bufio.NewReader(stdin).ReadString('\n')
-		if err != nil && pw == "" {
+		pw, err := readPassword(stdin)
+		if err != nil {
 			return fail(fmt.Errorf("read the password: %w", err))
 		}
-		u, err := p.CreateUser(ctx, actor, *acct, *username, strings.TrimRight(pw, "\r\n"), *class)
+		u, err := p.CreateUser(ctx, actor, *acct, *username, pw, *class)
 		if err != nil {
 			return fail(err)
 		}
@@ -182,4 +185,18 @@ func runAdmin(cmd string, args []string, stdin io.Reader, stdout, stderr io.Writ
 		return exitConfig
 	}
 	return exitOK
+}
+
+// readPassword reads one line: from a terminal without echoing it, else
+// as it comes (a pipe, a file).
+func readPassword(in io.Reader) (string, error) {
+	if f, ok := in.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		b, err := term.ReadPassword(int(f.Fd()))
+		return string(b), err
+	}
+	pw, err := bufio.NewReader(in).ReadString('\n')
+	if err != nil && pw == "" {
+		return "", err
+	}
+	return strings.TrimRight(pw, "\r\n"), nil
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"strings"
 	"time"
 
 	"sbc/control/store"
@@ -22,6 +23,11 @@ func (a *API) listAudit(q *request) (any, error) {
 	var lastSID string
 	for i := range rows {
 		out[i] = auditOut(&rows[i])
+		if !q.who.admin && strings.HasPrefix(out[i].Actor, "admin:") {
+			// A customer sees that the operator acted, not which
+			// operator credential did.
+			out[i].Actor = "admin"
+		}
 		lastT, lastSID = rows[i].At, rows[i].SID
 	}
 	return q.keyset("audit_log", out, len(out), p, lastT, lastSID), nil
