@@ -54,10 +54,7 @@ func (s *Store) CreateAccount(ctx context.Context, actor string, a *Account) err
 		if err != nil {
 			return err
 		}
-		if err := bumpGeneration(ctx, tx); err != nil {
-			return err
-		}
-		return audit(ctx, tx, now, actor, a.SID, "account.create", "/Accounts/"+a.SID, nil, a)
+		return changed(ctx, tx, now, actor, a.SID, "account.create", "/Accounts/"+a.SID, nil, a)
 	})
 }
 
@@ -93,14 +90,11 @@ func (s *Store) UpdateAccount(ctx context.Context, actor, sid string, f func(*Ac
 		if err != nil {
 			return err
 		}
-		if err := bumpGeneration(ctx, tx); err != nil {
-			return err
-		}
 		action := "account.update"
 		if after.TokenHash != before.TokenHash {
 			action = "account.rotate_token"
 		}
-		return audit(ctx, tx, now, actor, sid, action, "/Accounts/"+sid, before, after)
+		return changed(ctx, tx, now, actor, sid, action, "/Accounts/"+sid, before, after)
 	})
 	return after, err
 }

@@ -65,10 +65,7 @@ func (s *Store) CreateNumber(ctx context.Context, actor string, n *Number) error
 		if err != nil {
 			return uniqueViolation(err)
 		}
-		if err := bumpGeneration(ctx, tx); err != nil {
-			return err
-		}
-		return audit(ctx, tx, now, actor, n.AccountSID, "number.create", numberPath(n), nil, n)
+		return changed(ctx, tx, now, actor, n.AccountSID, "number.create", numberPath(n), nil, n)
 	})
 }
 
@@ -125,27 +122,12 @@ func (s *Store) UpdateNumber(ctx context.Context, actor, account, sid string, f 
 			sid, after.FriendlyName, b2i(after.Voice), b2i(after.SMS), after.VoiceTarget, after.SMSURL, micros(now)); err != nil {
 			return err
 		}
-		if err := bumpGeneration(ctx, tx); err != nil {
-			return err
-		}
-		return audit(ctx, tx, now, actor, account, "number.update", numberPath(&after), before, after)
+		return changed(ctx, tx, now, actor, account, "number.update", numberPath(&after), before, after)
 	})
 	return after, err
 }
 
 // DeleteNumber releases a number of an account.
 func (s *Store) DeleteNumber(ctx context.Context, actor, account, sid string) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		before, err := scanNumber(tx.QueryRowContext(ctx, `SELECT `+numberCols+` FROM numbers WHERE sid = $1 AND account_sid = $2`+s.forUpdate(), sid, account))
-		if err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM numbers WHERE sid = $1`, sid); err != nil {
-			return err
-		}
-		if err := bumpGeneration(ctx, tx); err != nil {
-			return err
-		}
-		return audit(ctx, tx, time.Now(), actor, account, "number.delete", numberPath(&before), before, nil)
-	})
+	return deleteOwned(ctx, s, actor, account, sid, "numbers", numberCols, scanNumber, "number.delete", numberPath)
 }

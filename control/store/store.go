@@ -296,6 +296,15 @@ func WithGeneration(ctx context.Context) (context.Context, *int64) {
 	return context.WithValue(ctx, genKey{}, gen), gen
 }
 
+// changed ends a transaction that changed accounts, users or numbers:
+// it moves the generation caches watch and writes the audit row.
+func changed(ctx context.Context, tx *sql.Tx, at time.Time, actor, account, action, resource string, before, after any) error {
+	if err := bumpGeneration(ctx, tx); err != nil {
+		return err
+	}
+	return audit(ctx, tx, at, actor, account, action, resource, before, after)
+}
+
 func bumpGeneration(ctx context.Context, tx *sql.Tx) error {
 	var g int64
 	if err := tx.QueryRowContext(ctx, `UPDATE generation SET value = value + 1 WHERE id = 1 RETURNING value`).Scan(&g); err != nil {

@@ -50,10 +50,7 @@ func (s *Store) CreateUser(ctx context.Context, actor string, u *User) error {
 		if err != nil {
 			return uniqueViolation(err)
 		}
-		if err := bumpGeneration(ctx, tx); err != nil {
-			return err
-		}
-		return audit(ctx, tx, now, actor, u.AccountSID, "user.create", userPath(u), nil, u)
+		return changed(ctx, tx, now, actor, u.AccountSID, "user.create", userPath(u), nil, u)
 	})
 }
 
@@ -91,28 +88,29 @@ func (s *Store) UpdateUser(ctx context.Context, actor, account, sid string, f fu
 			sid, after.Realm, after.HA1MD5, after.HA1SHA256, after.Class, micros(now)); err != nil {
 			return err
 		}
-		if err := bumpGeneration(ctx, tx); err != nil {
-			return err
-		}
-		return audit(ctx, tx, now, actor, account, "user.update", userPath(&after), before, after)
+		return changed(ctx, tx, now, actor, account, "user.update", userPath(&after), before, after)
 	})
 	return after, err
 }
 
 // DeleteUser removes a user of an account.
 func (s *Store) DeleteUser(ctx context.Context, actor, account, sid string) error {
+	return deleteOwned(ctx, s, actor, account, sid, "users", userCols, scanUser, "user.delete", userPath)
+}
+
+// deleteOwned deletes row sid of account from table, audited with its
+// last content.
+func deleteOwned[T any](ctx context.Context, s *Store, actor, account, sid, table, cols string,
+	scan func(scanner) (T, error), action string, path func(*T) string) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		before, err := scanUser(tx.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE sid = $1 AND account_sid = $2`+s.forUpdate(), sid, account))
+		before, err := scan(tx.QueryRowContext(ctx, `SELECT `+cols+` FROM `+table+` WHERE sid = $1 AND account_sid = $2`+s.forUpdate(), sid, account))
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM users WHERE sid = $1`, sid); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE sid = $1`, sid); err != nil {
 			return err
 		}
-		if err := bumpGeneration(ctx, tx); err != nil {
-			return err
-		}
-		return audit(ctx, tx, time.Now(), actor, account, "user.delete", userPath(&before), before, nil)
+		return changed(ctx, tx, time.Now(), actor, account, action, path(&before), before, nil)
 	})
 }
 
