@@ -12,17 +12,19 @@ build:
 	$(GO) build -o bin/sbc ./cmd/sbc
 
 # deps installs the real peers the end-to-end tests and the ladder drive:
-# sipp, and Kamailio with rtpengine (command:Debian package). The tests run
+# sipp, Kamailio (with its TLS module) and rtpengine, testssl.sh
+# (command:Debian package). The tests run
 # Kamailio and rtpengine themselves, so the services the packages start on a
 # systemd host (Kamailio on :5060, rtpengine with its iptables rules) are
 # stopped and disabled again.
-PEERS := sipp:sip-tester kamailio:kamailio rtpengine:rtpengine-daemon
+PEERS := sipp:sip-tester kamailio:kamailio rtpengine:rtpengine-daemon testssl:testssl.sh
 # PostgreSQL (Debian's postgresql): the control plane's store tests start a
 # throw-away server of their own from /usr/lib/postgresql/*/bin; the
 # cluster the package makes and starts is stopped again.
 deps:
 	@missing=; for p in $(PEERS); do command -v $${p%%:*} >/dev/null 2>&1 || missing="$$missing $${p#*:}"; done; \
 	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	ls /usr/lib/*/kamailio/modules/tls.so >/dev/null 2>&1 || missing="$$missing kamailio-tls-modules"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \

@@ -57,6 +57,26 @@ type SIPConfig struct {
 	BanThreshold *int          `toml:"ban_threshold"`
 	BanWindow    time.Duration `toml:"ban_window"`
 	BanTime      time.Duration `toml:"ban_time"`
+	// TLS is the certificate of the TLS listener and of TLS connections
+	// the SBC opens to trunks.
+	TLS TLSConfig `toml:"tls"`
+}
+
+// TLSConfig is the [sip.tls] section.
+type TLSConfig struct {
+	// Cert and Key are PEM files (the chain, leaf first, and its key),
+	// read again on SIGHUP. Empty: a self-signed certificate made in
+	// control.data_dir at first start.
+	Cert string `toml:"cert"`
+	Key  string `toml:"key"`
+	// HandshakeTimeout bounds a TLS handshake: a peer that connects and
+	// says nothing is dropped after it.
+	HandshakeTimeout time.Duration `toml:"handshake_timeout"`
+	// Keepalive is how often the SBC sends a CRLF ping (RFC 5626 §4.4.1)
+	// on the TLS and TCP connections it opened to trunks; a connection
+	// without a pong within 10 s is closed, the next request opens a new
+	// one. 0 disables.
+	Keepalive *time.Duration `toml:"keepalive"`
 }
 
 // DefaultBanThreshold is sip.ban_threshold's default: a misconfigured peer
@@ -70,7 +90,7 @@ const DefaultRateLimit = 200
 
 // Listener is one [[sip.listen]] entry.
 type Listener struct {
-	Transport string `toml:"transport"` // udp, tcp
+	Transport string `toml:"transport"` // udp, tcp, tls
 	Address   string `toml:"address"`   // ip:port
 }
 
@@ -96,8 +116,21 @@ const DefaultStateDir = "/var/lib/sbc/calls"
 type Trunk struct {
 	Name      string   `toml:"name"`
 	Address   string   `toml:"address"`   // host:port calls are sent to
-	Transport string   `toml:"transport"` // udp, tcp
+	Transport string   `toml:"transport"` // udp, tcp, tls
 	Sources   []string `toml:"sources"`   // IPs or CIDRs it may send from
+	// TLSCA is a PEM file of the CAs the trunk's certificate must chain
+	// to when the SBC connects to it over TLS; empty: the system's roots.
+	// TLSName is the name the certificate must carry (DNS or IP SAN);
+	// empty: the host of Address.
+	TLSCA   string `toml:"tls_ca"`
+	TLSName string `toml:"tls_name"`
+	// TLSClientCA makes the trunk mutual TLS: its requests must come over
+	// TLS with a client certificate chaining to these CAs (PEM file) and
+	// naming one of TLSClientNames (subject common name, DNS or URI SAN).
+	TLSClientCA    string   `toml:"tls_client_ca"`
+	TLSClientNames []string `toml:"tls_client_names"`
+	// TLSOnly refuses the trunk's requests over UDP and TCP.
+	TLSOnly bool `toml:"tls_only"`
 	// Account is the control-plane account that owns the trunk (a
 	// customer's PBX): its calls are that account's, under its limits and
 	// class of restriction. Empty for a carrier's trunk, whose calls
@@ -187,6 +220,13 @@ func (c *Config) SetDefaults() {
 	if c.SIP.BanTime == 0 {
 		c.SIP.BanTime = 10 * time.Minute
 	}
+	if c.SIP.TLS.HandshakeTimeout == 0 {
+		c.SIP.TLS.HandshakeTimeout = 10 * time.Second
+	}
+	if c.SIP.TLS.Keepalive == nil {
+		k := 30 * time.Second
+		c.SIP.TLS.Keepalive = &k
+	}
 	c.Media.SetDefaults()
 	c.Control.SetDefaults()
 	if c.Calls.RingTimeout == 0 {
@@ -255,7 +295,7 @@ func (c *Config) Validate() error {
 	for i, l := range c.SIP.Listen {
 		key := fmt.Sprintf("sip.listen[%d]", i)
 		if !validTransport(l.Transport) {
-			bad(key+".transport", l.Transport, `"udp" or "tcp"`)
+			bad(key+".transport", l.Transport, `"udp", "tcp" or "tls"`)
 		}
 		ap, err := netip.ParseAddrPort(l.Address)
 		switch p := int(ap.Port()); {
@@ -268,6 +308,16 @@ func (c *Config) Validate() error {
 			bad(key+".transport", l.Transport, "one listener per transport")
 		}
 		seen[l.Transport] = true
+	}
+
+	if (c.SIP.TLS.Cert == "") != (c.SIP.TLS.Key == "") {
+		bad("sip.tls.key", c.SIP.TLS.Key, "a PEM key file with sip.tls.cert, or both empty (a self-signed certificate)")
+	}
+	if d := c.SIP.TLS.HandshakeTimeout; d < 100*time.Millisecond || d > time.Minute {
+		bad("sip.tls.handshake_timeout", d, `a duration from "100ms" to "1m"`)
+	}
+	if k := c.SIP.TLS.Keepalive; k != nil && *k != 0 && (*k < time.Second || *k > time.Hour) {
+		bad("sip.tls.keepalive", *k, `a duration from "1s" to "1h", or "0s" for none`)
 	}
 
 	if err := c.Media.Validate(); err != nil {
@@ -317,7 +367,22 @@ func (c *Config) validateTrunks() []error {
 			bad(key+".address", t.Address, `"host:port", e.g. "192.0.2.20:5060"`)
 		}
 		if !validTransport(t.Transport) {
-			bad(key+".transport", t.Transport, `"udp" or "tcp"`)
+			bad(key+".transport", t.Transport, `"udp", "tcp" or "tls"`)
+		}
+		if _, err := netip.ParseAddrPort(t.Address); t.Transport == "tls" && err != nil {
+			bad(key+".address", t.Address, `"ip:port" for a TLS trunk (the name its certificate must carry is tls_name)`)
+		}
+		if (t.TLSCA != "" || t.TLSName != "") && t.Transport != "tls" {
+			bad(key+".transport", t.Transport, `"tls" with tls_ca or tls_name (they verify the trunk's certificate when the SBC connects to it)`)
+		}
+		if t.TLSClientCA != "" && len(t.TLSClientNames) == 0 {
+			bad(key+".tls_client_names", t.TLSClientNames, `the names its client certificate may carry, e.g. ["sbc.carrier.example"], with tls_client_ca`)
+		}
+		if t.TLSClientCA == "" && len(t.TLSClientNames) > 0 {
+			bad(key+".tls_client_ca", t.TLSClientCA, "a PEM file of the CAs its client certificates chain to, with tls_client_names")
+		}
+		if (t.TLSOnly || t.TLSClientCA != "") && !c.listens("tls") {
+			bad(key+".tls_only", t.TLSOnly, `a [[sip.listen]] with transport "tls" first (tls_only and tls_client_ca need one)`)
 		}
 		if !c.listens(t.Transport) {
 			bad(key+".transport", t.Transport, "a transport with a [[sip.listen]] entry")
@@ -381,7 +446,7 @@ func (c *Config) listens(transport string) bool {
 	return false
 }
 
-func validTransport(t string) bool { return t == "udp" || t == "tcp" }
+func validTransport(t string) bool { return t == "udp" || t == "tcp" || t == "tls" }
 
 func parsePrefix(s string) (netip.Prefix, error) {
 	if strings.Contains(s, "/") {

@@ -28,6 +28,7 @@ func (s *Server) readFilter(p sip.TransportReadProps, data []byte) ([]byte, erro
 		return nil, nil // no answer, not even read
 	}
 	if p.Transport != "UDP" || len(bytes.Trim(data, "\r\n\x00")) == 0 {
+		s.notePong(p, data)
 		return data, nil
 	}
 	if bytes.HasPrefix(data, []byte("SIP/2.0 ")) {

@@ -34,6 +34,8 @@ type Server struct {
 	trunks *trunkTable
 	plan   *dialplan.Table
 	ctl    ControlPlane // nil: no control plane
+	tls    *sipTLS      // nil: nothing over TLS
+	pongs  sync.Map     // trunk "ip:port" -> *atomic.Int64, last keepalive pong (unix ns)
 
 	publicIP  string         // as a URI host: an IPv6 address in brackets
 	listeners []net.Addr     // bound addresses, in config order
@@ -67,8 +69,16 @@ func NewServer(cfg *Config, relay *media.Relay, log *slog.Logger) (*Server, erro
 		sip.SetTimers(cfg.SIP.T1, sip.T2, sip.T4)
 	}
 	sipLog := slog.New(quietHandler{log.Handler()}).With("component", "sipgo")
+	tlsState, err := newSIPTLS(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{parser: sip.NewParser()}
-	ua, err := sipgo.NewUA(
+	var tlsOpt []sipgo.UserAgentOption
+	if tlsState != nil {
+		tlsOpt = append(tlsOpt, sipgo.WithUserAgenTLSConfig(tlsState.refuse))
+	}
+	ua, err := sipgo.NewUA(append(tlsOpt,
 		sipgo.WithUserAgent(cfg.SIP.UserAgent),
 		sipgo.WithUserAgentHostname(cfg.SIP.PublicIP),
 		sipgo.WithUserAgentTransportLayerOptions(
@@ -81,7 +91,7 @@ func NewServer(cfg *Config, relay *media.Relay, log *slog.Logger) (*Server, erro
 			sip.WithTransactionLayerLogger(sipLog),
 			sip.WithTransactionLayerUnhandledResponseHandler(func(res *sip.Response) { s.onStrayResponse(res) }),
 		),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("create user agent: %w", err)
 	}
@@ -106,6 +116,7 @@ func NewServer(cfg *Config, relay *media.Relay, log *slog.Logger) (*Server, erro
 		srv:       srv,
 		client:    client,
 		trunks:    newTrunkTable(cfg.Trunks),
+		tls:       tlsState,
 		plan:      dialplan.New(routes),
 		publicIP:  uriHost(cfg.SIP.PublicIP),
 		ports:     map[string]int{},
@@ -132,10 +143,11 @@ func (s *Server) Listen() error {
 	var serve []func()
 	for _, l := range s.cfg.SIP.Listen {
 		ap := netip.MustParseAddrPort(l.Address)
-		network := l.Transport + "4"
+		family := "4"
 		if ap.Addr().Is6() {
-			network = l.Transport + "6"
+			family = "6"
 		}
+		network := l.Transport + family
 		switch l.Transport {
 		case "udp":
 			conn, err := net.ListenUDP(network, net.UDPAddrFromAddrPort(ap))
@@ -165,6 +177,20 @@ func (s *Server) Listen() error {
 			s.listeners = append(s.listeners, la)
 			s.closers = append(s.closers, ln.Close)
 			serve = append(serve, func() { s.srv.ServeTCP(ln) })
+		case "tls":
+			ln, err := net.ListenTCP("tcp"+family, net.TCPAddrFromAddrPort(ap))
+			if err != nil {
+				s.closeListeners()
+				return fmt.Errorf("listen tls %s: %w", l.Address, err)
+			}
+			la := ln.Addr().(*net.TCPAddr)
+			s.ports["tls"] = la.Port
+			s.listeners = append(s.listeners, la)
+			s.closers = append(s.closers, ln.Close)
+			s.tls.dialed.addr = la
+			s.closers = append(s.closers, s.tls.dialed.Close)
+			serve = append(serve, func() { s.srv.ServeTLS(&tlsListener{TCPListener: ln, s: s}) })
+			go s.srv.ServeTLS(s.tls.dialed) // the connections to trunks
 		}
 	}
 	// Only now that s.ports is complete may requests arrive.
@@ -175,6 +201,10 @@ func (s *Server) Listen() error {
 	s.awaitUDPServing()
 	s.reaperWG.Add(1)
 	go s.reaper()
+	if k := s.cfg.SIP.TLS.Keepalive; k != nil && *k > 0 {
+		s.reaperWG.Add(1)
+		go s.keepalive(*k)
+	}
 	close(s.listening)
 	return nil
 }
@@ -294,17 +324,49 @@ func reaperInterval(timeout time.Duration) time.Duration {
 
 // sourceTrunk finds the trunk a request came from; nil when none matches.
 func (s *Server) sourceTrunk(req *sip.Request) *Trunk {
+	t, _ := s.identifyTrunk(req)
+	return t
+}
+
+// identifyTrunk is sourceTrunk with, when the source is a trunk's but the
+// request is not acceptable from it (plain transport to a tls_only trunk,
+// no client certificate for a mutual-TLS one), nil and why.
+func (s *Server) identifyTrunk(req *sip.Request) (*Trunk, string) {
 	ip, ok := sourceIP(req.Source())
 	if !ok {
-		return nil
+		return nil, ""
 	}
-	return s.trunks.match(ip)
+	overTLS := strings.EqualFold(req.Transport(), "TLS")
+	if p := s.tlsPeerOf(req.Source()); overTLS && p != nil {
+		for _, name := range p.trunks {
+			if t := s.trunks.get(name); t.contains(ip) {
+				return t, ""
+			}
+		}
+	}
+	t := s.trunks.match(ip)
+	switch {
+	case t == nil:
+		return nil, ""
+	case t.TLSClientCA != "":
+		return nil, "trunk " + t.Name + " requires TLS with a valid client certificate"
+	case t.TLSOnly && !overTLS:
+		return nil, "trunk " + t.Name + " accepts TLS only"
+	}
+	return t, ""
 }
 
 // admit rejects requests from unknown sources with 403 before any state is
 // created. It returns the trunk, or nil when the request was answered.
 func (s *Server) admit(req *sip.Request, tx sip.ServerTransaction) *Trunk {
-	t := s.sourceTrunk(req)
+	t, why := s.identifyTrunk(req)
+	if why != "" {
+		// A trunk's address: never banned, told why.
+		s.log.Warn("request from a trunk's address refused", "method", req.Method.String(), "source", req.Source(),
+			"transport", req.Transport(), "reason", why)
+		s.respond(tx, req, 403, "Forbidden", nil, s.warning(why))
+		return nil
+	}
 	if t == nil {
 		if ip, ok := sourceIP(req.Source()); ok && s.bans.fail(ip, time.Now()) {
 			tx.Terminate()
@@ -426,6 +488,11 @@ func asIs(*sipgo.Client, *sip.Request) error { return nil }
 // send starts a client transaction for a prepared request.
 func (s *Server) send(ctx context.Context, req *sip.Request) (sip.ClientTransaction, error) {
 	withLength(req)
+	if s.tls != nil && strings.EqualFold(req.Transport(), "TLS") {
+		if err := s.dialTrunk(ctx, req.Destination()); err != nil {
+			return nil, fmt.Errorf("send %s: %w", req.Method, err)
+		}
+	}
 	tx, err := s.client.TransactionRequest(ctx, req, asIs)
 	if err != nil {
 		return nil, fmt.Errorf("send %s: %w", req.Method, err)

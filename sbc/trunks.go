@@ -41,6 +41,17 @@ func (t *trunkTable) match(ip netip.Addr) *Trunk {
 
 func (t *trunkTable) get(name string) *Trunk { return t.byName[name] }
 
+// contains tells whether ip is among the trunk's sources.
+func (t *Trunk) contains(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	for _, p := range t.prefixes {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
 // uriHost is h as the host of a SIP URI or Via (RFC 3261 §25.1): an IPv6
 // address in brackets. sipgo's URIs hold their host that way.
 func uriHost(h string) string {

@@ -11,18 +11,20 @@ import (
 
 	"sbc/control"
 	"sbc/control/api"
+	"sbc/tlsconf"
 )
 
 // apiServer is the REST API's listener.
 type apiServer struct {
 	srv  *http.Server
+	cert *tlsconf.Cert // nil for plain HTTP
 	done chan error
 }
 
 // listenAPI binds control.api.listen and serves the API on it: HTTPS, or
 // plain HTTP where the config allows it.
 func listenAPI(cfg control.APIConfig, dataDir string, h http.Handler, log *slog.Logger) (*apiServer, error) {
-	tlsCfg, err := api.ServerTLS(cfg, dataDir, log)
+	tlsCfg, cert, err := api.ServerTLS(cfg, dataDir, log)
 	if err != nil {
 		return nil, err
 	}
@@ -30,7 +32,7 @@ func listenAPI(cfg control.APIConfig, dataDir string, h http.Handler, log *slog.
 	if err != nil {
 		return nil, fmt.Errorf("api listen: %w", err)
 	}
-	s := &apiServer{srv: api.HTTPServer(h, tlsCfg, log), done: make(chan error, 1)}
+	s := &apiServer{srv: api.HTTPServer(h, tlsCfg, log), cert: cert, done: make(chan error, 1)}
 	scheme := "http"
 	go func() {
 		if tlsCfg != nil {

@@ -25,6 +25,7 @@ import (
 	"sbc/firewall"
 	"sbc/media"
 	"sbc/sbc"
+	"sbc/tlsconf"
 )
 
 // Exit codes.
@@ -149,8 +150,9 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 	} else if path != "" {
 		log.Info("operator credential made: SID:token written to a file readable by root only", "file", path)
 	}
+	var apiSrv *apiServer
 	if l := *cfg.Control.API.Listen; l != "" {
-		apiSrv, err := listenAPI(cfg.Control.API, cfg.Control.DataDir, api.New(ctl, log.With("component", "api")), log.With("component", "api"))
+		apiSrv, err = listenAPI(cfg.Control.API, cfg.Control.DataDir, api.New(ctl, log.With("component", "api")), log.With("component", "api"))
 		if err != nil {
 			log.Error("start the REST API", "error", err)
 			return exitFail
@@ -200,9 +202,17 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 	defer close(stopTrim)
 	go returnMemory(stopTrim)
 
+	certs := map[string]*tlsconf.Cert{"sip.tls.cert": srv.Certificate()}
+	if apiSrv != nil {
+		certs["control.api.cert"] = apiSrv.cert
+	}
 	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR2, syscall.SIGHUP)
 	sig := <-sigs
+	for sig == syscall.SIGHUP {
+		reloadCerts(certs, log)
+		sig = <-sigs
+	}
 	if sig == syscall.SIGUSR2 {
 		// Hand-over (an upgrade): leave every call, its state file and its
 		// kernel entries to the next daemon, which takes them over.
@@ -282,4 +292,21 @@ func version() string {
 		return bi.Main.Version
 	}
 	return "devel"
+}
+
+// reloadCerts reads the TLS certificates again (SIGHUP): new handshakes
+// present the new ones; connections and calls stay as they are. A file
+// that does not load leaves its certificate in use.
+func reloadCerts(certs map[string]*tlsconf.Cert, log *slog.Logger) {
+	for key, c := range certs {
+		if c == nil {
+			continue
+		}
+		if err := c.Reload(); err != nil {
+			log.Error("certificate not reloaded; the one in use stays", "key", key, "error", err)
+			continue
+		}
+		log.Info("certificate reloaded", "key", key, "file", c.File(), "sha256_fingerprint", c.Fingerprint(),
+			"not_after", c.Leaf().NotAfter.UTC().Format(time.RFC3339))
+	}
 }

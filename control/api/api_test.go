@@ -95,7 +95,7 @@ func newEnv(t *testing.T, dsn string) *env {
 	if e.adminID, e.adminTk, err = p.SetAdmin(context.Background(), "test", ""); err != nil {
 		t.Fatal(err)
 	}
-	tlsCfg, err := api.ServerTLS(cfg.API, cfg.DataDir, log)
+	tlsCfg, _, err := api.ServerTLS(cfg.API, cfg.DataDir, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -59,6 +59,10 @@ type DaemonConfig struct {
 	// to Caller too.
 	Caller, Callee Trunk
 	Reverse        bool
+
+	// Edit, when set, changes the daemon's Config last (TLS listeners
+	// and trunks, anything the fields above do not say).
+	Edit func(*sbc.Config)
 }
 
 // Trunk is a UDP [[trunk]] that sends only from its own address.
@@ -111,6 +115,9 @@ func (c DaemonConfig) config() sbc.Config {
 	if c.BanThreshold != 0 {
 		n := max(c.BanThreshold, 0)
 		cfg.SIP.BanThreshold = &n
+	}
+	if c.Edit != nil {
+		c.Edit(&cfg)
 	}
 	cfg.SetDefaults()
 	return cfg

@@ -1,0 +1,337 @@
+package sbc
+
+import (
+	"bufio"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"sbc/sbc/sbctest/testpki"
+)
+
+// tlsServer starts a server with a TLS listener whose certificate ca
+// issued, a mutual-TLS trunk "m" (127.0.0.3, client names carrier.test),
+// a TLS-only trunk "o" (127.0.0.4) and extra appended to the config.
+func tlsServer(t *testing.T, ca *testpki.CA, extra string) (*Server, *testpki.Leaf) {
+	t.Helper()
+	leaf := ca.Issue(t, "sbc.test", "127.0.0.1")
+	s := startServerWith(t, fmt.Sprintf(`
+[[sip.listen]]
+transport = "tls"
+address = "127.0.0.1:0"
+[sip.tls]
+cert = %q
+key = %q
+handshake_timeout = "300ms"
+keepalive = "1s"
+[[trunk]]
+name = "m"
+address = "127.0.0.3:5061"
+transport = "tls"
+sources = ["127.0.0.3"]
+tls_ca = %q
+tls_client_ca = %q
+tls_client_names = ["carrier.test"]
+[[trunk]]
+name = "o"
+address = "127.0.0.4:5060"
+sources = ["127.0.0.4"]
+tls_only = true
+%s`, leaf.CertFile, leaf.KeyFile, ca.CertFile, ca.CertFile, extra), nil)
+	return s, leaf
+}
+
+func (s *Server) addrOf(transport string) string {
+	for i, l := range s.cfg.SIP.Listen {
+		if l.Transport == transport {
+			return s.listeners[i].String()
+		}
+	}
+	return ""
+}
+
+// sipTLSConn is a SIP client over TLS from src.
+type sipTLSConn struct {
+	*tls.Conn
+	r *bufio.Reader
+}
+
+func dialTLS(t *testing.T, src, dst string, cfg *tls.Config) (*sipTLSConn, error) {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 2 * time.Second}
+	c, err := tls.DialWithDialer(&d, "tcp", dst, cfg)
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() { c.Close() })
+	return &sipTLSConn{Conn: c, r: bufio.NewReader(c)}, nil
+}
+
+// options sends an OPTIONS and returns the response's status line and
+// Warning header.
+func (c *sipTLSConn) options(t *testing.T) (string, string) {
+	t.Helper()
+	id := newID()
+	msg := strings.ReplaceAll(fmt.Sprintf("OPTIONS sip:sbc@%s;transport=tls SIP/2.0\nVia: SIP/2.0/TLS %s;branch=z9hG4bK%s\nFrom: <sip:probe@%s>;tag=%s\nTo: <sip:sbc@%s>\nCall-ID: %s\nCSeq: 1 OPTIONS\nMax-Forwards: 70\nContent-Length: 0\n\n",
+		c.RemoteAddr(), c.LocalAddr(), id, c.LocalAddr(), id, c.RemoteAddr(), id), "\n", "\r\n")
+	if _, err := c.Write([]byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	status, warning := "", ""
+	for {
+		line, err := c.r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading the response: %v (so far %q)", err, status)
+		}
+		line = strings.TrimRight(line, "\r\n")
+		switch {
+		case status == "":
+			status = line
+		case strings.HasPrefix(line, "Warning:"):
+			warning = line
+		case line == "":
+			return status, warning
+		}
+	}
+}
+
+func TestTLSTrunks(t *testing.T) {
+	ca := testpki.NewCA(t, "test CA")
+	s, leaf := tlsServer(t, ca, "")
+	addr := s.addrOf("tls")
+	carrier := ca.Issue(t, "carrier.test", "127.0.0.3")
+	intruder := ca.Issue(t, "intruder.test", "127.0.0.3")
+	other := testpki.NewCA(t, "other CA").Issue(t, "carrier.test", "127.0.0.3")
+	verify := &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"}
+	with := func(c tls.Certificate) *tls.Config {
+		v := verify.Clone()
+		v.Certificates = []tls.Certificate{c}
+		return v
+	}
+	for _, tt := range []struct {
+		name, src string
+		cfg       *tls.Config
+		status    string
+	}{
+		{"mutual TLS, the carrier's certificate", "127.0.0.3", with(carrier.TLS), "SIP/2.0 200 OK"},
+		{"mutual TLS trunk without a certificate", "127.0.0.3", verify, "SIP/2.0 403 Forbidden"},
+		{"the right CA, another name", "127.0.0.3", with(intruder.TLS), "SIP/2.0 403 Forbidden"},
+		{"the right name, another CA", "127.0.0.3", with(other.TLS), "SIP/2.0 403 Forbidden"},
+		{"the carrier's certificate from another address", "127.0.0.9", with(carrier.TLS), "SIP/2.0 403 Forbidden"},
+		{"TLS-only trunk over TLS", "127.0.0.4", verify, "SIP/2.0 200 OK"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := dialTLS(t, tt.src, addr, tt.cfg)
+			if err != nil {
+				t.Fatalf("handshake: %v", err)
+			}
+			if got := c.ConnectionState().PeerCertificates[0].SerialNumber; got.Cmp(leaf.Cert.SerialNumber) != 0 {
+				t.Fatalf("the SBC presented certificate %v; want the configured one", got)
+			}
+			if status, warning := c.options(t); status != tt.status {
+				t.Fatalf("OPTIONS: %q %q; want %q", status, warning, tt.status)
+			}
+		})
+	}
+	t.Run("TLS-only trunk over UDP", func(t *testing.T) {
+		status, warning := exchange(t, "127.0.0.4", s.addrOf("udp"), "OPTIONS sip:sbc@127.0.0.1 SIP/2.0\n{via}\nFrom: <sip:p@127.0.0.4>;tag=1\nTo: <sip:sbc@127.0.0.1>\nCall-ID: tlsonly\nCSeq: 1 OPTIONS\nMax-Forwards: 70\nContent-Length: 0\n\n")
+		if !strings.HasPrefix(status, "SIP/2.0 403") || !strings.Contains(warning, "accepts TLS only") {
+			t.Fatalf("%q %q; want 403 saying TLS only", status, warning)
+		}
+	})
+	t.Run("TLS 1.1 refused", func(t *testing.T) {
+		v := verify.Clone()
+		v.MinVersion, v.MaxVersion = tls.VersionTLS11, tls.VersionTLS11
+		if _, err := dialTLS(t, "127.0.0.3", addr, v); err == nil {
+			t.Fatal("TLS 1.1 handshake accepted")
+		}
+	})
+	t.Run("silent client dropped after handshake_timeout", func(t *testing.T) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		start := time.Now()
+		if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) || time.Since(start) > 2*time.Second {
+			t.Fatalf("read after %v: %v; want EOF after ~300ms", time.Since(start), err)
+		}
+	})
+}
+
+// A renewed certificate is presented to new connections once reloaded;
+// a connection made before stays up and in use.
+func TestTLSCertificateReload(t *testing.T) {
+	ca := testpki.NewCA(t, "test CA")
+	s, leaf := tlsServer(t, ca, "")
+	addr := s.addrOf("tls")
+	carrier := ca.Issue(t, "carrier.test", "127.0.0.3")
+	cfg := &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1", Certificates: []tls.Certificate{carrier.TLS}}
+	before, err := dialTLS(t, "127.0.0.3", addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	renewed := ca.Issue(t, "sbc-renewed.test", "127.0.0.1")
+	for _, f := range [][2]string{{renewed.CertFile, leaf.CertFile}, {renewed.KeyFile, leaf.KeyFile}} {
+		b, _ := os.ReadFile(f[0])
+		if err := os.WriteFile(f[1], b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Certificate().Reload(); err != nil {
+		t.Fatal(err)
+	}
+	after, err := dialTLS(t, "127.0.0.3", addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := after.ConnectionState().PeerCertificates[0].Subject.CommonName; got != "sbc-renewed.test" {
+		t.Fatalf("after the reload the SBC presents %q", got)
+	}
+	if status, _ := before.options(t); status != "SIP/2.0 200 OK" {
+		t.Fatalf("the connection made before the reload: %q", status)
+	}
+	// A file that does not load leaves the certificate in use.
+	os.WriteFile(leaf.CertFile, []byte("not a certificate"), 0o600)
+	if err := s.Certificate().Reload(); err == nil {
+		t.Fatal("a broken certificate file reloaded")
+	}
+	if again, err := dialTLS(t, "127.0.0.3", addr, cfg); err != nil || again.ConnectionState().PeerCertificates[0].Subject.CommonName != "sbc-renewed.test" {
+		t.Fatalf("after a failed reload: %v", err)
+	}
+}
+
+// tlsTrunk is a trunk's TLS server: it accepts one connection, answers
+// keepalive pings while pong is set, and reports how the connection ended.
+type tlsTrunk struct {
+	ln     net.Listener
+	pong   chan bool // set answering
+	pings  chan struct{}
+	closed chan error // the connection's end (io.EOF: the SBC closed it)
+}
+
+func newTLSTrunk(t *testing.T, ip string, cert tls.Certificate) *tlsTrunk {
+	t.Helper()
+	ln, err := tls.Listen("tcp", ip+":0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	k := &tlsTrunk{ln: ln, pong: make(chan bool, 1), pings: make(chan struct{}, 100), closed: make(chan error, 1)}
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		answer := true
+		buf := make([]byte, 8192)
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				k.closed <- err
+				return
+			}
+			select {
+			case answer = <-k.pong:
+			default:
+			}
+			if m, err := sip.NewParser().ParseSIP(buf[:n]); err == nil {
+				if req, ok := m.(*sip.Request); ok && req.IsInvite() {
+					// The call ends; the connection stays for the next.
+					c.Write([]byte(sip.NewResponseFromRequest(req, 503, "Service Unavailable", nil).String()))
+				}
+				continue
+			}
+			if strings.Contains(string(buf[:n]), "\r\n\r\n") && strings.TrimSpace(string(buf[:n])) == "" {
+				k.pings <- struct{}{}
+				if answer {
+					c.Write([]byte("\r\n"))
+				}
+			}
+		}
+	}()
+	return k
+}
+
+// The SBC verifies a TLS trunk's certificate, keeps the connection alive
+// with CRLF pings while pongs come, and closes it when they stop.
+func TestTLSTrunkKeepalive(t *testing.T) {
+	ca := testpki.NewCA(t, "test CA")
+	good := newTLSTrunk(t, "127.0.0.5", ca.Issue(t, "k.test", "127.0.0.5").TLS)
+	bad := newTLSTrunk(t, "127.0.0.6", testpki.NewCA(t, "other CA").Issue(t, "k.test", "127.0.0.6").TLS)
+	old := pongTimeout
+	pongTimeout = 500 * time.Millisecond
+	t.Cleanup(func() { pongTimeout = old })
+	s, _ := tlsServer(t, ca, fmt.Sprintf(`
+[[trunk]]
+name = "k"
+address = %q
+transport = "tls"
+sources = ["127.0.0.5"]
+tls_ca = %q
+[[trunk]]
+name = "bad"
+address = %q
+transport = "tls"
+sources = ["127.0.0.6"]
+tls_ca = %q
+[[route]]
+from = "t"
+prefix = "5"
+to = "k"
+[[route]]
+from = "t"
+prefix = "6"
+to = "bad"
+`, good.ln.Addr(), ca.CertFile, bad.ln.Addr(), ca.CertFile))
+	a := newPeer(t, "127.0.0.1")
+	call := func(number string) {
+		body := testSDP("127.0.0.1", 4000)
+		id := newID()
+		a.send(s.addrOf("udp"), fmt.Sprintf("INVITE sip:%s@127.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK%s\nFrom: <sip:a@127.0.0.1>;tag=a%s\nTo: <sip:%s@127.0.0.1>\nCall-ID: k-%s\nCSeq: 1 INVITE\nContact: <sip:a@%s>\nMax-Forwards: 70\nContent-Type: application/sdp\nContent-Length: %d\n\n%s",
+			number, a.addr, id, id, number, id, a.addr, len(body), body))
+	}
+	// The trunk whose certificate another CA signed is refused.
+	call("600")
+	select {
+	case err := <-bad.closed:
+		if err == io.EOF {
+			t.Fatalf("the SBC completed a handshake with a trunk whose certificate does not verify")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the SBC never connected to the bad trunk")
+	}
+	call("500")
+	for i := range 2 {
+		select {
+		case <-good.pings:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("ping %d never came", i+1)
+		}
+	}
+	select {
+	case err := <-good.closed:
+		t.Fatalf("connection closed while pongs came: %v", err)
+	default:
+	}
+	good.pong <- false
+	select {
+	case err := <-good.closed:
+		if err != io.EOF {
+			t.Fatalf("connection ended with %v; want the SBC to close it", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the SBC kept a connection whose pongs stopped")
+	}
+}
