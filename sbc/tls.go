@@ -213,8 +213,12 @@ func (c *tlsConn) Read(b []byte) (int, error) {
 	c.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.SIP.TLS.HandshakeTimeout)
 		defer cancel()
-		if c.err = c.Conn.HandshakeContext(ctx); c.err != nil {
-			c.s.log.Debug("TLS handshake failed", "source", c.raddr, "error", c.err)
+		if err := c.Conn.HandshakeContext(ctx); err != nil {
+			// sipgo would log a read error at error level for each: a
+			// scanner's probes would fill the log. The end of the stream
+			// it is, said once here at debug level.
+			c.s.log.Debug("TLS handshake failed", "source", c.raddr, "error", err)
+			c.err = io.EOF
 		}
 	})
 	if c.err != nil {
