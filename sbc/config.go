@@ -198,6 +198,7 @@ func (c *Config) SetDefaults() {
 		c.SIP.Listen = []Listener{
 			{Transport: "udp", Address: "0.0.0.0:5060"},
 			{Transport: "tcp", Address: "0.0.0.0:5060"},
+			{Transport: "tls", Address: "0.0.0.0:5061"},
 		}
 	}
 	for i := range c.SIP.Listen {

@@ -26,6 +26,11 @@ from = "a"
 to = "b"
 `
 
+// tlsTrunkConf is a third trunk, over TLS, with extra lines.
+func tlsTrunkConf(extra string) string {
+	return "[[trunk]]\nname = \"c\"\naddress = \"192.0.2.30:5061\"\ntransport = \"tls\"\nsources = [\"192.0.2.30\"]\n" + extra + "\n"
+}
+
 func TestParseConfig(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -89,6 +94,17 @@ func TestParseConfig(t *testing.T) {
 		{"codec twice", base + "[[trunk]]\nname = \"c\"\naddress = \"192.0.2.30:5060\"\nsources = [\"192.0.2.30\"]\n" + "codecs = [\"PCMU\", \"pcmu/8000\"]\n", `trunk[2].codecs[1]: "pcmu/8000" is invalid; want each codec once`},
 		{"events only", base + "[[trunk]]\nname = \"c\"\naddress = \"192.0.2.30:5060\"\nsources = [\"192.0.2.30\"]\n" + "codecs = [\"telephone-event\"]\n", `trunk[2].codecs: "telephone-event" is invalid; want at least one of "PCMU", "PCMA"`},
 		{"unknown suite", base + "[[trunk]]\nname = \"c\"\naddress = \"192.0.2.30:5060\"\nsources = [\"192.0.2.30\"]\n" + "srtp = \"optional\"\nsrtp_suites = [\"F8_128_HMAC_SHA1_80\"]\n", `trunk[2].srtp_suites[0]: "F8_128_HMAC_SHA1_80" is invalid`},
+		{"tls trunk", base + tlsTrunkConf("tls_ca = \"/etc/sbc/carrier-ca.pem\"\ntls_name = \"sip.carrier.example\"\ntls_client_ca = \"/etc/sbc/carrier-ca.pem\"\ntls_client_names = [\"sbc.carrier.example\"]\ntls_only = true"), ""},
+		{"tls trunk by host name", base + strings.Replace(tlsTrunkConf(""), "192.0.2.30:5061", "sip.carrier.example:5061", 1), `trunk[2].address: "sip.carrier.example:5061" is invalid; want "ip:port" for a TLS trunk`},
+		{"tls_ca on a udp trunk", base + strings.Replace(tlsTrunkConf("tls_ca = \"/ca.pem\""), `transport = "tls"`, `transport = "udp"`, 1), `trunk[2].transport: "udp" is invalid; want "tls" with tls_ca`},
+		{"client ca without names", base + tlsTrunkConf("tls_client_ca = \"/ca.pem\""), `trunk[2].tls_client_names`},
+		{"client names without ca", base + tlsTrunkConf("tls_client_names = [\"x\"]"), `trunk[2].tls_client_ca`},
+		{"tls_only without a tls listener", strings.Replace(base, "[media]", "[[sip.listen]]\ntransport = \"udp\"\naddress = \"0.0.0.0:5060\"\n[media]", 1) +
+			"[[trunk]]\nname = \"c\"\naddress = \"192.0.2.30:5060\"\nsources = [\"192.0.2.30\"]\ntls_only = true\n", `trunk[2].tls_only`},
+		{"tls cert without key", strings.Replace(base, "[media]", "[sip.tls]\ncert = \"/etc/sbc/sip.pem\"\n[media]", 1), `sip.tls.key: "" is invalid`},
+		{"tls handshake timeout", strings.Replace(base, "[media]", "[sip.tls]\nhandshake_timeout = \"1ms\"\n[media]", 1), `sip.tls.handshake_timeout: "1ms" is invalid`},
+		{"tls keepalive", strings.Replace(base, "[media]", "[sip.tls]\nkeepalive = \"500ms\"\n[media]", 1), `sip.tls.keepalive: "500ms" is invalid`},
+		{"tls keepalive off", strings.Replace(base, "[media]", "[sip.tls]\nkeepalive = \"0s\"\n[media]", 1), ""},
 		{"srtp without suites", base + "[[trunk]]\nname = \"c\"\naddress = \"192.0.2.30:5060\"\nsources = [\"192.0.2.30\"]\n" + "srtp = \"optional\"\nsrtp_suites = []\n", `trunk[2].srtp_suites: "" is invalid; want at least one suite`},
 	}
 	for _, tt := range tests {
@@ -115,7 +131,8 @@ func TestConfigDefaults(t *testing.T) {
 	if c.Log.Level != "info" || c.Log.Format != "text" {
 		t.Errorf("log defaults = %+v", c.Log)
 	}
-	if len(c.SIP.Listen) != 2 || c.SIP.Listen[0] != (Listener{"udp", "0.0.0.0:5060"}) || c.SIP.Listen[1] != (Listener{"tcp", "0.0.0.0:5060"}) {
+	if len(c.SIP.Listen) != 3 || c.SIP.Listen[0] != (Listener{"udp", "0.0.0.0:5060"}) || c.SIP.Listen[1] != (Listener{"tcp", "0.0.0.0:5060"}) ||
+		c.SIP.Listen[2] != (Listener{"tls", "0.0.0.0:5061"}) {
 		t.Errorf("listen defaults = %+v", c.SIP.Listen)
 	}
 	if c.Calls.RingTimeout != 180*time.Second || c.Calls.DrainTimeout != 30*time.Second || c.Calls.MaxDuration != 0 {
