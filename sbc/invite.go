@@ -75,7 +75,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.onReinvite(req, tx)
 		return
 	}
-	from := s.admit(req, tx)
+	from := s.admitCaller(req, tx)
 	if from == nil {
 		return
 	}
@@ -137,6 +137,11 @@ func (s *Server) newLegA(c *call, req *sip.Request) *leg {
 	if ct := req.Contact(); ct != nil {
 		l.target = *ct.Address.Clone()
 	}
+	if c.from.device != nil || l.transport == "tls" {
+		// A device's flow, or a TLS connection: requests go back over it,
+		// whatever the Contact says.
+		l.dest = req.Source()
+	}
 	return l
 }
 
@@ -146,6 +151,16 @@ func (s *Server) newLegB(c *call, req *sip.Request, to *Trunk, user string) *leg
 	host, port, _ := splitHostPort(to.Address)
 	host = uriHost(host)
 	callee := sip.Uri{Scheme: "sip", User: user, Host: host, Port: port}
+	var dest string
+	if d := to.device; d != nil {
+		// The device's registered Contact, reached over its flow.
+		callee, dest = d.contact, to.Address
+		host = d.contact.Host
+	} else if to.Transport == "tls" {
+		// The trunk's TLS connection carries the whole dialog: the SBC
+		// connects to no other address over TLS.
+		dest = to.Address
+	}
 	caller := sip.Uri{Scheme: "sip", User: req.From().Address.User, Host: s.publicIP}
 	return &leg{
 		call:      c,
@@ -157,6 +172,7 @@ func (s *Server) newLegB(c *call, req *sip.Request, to *Trunk, user string) *leg
 		localName: req.From().DisplayName,
 		remote:    sip.Uri{Scheme: "sip", User: user, Host: host},
 		target:    callee,
+		dest:      dest,
 		localSeq:  0,
 	}
 }

@@ -390,16 +390,25 @@ func (s *Server) dialTrunk(ctx context.Context, dest string) error {
 		c.Ref(-1)
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.SIP.TLS.HandshakeTimeout)
+	dialCtx, cancel := context.WithTimeout(ctx, s.cfg.SIP.TLS.HandshakeTimeout)
 	defer cancel()
 	d := tls.Dialer{Config: s.tls.trunks[tr.Name].dial}
-	c, err := d.DialContext(ctx, "tcp", dest)
+	c, err := d.DialContext(dialCtx, "tcp", dest)
+	if err != nil {
+		s.log.Warn("TLS connection to trunk failed", "trunk", tr.Name, "address", dest, "error", err)
+		return fmt.Errorf("TLS to trunk %s: %w", tr.Name, err)
+	}
+	// In TLS 1.3 the client's handshake ends before the server has checked
+	// the client's certificate: a trunk that refuses ours says so with an
+	// alert right after. Wait a moment for it, rather than hand sipgo a
+	// connection whose first request would die with no answer.
+	conn, err := awaitRefusal(c.(*tls.Conn), trunkRefusalWait)
 	if err != nil {
 		s.log.Warn("TLS connection to trunk failed", "trunk", tr.Name, "address", dest, "error", err)
 		return fmt.Errorf("TLS to trunk %s: %w", tr.Name, err)
 	}
 	select {
-	case s.tls.dialed.conns <- c:
+	case s.tls.dialed.conns <- conn:
 	case <-ctx.Done():
 		c.Close()
 		return ctx.Err()
@@ -414,4 +423,45 @@ func (s *Server) dialTrunk(ctx context.Context, dest string) error {
 		time.Sleep(time.Millisecond)
 	}
 	return fmt.Errorf("TLS to trunk %s: connection not taken up", tr.Name)
+}
+
+// trunkRefusalWait is how long a new TLS connection to a trunk is watched
+// for the alert of a trunk that refuses our certificate.
+var trunkRefusalWait = 300 * time.Millisecond
+
+// awaitRefusal reads from a new client connection for up to wait: an
+// error (the peer's alert, a close) is the connection's refusal; silence
+// is the normal case; data the peer sent meanwhile is kept for the
+// connection's reader.
+func awaitRefusal(c *tls.Conn, wait time.Duration) (net.Conn, error) {
+	c.SetReadDeadline(time.Now().Add(wait))
+	buf := make([]byte, 4096)
+	n, err := c.Read(buf)
+	c.SetReadDeadline(time.Time{})
+	var ne net.Error
+	switch {
+	case n > 0:
+		return &prefixedConn{Conn: c, prefix: buf[:n]}, nil
+	case errors.As(err, &ne) && ne.Timeout():
+		return c, nil
+	case err == nil:
+		return c, nil
+	}
+	c.Close()
+	return nil, err
+}
+
+// prefixedConn is a connection whose first bytes were already read.
+type prefixedConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (c *prefixedConn) Read(b []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(b, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
+	return c.Conn.Read(b)
 }
