@@ -258,3 +258,35 @@ func (p *Plane) changed(ctx context.Context, gen int64, apply func(*snapshot)) {
 		p.log.Warn("control plane reload after a change failed; retried within a second", "error", err)
 	}
 }
+
+// Device is a SIP user as the registrar needs it: its digest hashes and
+// whether its account may use the service.
+type Device struct {
+	User   store.User
+	Active bool // the user's account is active
+}
+
+// Device looks a SIP user up, from memory.
+func (p *Plane) Device(username string) (Device, bool) {
+	snap := p.snap.Load()
+	u := snap.users[username]
+	if u == nil {
+		return Device{}, false
+	}
+	a := snap.accounts[u.AccountSID]
+	return Device{User: *u, Active: a != nil && a.Status == store.StatusActive}, true
+}
+
+// SaveRegistrations stores a REGISTER's changes to this node's bindings.
+func (p *Plane) SaveRegistrations(ctx context.Context, saved, removed []store.Registration) error {
+	for i := range saved {
+		saved[i].Node = p.cfg.Node
+	}
+	return p.st.SaveRegistrations(ctx, saved, removed)
+}
+
+// NodeRegistrations are this node's live bindings, for a restarted
+// registrar.
+func (p *Plane) NodeRegistrations(ctx context.Context) ([]store.Registration, error) {
+	return p.st.Registrations(ctx, store.RegistrationFilter{Node: p.cfg.Node}, p.now())
+}

@@ -60,6 +60,30 @@ type SIPConfig struct {
 	// TLS is the certificate of the TLS listener and of TLS connections
 	// the SBC opens to trunks.
 	TLS TLSConfig `toml:"tls"`
+	// Registrar is the [sip.registrar] section: customer devices.
+	Registrar RegistrarConfig `toml:"registrar"`
+}
+
+// RegistrarConfig is the [sip.registrar] section: how customer devices
+// (the control plane's SIP users) register and call.
+type RegistrarConfig struct {
+	// MinExpires and MaxExpires bound a registration: shorter is refused
+	// (423), longer is cut to MaxExpires (short: a device behind NAT
+	// refreshes its binding, and the NAT's, that often).
+	MinExpires time.Duration `toml:"min_expires"`
+	MaxExpires time.Duration `toml:"max_expires"`
+	// MaxContacts is the most devices one user may register at once.
+	MaxContacts int `toml:"max_contacts"`
+	// NonceTTL is how long a digest challenge's nonce is good for; then
+	// the device is asked again (stale=true), without a new password.
+	NonceTTL time.Duration `toml:"nonce_ttl"`
+	// AuthFailures failed authentications of one user within BanWindow
+	// lock the user out for sip.ban_time (its attempts get 403 unread);
+	// a source's failures count towards sip.ban_threshold like any. 0:
+	// no per-user lockout.
+	AuthFailures *int `toml:"auth_failures"`
+	// Media is the devices' media policy: srtp, codecs, srtp_suites.
+	MediaPolicy
 }
 
 // TLSConfig is the [sip.tls] section.
@@ -140,6 +164,7 @@ type Trunk struct {
 	MediaPolicy
 
 	prefixes []netip.Prefix
+	device   *device // a registered user's device, not a configured trunk
 }
 
 // Route is one [[route]] entry of the dial plan.
@@ -221,6 +246,24 @@ func (c *Config) SetDefaults() {
 	if c.SIP.BanTime == 0 {
 		c.SIP.BanTime = 10 * time.Minute
 	}
+	r := &c.SIP.Registrar
+	if r.MinExpires == 0 {
+		r.MinExpires = 60 * time.Second
+	}
+	if r.MaxExpires == 0 {
+		r.MaxExpires = 120 * time.Second
+	}
+	if r.MaxContacts == 0 {
+		r.MaxContacts = 5
+	}
+	if r.NonceTTL == 0 {
+		r.NonceTTL = 5 * time.Minute
+	}
+	if r.AuthFailures == nil {
+		n := 10
+		r.AuthFailures = &n
+	}
+	r.MediaPolicy.setDefaults()
 	if c.SIP.TLS.HandshakeTimeout == 0 {
 		c.SIP.TLS.HandshakeTimeout = 10 * time.Second
 	}
@@ -311,6 +354,21 @@ func (c *Config) Validate() error {
 		seen[l.Transport] = true
 	}
 
+	if r := c.SIP.Registrar; r.MinExpires < 10*time.Second || r.MinExpires > time.Hour {
+		bad("sip.registrar.min_expires", r.MinExpires, `a duration from "10s" to "1h"`)
+	} else if r.MaxExpires < r.MinExpires || r.MaxExpires > 24*time.Hour {
+		bad("sip.registrar.max_expires", r.MaxExpires, `a duration from sip.registrar.min_expires to "24h"`)
+	}
+	if r := c.SIP.Registrar; r.MaxContacts < 1 || r.MaxContacts > 100 {
+		bad("sip.registrar.max_contacts", r.MaxContacts, "from 1 to 100")
+	}
+	if r := c.SIP.Registrar; r.NonceTTL < 10*time.Second || r.NonceTTL > time.Hour {
+		bad("sip.registrar.nonce_ttl", r.NonceTTL, `a duration from "10s" to "1h"`)
+	}
+	if n := c.SIP.Registrar.AuthFailures; n != nil && (*n < 0 || *n > 1000) {
+		bad("sip.registrar.auth_failures", *n, "failed authentications of one user before it is locked out, from 0 (never) to 1000")
+	}
+	errs = append(errs, c.SIP.Registrar.MediaPolicy.validate("sip.registrar")...)
 	if (c.SIP.TLS.Cert == "") != (c.SIP.TLS.Key == "") {
 		bad("sip.tls.key", c.SIP.TLS.Key, "a PEM key file with sip.tls.cert, or both empty (a self-signed certificate)")
 	}

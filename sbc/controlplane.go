@@ -1,6 +1,7 @@
 package sbc
 
 import (
+	"context"
 	"strconv"
 	"strings"
 	"time"
@@ -21,6 +22,12 @@ type ControlPlane interface {
 	// from a previous run.
 	Resume(account string) control.Decision
 	LogCall(store.Call)
+	// Device is a SIP user, for the registrar and digest authentication.
+	Device(username string) (control.Device, bool)
+	// SaveRegistrations stores a REGISTER's changes; NodeRegistrations
+	// reads this node's back at start.
+	SaveRegistrations(ctx context.Context, saved, removed []store.Registration) error
+	NodeRegistrations(ctx context.Context) ([]store.Registration, error)
 }
 
 // SetControl puts calls under a control plane's policy and logs. Without
@@ -67,7 +74,11 @@ func (s *Server) route(from *Trunk, req *sip.Request) (*Trunk, string, control.D
 	callee := req.Recipient.User
 	var d control.Decision
 	if s.ctl != nil {
-		d = s.ctl.AdmitCall(control.Attempt{Account: from.Account, From: req.From().Address.User, To: callee})
+		at := control.Attempt{Account: from.Account, From: req.From().Address.User, To: callee}
+		if from.device != nil {
+			at = control.Attempt{User: from.device.user, From: req.From().Address.User, To: callee}
+		}
+		d = s.ctl.AdmitCall(at)
 		if !d.Admitted() {
 			var hdrs []sip.Header
 			if d.RetryAfter > 0 {
@@ -94,8 +105,12 @@ func (s *Server) route(from *Trunk, req *sip.Request) (*Trunk, string, control.D
 			}
 			problem = "the number's SIP URI is at no configured trunk"
 		case strings.HasPrefix(d.Target, "user:"):
+			user := d.Target[len("user:"):]
+			if to := s.deviceOf(user); to != nil {
+				return to, user, d, nil
+			}
 			d.Release()
-			return nil, "", d, reject(480, "Temporarily Unavailable", s.warning("delivery to registered users is not available yet"))
+			return nil, "", d, reject(480, "Temporarily Unavailable", s.warning("the user has no device registered"))
 		}
 		if problem != "" {
 			d.Release()

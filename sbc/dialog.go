@@ -22,7 +22,11 @@ type dialogKey struct {
 type leg struct {
 	call      *call
 	side      media.Side
-	transport string // "udp", "tcp"
+	transport string // "udp", "tcp", "tls"
+	// dest, for a device's leg, is its flow ("ip:port" its requests came
+	// from, or its registration did): every request of the leg goes there,
+	// whatever its Contact says (behind NAT, a private address).
+	dest string
 
 	mu        sync.Mutex
 	callID    string
@@ -98,7 +102,9 @@ func (l *leg) newRequest(s *Server, method sip.RequestMethod, ackSeq uint32) *si
 		req.AppendHeader(s.contact(l.transport))
 	}
 	s.prepare(req, l.transport)
-	if len(l.routes) > 0 {
+	if l.dest != "" {
+		req.SetDestination(l.dest)
+	} else if len(l.routes) > 0 {
 		// Loose routing (RFC 3261 §16.12): send to the first route.
 		if hp := routeHostPort(l.routes[0]); hp != "" {
 			req.SetDestination(hp)

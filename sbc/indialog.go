@@ -13,16 +13,18 @@ import (
 // inDialog finds the leg of an in-dialog request and checks it, answering
 // the request itself (403, 481, 483, 500) when it cannot go on.
 func (s *Server) inDialog(req *sip.Request, tx sip.ServerTransaction) *leg {
-	t := s.admit(req, tx)
-	if t == nil {
-		return nil
-	}
-	l := s.findLeg(req)
-	if l == nil || l.trunk() != t {
-		// Unknown dialog, or one of another trunk's calls: the same answer,
-		// so nothing is revealed about other trunks' calls.
-		s.respond(tx, req, 481, "Call/Transaction Does Not Exist", nil)
-		return nil
+	l := s.deviceLeg(req) // a device's dialog: its flow is its proof
+	if l == nil {
+		t := s.admit(req, tx)
+		if t == nil {
+			return nil
+		}
+		if l = s.findLeg(req); l == nil || l.trunk() != t {
+			// Unknown dialog, or one of another trunk's calls: the same
+			// answer, so nothing is revealed about other trunks' calls.
+			s.respond(tx, req, 481, "Call/Transaction Does Not Exist", nil)
+			return nil
+		}
 	}
 	if mf := req.MaxForwards(); mf != nil && mf.Val() == 0 {
 		s.respond(tx, req, 483, "Too Many Hops", nil)
@@ -121,7 +123,14 @@ func (s *Server) forward(c *call, l *leg, req *sip.Request, tx sip.ServerTransac
 // onAck takes ACKs for 2xx (ours to absorb: the SBC ACKs the far leg
 // itself). ACKs matching no dialog are dropped: ACK gets no response.
 func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
-	if s.sourceTrunk(req) == nil || req.CSeq() == nil {
+	if req.CSeq() == nil {
+		return
+	}
+	if l := s.deviceLeg(req); l != nil {
+		l.call.gotAck(l, req.CSeq().SeqNo)
+		return
+	}
+	if s.sourceTrunk(req) == nil {
 		return
 	}
 	if l := s.findLeg(req); l != nil {

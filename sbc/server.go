@@ -20,7 +20,7 @@ import (
 )
 
 // allowed is what the SBC accepts; sent in Allow headers (RFC 3261 §20.5).
-const allowed = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO"
+const allowed = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER"
 
 // Server is the SIP side of the SBC: listeners, trunks, routing and the
 // B2BUA calls. It is safe for concurrent use.
@@ -35,6 +35,7 @@ type Server struct {
 	plan   *dialplan.Table
 	ctl    ControlPlane // nil: no control plane
 	tls    *sipTLS      // nil: nothing over TLS
+	dev    *devices     // the registrar and digest authentication
 	pongs  sync.Map     // trunk "ip:port" -> *atomic.Int64, last keepalive pong (unix ns)
 
 	publicIP  string         // as a URI host: an IPv6 address in brackets
@@ -117,6 +118,7 @@ func NewServer(cfg *Config, relay *media.Relay, log *slog.Logger) (*Server, erro
 		client:    client,
 		trunks:    newTrunkTable(cfg.Trunks),
 		tls:       tlsState,
+		dev:       newDevices(cfg),
 		plan:      dialplan.New(routes),
 		publicIP:  uriHost(cfg.SIP.PublicIP),
 		ports:     map[string]int{},
@@ -133,6 +135,7 @@ func NewServer(cfg *Config, relay *media.Relay, log *slog.Logger) (*Server, erro
 	srv.OnInfo(s.guard(s.onInDialog))
 	srv.OnOptions(s.guard(s.onOptions))
 	srv.OnCancel(s.guard(s.onCancel))
+	srv.OnRegister(s.guard(s.onRegister))
 	srv.OnNoRoute(s.guard(s.onOther))
 	return s, nil
 }
@@ -140,6 +143,7 @@ func NewServer(cfg *Config, relay *media.Relay, log *slog.Logger) (*Server, erro
 // Listen binds every configured listener, then starts serving them all.
 // It returns once all sockets are bound, or the first bind error.
 func (s *Server) Listen() error {
+	s.restoreRegistrations()
 	var serve []func()
 	for _, l := range s.cfg.SIP.Listen {
 		ap := netip.MustParseAddrPort(l.Address)
@@ -408,6 +412,11 @@ func (s *Server) decorate(res *sip.Response, hdrs ...sip.Header) {
 }
 
 func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	if t, _ := s.identifyTrunk(req); t == nil && s.dev.reg.Registered(req.Source()) {
+		// A registered device's keepalive or probe.
+		s.respond(tx, req, 200, "OK", nil, sip.NewHeader("Allow", allowed))
+		return
+	}
 	if s.admit(req, tx) == nil {
 		return
 	}

@@ -501,3 +501,37 @@ func TestEndLive(t *testing.T) {
 		}
 	})
 }
+
+func TestRegistrations(t *testing.T) {
+	engines(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		a := Registration{Username: "alice", Contact: "sip:alice@10.0.0.2", AccountSID: "AC1", Node: "n1", Transport: "tls",
+			Source: "192.0.2.7:40000", Expires: now.Add(time.Minute), UserAgent: "baresip", CallID: "c1", CSeq: 4, Updated: now}
+		b := a
+		b.Contact, b.Expires = "sip:alice@10.0.0.3", now.Add(-time.Second) // expired
+		if err := s.SaveRegistrations(ctx, []Registration{a, b}, nil); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Registrations(ctx, RegistrationFilter{Node: "n1"}, now)
+		if err != nil || len(got) != 1 || got[0] != a {
+			t.Fatalf("registrations %+v %v; want %+v", got, err, a)
+		}
+		a.CSeq, a.Source = 5, "192.0.2.7:40001" // refresh from a new NAT binding
+		if err := s.SaveRegistrations(ctx, []Registration{a}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.Registrations(ctx, RegistrationFilter{AccountSID: "AC1"}, now); len(got) != 1 || got[0].Source != a.Source || got[0].CSeq != 5 {
+			t.Fatalf("after refresh %+v", got)
+		}
+		if n, err := s.PurgeRegistrations(ctx, now); err != nil || n != 1 {
+			t.Fatalf("purge: %d %v", n, err)
+		}
+		if err := s.SaveRegistrations(ctx, nil, []Registration{a}); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.Registrations(ctx, RegistrationFilter{}, now); len(got) != 0 {
+			t.Fatalf("after removal %+v", got)
+		}
+	})
+}
