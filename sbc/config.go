@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -82,6 +83,10 @@ type RegistrarConfig struct {
 	// a source's failures count towards sip.ban_threshold like any. 0:
 	// no per-user lockout.
 	AuthFailures *int `toml:"auth_failures"`
+	// Digest is the algorithms challenged, in order of preference
+	// (RFC 8760: "SHA-256" first). Devices that read only the first
+	// challenge and know only MD5 need "MD5" first.
+	Digest []string `toml:"digest"`
 	// Media is the devices' media policy: srtp, codecs, srtp_suites.
 	MediaPolicy
 }
@@ -263,6 +268,9 @@ func (c *Config) SetDefaults() {
 		n := 10
 		r.AuthFailures = &n
 	}
+	if r.Digest == nil {
+		r.Digest = []string{"SHA-256", "MD5"}
+	}
 	r.MediaPolicy.setDefaults()
 	if c.SIP.TLS.HandshakeTimeout == 0 {
 		c.SIP.TLS.HandshakeTimeout = 10 * time.Second
@@ -369,6 +377,10 @@ func (c *Config) Validate() error {
 		bad("sip.registrar.auth_failures", *n, "failed authentications of one user before it is locked out, from 0 (never) to 1000")
 	}
 	errs = append(errs, c.SIP.Registrar.MediaPolicy.validate("sip.registrar")...)
+	if d := c.SIP.Registrar.Digest; len(d) == 0 || len(d) > 2 || slices.ContainsFunc(d, func(a string) bool { return a != "SHA-256" && a != "MD5" }) ||
+		len(d) == 2 && d[0] == d[1] {
+		bad("sip.registrar.digest", d, `"SHA-256" and/or "MD5", each once, in order of preference`)
+	}
 	if (c.SIP.TLS.Cert == "") != (c.SIP.TLS.Key == "") {
 		bad("sip.tls.key", c.SIP.TLS.Key, "a PEM key file with sip.tls.cert, or both empty (a self-signed certificate)")
 	}

@@ -49,11 +49,13 @@ func newDevices(cfg *Config) *devices {
 	secret := make([]byte, 32)
 	rand.Read(secret)
 	r := cfg.SIP.Registrar
-	return &devices{
+	d := &devices{
 		reg:    registrar.New(r.MinExpires, r.MaxExpires, r.MaxExpires, r.MaxContacts),
 		auth:   digest.New(cfg.Control.Realm, secret, r.NonceTTL),
 		locked: userLockout{m: map[string]*userFailures{}, max: *r.AuthFailures, window: cfg.SIP.BanWindow, ban: cfg.SIP.BanTime},
 	}
+	d.auth.SetAlgorithms(r.Digest) // validated
+	return d
 }
 
 // userLockout counts failed authentications per user name (any name:
@@ -184,13 +186,16 @@ func (s *Server) authenticate(req *sip.Request, tx sip.ServerTransaction) (contr
 }
 
 // digestURI is the Request-URI the credentials must be for: the uri
-// parameter as the device wrote it when it designates the Request-URI
-// (sipgo re-serialises URIs, so their text may differ), else the
-// Request-URI as sipgo writes it (a mismatch).
+// parameter as the device wrote it when it designates the Request-URI's
+// server (scheme, host and port; sipgo re-serialises URIs, so their text
+// may differ, and some devices leave the user out, as sipp does), else
+// the Request-URI as sipgo writes it (a mismatch). The nonce count, which
+// the response also covers, is what keeps credentials from being
+// replayed.
 func digestURI(req *sip.Request, uri string) string {
 	var u sip.Uri
 	r := req.Recipient
-	if err := sip.ParseUri(uri, &u); err == nil && u.Scheme == r.Scheme && u.User == r.User &&
+	if err := sip.ParseUri(uri, &u); err == nil && u.Scheme == r.Scheme && (u.User == "" || u.User == r.User) &&
 		strings.EqualFold(u.Host, r.Host) && u.Port == r.Port {
 		return uri
 	}

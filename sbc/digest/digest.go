@@ -25,6 +25,7 @@ type Challenger struct {
 	now    func() time.Time // replaced in tests
 	dummy  string           // HA1 hex verified against for unknown users
 	replay replayCache
+	algs   []string // challenged, in order of preference
 }
 
 // New returns a Challenger for realm whose nonces are signed with secret
@@ -37,6 +38,7 @@ func New(realm string, secret []byte, ttl time.Duration) *Challenger {
 		ttl:    ttl,
 		now:    time.Now,
 		replay: replayCache{max: 1_000_000, seen: map[nonceID]seenNonce{}},
+		algs:   []string{"SHA-256", "MD5"},
 	}
 	c.dummy = hex.EncodeToString(c.mac([]byte("dummy HA1")))
 	c.dummy += c.dummy // 64 hex digits: as long as a SHA-256 HA1
@@ -54,7 +56,28 @@ func (c *Challenger) Challenge(stale bool) []string {
 	if stale {
 		tail += ", stale=true"
 	}
-	return []string{common + "SHA-256" + tail, common + "MD5" + tail}
+	out := make([]string, len(c.algs))
+	for i, a := range c.algs {
+		out[i] = common + a + tail
+	}
+	return out
+}
+
+// SetAlgorithms sets the algorithms challenged, in order of preference
+// ("SHA-256", "MD5"): many devices answer the first challenge only, so an
+// operator whose devices know MD5 alone may put it first. Credentials of
+// either algorithm are verified whatever the order. Call before use.
+func (c *Challenger) SetAlgorithms(algs []string) error {
+	for _, a := range algs {
+		if h, _ := hasher(a); h == nil || a == "" {
+			return ErrAlgorithm
+		}
+	}
+	if len(algs) == 0 {
+		return ErrAlgorithm
+	}
+	c.algs = append([]string(nil), algs...)
+	return nil
 }
 
 // Result is the outcome of Verify.
