@@ -72,9 +72,11 @@ func TestTOMLEveryKnob(t *testing.T) {
 		Callee:  Trunk{Name: "b", Addr: netip.MustParseAddrPort("127.0.0.20:5064")},
 		Reverse: true,
 	})
+	sip := c.SIP
+	sip.TLS, sip.Registrar = sbc.TLSConfig{}, sbc.RegistrarConfig{} // the daemon's defaults: the harness sets none
 	check(t, []field{
 		{"log", c.Log, sbc.LogConfig{Level: "debug", Format: "json"}},
-		{"sip", c.SIP, sbc.SIPConfig{PublicIP: "127.0.0.1", UserAgent: "sbc-e2e", T1: 50 * time.Millisecond,
+		{"sip", sip, sbc.SIPConfig{PublicIP: "127.0.0.1", UserAgent: "sbc-e2e", T1: 50 * time.Millisecond,
 			Listen:    []sbc.Listener{{Transport: "udp", Address: "127.0.0.1:5070"}, {Transport: "tcp", Address: "127.0.0.1:5070"}},
 			RateLimit: &defaultRate, RateBurst: 2 * sbc.DefaultRateLimit,
 			BanThreshold: ptr(5), BanWindow: time.Minute, BanTime: 3 * time.Second}},
