@@ -277,6 +277,10 @@ func (p *Plane) Device(username string) (Device, bool) {
 	return Device{User: *u, Active: a != nil && a.Status == store.StatusActive}, true
 }
 
+// HasDevices tells whether any SIP user exists: without one, a request
+// from an address that is no trunk's can be nobody's.
+func (p *Plane) HasDevices() bool { return len(p.snap.Load().users) > 0 }
+
 // SaveRegistrations stores a REGISTER's changes to this node's bindings.
 func (p *Plane) SaveRegistrations(ctx context.Context, saved, removed []store.Registration) error {
 	for i := range saved {

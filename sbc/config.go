@@ -58,6 +58,10 @@ type SIPConfig struct {
 	BanThreshold *int          `toml:"ban_threshold"`
 	BanWindow    time.Duration `toml:"ban_window"`
 	BanTime      time.Duration `toml:"ban_time"`
+	// Scanners are User-Agent substrings (any case) of known SIP scanners:
+	// their requests get no answer and count as a failure of their source
+	// (towards a ban). Default DefaultScanners; [] for none.
+	Scanners []string `toml:"scanners"`
 	// TLS is the certificate of the TLS listener and of TLS connections
 	// the SBC opens to trunks.
 	TLS TLSConfig `toml:"tls"`
@@ -85,7 +89,8 @@ type RegistrarConfig struct {
 	AuthFailures *int `toml:"auth_failures"`
 	// Digest is the algorithms challenged, in order of preference
 	// (RFC 8760: "SHA-256" first). Devices that read only the first
-	// challenge and know only MD5 need "MD5" first.
+	// challenge and know only MD5 need "MD5" first; some refuse any
+	// challenge but MD5 (baresip 1.0) and need ["MD5"].
 	Digest []string `toml:"digest"`
 	// Media is the devices' media policy: srtp, codecs, srtp_suites.
 	MediaPolicy
@@ -112,6 +117,12 @@ type TLSConfig struct {
 // retransmitting one request does not reach it within a minute, a scanner
 // does in a second.
 const DefaultBanThreshold = 20
+
+// DefaultScanners is sip.scanners' default: the User-Agents of SIPVicious
+// (friendly-scanner, sipvicious), sipcli, sip-scan, SIPScan, VaxSIPUserAgent,
+// iWar, SIVuS, smap, sundayddr and pplsip.
+var DefaultScanners = []string{"friendly-scanner", "sipvicious", "sipcli", "sip-scan", "sipscan", "vaxsipuseragent",
+	"iwar", "sivus", "smap", "sundayddr", "pplsip"}
 
 // DefaultRateLimit is sip.rate_limit's default, packets/s per source: far
 // above what a phone or a busy NAT of phones sends, far below a flood.
@@ -251,6 +262,9 @@ func (c *Config) SetDefaults() {
 	if c.SIP.BanTime == 0 {
 		c.SIP.BanTime = 10 * time.Minute
 	}
+	if c.SIP.Scanners == nil {
+		c.SIP.Scanners = slices.Clone(DefaultScanners)
+	}
 	r := &c.SIP.Registrar
 	if r.MinExpires == 0 {
 		r.MinExpires = 60 * time.Second
@@ -362,6 +376,11 @@ func (c *Config) Validate() error {
 		seen[l.Transport] = true
 	}
 
+	for i, sc := range c.SIP.Scanners {
+		if strings.TrimSpace(sc) == "" {
+			bad(fmt.Sprintf("sip.scanners[%d]", i), sc, "a non-empty User-Agent substring, e.g. \"friendly-scanner\"")
+		}
+	}
 	if r := c.SIP.Registrar; r.MinExpires < 10*time.Second || r.MinExpires > time.Hour {
 		bad("sip.registrar.min_expires", r.MinExpires, `a duration from "10s" to "1h"`)
 	} else if r.MaxExpires < r.MinExpires || r.MaxExpires > 24*time.Hour {

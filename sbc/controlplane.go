@@ -24,6 +24,7 @@ type ControlPlane interface {
 	LogCall(store.Call)
 	// Device is a SIP user, for the registrar and digest authentication.
 	Device(username string) (control.Device, bool)
+	HasDevices() bool
 	// SaveRegistrations stores a REGISTER's changes; NodeRegistrations
 	// reads this node's back at start.
 	SaveRegistrations(ctx context.Context, saved, removed []store.Registration) error

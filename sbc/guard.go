@@ -15,6 +15,12 @@ import (
 // every call with it: the panic is logged with its stack and answered 500.
 func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
+		if s.scanner(req) {
+			if tx != nil {
+				tx.Terminate()
+			}
+			return
+		}
 		defer func() {
 			if r := recover(); r != nil {
 				s.log.Error("panic handling request", "method", req.Method.String(), "source", req.Source(),
@@ -153,4 +159,27 @@ func (l *logLimit) allow() int {
 	}
 	l.suppressed++
 	return -1
+}
+
+// scanner drops a request whose User-Agent is a known scanner's
+// (sip.scanners) without an answer, counting it against its source: a
+// scanner learns nothing, not even that a SIP server is here.
+func (s *Server) scanner(req *sip.Request) bool {
+	h := req.GetHeader("User-Agent")
+	if h == nil || len(s.cfg.SIP.Scanners) == 0 {
+		return false
+	}
+	ua := strings.ToLower(h.Value())
+	for _, sc := range s.cfg.SIP.Scanners {
+		if strings.Contains(ua, strings.ToLower(sc)) {
+			if n := s.scanners.allow(); n >= 0 {
+				s.log.Warn("scanner dropped", "method", req.Method.String(), "source", req.Source(), "user_agent", h.Value(), "suppressed", n)
+			}
+			if ip, ok := sourceIP(req.Source()); ok {
+				s.bans.fail(ip, time.Now())
+			}
+			return true
+		}
+	}
+	return false
 }

@@ -60,7 +60,10 @@ func newDevices(cfg *Config) *devices {
 
 // userLockout counts failed authentications per user name (any name:
 // whether it exists is not revealed) and locks a name out after max of
-// them within window, for ban.
+// them within window: for 10 s, then twice as long at each lockout that
+// follows within the window, up to ban. A device already registered
+// over the flow a request comes on is not held to it (see authenticate):
+// a stranger guessing cannot lock the user's own phone out.
 type userLockout struct {
 	mu          sync.Mutex
 	m           map[string]*userFailures
@@ -69,7 +72,7 @@ type userLockout struct {
 }
 
 type userFailures struct {
-	n            int
+	n, locks     int
 	first, until time.Time
 }
 
@@ -104,12 +107,16 @@ func (l *userLockout) fail(user string, now time.Time) bool {
 		f = &userFailures{first: now}
 		l.m[user] = f
 	}
-	if now.Sub(f.first) > l.window {
+	if now.Sub(f.first) > l.window && now.After(f.until) {
 		f.n, f.first = 0, now
+		if now.Sub(f.until) > l.window {
+			f.locks = 0
+		}
 	}
 	f.n++
 	if f.n >= l.max {
-		f.n, f.first, f.until = 0, now, now.Add(l.ban)
+		f.n, f.first, f.until = 0, now, now.Add(min(l.ban, 10*time.Second<<min(f.locks, 20)))
+		f.locks++
 		return true
 	}
 	return false
@@ -152,7 +159,7 @@ func (s *Server) authenticate(req *sip.Request, tx sip.ServerTransaction) (contr
 	now := time.Now()
 	p, err := digest.Parse(h.Value())
 	user := p["username"]
-	if err == nil && s.dev.locked.lockedOut(user, now) {
+	if err == nil && s.dev.locked.lockedOut(user, now) && !s.registeredFlow(user, req.Source()) {
 		s.log.Warn("authentication refused: user locked out", "method", req.Method.String(), "source", req.Source(), "username", user)
 		s.respond(tx, req, 403, "Forbidden", nil)
 		return control.Device{}, false
@@ -175,7 +182,7 @@ func (s *Server) authenticate(req *sip.Request, tx sip.ServerTransaction) (contr
 		return control.Device{}, false
 	}
 	lockedNow := s.dev.locked.fail(user, now)
-	s.log.Warn("authentication failed", "method", req.Method.String(), "source", req.Source(), "transport", req.Transport(),
+	s.log.Warn("authentication failed", "method", req.Method.String(), "source", req.Source(), "transport", strings.ToLower(req.Transport()),
 		"username", res.Username, "reason", res.Reason, "user_locked_out", lockedNow)
 	if ip, ok := sourceIP(req.Source()); ok && s.bans.fail(ip, now) {
 		tx.Terminate() // banned: no answer
@@ -183,6 +190,16 @@ func (s *Server) authenticate(req *sip.Request, tx sip.ServerTransaction) (contr
 	}
 	s.challenge(tx, req, false)
 	return control.Device{}, false
+}
+
+// registeredFlow tells whether user has a device registered over source.
+func (s *Server) registeredFlow(user, source string) bool {
+	for _, b := range s.dev.reg.Lookup(user, time.Now()) {
+		if b.Source == source {
+			return true
+		}
+	}
+	return false
 }
 
 // digestURI is the Request-URI the credentials must be for: the uri
@@ -204,8 +221,10 @@ func digestURI(req *sip.Request, uri string) string {
 
 // onRegister is the registrar (RFC 3261 §10.3).
 func (s *Server) onRegister(req *sip.Request, tx sip.ServerTransaction) {
-	if s.ctl == nil {
-		s.respond(tx, req, 403, "Forbidden", nil, s.warning("no registrar: the control plane is off"))
+	if s.ctl == nil || !s.ctl.HasDevices() {
+		if s.admit(req, tx) != nil { // a trunk's: trunks do not register
+			s.respond(tx, req, 403, "Forbidden", nil, s.warning("no SIP users to register"))
+		}
 		return
 	}
 	if why := validate(req); why != "" {
@@ -350,7 +369,9 @@ func (s *Server) deviceOf(user string) *Trunk {
 // or, from any other address, a customer device whose user's credentials
 // the INVITE carries (challenged with 407 first). nil when answered.
 func (s *Server) admitCaller(req *sip.Request, tx sip.ServerTransaction) *Trunk {
-	if t, why := s.identifyTrunk(req); t != nil || why != "" || s.ctl == nil {
+	if t, why := s.identifyTrunk(req); t != nil || why != "" || s.ctl == nil || !s.ctl.HasDevices() {
+		// A trunk, or nobody: with no SIP user at all, a stranger is told
+		// 403 and counted towards a ban, not challenged.
 		return s.admit(req, tx)
 	}
 	if why := validate(req); why != "" {

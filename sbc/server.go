@@ -48,6 +48,7 @@ type Server struct {
 
 	draining  atomic.Bool
 	strangers logLimit // "request from unknown source" lines
+	scanners  logLimit // "scanner dropped" lines
 	bans      *banList
 	strays    rateLimit // stray 2xx answered with ACK and BYE
 	waiting   bool      // Drain or Close waits on callWG: track starts nothing (under mu)

@@ -30,15 +30,17 @@ import (
 //	sbc user add -account SID -username NAME   (password on stdin)
 //	sbc number add -account SID -number +E164 [-target trunk:NAME]
 //	sbc calls list [-account SID] [-status S] [-limit N]
+//	sbc registrations [-account SID] [-username NAME]
 //	sbc backup -out FILE
 //	sbc admin-token                            (a new operator credential)
 
 // adminCommands are the commands this file runs; their first word.
-var adminCommands = map[string]bool{"account": true, "user": true, "number": true, "calls": true, "backup": true, "admin-token": true}
+var adminCommands = map[string]bool{"account": true, "user": true, "number": true, "calls": true, "backup": true, "admin-token": true,
+	"registrations": true}
 
 func runAdmin(cmd string, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	sub := ""
-	if cmd != "backup" && cmd != "admin-token" {
+	if cmd != "backup" && cmd != "admin-token" && cmd != "registrations" {
 		if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 			fmt.Fprintf(stderr, "sbc %s: want a subcommand (see sbc help)\n", cmd)
 			return exitConfig
@@ -163,6 +165,18 @@ func runAdmin(cmd string, args []string, stdin io.Reader, stdout, stderr io.Writ
 		for _, c := range calls {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%ds\n", c.SID, c.AccountSID, c.Created.Format(time.RFC3339),
 				c.From, c.To, c.Direction, c.Status, c.SIPCode, c.Duration)
+		}
+		tw.Flush()
+	case "registrations ":
+		regs, err := st.Registrations(ctx, store.RegistrationFilter{AccountSID: *acct, Username: *username}, time.Now())
+		if err != nil {
+			return fail(err)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "USERNAME\tACCOUNT\tCONTACT\tTRANSPORT\tSOURCE\tNODE\tEXPIRES\tUSER AGENT")
+		for _, g := range regs {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", g.Username, g.AccountSID, g.Contact, g.Transport, g.Source, g.Node,
+				g.Expires.Format(time.RFC3339), g.UserAgent)
 		}
 		tw.Flush()
 	case "backup ":

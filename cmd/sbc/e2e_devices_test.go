@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -78,6 +80,14 @@ func TestE2EDevices(t *testing.T) {
 	}
 	if regs, err := st.Registrations(ctx, store.RegistrationFilter{AccountSID: acct.SID}, time.Now()); err != nil || len(regs) != 1 || regs[0].Source != reg.str("source") {
 		t.Fatalf("stored registrations %+v %v", regs, err)
+	}
+
+	// The CLI lists it from the store.
+	cfgPath := filepath.Join(t.TempDir(), "sbc.toml")
+	os.WriteFile(cfgPath, []byte(e.cfg.TOML()), 0o644)
+	if out, err := exec.Command(bin, "registrations", "-config", cfgPath, "-account", acct.SID).CombinedOutput(); err != nil ||
+		!strings.Contains(string(out), "alice") || !strings.Contains(string(out), reg.str("source")) {
+		t.Errorf("sbc registrations: %v\n%s", err, out)
 	}
 
 	t.Run("call_to_device", func(t *testing.T) {

@@ -588,3 +588,34 @@ func TestSQLMetacharacters(t *testing.T) {
 		}
 	})
 }
+
+// An account lists its users' registered devices, and no other account's.
+func TestRegistrationsList(t *testing.T) {
+	engines(t, func(t *testing.T, e *env) {
+		a, aTok := e.newAccount(t, "a")
+		b, _ := e.newAccount(t, "b")
+		now := time.Now().UTC().Truncate(time.Second)
+		reg := func(acct, user string) store.Registration {
+			return store.Registration{Username: user, Contact: "sip:" + user + "@10.0.0.2", AccountSID: acct, Node: "n1", Transport: "tls",
+				Source: "192.0.2.7:40000", Expires: now.Add(time.Minute), UserAgent: "baresip", Updated: now}
+		}
+		if err := e.p.Store().SaveRegistrations(context.Background(), []store.Registration{reg(a, "alice"), reg(b, "bob")}, nil); err != nil {
+			t.Fatal(err)
+		}
+		st, out := e.raw(t, "GET", api.Version+"/Accounts/"+a+"/SIP/Registrations.json", a, aTok, nil)
+		rows, _ := out["registrations"].([]any)
+		if st != 200 || len(rows) != 1 {
+			t.Fatalf("registrations: %d %v", st, out)
+		}
+		r := rows[0].(map[string]any)
+		if r["username"] != "alice" || r["transport"] != "tls" || r["source"] != "192.0.2.7:40000" || r["expires"] == nil {
+			t.Errorf("row %v", r)
+		}
+		if st, _ := e.raw(t, "GET", api.Version+"/Accounts/"+b+"/SIP/Registrations.json", a, aTok, nil); st != 404 {
+			t.Errorf("another account's registrations: %d; want 404", st)
+		}
+		if st, out := e.raw(t, "GET", api.Version+"/Accounts/"+b+"/SIP/Registrations.json?Username=bob", e.adminID, e.adminTk, nil); st != 200 || len(out["registrations"].([]any)) != 1 {
+			t.Errorf("operator: %d %v", st, out)
+		}
+	})
+}

@@ -37,6 +37,8 @@ func (a *API) routes() []route {
 		{pattern: "POST " + acctPath + "/SIP/Users/{user}", params: []string{"Password", "ClassOfRestriction"}, h: a.updateUser},
 		{pattern: "DELETE " + acctPath + "/SIP/Users/{user}", h: a.deleteUser},
 
+		{pattern: "GET " + acctPath + "/SIP/Registrations.json", params: append([]string{"Username"}, pageParams...), h: a.listRegistrations},
+
 		{pattern: "GET " + acctPath + "/AuditLog.json", params: pageParams, h: a.listAudit},
 		{pattern: "GET " + Version + "/AuditLog.json", params: pageParams, admin: true, h: a.listAudit},
 		{pattern: "GET " + Version + "/ClassesOfRestriction.json", h: a.listClasses},

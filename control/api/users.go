@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"time"
 
 	"sbc/control/store"
 )
@@ -94,4 +95,39 @@ func (a *API) deleteUser(q *request) (any, error) {
 		return nil, err
 	}
 	return nil, a.p.DeleteUser(q.ctx, q.who.actor(), q.accountSID(), sid)
+}
+
+// listRegistrations lists the devices an account's users have registered,
+// on every node: username, contact, the flow (transport, source) and
+// when the binding expires.
+func (a *API) listRegistrations(q *request) (any, error) {
+	p, err := q.page()
+	if err != nil {
+		return nil, err
+	}
+	user, _ := q.get("Username")
+	regs, err := a.p.Store().Registrations(q.ctx, store.RegistrationFilter{AccountSID: q.accountSID(), Username: user}, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	start := min(p.num*p.size, len(regs))
+	page := regs[start:min(start+p.size, len(regs))]
+	out := make([]registrationJSON, len(page))
+	for i, g := range page {
+		out[i] = registrationJSON{AccountSID: g.AccountSID, Username: g.Username, Contact: g.Contact, Transport: g.Transport,
+			Source: g.Source, Node: g.Node, UserAgent: g.UserAgent, Expires: rfc2822(g.Expires), DateUpdated: rfc2822(g.Updated)}
+	}
+	return q.list("registrations", out, len(out), p, start+len(page) < len(regs), ""), nil
+}
+
+type registrationJSON struct {
+	AccountSID  string  `json:"account_sid"`
+	Username    string  `json:"username"`
+	Contact     string  `json:"contact"`
+	Transport   string  `json:"transport"`
+	Source      string  `json:"source"`
+	Node        string  `json:"node"`
+	UserAgent   string  `json:"user_agent"`
+	Expires     *string `json:"expires"`
+	DateUpdated *string `json:"date_updated"`
 }

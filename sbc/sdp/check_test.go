@@ -72,7 +72,8 @@ func checkRewrite(t testing.TB, in *Session, out []byte, addr netip.Addr, anchor
 		}
 	}
 
-	// Every a= line but ICE and rtcp is kept, in order, at its level; at
+	// Every a= line but ICE, rtcp and those identifying the peer (ssrc,
+	// tool) is kept, in order, at its level; at
 	// session level a=crypto goes too (RFC 4568 defines it per m= line).
 	if w, g := plainAttrs(in.desc.Attributes, "crypto"), plainAttrs(got.desc.Attributes); !slices.Equal(w, g) {
 		t.Errorf("session attributes = %q, want %q", g, w)
@@ -113,7 +114,7 @@ func plainAttrs(attrs []pion.Attribute, drop ...string) []string {
 	var out []string
 	for _, a := range attrs {
 		k := strings.ToLower(a.Key)
-		if isICE(k) || k == "rtcp" || slices.Contains(drop, k) {
+		if isICE(k) || identifying(k) || k == "rtcp" || slices.Contains(drop, k) {
 			continue
 		}
 		out = append(out, a.Key+":"+a.Value)

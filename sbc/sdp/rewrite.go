@@ -72,6 +72,8 @@ func (s *Session) Rewrite(addr netip.Addr, anchors []Anchor) ([]byte, error) {
 		UnicastAddress: addr.String(),
 	}
 	d.ConnectionInformation = rewriteConn(s.desc.ConnectionInformation, addr, addrType)
+	// i=, u=, e= and p= describe the peer, not the media: they stay home.
+	d.SessionInformation, d.URI, d.EmailAddress, d.PhoneNumber = nil, nil, nil, nil
 	d.Attributes = keepAttributes(s.desc.Attributes, "rtcp", "crypto")
 
 	d.MediaDescriptions = make([]*pion.MediaDescription, len(anchors))
@@ -180,13 +182,21 @@ func keepAttributes(attrs []pion.Attribute, drop ...string) []pion.Attribute {
 	out := make([]pion.Attribute, 0, len(attrs))
 	for _, a := range attrs {
 		k := strings.ToLower(a.Key)
-		if isICE(k) || slices.Contains(drop, k) {
+		if isICE(k) || identifying(k) || slices.Contains(drop, k) {
 			continue
 		}
 		out = append(out, a)
 	}
 
 	return out
+}
+
+// identifying reports whether a lower-case attribute name tells the other
+// side about the peer rather than the media: a=ssrc (its cname is often
+// user@host, RFC 5576), a=ssrc-group, a=tool (the peer's software). The
+// SBC terminates the media and sends its own, so none of it is needed.
+func identifying(key string) bool {
+	return key == "ssrc" || key == "ssrc-group" || key == "tool"
 }
 
 // isICE reports whether a lower-case attribute name belongs to ICE (RFC 8839

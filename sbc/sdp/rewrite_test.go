@@ -85,6 +85,9 @@ func TestRewriteLines(t *testing.T) {
 			[]string{"c=IN IP4 0.0.0.0", "o=- 1 1 IN IP6 2001:db8:ffff::1"}, []string{"192.0.2.1"}},
 		{"IPv4-mapped address written as IPv4", head + "m=audio 5000 RTP/AVP 0\r\n", netip.MustParseAddr("::ffff:203.0.113.1"), ports(40000),
 			[]string{"c=IN IP4 203.0.113.1", "o=- 1 1 IN IP4 203.0.113.1"}, []string{"::ffff"}},
+		{"peer-identifying lines stripped", "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\ni=alice's phone\r\nu=http://192.0.2.1/\r\ne=alice@192.0.2.1\r\np=+14155550100\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\na=tool:baresip 1.0.0\r\n" +
+			"m=audio 5000 RTP/AVP 0\r\na=ssrc:1234 cname:sip:alice@192.0.2.1\r\na=ssrc-group:FID 1 2\r\na=rtpmap:0 PCMU/8000\r\n", sbc4, ports(40000),
+			[]string{"a=rtpmap:0 PCMU/8000"}, []string{"alice", "192.0.2.1", "baresip", "ssrc", "+1415", "i=", "u=", "e="}},
 		{"capitalised ICE attributes stripped", head + "m=audio 5000 RTP/AVP 0\r\na=Candidate:1 1 UDP 1 192.0.2.7 5000 typ host\r\na=ICE-UFRAG:x\r\na=ice-mismatch\r\n", sbc4, ports(40000),
 			nil, []string{"andidate", "192.0.2.7", "UFRAG", "ice-"}},
 		{"o= username and session kept", "v=0\r\no=Bob-PBX 123456789 987654321 IN IP4 192.0.2.1\r\ns=Bob's PBX\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n", sbc4, nil,

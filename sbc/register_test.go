@@ -1,0 +1,125 @@
+package sbc
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"sbc/control"
+	"sbc/control/store"
+	"sbc/sbc/digest"
+)
+
+// registrarServer is a server with a control plane holding user alice.
+func registrarServer(t *testing.T, extra string) (*Server, *control.Plane) {
+	t.Helper()
+	cfg := control.Config{DataDir: t.TempDir()}
+	cfg.SetDefaults()
+	st, err := store.Open(context.Background(), filepath.Join(cfg.DataDir, "sbc.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := control.New(cfg, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	t.Cleanup(func() { p.Close() })
+	name := "Acme"
+	a, _, err := p.CreateAccount(context.Background(), "cli", control.AccountSpec{Name: &name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.CreateUser(context.Background(), "cli", a.SID, "alice", "Str0ng-Passw0rd!", ""); err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, extra)
+	s.SetControl(p)
+	return s, p
+}
+
+// register sends a REGISTER for user from d, with credentials answering
+// challenge (none when nil), and returns the response.
+func register(d *peer, sbcAddr, user, password string, cseq int, expires int, challenge *sip.Response) *sip.Response {
+	d.t.Helper()
+	ruri := "sip:" + sbcAddr
+	auth := ""
+	if challenge != nil {
+		p, err := digest.Parse(challenge.GetHeader("WWW-Authenticate").Value())
+		if err != nil {
+			d.t.Fatal(err)
+		}
+		ha1, _ := digest.HA1(p["algorithm"], user, p["realm"], password)
+		p["uri"], p["nc"], p["cnonce"], p["qop"] = ruri, "00000001", "c0ffee", "auth"
+		resp, _ := digest.Response(ha1, "REGISTER", p)
+		auth = fmt.Sprintf("Authorization: Digest username=%q, realm=%q, nonce=%q, uri=%q, response=%q, algorithm=%s, qop=auth, nc=00000001, cnonce=\"c0ffee\"\n",
+			user, p["realm"], p["nonce"], ruri, resp, p["algorithm"])
+	}
+	d.send(sbcAddr, fmt.Sprintf("REGISTER %s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK%s;rport\nFrom: <sip:%s@%s>;tag=r%d\nTo: <sip:%s@%s>\nCall-ID: reg-%s-%s\nCSeq: %d REGISTER\nContact: <sip:%s@%s>\nExpires: %d\n%sMax-Forwards: 70\nContent-Length: 0\n\n",
+		ruri, d.addr, newID(), user, sbcAddr, cseq, user, sbcAddr, user, d.addr, cseq, user, d.addr, expires, auth))
+	m, ok := d.recv(3 * time.Second).(*sip.Response)
+	if !ok {
+		d.t.Fatal("no response to REGISTER")
+	}
+	return m
+}
+
+func TestRegister(t *testing.T) {
+	s, _ := registrarServer(t, "[sip.registrar]\nauth_failures = 3\n")
+	sbcAddr := s.addrOf("udp")
+
+	// A known and an unknown user: the same challenge, SHA-256 first.
+	var first *sip.Response
+	for _, user := range []string{"alice", "mallory"} {
+		res := register(newPeer(t, "127.0.0.41"), sbcAddr, user, "", 1, 3600, nil)
+		hs := res.GetHeaders("WWW-Authenticate")
+		if res.StatusCode != 401 || len(hs) != 2 || !strings.Contains(hs[0].Value(), "algorithm=SHA-256") || !strings.Contains(hs[1].Value(), "algorithm=MD5") {
+			t.Fatalf("%s: %d %v; want 401 with SHA-256 and MD5 challenges", user, res.StatusCode, hs)
+		}
+		first = res
+	}
+	// Right password: registered, its 3600 s cut to max_expires.
+	d := newPeer(t, "127.0.0.42")
+	res := register(d, sbcAddr, "alice", "Str0ng-Passw0rd!", 2, 3600, first)
+	if res.StatusCode != 200 || !strings.Contains(res.GetHeader("Contact").Value(), "expires=120") {
+		t.Fatalf("register: %v", res)
+	}
+	if b := s.dev.reg.Lookup("alice", time.Now()); len(b) != 1 || b[0].Source != d.addr || b[0].Transport != "udp" {
+		t.Fatalf("bindings %+v; want alice at %s over udp", b, d.addr)
+	}
+	// The same nonce and count again: a replay, challenged afresh.
+	if res := register(d, sbcAddr, "alice", "Str0ng-Passw0rd!", 3, 3600, first); res.StatusCode != 401 {
+		t.Fatalf("replayed credentials: %d", res.StatusCode)
+	}
+	// Too brief: 423 with Min-Expires.
+	c := register(newPeer(t, "127.0.0.42"), sbcAddr, "alice", "", 1, 30, nil)
+	if res := register(d, sbcAddr, "alice", "Str0ng-Passw0rd!", 4, 30, c); res.StatusCode != 423 || res.GetHeader("Min-Expires").Value() != "60" {
+		t.Fatalf("30 s: %v", res)
+	}
+	// Wrong password and unknown user: the same 401 again.
+	for _, user := range []string{"alice", "mallory"} {
+		c := register(newPeer(t, "127.0.0.43"), sbcAddr, user, "", 1, 120, nil)
+		if res := register(newPeer(t, "127.0.0.43"), sbcAddr, user, "wrong", 2, 120, c); res.StatusCode != 401 {
+			t.Fatalf("%s with a wrong password: %d; want 401", user, res.StatusCode)
+		}
+	}
+	// auth_failures (3) in a row lock alice out (one failed above): even
+	// the right password gets 403 then.
+	for range 2 {
+		c = register(newPeer(t, "127.0.0.44"), sbcAddr, "alice", "", 1, 120, nil)
+		register(newPeer(t, "127.0.0.44"), sbcAddr, "alice", "wrong", 2, 120, c)
+	}
+	c = register(newPeer(t, "127.0.0.44"), sbcAddr, "alice", "", 3, 120, nil)
+	if res := register(newPeer(t, "127.0.0.44"), sbcAddr, "alice", "Str0ng-Passw0rd!", 4, 120, c); res.StatusCode != 403 {
+		t.Fatalf("locked out user: %d; want 403", res.StatusCode)
+	}
+	// alice's own phone, registered over its flow before, is not locked
+	// out by a stranger's guesses.
+	c = register(d, sbcAddr, "alice", "", 10, 120, nil)
+	if res := register(d, sbcAddr, "alice", "Str0ng-Passw0rd!", 11, 120, c); res.StatusCode != 200 {
+		t.Fatalf("the registered phone during the lockout: %d; want 200", res.StatusCode)
+	}
+}
