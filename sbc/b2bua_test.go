@@ -16,12 +16,12 @@ import (
 
 // peer is a raw UDP SIP endpoint.
 type peer struct {
-	t    *testing.T
+	t    testing.TB
 	conn *net.UDPConn
 	addr string
 }
 
-func newPeer(t *testing.T, ip string) *peer {
+func newPeer(t testing.TB, ip string) *peer {
 	t.Helper()
 	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(ip)})
 	if err != nil {

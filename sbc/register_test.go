@@ -18,7 +18,7 @@ import (
 )
 
 // registrarServer is a server with a control plane holding user alice.
-func registrarServer(t *testing.T, extra string) (*Server, *control.Plane) {
+func registrarServer(t testing.TB, extra string) (*Server, *control.Plane) {
 	t.Helper()
 	cfg := control.Config{DataDir: t.TempDir()}
 	cfg.SetDefaults()

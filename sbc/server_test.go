@@ -15,13 +15,13 @@ import (
 
 // startServer runs a Server on loopback with ephemeral SIP ports. The trunk
 // "t" owns 127.0.0.1 (where test clients send from) and routes to itself.
-func startServer(t *testing.T, extra string) *Server {
+func startServer(t testing.TB, extra string) *Server {
 	t.Helper()
 	return startServerWith(t, extra, nil)
 }
 
 // startServerWith is startServer with change applied to the config.
-func startServerWith(t *testing.T, extra string, change func(*Config)) *Server {
+func startServerWith(t testing.TB, extra string, change func(*Config)) *Server {
 	t.Helper()
 	cfg, err := ParseConfig(fmt.Sprintf(`
 [log]

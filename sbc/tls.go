@@ -198,15 +198,9 @@ type tlsConn struct {
 }
 
 func (s *Server) newTLSConn(c net.Conn) net.Conn {
-	raddr := c.RemoteAddr().String()
-	cfg := s.tls.server.Clone()
-	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-		if len(cs.PeerCertificates) > 0 {
-			s.tls.peers.Store(raddr, s.tls.identify(s.cfg, cs.PeerCertificates))
-		}
-		return nil
-	}
-	return &tlsConn{Conn: tls.Server(c, cfg), s: s, raddr: raddr}
+	// One configuration for all: its session tickets resume on any
+	// connection (a clone per connection would make its own keys).
+	return &tlsConn{Conn: tls.Server(c, s.tls.server), s: s, raddr: c.RemoteAddr().String()}
 }
 
 func (c *tlsConn) Read(b []byte) (int, error) {
@@ -219,6 +213,12 @@ func (c *tlsConn) Read(b []byte) (int, error) {
 			// it is, said once here at debug level.
 			c.s.log.Debug("TLS handshake failed", "source", c.raddr, "error", err)
 			c.err = io.EOF
+			return
+		}
+		// What its client certificate proves (a resumed session keeps
+		// the certificates of the one it resumes).
+		if chain := c.Conn.ConnectionState().PeerCertificates; len(chain) > 0 {
+			c.s.tls.peers.Store(c.raddr, c.s.tls.identify(c.s.cfg, chain))
 		}
 	})
 	if c.err != nil {

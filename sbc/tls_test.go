@@ -20,7 +20,7 @@ import (
 // tlsServer starts a server with a TLS listener whose certificate ca
 // issued, a mutual-TLS trunk "m" (127.0.0.3, client names carrier.test),
 // a TLS-only trunk "o" (127.0.0.4) and extra appended to the config.
-func tlsServer(t *testing.T, ca *testpki.CA, extra string) (*Server, *testpki.Leaf) {
+func tlsServer(t testing.TB, ca *testpki.CA, extra string) (*Server, *testpki.Leaf) {
 	t.Helper()
 	leaf := ca.Issue(t, "sbc.test", "127.0.0.1")
 	s := startServerWith(t, fmt.Sprintf(`
