@@ -12,12 +12,12 @@ build:
 	$(GO) build -o bin/sbc ./cmd/sbc
 
 # deps installs the real peers the end-to-end tests and the ladder drive:
-# sipp, Kamailio (with its TLS module) and rtpengine, testssl.sh
-# (command:Debian package). The tests run
+# sipp, Kamailio (with its TLS module) and rtpengine, testssl.sh, baresip,
+# SIPVicious (command:Debian package). The tests run
 # Kamailio and rtpengine themselves, so the services the packages start on a
 # systemd host (Kamailio on :5060, rtpengine with its iptables rules) are
 # stopped and disabled again.
-PEERS := sipp:sip-tester kamailio:kamailio rtpengine:rtpengine-daemon testssl:testssl.sh
+PEERS := sipp:sip-tester kamailio:kamailio rtpengine:rtpengine-daemon testssl:testssl.sh baresip:baresip-core svmap:sipvicious
 # PostgreSQL (Debian's postgresql): the control plane's store tests start a
 # throw-away server of their own from /usr/lib/postgresql/*/bin; the
 # cluster the package makes and starts is stopped again.
