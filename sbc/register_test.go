@@ -123,3 +123,23 @@ func TestRegister(t *testing.T) {
 		t.Fatalf("the registered phone during the lockout: %d; want 200", res.StatusCode)
 	}
 }
+
+// A restarted daemon has its devices' registrations back from the store.
+func TestRegistrationsRestored(t *testing.T) {
+	s, p := registrarServer(t, "")
+	d := newPeer(t, "127.0.0.46")
+	c := register(d, s.addrOf("udp"), "alice", "", 1, 120, nil)
+	if res := register(d, s.addrOf("udp"), "alice", "Str0ng-Passw0rd!", 2, 120, c); res.StatusCode != 200 {
+		t.Fatalf("register: %d", res.StatusCode)
+	}
+	next := startServer(t, "")
+	next.SetControl(p)
+	next.restoreRegistrations()
+	b := next.dev.reg.Lookup("alice", time.Now())
+	if len(b) != 1 || b[0].Source != d.addr || b[0].Transport != "udp" || time.Until(b[0].Expires) > 120*time.Second {
+		t.Fatalf("restored %+v; want alice at %s", b, d.addr)
+	}
+	if to := next.deviceOf("alice"); to == nil || to.Address != d.addr {
+		t.Fatalf("a call to alice after the restart goes to %+v", to)
+	}
+}
