@@ -64,7 +64,7 @@ type sipTLSConn struct {
 	r *bufio.Reader
 }
 
-func dialTLS(t *testing.T, src, dst string, cfg *tls.Config) (*sipTLSConn, error) {
+func dialTLS(t testing.TB, src, dst string, cfg *tls.Config) (*sipTLSConn, error) {
 	t.Helper()
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 2 * time.Second}
 	c, err := tls.DialWithDialer(&d, "tcp", dst, cfg)
