@@ -36,8 +36,7 @@ func registrarServer(t testing.TB, extra string) (*Server, *control.Plane) {
 	if _, err := p.CreateUser(context.Background(), "cli", a.SID, "alice", "Str0ng-Passw0rd!", ""); err != nil {
 		t.Fatal(err)
 	}
-	s := startServer(t, extra)
-	s.SetControl(p)
+	s := startServerWith(t, extra, nil, func(s *Server) { s.SetControl(p) })
 	return s, p
 }
 
@@ -132,9 +131,7 @@ func TestRegistrationsRestored(t *testing.T) {
 	if res := register(d, s.addrOf("udp"), "alice", "Str0ng-Passw0rd!", 2, 120, c); res.StatusCode != 200 {
 		t.Fatalf("register: %d", res.StatusCode)
 	}
-	next := startServer(t, "")
-	next.SetControl(p)
-	next.restoreRegistrations()
+	next := startServerWith(t, "", nil, func(s *Server) { s.SetControl(p) }) // Listen restores
 	b := next.dev.reg.Lookup("alice", time.Now())
 	if len(b) != 1 || b[0].Source != d.addr || b[0].Transport != "udp" || time.Until(b[0].Expires) > 120*time.Second {
 		t.Fatalf("restored %+v; want alice at %s", b, d.addr)

@@ -20,8 +20,9 @@ func startServer(t testing.TB, extra string) *Server {
 	return startServerWith(t, extra, nil)
 }
 
-// startServerWith is startServer with change applied to the config.
-func startServerWith(t testing.TB, extra string, change func(*Config)) *Server {
+// startServerWith is startServer with change applied to the config and
+// before run on the server before it listens.
+func startServerWith(t testing.TB, extra string, change func(*Config), before ...func(*Server)) *Server {
 	t.Helper()
 	cfg, err := ParseConfig(fmt.Sprintf(`
 [log]
@@ -68,6 +69,9 @@ to = "t"
 	s, err := NewServer(cfg, relay, log)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, f := range before {
+		f(s)
 	}
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)

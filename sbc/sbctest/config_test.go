@@ -73,7 +73,7 @@ func TestTOMLEveryKnob(t *testing.T) {
 		Reverse: true,
 	})
 	sip := c.SIP
-	sip.TLS, sip.Registrar = sbc.TLSConfig{}, sbc.RegistrarConfig{} // the daemon's defaults: the harness sets none
+	sip.TLS, sip.Registrar, sip.Scanners = sbc.TLSConfig{}, sbc.RegistrarConfig{}, nil // the daemon's defaults: the harness sets none
 	check(t, []field{
 		{"log", c.Log, sbc.LogConfig{Level: "debug", Format: "json"}},
 		{"sip", sip, sbc.SIPConfig{PublicIP: "127.0.0.1", UserAgent: "sbc-e2e", T1: 50 * time.Millisecond,
