@@ -33,6 +33,10 @@ type Decision struct {
 	// Target is where the number's owner wants its calls ("trunk:NAME",
 	// "user:NAME", a sip: URI); "" sends the call by the dial plan.
 	Target string
+	// CallerID, for a SIP user's call, is the number the call presents:
+	// the From it sent when that is a number of its account, else its
+	// account's number whose calls go to that user.
+	CallerID string
 
 	slot *limiter
 }
@@ -142,6 +146,9 @@ func (p *Plane) AdmitCall(a Attempt) Decision {
 			return refuse(403, "unknown user")
 		}
 		caller, class = u.AccountSID, u.Class
+		if d.CallerID = callerID(snap, u, a.From); d.CallerID == "" {
+			return Decision{Code: 403, Reason: "no number of the account to present as the caller (give one the target user:" + u.Username + ")", Account: caller}
+		}
 	}
 
 	var acct *store.Account
@@ -218,4 +225,23 @@ func (p *Plane) Resume(account string) Decision {
 	l.active++
 	l.mu.Unlock()
 	return Decision{Account: account, slot: l}
+}
+
+// callerID is the number a user's call presents: from, when it is a
+// number of the user's account (a device may choose among them), else
+// the account's lowest number whose calls go to the user; "" when there
+// is none. A device never presents a number that is not its account's.
+func callerID(snap *snapshot, u *store.User, from string) string {
+	if n, ok := E164(from); ok {
+		if num := snap.numbers[n]; num != nil && num.AccountSID == u.AccountSID {
+			return n
+		}
+	}
+	best := ""
+	for n, num := range snap.numbers {
+		if num.AccountSID == u.AccountSID && num.VoiceTarget == "user:"+u.Username && (best == "" || n < best) {
+			best = n
+		}
+	}
+	return best
 }

@@ -446,3 +446,35 @@ func TestCallLogShrinks(t *testing.T) {
 		t.Fatalf("%d rows written, grown %v, same map %v", n, w.grown, reflect.ValueOf(w.pending).UnsafePointer() == reflect.ValueOf(before).UnsafePointer())
 	}
 }
+
+// A device presents a number of its account, never another's.
+func TestAdmitDeviceCallerID(t *testing.T) {
+	p, _ := testPlane(t, Config{})
+	ctx := context.Background()
+	a := mustAccount(t, p, "a", AccountSpec{CPS: ptr(100)})
+	b := mustAccount(t, p, "b", AccountSpec{CPS: ptr(100)})
+	if _, err := p.CreateUser(ctx, "cli", a.SID, "alice", "Str0ng-Passw0rd!", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.CreateUser(ctx, "cli", a.SID, "carol", "Str0ng-Passw0rd!", ""); err != nil {
+		t.Fatal(err)
+	}
+	mustNumber(t, p, a.SID, "+14155550402", "user:alice")
+	mustNumber(t, p, a.SID, "+14155550401", "user:alice")
+	mustNumber(t, p, a.SID, "+14155550403", "trunk:pbx")
+	mustNumber(t, p, b.SID, "+14155550500", "")
+	for _, tt := range []struct{ from, want string }{
+		{"+14155550403", "+14155550403"}, // the account's, chosen by the device
+		{"+14155550500", "+14155550401"}, // another account's: replaced
+		{"alice", "+14155550401"},        // no number: the user's lowest
+	} {
+		d := p.AdmitCall(Attempt{User: "alice", From: tt.from, To: "+14155550100"})
+		if !d.Admitted() || d.CallerID != tt.want {
+			t.Errorf("from %s: %+v; want admitted presenting %s", tt.from, d, tt.want)
+		}
+		d.Release()
+	}
+	if d := p.AdmitCall(Attempt{User: "carol", From: "carol", To: "+14155550100"}); d.Code != 403 {
+		t.Errorf("a user with no number: %+v; want 403", d)
+	}
+}

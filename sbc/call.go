@@ -93,7 +93,7 @@ func (s *Server) newCall(from, to *Trunk, dec control.Decision, req *sip.Request
 		from: from,
 		to:   to,
 		dec:  dec,
-		row: store.Call{SID: id, AccountSID: dec.Account, From: req.From().Address.User, To: dialled,
+		row: store.Call{SID: id, AccountSID: dec.Account, From: callerUser(dec, req), To: dialled,
 			Direction: dec.Direction, FromTrunk: from.Name, ToTrunk: to.Name, Created: time.Now().UTC()},
 		ctx:      ctx,
 		cancel:   cancel,
@@ -337,4 +337,22 @@ func (c *call) respond2xx(l *leg, tx sip.ServerTransaction, res *sip.Response, k
 			return false, nil
 		}
 	}
+}
+
+// callerUser is the caller's user part the B leg and the call log carry:
+// a device's call presents the number admission chose for it.
+func callerUser(dec control.Decision, req *sip.Request) string {
+	if dec.CallerID != "" {
+		return dec.CallerID
+	}
+	return req.From().Address.User
+}
+
+// callerName is the caller's display name on the B leg: none for a
+// device's call (it would say what the presented number does not).
+func callerName(dec control.Decision, req *sip.Request) string {
+	if dec.CallerID != "" {
+		return ""
+	}
+	return req.From().DisplayName
 }

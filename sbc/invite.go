@@ -161,7 +161,7 @@ func (s *Server) newLegB(c *call, req *sip.Request, to *Trunk, user string) *leg
 		// connects to no other address over TLS.
 		dest = to.Address
 	}
-	caller := sip.Uri{Scheme: "sip", User: req.From().Address.User, Host: s.publicIP}
+	caller := sip.Uri{Scheme: "sip", User: callerUser(c.dec, req), Host: s.publicIP}
 	return &leg{
 		call:      c,
 		side:      media.SideB,
@@ -169,7 +169,7 @@ func (s *Server) newLegB(c *call, req *sip.Request, to *Trunk, user string) *leg
 		callID:    newID() + newID() + bLegCallIDSuffix,
 		localTag:  sip.GenerateTagN(16),
 		local:     caller,
-		localName: req.From().DisplayName,
+		localName: callerName(c.dec, req),
 		remote:    sip.Uri{Scheme: "sip", User: user, Host: host},
 		target:    callee,
 		dest:      dest,

@@ -129,7 +129,9 @@ func (l *userLockout) succeed(user string) {
 }
 
 // challenge answers req with a fresh digest challenge: 401 with
-// WWW-Authenticate for REGISTER, 407 with Proxy-Authenticate otherwise.
+// WWW-Authenticate for REGISTER, 407 with Proxy-Authenticate otherwise;
+// statelessly (respondOnce): the device sends its request again, with
+// credentials, and a forged source gets one answer, not ten.
 func (s *Server) challenge(tx sip.ServerTransaction, req *sip.Request, stale bool) {
 	code, reason, name := 407, "Proxy Authentication Required", "Proxy-Authenticate"
 	if req.Method == sip.REGISTER {
@@ -139,7 +141,7 @@ func (s *Server) challenge(tx sip.ServerTransaction, req *sip.Request, stale boo
 	for _, v := range s.dev.auth.Challenge(stale) {
 		hdrs = append(hdrs, sip.NewHeader(name, v))
 	}
-	s.respond(tx, req, code, reason, nil, hdrs...)
+	s.respondOnce(tx, req, code, reason, hdrs...)
 }
 
 // authenticate checks a request's digest credentials against the
@@ -161,7 +163,7 @@ func (s *Server) authenticate(req *sip.Request, tx sip.ServerTransaction) (contr
 	user := p["username"]
 	if err == nil && s.dev.locked.lockedOut(user, now) && !s.registeredFlow(user, req.Source()) {
 		s.log.Warn("authentication refused: user locked out", "method", req.Method.String(), "source", req.Source(), "username", user)
-		s.respond(tx, req, 403, "Forbidden", nil)
+		s.respondOnce(tx, req, 403, "Forbidden")
 		return control.Device{}, false
 	}
 	var dev control.Device

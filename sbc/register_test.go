@@ -18,7 +18,7 @@ import (
 )
 
 // registrarServer is a server with a control plane holding user alice.
-func registrarServer(t testing.TB, extra string) (*Server, *control.Plane) {
+func registrarServer(t testing.TB, extra string, change ...func(*Config)) (*Server, *control.Plane) {
 	t.Helper()
 	cfg := control.Config{DataDir: t.TempDir()}
 	cfg.SetDefaults()
@@ -36,7 +36,11 @@ func registrarServer(t testing.TB, extra string) (*Server, *control.Plane) {
 	if _, err := p.CreateUser(context.Background(), "cli", a.SID, "alice", "Str0ng-Passw0rd!", ""); err != nil {
 		t.Fatal(err)
 	}
-	s := startServerWith(t, extra, nil, func(s *Server) { s.SetControl(p) })
+	s := startServerWith(t, extra, func(c *Config) {
+		for _, f := range change {
+			f(c)
+		}
+	}, func(s *Server) { s.SetControl(p) })
 	return s, p
 }
 
@@ -138,5 +142,27 @@ func TestRegistrationsRestored(t *testing.T) {
 	}
 	if to := next.deviceOf("alice"); to == nil || to.Address != d.addr {
 		t.Fatalf("a call to alice after the restart goes to %+v", to)
+	}
+}
+
+// A registered phone's SUBSCRIBEs (busy lamps, voicemail) are refused
+// without counting towards a ban of its own address.
+func TestRegisteredDeviceNotBanned(t *testing.T) {
+	s, _ := registrarServer(t, "", func(c *Config) { c.SIP.BanThreshold = ptr(3) })
+	sbcAddr := s.addrOf("udp")
+	d := newPeer(t, "127.0.0.47")
+	c := register(d, sbcAddr, "alice", "", 1, 120, nil)
+	if res := register(d, sbcAddr, "alice", "Str0ng-Passw0rd!", 2, 120, c); res.StatusCode != 200 {
+		t.Fatalf("register: %d", res.StatusCode)
+	}
+	for i := range 10 {
+		d.send(sbcAddr, fmt.Sprintf("SUBSCRIBE sip:alice@%s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK%s\nFrom: <sip:alice@%s>;tag=s%d\nTo: <sip:alice@%s>\nCall-ID: sub-%d\nCSeq: 1 SUBSCRIBE\nEvent: message-summary\nMax-Forwards: 70\nContent-Length: 0\n\n",
+			sbcAddr, d.addr, newID(), sbcAddr, i, sbcAddr, i))
+		if res, ok := d.recv(time.Second).(*sip.Response); !ok || res.StatusCode != 405 {
+			t.Fatalf("SUBSCRIBE %d: %v; want 405 (and never a ban: silence)", i+1, res)
+		}
+	}
+	if n := s.Bans(); n != 0 {
+		t.Fatalf("%d bans of a registered phone", n)
 	}
 }

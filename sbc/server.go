@@ -372,6 +372,17 @@ func (s *Server) admit(req *sip.Request, tx sip.ServerTransaction) *Trunk {
 		s.respond(tx, req, 403, "Forbidden", nil, s.warning(why))
 		return nil
 	}
+	if t == nil && s.dev.reg.Registered(req.Source()) {
+		// A registered device's request the SBC does not take (SUBSCRIBE,
+		// PUBLISH, MESSAGE, a dialog it does not know): refused, never
+		// counted towards a ban of the device's own address.
+		if req.To() != nil && req.To().Params.Has("tag") {
+			s.respondOnce(tx, req, 481, "Call/Transaction Does Not Exist")
+		} else {
+			s.respondOnce(tx, req, 405, "Method Not Allowed", sip.NewHeader("Allow", allowed))
+		}
+		return nil
+	}
 	if t == nil {
 		if ip, ok := sourceIP(req.Source()); ok && s.bans.fail(ip, time.Now()) {
 			tx.Terminate()
@@ -380,12 +391,7 @@ func (s *Server) admit(req *sip.Request, tx sip.ServerTransaction) *Trunk {
 		if n := s.strangers.allow(); n >= 0 {
 			s.log.Warn("request from unknown source", "method", req.Method.String(), "source", req.Source(), "suppressed", n)
 		}
-		// Stateless: no transaction retransmits the 403 towards what may
-		// be a spoofed address.
-		res := sip.NewResponseFromRequest(req, 403, "Forbidden", nil)
-		s.decorate(res)
-		s.srv.WriteResponse(res)
-		tx.Terminate()
+		s.respondOnce(tx, req, 403, "Forbidden")
 		return nil
 	}
 	if why := validate(req); why != "" {
@@ -394,6 +400,16 @@ func (s *Server) admit(req *sip.Request, tx sip.ServerTransaction) *Trunk {
 		return nil
 	}
 	return t
+}
+
+// respondOnce answers statelessly: no transaction retransmits the answer
+// towards what may be a spoofed address (a UDP source the SBC cannot yet
+// trust), so an answer never multiplies a forged request.
+func (s *Server) respondOnce(tx sip.ServerTransaction, req *sip.Request, code int, reason string, hdrs ...sip.Header) {
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	s.decorate(res, hdrs...)
+	s.srv.WriteResponse(res)
+	tx.Terminate()
 }
 
 // respond sends a stateful response built from req with our Server header.

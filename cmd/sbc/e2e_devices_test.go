@@ -124,6 +124,21 @@ func TestE2EDevices(t *testing.T) {
 		if l.str("to_trunk") != e.cfg.Callee.Name || l.str("account_sid") != acct.SID {
 			t.Errorf("call started %v", l)
 		}
+		// The phone presents its account's number, whatever its From said.
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			r, err := st.Call(ctx, acct.SID, l.str("call_id"))
+			if err == nil && r.From == num {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("call row %+v %v; want From %s", r, err, num)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if strings.Contains(uas.messages(t), "From: <sip:alice@") {
+			t.Error("the carrier got the phone's own From")
+		}
 	})
 
 	t.Run("wrong_password", func(t *testing.T) {

@@ -134,7 +134,11 @@ func (c *Challenger) Verify(method, requestURI, header string, lookup func(usern
 	default:
 		id, issued, ok := c.checkNonce(p["nonce"])
 		if !ok {
-			return fail("bad nonce")
+			// Not ours, or another process's (a device that kept the
+			// nonce of the daemon before a restart): asked again, as
+			// stale, not failed; it proves nothing either way.
+			r.Stale = true
+			return fail("unknown nonce")
 		}
 		ha1MD5, ha1SHA256, known := lookup(r.Username)
 		ha1, reason := ha1MD5, "wrong password"

@@ -92,7 +92,7 @@ func TestVerify(t *testing.T) {
 		edit               func(Params) // before the response is computed
 		tamper             func(Params) // after
 		requestURI         string       // testURI if empty
-		wantOK             bool
+		wantOK, wantStale  bool
 		wantReason         string
 	}{
 		{name: "SHA-256", username: "alice", password: "secret", wantOK: true},
@@ -132,13 +132,13 @@ func TestVerify(t *testing.T) {
 			edit: func(p Params) { p["nc"] = "0000000g" }},
 		{name: "no response", username: "alice", password: "secret", wantReason: "malformed header",
 			tamper: func(p Params) { delete(p, "response") }},
-		{name: "tampered nonce", username: "alice", password: "secret", wantReason: "bad nonce",
+		{name: "tampered nonce", username: "alice", password: "secret", wantReason: "unknown nonce", wantStale: true,
 			edit: func(p Params) { p["nonce"] = flip(p["nonce"], 3) }},
-		{name: "tampered nonce time", username: "alice", password: "secret", wantReason: "bad nonce",
+		{name: "tampered nonce time", username: "alice", password: "secret", wantReason: "unknown nonce", wantStale: true,
 			edit: func(p Params) { p["nonce"] = flip(p["nonce"], 0) }},
-		{name: "truncated nonce", username: "alice", password: "secret", wantReason: "bad nonce",
+		{name: "truncated nonce", username: "alice", password: "secret", wantReason: "unknown nonce", wantStale: true,
 			edit: func(p Params) { p["nonce"] = p["nonce"][:40] }},
-		{name: "nonce of another secret", username: "alice", password: "secret", wantReason: "bad nonce",
+		{name: "nonce of another secret", username: "alice", password: "secret", wantReason: "unknown nonce", wantStale: true,
 			edit: func(p Params) { p["nonce"] = other.newNonce() }},
 	}
 	for _, tt := range tests {
@@ -158,7 +158,7 @@ func TestVerify(t *testing.T) {
 			if uri == "" {
 				uri = testURI
 			}
-			want := Result{OK: tt.wantOK, Username: tt.username, Reason: tt.wantReason}
+			want := Result{OK: tt.wantOK, Stale: tt.wantStale, Username: tt.username, Reason: tt.wantReason}
 			if got := c.Verify("REGISTER", uri, header, lookup); got != want {
 				t.Errorf("Verify(%q) = %+v; want %+v", header, got, want)
 			}
