@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -463,6 +464,12 @@ func TestAdmitDeviceCallerID(t *testing.T) {
 	mustNumber(t, p, a.SID, "+14155550401", "user:alice")
 	mustNumber(t, p, a.SID, "+14155550403", "trunk:pbx")
 	mustNumber(t, p, b.SID, "+14155550500", "")
+	// One account never points a number at another's phones.
+	num, target := "+14155550501", "user:alice"
+	var fe *FieldError
+	if _, err := p.CreateNumber(ctx, "cli", b.SID, NumberSpec{PhoneNumber: &num, VoiceTarget: &target}); !errors.As(err, &fe) || fe.Field != "VoiceUrl" {
+		t.Errorf("account b's number to account a's user: %v; want a VoiceUrl field error", err)
+	}
 	for _, tt := range []struct{ from, want string }{
 		{"+14155550403", "+14155550403"}, // the account's, chosen by the device
 		{"+14155550500", "+14155550401"}, // another account's: replaced

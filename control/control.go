@@ -224,6 +224,11 @@ func (p *Plane) purgeLoop() {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		n, err := p.Purge(ctx)
+		// Bindings expired and left by a node that stopped (its own are
+		// removed as they expire).
+		if _, rerr := p.st.PurgeRegistrations(ctx, p.now()); rerr != nil {
+			p.log.Warn("purge expired registrations", "error", rerr)
+		}
 		cancel()
 		if err != nil {
 			p.log.Warn("retention purge", "error", err)

@@ -299,6 +299,25 @@ func applyNumber(n *store.Number, s NumberSpec) error {
 	return nil
 }
 
+// ownUser refuses a number's target user:NAME unless NAME is a SIP user
+// of the number's own account: one account never rings another's phones.
+func (p *Plane) ownUser(ctx context.Context, account, target string) error {
+	name, ok := strings.CutPrefix(target, "user:")
+	if !ok {
+		return nil
+	}
+	users, err := p.st.Users(ctx, account)
+	if err != nil {
+		return err
+	}
+	for _, u := range users {
+		if u.Username == name {
+			return nil
+		}
+	}
+	return fieldErr("VoiceUrl", "%q: no SIP user %q in this account", target, name)
+}
+
 // CreateNumber gives an account a number.
 func (p *Plane) CreateNumber(ctx context.Context, actor, account string, s NumberSpec) (store.Number, error) {
 	n := store.Number{AccountSID: account, Voice: true}
@@ -306,6 +325,9 @@ func (p *Plane) CreateNumber(ctx context.Context, actor, account string, s Numbe
 		return n, fieldErr("PhoneNumber", "required")
 	}
 	if err := applyNumber(&n, s); err != nil {
+		return n, err
+	}
+	if err := p.ownUser(ctx, account, n.VoiceTarget); err != nil {
 		return n, err
 	}
 	if n.FriendlyName == "" {
@@ -325,7 +347,12 @@ func (p *Plane) UpdateNumber(ctx context.Context, actor, account, sid string, s 
 		return store.Number{}, fieldErr("PhoneNumber", "cannot be changed; release the number and add the new one")
 	}
 	ctx, gen := store.WithGeneration(ctx)
-	n, err := p.st.UpdateNumber(ctx, actor, account, sid, func(n *store.Number) error { return applyNumber(n, s) })
+	n, err := p.st.UpdateNumber(ctx, actor, account, sid, func(n *store.Number) error {
+		if err := applyNumber(n, s); err != nil {
+			return err
+		}
+		return p.ownUser(ctx, account, n.VoiceTarget)
+	})
 	if err != nil {
 		return n, err
 	}

@@ -107,7 +107,7 @@ func (s *Server) route(from *Trunk, req *sip.Request) (*Trunk, string, control.D
 			problem = "the number's SIP URI is at no configured trunk"
 		case strings.HasPrefix(d.Target, "user:"):
 			user := d.Target[len("user:"):]
-			if to := s.deviceOf(user); to != nil {
+			if to := s.deviceOf(user); to != nil && to.Account == d.Account {
 				return to, user, d, nil
 			}
 			d.Release()

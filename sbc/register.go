@@ -161,6 +161,11 @@ func (s *Server) authenticate(req *sip.Request, tx sip.ServerTransaction) (contr
 	now := time.Now()
 	p, err := digest.Parse(h.Value())
 	user := p["username"]
+	if len(user) > 64 {
+		// No user has such a name: refused like a wrong password, and not
+		// counted under a name an attacker chose (the lockout's memory).
+		user = ""
+	}
 	if err == nil && s.dev.locked.lockedOut(user, now) && !s.registeredFlow(user, req.Source()) {
 		s.log.Warn("authentication refused: user locked out", "method", req.Method.String(), "source", req.Source(), "username", user)
 		s.respondOnce(tx, req, 403, "Forbidden")
@@ -183,7 +188,7 @@ func (s *Server) authenticate(req *sip.Request, tx sip.ServerTransaction) (contr
 		s.challenge(tx, req, true)
 		return control.Device{}, false
 	}
-	lockedNow := s.dev.locked.fail(user, now)
+	lockedNow := user != "" && s.dev.locked.fail(user, now)
 	s.log.Warn("authentication failed", "method", req.Method.String(), "source", req.Source(), "transport", strings.ToLower(req.Transport()),
 		"username", res.Username, "reason", res.Reason, "user_locked_out", lockedNow)
 	if ip, ok := sourceIP(req.Source()); ok && s.bans.fail(ip, now) {
@@ -322,6 +327,22 @@ func storeRegs(bs []registrar.Binding, account string) []store.Registration {
 			Source: b.Source, Expires: b.Expires, UserAgent: b.UserAgent, CallID: b.CallID, CSeq: b.CSeq, Updated: b.Updated}
 	}
 	return out
+}
+
+// expireRegistrations drops the bindings expired at now, from memory and
+// from the store (a second at most after their expiry: the reaper's tick).
+func (s *Server) expireRegistrations(now time.Time) {
+	gone := s.dev.reg.Expire(now)
+	if len(gone) == 0 || s.ctl == nil {
+		return
+	}
+	go func() { // the reaper does not wait for the store
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.ctl.SaveRegistrations(ctx, nil, storeRegs(gone, "")); err != nil {
+			s.log.Warn("expired registrations not removed from the store", "error", err)
+		}
+	}()
 }
 
 // restoreRegistrations reads back this node's bindings a previous run

@@ -166,3 +166,28 @@ func TestRegisteredDeviceNotBanned(t *testing.T) {
 		t.Fatalf("%d bans of a registered phone", n)
 	}
 }
+
+// An expired binding leaves memory, the flow index and the store.
+func TestRegistrationExpires(t *testing.T) {
+	s, p := registrarServer(t, "")
+	d := newPeer(t, "127.0.0.48")
+	c := register(d, s.addrOf("udp"), "alice", "", 1, 60, nil)
+	if res := register(d, s.addrOf("udp"), "alice", "Str0ng-Passw0rd!", 2, 60, c); res.StatusCode != 200 {
+		t.Fatalf("register: %d", res.StatusCode)
+	}
+	s.expireRegistrations(time.Now().Add(61 * time.Second))
+	if s.dev.reg.Registered(d.addr) || len(s.dev.reg.Lookup("alice", time.Now())) != 0 {
+		t.Fatal("expired binding still in memory")
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		regs, err := p.Store().Registrations(context.Background(), store.RegistrationFilter{Username: "alice"}, time.Now())
+		if err == nil && len(regs) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("expired binding still stored: %+v %v", regs, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

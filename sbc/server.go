@@ -316,6 +316,7 @@ func (s *Server) reaper() {
 			}
 			s.bans.expire(now)
 			s.bans.apply()
+			s.expireRegistrations(now)
 		case <-s.bans.wake:
 			s.bans.apply()
 		}
@@ -554,6 +555,11 @@ func (s *Server) do(ctx context.Context, req *sip.Request) (*sip.Response, error
 // writeAck sends an ACK for a 2xx; ACKs are not transactions (RFC 3261 §17.1.1.3).
 func (s *Server) writeAck(ack *sip.Request) error {
 	withLength(ack)
+	if s.tls != nil && strings.EqualFold(ack.Transport(), "TLS") {
+		if err := s.dialTrunk(context.Background(), ack.Destination()); err != nil {
+			return err
+		}
+	}
 	return s.client.WriteRequest(ack, asIs)
 }
 

@@ -176,6 +176,10 @@ type tlsListener struct {
 func (l *tlsListener) Accept() (net.Conn, error) {
 	for {
 		c, err := l.TCPListener.Accept()
+		if err == nil && l.s.bans.banned(remoteIP(c.RemoteAddr())) {
+			c.Close() // no handshake for a banned source
+			continue
+		}
 		if err == nil {
 			return l.s.newTLSConn(c), nil
 		}
@@ -264,6 +268,7 @@ var pongTimeout = 10 * time.Second
 func (s *Server) keepalive(interval time.Duration) {
 	defer s.reaperWG.Done()
 	type flow struct {
+		conn    sip.Connection // the one pinged: a new one starts afresh
 		pinged  time.Time
 		waiting bool
 	}
@@ -290,8 +295,8 @@ func (s *Server) keepalive(interval time.Duration) {
 					continue
 				}
 				f := flows[addr]
-				if f == nil {
-					f = &flow{pinged: now}
+				if f == nil || f.conn != c {
+					f = &flow{conn: c, pinged: now}
 					flows[addr] = f
 				}
 				v, _ := s.pongs.LoadOrStore(addr, new(atomic.Int64))
@@ -407,10 +412,15 @@ func (s *Server) dialTrunk(ctx context.Context, dest string) error {
 		s.log.Warn("TLS connection to trunk failed", "trunk", tr.Name, "address", dest, "error", err)
 		return fmt.Errorf("TLS to trunk %s: %w", tr.Name, err)
 	}
+	// The trunk's requests on this connection are the trunk's: its
+	// certificate was verified as it was opened (mutual TLS or not).
+	raddr := conn.RemoteAddr().String()
+	s.tls.peers.Store(raddr, &tlsPeer{subject: c.(*tls.Conn).ConnectionState().PeerCertificates[0].Subject.String(), trunks: []string{tr.Name}})
+	conn = &closeHook{Conn: conn, hook: func() { s.tls.peers.Delete(raddr) }}
 	select {
 	case s.tls.dialed.conns <- conn:
 	case <-ctx.Done():
-		c.Close()
+		conn.Close()
 		return ctx.Err()
 	}
 	for range 1000 { // sipgo files it before it reads: at once
@@ -464,4 +474,16 @@ func (c *prefixedConn) Read(b []byte) (int, error) {
 		return n, nil
 	}
 	return c.Conn.Read(b)
+}
+
+// closeHook runs hook once when the connection is closed.
+type closeHook struct {
+	net.Conn
+	once sync.Once
+	hook func()
+}
+
+func (c *closeHook) Close() error {
+	c.once.Do(c.hook)
+	return c.Conn.Close()
 }

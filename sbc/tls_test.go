@@ -335,3 +335,70 @@ to = "bad"
 		t.Fatal("the SBC kept a connection whose pongs stopped")
 	}
 }
+
+// A mutual-TLS trunk's requests on the connection the SBC opened to it
+// are the trunk's: its certificate was checked as the SBC connected.
+func TestTLSTrunkRequestsOnDialledConnection(t *testing.T) {
+	ca := testpki.NewCA(t, "test CA")
+	ln, err := tls.Listen("tcp", "127.0.0.3:0", &tls.Config{Certificates: []tls.Certificate{ca.Issue(t, "carrier.test", "127.0.0.3").TLS}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	s := startServerWith(t, fmt.Sprintf(`
+[[sip.listen]]
+transport = "tls"
+address = "127.0.0.1:0"
+[[trunk]]
+name = "m"
+address = %q
+transport = "tls"
+sources = ["127.0.0.3"]
+tls_ca = %q
+tls_client_ca = %q
+tls_client_names = ["carrier.test"]
+[[route]]
+from = "t"
+prefix = "3"
+to = "m"
+`, ln.Addr(), ca.CertFile, ca.CertFile), nil)
+	got := make(chan string, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		r := bufio.NewReader(c)
+		if _, err := readMessage(r); err != nil { // the SBC's INVITE
+			got <- err.Error()
+			return
+		}
+		id := newID()
+		fmt.Fprintf(c, "OPTIONS sip:sbc@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS %s;branch=z9hG4bK%s\r\nFrom: <sip:carrier@127.0.0.3>;tag=%s\r\nTo: <sip:sbc@127.0.0.1>\r\nCall-ID: %s\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+			c.LocalAddr(), id, id, id)
+		for {
+			m, err := readMessage(r)
+			if err != nil {
+				got <- err.Error()
+				return
+			}
+			if res, ok := m.(*sip.Response); ok && res.CSeq().MethodName == sip.OPTIONS {
+				got <- res.StartLine()
+				return
+			}
+		}
+	}()
+	a := newPeer(t, "127.0.0.1")
+	body := testSDP("127.0.0.1", 4000)
+	a.send(s.addrOf("udp"), fmt.Sprintf("INVITE sip:300@127.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK%s\nFrom: <sip:a@127.0.0.1>;tag=a1\nTo: <sip:300@127.0.0.1>\nCall-ID: dialled-%s\nCSeq: 1 INVITE\nContact: <sip:a@%s>\nMax-Forwards: 70\nContent-Type: application/sdp\nContent-Length: %d\n\n%s",
+		a.addr, newID(), newID(), a.addr, len(body), body))
+	select {
+	case line := <-got:
+		if !strings.HasPrefix(line, "SIP/2.0 200") {
+			t.Fatalf("the trunk's OPTIONS on the SBC's connection: %q; want 200", line)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no answer to the trunk's OPTIONS")
+	}
+}

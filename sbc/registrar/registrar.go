@@ -25,9 +25,6 @@ type Binding struct {
 	Updated   time.Time `json:"updated"`
 }
 
-// Flow is how a binding's device is reached.
-func (b *Binding) Flow() (transport, source string) { return b.Transport, b.Source }
-
 // Contact is one Contact of a REGISTER: its URI, and its expires (the
 // parameter, else the Expires header, else the default: -1 when none
 // said).
@@ -107,7 +104,8 @@ func (r *Registrar) Register(req Request, now time.Time) (current, saved, remove
 		}
 		exp := r.Default
 		if secs >= 0 {
-			exp = time.Duration(secs) * time.Second
+			// Above the cap anyway; a huge value must not overflow.
+			exp = time.Duration(min(secs, 1<<31)) * time.Second
 		}
 		i := slices.IndexFunc(next, func(b *Binding) bool { return b.Contact == c.URI })
 		if i >= 0 && next[i].CallID == req.CallID && req.CSeq <= next[i].CSeq {
@@ -224,26 +222,4 @@ func (r *Registrar) Expire(now time.Time) []Binding {
 		r.live(user, now)
 	}
 	return gone
-}
-
-// All is every live binding, for listings.
-func (r *Registrar) All(now time.Time) []Binding {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []Binding
-	for user := range r.users {
-		for _, b := range r.live(user, now) {
-			out = append(out, *b)
-		}
-	}
-	slices.SortFunc(out, func(a, b Binding) int {
-		if a.User != b.User {
-			if a.User < b.User {
-				return -1
-			}
-			return 1
-		}
-		return b.Updated.Compare(a.Updated)
-	})
-	return out
 }

@@ -81,10 +81,10 @@ func TestRestoreAndExpire(t *testing.T) {
 		{User: "a", Contact: "sip:a@x", Expires: now.Add(time.Minute)},
 		{User: "b", Contact: "sip:b@x", Expires: now.Add(-time.Second)},
 	}, now)
-	if n != 1 || len(r.All(now)) != 1 {
+	if n != 1 || len(r.Lookup("a", now)) != 1 || len(r.Lookup("b", now)) != 0 {
 		t.Fatalf("restored %d", n)
 	}
-	if gone := r.Expire(now.Add(2 * time.Minute)); len(gone) != 1 || gone[0].User != "a" || len(r.All(now)) != 0 {
+	if gone := r.Expire(now.Add(2 * time.Minute)); len(gone) != 1 || gone[0].User != "a" || len(r.Lookup("a", now)) != 0 {
 		t.Fatalf("expired %+v", gone)
 	}
 }
