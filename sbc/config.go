@@ -82,10 +82,11 @@ type RegistrarConfig struct {
 	// NonceTTL is how long a digest challenge's nonce is good for; then
 	// the device is asked again (stale=true), without a new password.
 	NonceTTL time.Duration `toml:"nonce_ttl"`
-	// AuthFailures failed authentications of one user within BanWindow
-	// lock the user out for sip.ban_time (its attempts get 403 unread);
-	// a source's failures count towards sip.ban_threshold like any. 0:
-	// no per-user lockout.
+	// AuthFailures failed authentications of one user from one address
+	// within BanWindow lock the user out there (ten times as many from
+	// everywhere: for all), 10 s doubling up to BanTime (403 unread); a
+	// source's failures count towards sip.ban_threshold like any. 0: no
+	// per-user lockout.
 	AuthFailures *int `toml:"auth_failures"`
 	// Digest is the algorithms challenged, in order of preference
 	// (RFC 8760: "SHA-256" first). Devices that read only the first

@@ -95,7 +95,8 @@ func (s *Server) authenticate(req *sip.Request, tx sip.ServerTransaction) (contr
 		// counted under a name an attacker chose (the lockout's memory).
 		user = ""
 	}
-	if err == nil && s.dev.locked.lockedOut(user, now) && !s.registeredFlow(user, req.Source()) {
+	ip, _ := sourceIP(req.Source())
+	if err == nil && s.dev.locked.lockedOut(user, ip.String(), now) && !s.registeredFlow(user, req.Source()) {
 		s.log.Warn("authentication refused: user locked out", "method", req.Method.String(), "source", req.Source(), "username", user)
 		s.respondOnce(tx, req, 403, "Forbidden")
 		return control.Device{}, false
@@ -111,16 +112,16 @@ func (s *Server) authenticate(req *sip.Request, tx sip.ServerTransaction) (contr
 	})
 	switch {
 	case res.OK:
-		s.dev.locked.succeed(user)
+		s.dev.locked.succeed(user, ip.String())
 		return dev, true
 	case res.Stale:
 		s.challenge(tx, req, true)
 		return control.Device{}, false
 	}
-	lockedNow := user != "" && s.dev.locked.fail(user, now)
+	lockedNow := user != "" && s.dev.locked.fail(user, ip.String(), now)
 	s.log.Warn("authentication failed", "method", req.Method.String(), "source", req.Source(), "transport", strings.ToLower(req.Transport()),
 		"username", res.Username, "reason", res.Reason, "user_locked_out", lockedNow)
-	if ip, ok := sourceIP(req.Source()); ok && s.bans.fail(ip, now) {
+	if ip.IsValid() && s.bans.fail(ip, now) {
 		tx.Terminate() // banned: no answer
 		return control.Device{}, false
 	}

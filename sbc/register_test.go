@@ -109,15 +109,20 @@ func TestRegister(t *testing.T) {
 			t.Fatalf("%s with a wrong password: %d; want 401", user, res.StatusCode)
 		}
 	}
-	// auth_failures (3) in a row lock alice out (one failed above): even
-	// the right password gets 403 then.
-	for range 2 {
+	// auth_failures (3) from one address lock alice out there: even the
+	// right password gets 403 from it, while another address is not held.
+	for range 3 {
 		c = register(newPeer(t, "127.0.0.44"), sbcAddr, "alice", "", 1, 120, nil)
 		register(newPeer(t, "127.0.0.44"), sbcAddr, "alice", "wrong", 2, 120, c)
 	}
 	c = register(newPeer(t, "127.0.0.44"), sbcAddr, "alice", "", 3, 120, nil)
 	if res := register(newPeer(t, "127.0.0.44"), sbcAddr, "alice", "Str0ng-Passw0rd!", 4, 120, c); res.StatusCode != 403 {
 		t.Fatalf("locked out user: %d; want 403", res.StatusCode)
+	}
+	other := newPeer(t, "127.0.0.49")
+	c = register(other, sbcAddr, "alice", "", 1, 120, nil)
+	if res := register(other, sbcAddr, "alice", "Str0ng-Passw0rd!", 2, 120, c); res.StatusCode != 200 {
+		t.Fatalf("alice from another address during the lockout: %d; want 200", res.StatusCode)
 	}
 	// alice's own phone, registered over its flow before, is not locked
 	// out by a stranger's guesses.

@@ -33,6 +33,7 @@ type sipTLS struct {
 	peers  sync.Map // remote "ip:port" -> *tlsPeer, while the connection lasts
 	dialed *connFeed
 	dialMu sync.Map // trunk "ip:port" -> *sync.Mutex: one dial at a time
+	ours   sync.Map // trunk "ip:port" -> struct{}: the pool's connection there is one the SBC opened
 	log    *slog.Logger
 }
 
@@ -393,7 +394,12 @@ func (s *Server) dialTrunk(ctx context.Context, dest string) error {
 	defer mu.(*sync.Mutex).Unlock()
 	if c := pool.Get(dest); c != nil {
 		c.Ref(-1)
-		return nil
+		if _, ours := s.tls.ours.Load(dest); ours {
+			return nil
+		}
+		// A connection the trunk's address opened to us: its certificate
+		// was not checked as the trunk's server certificate. The SBC's own
+		// connection takes its place in the pool.
 	}
 	dialCtx, cancel := context.WithTimeout(ctx, s.cfg.SIP.TLS.HandshakeTimeout)
 	defer cancel()
@@ -416,7 +422,11 @@ func (s *Server) dialTrunk(ctx context.Context, dest string) error {
 	// certificate was verified as it was opened (mutual TLS or not).
 	raddr := conn.RemoteAddr().String()
 	s.tls.peers.Store(raddr, &tlsPeer{subject: c.(*tls.Conn).ConnectionState().PeerCertificates[0].Subject.String(), trunks: []string{tr.Name}})
-	conn = &closeHook{Conn: conn, hook: func() { s.tls.peers.Delete(raddr) }}
+	conn = &closeHook{Conn: conn, hook: func() {
+		s.tls.peers.Delete(raddr)
+		s.tls.ours.Delete(dest)
+	}}
+	s.tls.ours.Store(dest, struct{}{})
 	select {
 	case s.tls.dialed.conns <- conn:
 	case <-ctx.Done():
