@@ -55,6 +55,9 @@ to = "t"
 		none := "" // not the machine's /var/lib/sbc/calls
 		cfg.Calls.StateDir = &none
 	}
+	if !strings.Contains(extra, "data_dir") {
+		cfg.Control.DataDir = t.TempDir() // a self-signed TLS certificate lands there, not in /var/lib/sbc
+	}
 	if change != nil {
 		change(cfg)
 	}
