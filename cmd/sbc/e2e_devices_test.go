@@ -5,8 +5,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"sbc/control"
 	"sbc/control/store"
 	"sbc/sbc"
 	"sbc/sbc/sbctest"
@@ -35,28 +32,10 @@ func TestE2EDevices(t *testing.T) {
 	}
 	bin := buildSBC(t)
 	dir := dataDir(t, false)
-	cfg := control.Config{DataDir: dir}
-	cfg.SetDefaults()
-	st, err := store.Open(context.Background(), cfg.StorePath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	p := control.New(cfg, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	ctx := context.Background()
-	name, cps, max := "Acme", 20, 50
-	acct, _, err := p.CreateAccount(ctx, "cli", control.AccountSpec{Name: &name, CPS: &cps, MaxConcurrent: &max})
-	if err != nil {
-		t.Fatal(err)
-	}
 	const password = "Str0ng-Passw0rd!"
-	if _, err := p.CreateUser(ctx, "cli", acct.SID, "alice", password, ""); err != nil {
-		t.Fatal(err)
-	}
-	num, target := "+14155550400", "user:alice"
-	if _, err := p.CreateNumber(ctx, "cli", acct.SID, control.NumberSpec{PhoneNumber: &num, VoiceTarget: &target}); err != nil {
-		t.Fatal(err)
-	}
+	num := "+14155550400"
+	st, acctSID := deviceAccount(t, dir, "alice", password, num)
+	ctx := context.Background()
 	e := newE2EEnv(t, bin, func(c *sbctest.DaemonConfig) {
 		c.Control.DataDir = dir
 		c.LogLevel = "info"
@@ -75,17 +54,17 @@ func TestE2EDevices(t *testing.T) {
 		mediaPort: freeMediaPort(t, deviceIP, phonePort), remote: sbcAddr, pause: 8 * time.Second, timeout: 20 * time.Second,
 		extra: []string{"-s", "alice", "-au", "alice", "-ap", password, "-oocsf", filepath.Join(sippDir(t), "uas_basic.xml")}})
 	reg := e.sbc.waitN(t, 1, 5*time.Second, "registered", func(l logLine) bool { return l.msg() == "registered" })[0]
-	if reg.str("username") != "alice" || reg.str("account_sid") != acct.SID || reg.str("transport") != "udp" {
+	if reg.str("username") != "alice" || reg.str("account_sid") != acctSID || reg.str("transport") != "udp" {
 		t.Fatalf("registered line %v", reg)
 	}
-	if regs, err := st.Registrations(ctx, store.RegistrationFilter{AccountSID: acct.SID}, time.Now()); err != nil || len(regs) != 1 || regs[0].Source != reg.str("source") {
+	if regs, err := st.Registrations(ctx, store.RegistrationFilter{AccountSID: acctSID}, time.Now()); err != nil || len(regs) != 1 || regs[0].Source != reg.str("source") {
 		t.Fatalf("stored registrations %+v %v", regs, err)
 	}
 
 	// The CLI lists it from the store.
 	cfgPath := filepath.Join(t.TempDir(), "sbc.toml")
 	os.WriteFile(cfgPath, []byte(e.cfg.TOML()), 0o644)
-	if out, err := exec.Command(bin, "registrations", "-config", cfgPath, "-account", acct.SID).CombinedOutput(); err != nil ||
+	if out, err := exec.Command(bin, "registrations", "-config", cfgPath, "-account", acctSID).CombinedOutput(); err != nil ||
 		!strings.Contains(string(out), "alice") || !strings.Contains(string(out), reg.str("source")) {
 		t.Errorf("sbc registrations: %v\n%s", err, out)
 	}
@@ -97,7 +76,7 @@ func TestE2EDevices(t *testing.T) {
 		l := e.sbc.waitN(t, 1, 5*time.Second, "call to alice", func(l logLine) bool {
 			return l.msg() == "call started" && l.str("to_trunk") == "user:alice"
 		})[0]
-		if l.str("from_trunk") != e.cfg.Callee.Name || l.str("account_sid") != acct.SID {
+		if l.str("from_trunk") != e.cfg.Callee.Name || l.str("account_sid") != acctSID {
 			t.Errorf("call started %v", l)
 		}
 		ended := e.sbc.waitN(t, 1, 5*time.Second, "call to alice ended", func(m logLine) bool {
@@ -121,13 +100,13 @@ func TestE2EDevices(t *testing.T) {
 		l := e.sbc.waitN(t, 1, 5*time.Second, "call from alice", func(l logLine) bool {
 			return l.msg() == "call started" && l.str("from_trunk") == "user:alice"
 		})[0]
-		if l.str("to_trunk") != e.cfg.Callee.Name || l.str("account_sid") != acct.SID {
+		if l.str("to_trunk") != e.cfg.Callee.Name || l.str("account_sid") != acctSID {
 			t.Errorf("call started %v", l)
 		}
 		// The phone presents its account's number, whatever its From said.
 		deadline := time.Now().Add(5 * time.Second)
 		for {
-			r, err := st.Call(ctx, acct.SID, l.str("call_id"))
+			r, err := st.Call(ctx, acctSID, l.str("call_id"))
 			if err == nil && r.From == num {
 				break
 			}

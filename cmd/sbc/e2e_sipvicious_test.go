@@ -3,10 +3,7 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"sbc/control"
-	"sbc/control/store"
 	"sbc/sbc"
 	"sbc/sbc/sbctest"
 )
@@ -88,22 +83,7 @@ func TestE2ESipvicious(t *testing.T) {
 	daemon := func(t *testing.T, scanners []string) (*e2eEnv, string) {
 		t.Helper()
 		dir := dataDir(t, false)
-		cfg := control.Config{DataDir: dir}
-		cfg.SetDefaults()
-		st, err := store.Open(context.Background(), cfg.StorePath())
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := control.New(cfg, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
-		name := "Acme"
-		acct, _, err := p.CreateAccount(context.Background(), "cli", control.AccountSpec{Name: &name})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := p.CreateUser(context.Background(), "cli", acct.SID, "alice", "Str0ng-Passw0rd!", ""); err != nil {
-			t.Fatal(err)
-		}
-		st.Close()
+		deviceAccount(t, dir, "alice", "Str0ng-Passw0rd!", "+14155550600")
 		e := newE2EEnv(t, bin, func(c *sbctest.DaemonConfig) {
 			c.Control.DataDir = dir
 			c.LogLevel = "info"
