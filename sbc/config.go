@@ -69,34 +69,6 @@ type SIPConfig struct {
 	Registrar RegistrarConfig `toml:"registrar"`
 }
 
-// RegistrarConfig is the [sip.registrar] section: how customer devices
-// (the control plane's SIP users) register and call.
-type RegistrarConfig struct {
-	// MinExpires and MaxExpires bound a registration: shorter is refused
-	// (423), longer is cut to MaxExpires (short: a device behind NAT
-	// refreshes its binding, and the NAT's, that often).
-	MinExpires time.Duration `toml:"min_expires"`
-	MaxExpires time.Duration `toml:"max_expires"`
-	// MaxContacts is the most devices one user may register at once.
-	MaxContacts int `toml:"max_contacts"`
-	// NonceTTL is how long a digest challenge's nonce is good for; then
-	// the device is asked again (stale=true), without a new password.
-	NonceTTL time.Duration `toml:"nonce_ttl"`
-	// AuthFailures failed authentications of one user from one address
-	// within BanWindow lock the user out there (ten times as many from
-	// everywhere: for all), 10 s doubling up to BanTime (403 unread); a
-	// source's failures count towards sip.ban_threshold like any. 0: no
-	// per-user lockout.
-	AuthFailures *int `toml:"auth_failures"`
-	// Digest is the algorithms challenged, in order of preference
-	// (RFC 8760: "SHA-256" first). Devices that read only the first
-	// challenge and know only MD5 need "MD5" first; some refuse any
-	// challenge but MD5 (baresip 1.0) and need ["MD5"].
-	Digest []string `toml:"digest"`
-	// Media is the devices' media policy: srtp, codecs, srtp_suites.
-	MediaPolicy
-}
-
 // TLSConfig is the [sip.tls] section.
 type TLSConfig struct {
 	// Cert and Key are PEM files (the chain, leaf first, and its key),
@@ -266,27 +238,7 @@ func (c *Config) SetDefaults() {
 	if c.SIP.Scanners == nil {
 		c.SIP.Scanners = slices.Clone(DefaultScanners)
 	}
-	r := &c.SIP.Registrar
-	if r.MinExpires == 0 {
-		r.MinExpires = 60 * time.Second
-	}
-	if r.MaxExpires == 0 {
-		r.MaxExpires = 120 * time.Second
-	}
-	if r.MaxContacts == 0 {
-		r.MaxContacts = 5
-	}
-	if r.NonceTTL == 0 {
-		r.NonceTTL = 5 * time.Minute
-	}
-	if r.AuthFailures == nil {
-		n := 10
-		r.AuthFailures = &n
-	}
-	if r.Digest == nil {
-		r.Digest = []string{"SHA-256", "MD5"}
-	}
-	r.MediaPolicy.setDefaults()
+	c.SIP.Registrar.setDefaults()
 	if c.SIP.TLS.HandshakeTimeout == 0 {
 		c.SIP.TLS.HandshakeTimeout = 10 * time.Second
 	}
@@ -382,25 +334,7 @@ func (c *Config) Validate() error {
 			bad(fmt.Sprintf("sip.scanners[%d]", i), sc, "a non-empty User-Agent substring, e.g. \"friendly-scanner\"")
 		}
 	}
-	if r := c.SIP.Registrar; r.MinExpires < 10*time.Second || r.MinExpires > time.Hour {
-		bad("sip.registrar.min_expires", r.MinExpires, `a duration from "10s" to "1h"`)
-	} else if r.MaxExpires < r.MinExpires || r.MaxExpires > 24*time.Hour {
-		bad("sip.registrar.max_expires", r.MaxExpires, `a duration from sip.registrar.min_expires to "24h"`)
-	}
-	if r := c.SIP.Registrar; r.MaxContacts < 1 || r.MaxContacts > 100 {
-		bad("sip.registrar.max_contacts", r.MaxContacts, "from 1 to 100")
-	}
-	if r := c.SIP.Registrar; r.NonceTTL < 10*time.Second || r.NonceTTL > time.Hour {
-		bad("sip.registrar.nonce_ttl", r.NonceTTL, `a duration from "10s" to "1h"`)
-	}
-	if n := c.SIP.Registrar.AuthFailures; n != nil && (*n < 0 || *n > 1000) {
-		bad("sip.registrar.auth_failures", *n, "failed authentications of one user before it is locked out, from 0 (never) to 1000")
-	}
-	errs = append(errs, c.SIP.Registrar.MediaPolicy.validate("sip.registrar")...)
-	if d := c.SIP.Registrar.Digest; len(d) == 0 || len(d) > 2 || slices.ContainsFunc(d, func(a string) bool { return a != "SHA-256" && a != "MD5" }) ||
-		len(d) == 2 && d[0] == d[1] {
-		bad("sip.registrar.digest", d, `"SHA-256" and/or "MD5", each once, in order of preference`)
-	}
+	errs = append(errs, c.SIP.Registrar.validate()...)
 	if (c.SIP.TLS.Cert == "") != (c.SIP.TLS.Key == "") {
 		bad("sip.tls.key", c.SIP.TLS.Key, "a PEM key file with sip.tls.cert, or both empty (a self-signed certificate)")
 	}
