@@ -67,7 +67,7 @@ func (s *Server) challenge(tx sip.ServerTransaction, req *sip.Request, stale boo
 		code, reason, name = 401, "Unauthorized", "WWW-Authenticate"
 	}
 	var hdrs []sip.Header
-	for _, v := range s.dev.auth.Challenge(stale) {
+	for _, v := range s.dev.auth.Challenge(stale, clientOf(req)) {
 		hdrs = append(hdrs, sip.NewHeader(name, v))
 	}
 	s.respondOnce(tx, req, code, reason, hdrs...)
@@ -102,7 +102,7 @@ func (s *Server) authenticate(req *sip.Request, tx sip.ServerTransaction) (contr
 		return control.Device{}, false
 	}
 	var dev control.Device
-	res := s.dev.auth.Verify(req.Method.String(), digestURI(req, p["uri"]), h.Value(), func(u string) (string, string, bool) {
+	res := s.dev.auth.Verify(req.Method.String(), digestURI(req, p["uri"]), h.Value(), clientOf(req), func(u string) (string, string, bool) {
 		d, ok := s.ctl.Device(u)
 		if !ok || !d.Active {
 			return "", "", false
@@ -114,8 +114,10 @@ func (s *Server) authenticate(req *sip.Request, tx sip.ServerTransaction) (contr
 	case res.OK:
 		s.dev.locked.succeed(user, ip.String())
 		return dev, true
-	case res.Stale:
-		s.challenge(tx, req, true)
+	case res.Stale || res.Unproven:
+		// Without a nonce sent to its address, a failure could be forged
+		// (UDP) to lock out or ban that address: challenged, not counted.
+		s.challenge(tx, req, res.Stale)
 		return control.Device{}, false
 	}
 	lockedNow := user != "" && s.dev.locked.fail(user, ip.String(), now)
@@ -127,6 +129,13 @@ func (s *Server) authenticate(req *sip.Request, tx sip.ServerTransaction) (contr
 	}
 	s.challenge(tx, req, false)
 	return control.Device{}, false
+}
+
+// clientOf is what a request's nonces are bound to: its source IP. Not
+// the port: a NAT may give a device's next request another one.
+func clientOf(req *sip.Request) string {
+	ip, _ := sourceIP(req.Source())
+	return ip.String()
 }
 
 // registeredFlow tells whether user has a device registered over source.

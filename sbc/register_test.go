@@ -86,6 +86,7 @@ func TestRegister(t *testing.T) {
 	}
 	// Right password: registered, its 3600 s cut to max_expires.
 	d := newPeer(t, "127.0.0.42")
+	first = register(d, sbcAddr, "alice", "", 1, 3600, nil)
 	res := register(d, sbcAddr, "alice", "Str0ng-Passw0rd!", 2, 3600, first)
 	if res.StatusCode != 200 || !strings.Contains(res.GetHeader("Contact").Value(), "expires=120") {
 		t.Fatalf("register: %v", res)
@@ -147,6 +148,35 @@ func TestRegistrationsRestored(t *testing.T) {
 	}
 	if to := next.deviceOf("alice"); to == nil || to.Address != d.addr {
 		t.Fatalf("a call to alice after the restart goes to %+v", to)
+	}
+}
+
+// Failures sent from a forged address (UDP) count against nobody: a
+// nonce is good only from the address it was sent to, so a forger who
+// asks for one from its own address and guesses from its victim's is
+// challenged again, as is a request with no nonce at all.
+func TestForgedFailuresNotCounted(t *testing.T) {
+	s, _ := registrarServer(t, "[sip.registrar]\nauth_failures = 3\n", func(c *Config) { c.SIP.BanThreshold = ptr(3) })
+	sbcAddr := s.addrOf("udp")
+	forger, victim := newPeer(t, "127.0.0.45"), newPeer(t, "127.0.0.46")
+	c := register(forger, sbcAddr, "alice", "", 1, 120, nil)
+	for i := range 10 {
+		res := register(victim, sbcAddr, "alice", "guess", 2+i, 120, c)
+		if v := res.GetHeader("WWW-Authenticate"); res.StatusCode != 401 || v == nil || !strings.Contains(v.Value(), "stale=true") {
+			t.Fatalf("guess %d with the forger's nonce: %v; want 401 stale=true", i+1, res)
+		}
+		victim.send(sbcAddr, fmt.Sprintf("REGISTER sip:%s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK%s;rport\nFrom: <sip:alice@%s>;tag=f%d\nTo: <sip:alice@%s>\nCall-ID: forged-%d\nCSeq: 1 REGISTER\nContact: <sip:alice@%s>\nAuthorization: Digest username=\"alice\", realm=\"x\", uri=\"sip:%s\", response=\"00\"\nMax-Forwards: 70\nContent-Length: 0\n\n",
+			sbcAddr, victim.addr, newID(), sbcAddr, i, sbcAddr, i, victim.addr, sbcAddr))
+		if res, ok := victim.recv(3 * time.Second).(*sip.Response); !ok || res.StatusCode != 401 {
+			t.Fatalf("credentials without a nonce %d: %v; want 401", i+1, res)
+		}
+	}
+	c = register(victim, sbcAddr, "alice", "", 20, 120, nil)
+	if res := register(victim, sbcAddr, "alice", "Str0ng-Passw0rd!", 21, 120, c); res.StatusCode != 200 {
+		t.Fatalf("the victim registering: %d; want 200", res.StatusCode)
+	}
+	if n := s.Bans(); n != 0 {
+		t.Fatalf("%d bans after forged failures", n)
 	}
 }
 

@@ -40,7 +40,7 @@ func New(realm string, secret []byte, ttl time.Duration) *Challenger {
 		replay: replayCache{max: 1_000_000, seen: map[nonceID]seenNonce{}},
 		algs:   []string{"SHA-256", "MD5"},
 	}
-	c.dummy = hex.EncodeToString(c.mac([]byte("dummy HA1")))
+	c.dummy = hex.EncodeToString(c.mac([]byte("dummy HA1"), ""))
 	c.dummy += c.dummy // 64 hex digits: as long as a SHA-256 HA1
 	return c
 }
@@ -49,9 +49,11 @@ func New(realm string, secret []byte, ttl time.Duration) *Challenger {
 // Proxy-Authenticate (407) header fields to send, one per algorithm, in
 // order of preference (RFC 8760 §2.4): SHA-256, then MD5 for the devices
 // that know nothing else. stale tells a client whose nonce expired to
-// retry without asking for a new password (RFC 7616 §3.3).
-func (c *Challenger) Challenge(stale bool) []string {
-	common := "Digest realm=" + quote(c.realm) + ", nonce=" + quote(c.newNonce()) + ", algorithm="
+// retry without asking for a new password (RFC 7616 §3.3). The nonce is
+// bound to client, the address the challenge goes to (its IP, not its
+// port): Verify accepts it from there only.
+func (c *Challenger) Challenge(stale bool, client string) []string {
+	common := "Digest realm=" + quote(c.realm) + ", nonce=" + quote(c.newNonce(client)) + ", algorithm="
 	tail := `, qop="auth"`
 	if stale {
 		tail += ", stale=true"
@@ -87,6 +89,11 @@ type Result struct {
 	// can no longer be checked for replay): challenge again with
 	// stale=true.
 	Stale bool
+	// Unproven means the request carries no nonce issued to its client:
+	// whoever sent it need not have received a challenge there, so it
+	// could come from a forged address (UDP) and must not count against
+	// that address. Challenge again.
+	Unproven bool
 	// Username is the one sent, for logs; possibly not a known user.
 	Username string
 	// Reason says why verification failed, for logs only: "unknown user"
@@ -95,22 +102,34 @@ type Result struct {
 }
 
 // Verify checks the value of an Authorization or Proxy-Authorization
-// header field sent with a request of method and requestURI. lookup
+// header field sent with a request of method and requestURI from client
+// (the address a challenge would go to, as given to Challenge). lookup
 // returns the HA1s of username (either may be empty) and whether the
 // user exists. A wrong user costs the same work as a wrong password and
 // gives the same OK and Stale: only Reason tells them apart (lookup too
 // should take as long for an unknown user).
-func (c *Challenger) Verify(method, requestURI, header string, lookup func(username string) (ha1MD5, ha1SHA256 string, ok bool)) Result {
+func (c *Challenger) Verify(method, requestURI, header, client string, lookup func(username string) (ha1MD5, ha1SHA256 string, ok bool)) Result {
 	p, err := Parse(header)
-	if err != nil {
-		return Result{Reason: "malformed header"}
+	if err != nil || p["nonce"] == "" {
+		return Result{Username: p["username"], Unproven: true, Reason: "malformed header"}
 	}
 	r := Result{Username: p["username"]}
 	fail := func(reason string) Result {
 		r.Reason = reason
 		return r
 	}
-	for _, name := range []string{"username", "realm", "nonce", "uri", "response"} {
+	// The nonce first: only a request answering a challenge sent to its
+	// client proves that address is the sender's, and only then does a
+	// failure count.
+	id, issued, ok := c.checkNonce(p["nonce"], client)
+	if !ok {
+		// Not ours, another address's, or another process's (a device
+		// that kept the nonce of the daemon before a restart): asked
+		// again, as stale, not failed; it proves nothing either way.
+		r.Stale, r.Unproven = true, true
+		return fail("unknown nonce")
+	}
+	for _, name := range []string{"username", "realm", "uri", "response"} {
 		if p[name] == "" {
 			return fail("malformed header")
 		}
@@ -132,14 +151,6 @@ func (c *Challenger) Verify(method, requestURI, header string, lookup func(usern
 	case strings.TrimSpace(p["uri"]) != strings.TrimSpace(requestURI):
 		return fail("uri mismatch")
 	default:
-		id, issued, ok := c.checkNonce(p["nonce"])
-		if !ok {
-			// Not ours, or another process's (a device that kept the
-			// nonce of the daemon before a restart): asked again, as
-			// stale, not failed; it proves nothing either way.
-			r.Stale = true
-			return fail("unknown nonce")
-		}
 		ha1MD5, ha1SHA256, known := lookup(r.Username)
 		ha1, reason := ha1MD5, "wrong password"
 		if sha {

@@ -9,9 +9,10 @@ import (
 )
 
 const (
-	testRealm = "sbc.example.net"
-	testURI   = "sip:sbc.example.net"
-	testTTL   = 5 * time.Minute
+	testRealm  = "sbc.example.net"
+	testURI    = "sip:sbc.example.net"
+	testTTL    = 5 * time.Minute
+	testClient = "192.0.2.1" // the address challenges go to
 )
 
 // testPasswords are the users the tests know; md5only has no SHA-256 HA1.
@@ -61,7 +62,7 @@ func answer(t testing.TB, challenge, username, password string, nc uint32, edit 
 func TestChallenge(t *testing.T) {
 	c, _ := newTest()
 	for _, stale := range []bool{false, true} {
-		got := c.Challenge(stale)
+		got := c.Challenge(stale, testClient)
 		if len(got) != 2 {
 			t.Fatalf("Challenge(%v) = %q; want 2 values", stale, got)
 		}
@@ -78,7 +79,7 @@ func TestChallenge(t *testing.T) {
 			}
 		}
 	}
-	if a, b := c.Challenge(false), c.Challenge(false); a[0] == b[0] {
+	if a, b := c.Challenge(false, testClient), c.Challenge(false, testClient); a[0] == b[0] {
 		t.Errorf("two challenges with the same nonce: %q", a[0])
 	}
 }
@@ -92,7 +93,9 @@ func TestVerify(t *testing.T) {
 		edit               func(Params) // before the response is computed
 		tamper             func(Params) // after
 		requestURI         string       // testURI if empty
+		client             string       // testClient if empty: where it comes from
 		wantOK, wantStale  bool
+		wantUnproven       bool
 		wantReason         string
 	}{
 		{name: "SHA-256", username: "alice", password: "secret", wantOK: true},
@@ -132,21 +135,27 @@ func TestVerify(t *testing.T) {
 			edit: func(p Params) { p["nc"] = "0000000g" }},
 		{name: "no response", username: "alice", password: "secret", wantReason: "malformed header",
 			tamper: func(p Params) { delete(p, "response") }},
-		{name: "tampered nonce", username: "alice", password: "secret", wantReason: "unknown nonce", wantStale: true,
+		{name: "tampered nonce", username: "alice", password: "secret", wantReason: "unknown nonce", wantStale: true, wantUnproven: true,
 			edit: func(p Params) { p["nonce"] = flip(p["nonce"], 3) }},
-		{name: "tampered nonce time", username: "alice", password: "secret", wantReason: "unknown nonce", wantStale: true,
+		{name: "tampered nonce time", username: "alice", password: "secret", wantReason: "unknown nonce", wantStale: true, wantUnproven: true,
 			edit: func(p Params) { p["nonce"] = flip(p["nonce"], 0) }},
-		{name: "truncated nonce", username: "alice", password: "secret", wantReason: "unknown nonce", wantStale: true,
+		{name: "truncated nonce", username: "alice", password: "secret", wantReason: "unknown nonce", wantStale: true, wantUnproven: true,
 			edit: func(p Params) { p["nonce"] = p["nonce"][:40] }},
-		{name: "nonce of another secret", username: "alice", password: "secret", wantReason: "unknown nonce", wantStale: true,
-			edit: func(p Params) { p["nonce"] = other.newNonce() }},
+		{name: "nonce of another secret", username: "alice", password: "secret", wantReason: "unknown nonce", wantStale: true, wantUnproven: true,
+			edit: func(p Params) { p["nonce"] = other.newNonce(testClient) }},
+		// Sent to another address: a forger who asked for a nonce from
+		// its own address and sends from its victim's.
+		{name: "nonce of another client", username: "alice", password: "secret", client: "192.0.2.2",
+			wantReason: "unknown nonce", wantStale: true, wantUnproven: true},
+		{name: "no nonce", username: "alice", password: "secret", wantReason: "malformed header", wantUnproven: true,
+			tamper: func(p Params) { delete(p, "nonce") }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, _ := newTest()
-			ch := c.Challenge(false)[0]
+			ch := c.Challenge(false, testClient)[0]
 			if tt.md5 {
-				ch = c.Challenge(false)[1]
+				ch = c.Challenge(false, testClient)[1]
 			}
 			header := answer(t, ch, tt.username, tt.password, 1, tt.edit)
 			if tt.tamper != nil {
@@ -158,8 +167,12 @@ func TestVerify(t *testing.T) {
 			if uri == "" {
 				uri = testURI
 			}
-			want := Result{OK: tt.wantOK, Stale: tt.wantStale, Username: tt.username, Reason: tt.wantReason}
-			if got := c.Verify("REGISTER", uri, header, lookup); got != want {
+			client := tt.client
+			if client == "" {
+				client = testClient
+			}
+			want := Result{OK: tt.wantOK, Stale: tt.wantStale, Unproven: tt.wantUnproven, Username: tt.username, Reason: tt.wantReason}
+			if got := c.Verify("REGISTER", uri, header, client, lookup); got != want {
 				t.Errorf("Verify(%q) = %+v; want %+v", header, got, want)
 			}
 		})
@@ -188,7 +201,7 @@ func TestVerifyMalformed(t *testing.T) {
 	c, _ := newTest()
 	for _, header := range []string{"", "Basic YWxpY2U6c2VjcmV0", `Digest username="alice", username="bob"`,
 		`Digest username="alice"`, "Digest " + strings.Repeat("a", MaxHeaderLen)} {
-		if got := c.Verify("REGISTER", testURI, header, lookup); got.OK || got.Reason != "malformed header" {
+		if got := c.Verify("REGISTER", testURI, header, testClient, lookup); got.OK || got.Reason != "malformed header" {
 			t.Errorf("Verify(%.40q) = %+v; want malformed header", header, got)
 		}
 	}
@@ -199,11 +212,11 @@ func TestVerifyMalformed(t *testing.T) {
 func TestUnknownUserLikeWrongPassword(t *testing.T) {
 	for _, age := range []time.Duration{0, testTTL + time.Second} {
 		c, clock := newTest()
-		chs := c.Challenge(false)
+		chs := c.Challenge(false, testClient)
 		*clock = clock.Add(age)
 		for i, ch := range chs {
-			wrong := c.Verify("REGISTER", testURI, answer(t, ch, "alice", "guess", 1, nil), lookup)
-			unknown := c.Verify("REGISTER", testURI, answer(t, ch, "mallory", "secret", 1, nil), lookup)
+			wrong := c.Verify("REGISTER", testURI, answer(t, ch, "alice", "guess", 1, nil), testClient, lookup)
+			unknown := c.Verify("REGISTER", testURI, answer(t, ch, "mallory", "secret", 1, nil), testClient, lookup)
 			if wrong.OK || wrong.Stale || wrong.OK != unknown.OK || wrong.Stale != unknown.Stale {
 				t.Errorf("age %v, challenge %d: wrong password %+v, unknown user %+v", age, i, wrong, unknown)
 			}
@@ -215,14 +228,14 @@ func TestUnknownUserLikeWrongPassword(t *testing.T) {
 // who knows it.
 func TestDummyHA1(t *testing.T) {
 	c, _ := newTest()
-	for _, ch := range c.Challenge(false) {
+	for _, ch := range c.Challenge(false, testClient) {
 		p, _ := Parse(answer(t, ch, "mallory", "", 1, nil))
 		ha1 := c.dummy[:32]
 		if p["algorithm"] == "SHA-256" {
 			ha1 = c.dummy
 		}
 		p["response"], _ = Response(ha1, "REGISTER", p)
-		if got := c.Verify("REGISTER", testURI, format(p), lookup); got.OK || got.Reason != "unknown user" {
+		if got := c.Verify("REGISTER", testURI, format(p), testClient, lookup); got.OK || got.Reason != "unknown user" {
 			t.Errorf("%s: %+v; want unknown user", p["algorithm"], got)
 		}
 	}
@@ -242,9 +255,9 @@ func TestStale(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, clock := newTest()
-			ch := c.Challenge(false)[0]
+			ch := c.Challenge(false, testClient)[0]
 			*clock = clock.Add(tt.age)
-			if got := c.Verify("REGISTER", testURI, answer(t, ch, "alice", tt.password, 1, nil), lookup); got != tt.want {
+			if got := c.Verify("REGISTER", testURI, answer(t, ch, "alice", tt.password, 1, nil), testClient, lookup); got != tt.want {
 				t.Errorf("Verify = %+v; want %+v", got, tt.want)
 			}
 		})
@@ -254,7 +267,7 @@ func TestStale(t *testing.T) {
 // Steps verified in order against one nonce.
 func TestNonceCount(t *testing.T) {
 	c, _ := newTest()
-	ch := c.Challenge(false)[0]
+	ch := c.Challenge(false, testClient)[0]
 	steps := []struct {
 		nc         uint32
 		password   string
@@ -270,13 +283,13 @@ func TestNonceCount(t *testing.T) {
 		{0xffffffff, "secret", ""},
 	}
 	for _, s := range steps {
-		got := c.Verify("REGISTER", testURI, answer(t, ch, "alice", s.password, s.nc, nil), lookup)
+		got := c.Verify("REGISTER", testURI, answer(t, ch, "alice", s.password, s.nc, nil), testClient, lookup)
 		if got.OK != (s.wantReason == "") || got.Reason != s.wantReason {
 			t.Errorf("nc %d, password %q: %+v; want reason %q", s.nc, s.password, got, s.wantReason)
 		}
 	}
 	// A new nonce starts at 1.
-	got := c.Verify("REGISTER", testURI, answer(t, c.Challenge(false)[0], "alice", "secret", 0, nil), lookup)
+	got := c.Verify("REGISTER", testURI, answer(t, c.Challenge(false, testClient)[0], "alice", "secret", 0, nil), testClient, lookup)
 	if got.OK || got.Reason != "nonce count not increasing" {
 		t.Errorf("nc 0: %+v", got)
 	}
@@ -285,13 +298,13 @@ func TestNonceCount(t *testing.T) {
 // Concurrent requests with the same credentials: one gets in.
 func TestVerifyConcurrentReplay(t *testing.T) {
 	c, _ := newTest()
-	header := answer(t, c.Challenge(false)[0], "alice", "secret", 1, nil)
+	header := answer(t, c.Challenge(false, testClient)[0], "alice", "secret", 1, nil)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	ok := 0
 	for range 32 {
 		wg.Go(func() {
-			if c.Verify("REGISTER", testURI, header, lookup).OK {
+			if c.Verify("REGISTER", testURI, header, testClient, lookup).OK {
 				mu.Lock()
 				ok++
 				mu.Unlock()
@@ -311,19 +324,19 @@ func TestReplayCacheBounded(t *testing.T) {
 	c, clock := newTest()
 	c.replay.max = 3
 	verify := func(ch string, nc uint32) Result {
-		return c.Verify("REGISTER", testURI, answer(t, ch, "alice", "secret", nc, nil), lookup)
+		return c.Verify("REGISTER", testURI, answer(t, ch, "alice", "secret", nc, nil), testClient, lookup)
 	}
 	var chs []string
-	unused := c.Challenge(false)[0]
+	unused := c.Challenge(false, testClient)[0]
 	for range 3 { // A, B, C, a minute apart
 		*clock = clock.Add(time.Minute)
-		chs = append(chs, c.Challenge(false)[0])
+		chs = append(chs, c.Challenge(false, testClient)[0])
 		if got := verify(chs[len(chs)-1], 1); !got.OK {
 			t.Fatalf("first use: %+v", got)
 		}
 	}
-	*clock = clock.Add(testTTL - 90*time.Second)                                // A expired, B and C not
-	for _, ch := range []string{c.Challenge(false)[0], c.Challenge(false)[0]} { // D, then E
+	*clock = clock.Add(testTTL - 90*time.Second)                                                        // A expired, B and C not
+	for _, ch := range []string{c.Challenge(false, testClient)[0], c.Challenge(false, testClient)[0]} { // D, then E
 		if got := verify(ch, 1); !got.OK {
 			t.Fatalf("first use: %+v", got)
 		}
@@ -381,7 +394,7 @@ func TestReplayCacheInvariant(t *testing.T) {
 
 func BenchmarkVerify(b *testing.B) {
 	c := New(testRealm, []byte("bench secret"), testTTL)
-	ch := c.Challenge(false)[0]
+	ch := c.Challenge(false, testClient)[0]
 	headers := make([]string, 1024)
 	for i := 0; i < b.N; i++ {
 		if i%len(headers) == 0 { // credentials with counts i+1 on
@@ -391,7 +404,7 @@ func BenchmarkVerify(b *testing.B) {
 			}
 			b.StartTimer()
 		}
-		if r := c.Verify("REGISTER", testURI, headers[i%len(headers)], lookup); !r.OK {
+		if r := c.Verify("REGISTER", testURI, headers[i%len(headers)], testClient, lookup); !r.OK {
 			b.Fatal(r)
 		}
 	}

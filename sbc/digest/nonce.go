@@ -12,9 +12,11 @@ import (
 
 // A nonce is base64url(issue time || random || MAC), the time in unix
 // nanoseconds (8 bytes), 8 random bytes, and the first 16 bytes of
-// HMAC-SHA256(secret, time || random). It needs no state to check, cannot
-// be forged without the secret, and tells its own age (RFC 7616 §3.3
-// suggests a time stamp in the nonce).
+// HMAC-SHA256(secret, time || random || client). It needs no state to
+// check, cannot be forged without the secret, tells its own age (RFC 7616
+// §3.3 suggests a time stamp in the nonce) and is good only from the
+// client it was sent to (RFC 7616 §3.3 suggests the client's address in
+// the nonce too).
 const nonceLen = 32
 
 var nonceEncoding = base64.RawURLEncoding.Strict()
@@ -23,27 +25,29 @@ var nonceEncoding = base64.RawURLEncoding.Strict()
 // keys on.
 type nonceID [16]byte
 
-func (c *Challenger) newNonce() string {
+func (c *Challenger) newNonce(client string) string {
 	var b [nonceLen]byte
 	binary.BigEndian.PutUint64(b[:8], uint64(c.now().UnixNano()))
 	rand.Read(b[8:16]) // never fails: crypto/rand crashes the program instead
-	copy(b[16:], c.mac(b[:16]))
+	copy(b[16:], c.mac(b[:16], client))
 	return nonceEncoding.EncodeToString(b[:])
 }
 
-// checkNonce returns the ID and the issue time of a nonce we made.
-func (c *Challenger) checkNonce(nonce string) (id nonceID, issued time.Time, ok bool) {
+// checkNonce returns the ID and the issue time of a nonce we made for
+// client.
+func (c *Challenger) checkNonce(nonce, client string) (id nonceID, issued time.Time, ok bool) {
 	b, err := nonceEncoding.DecodeString(nonce)
-	if err != nil || len(b) != nonceLen || !hmac.Equal(b[16:], c.mac(b[:16])) {
+	if err != nil || len(b) != nonceLen || !hmac.Equal(b[16:], c.mac(b[:16], client)) {
 		return id, issued, false
 	}
 	copy(id[:], b[:16])
 	return id, time.Unix(0, int64(binary.BigEndian.Uint64(b[:8]))), true
 }
 
-func (c *Challenger) mac(data []byte) []byte {
+func (c *Challenger) mac(data []byte, client string) []byte {
 	m := hmac.New(sha256.New, c.secret)
 	m.Write(data)
+	m.Write([]byte(client))
 	return m.Sum(nil)[:16]
 }
 
