@@ -284,6 +284,30 @@ func (s *Server) expireRegistrations(now time.Time) {
 	}()
 }
 
+// pingDevices sends a double CRLF to each device registered over UDP
+// every interval, from the SIP UDP port (the one the SBC's requests leave
+// from): the NAT in front of the device keeps the mapping calls to it
+// come in through. SIP stacks ignore CRLFs between messages (RFC 3261
+// §7.5).
+func (s *Server) pingDevices(interval time.Duration) {
+	defer s.reaperWG.Done()
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	ping := []byte("\r\n\r\n")
+	for {
+		select {
+		case <-s.stop:
+			return
+		case now := <-tick.C:
+			for _, src := range s.dev.reg.Flows("udp", now) {
+				if ap, err := netip.ParseAddrPort(src); err == nil {
+					s.udpConn.WriteToUDPAddrPort(ping, ap)
+				}
+			}
+		}
+	}
+}
+
 // restoreRegistrations reads back this node's bindings a previous run
 // stored.
 func (s *Server) restoreRegistrations() {

@@ -180,6 +180,32 @@ func TestForgedFailuresNotCounted(t *testing.T) {
 	}
 }
 
+// Devices registered over UDP get a double CRLF every
+// sip.registrar.keepalive from the SBC's SIP port, to their flow; others
+// get nothing.
+func TestRegisteredDevicesPinged(t *testing.T) {
+	s, _ := registrarServer(t, "[sip.registrar]\nkeepalive = \"1s\"\n")
+	sbcAddr := s.addrOf("udp")
+	d, stranger := newPeer(t, "127.0.0.48"), newPeer(t, "127.0.0.48")
+	c := register(d, sbcAddr, "alice", "", 1, 120, nil)
+	if res := register(d, sbcAddr, "alice", "Str0ng-Passw0rd!", 2, 120, c); res.StatusCode != 200 {
+		t.Fatalf("register: %d", res.StatusCode)
+	}
+	register(stranger, sbcAddr, "alice", "", 1, 120, nil) // challenged only
+	buf := make([]byte, 64)
+	for i := range 2 {
+		d.conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+		n, from, err := d.conn.ReadFromUDP(buf)
+		if err != nil || string(buf[:n]) != "\r\n\r\n" || from.String() != sbcAddr {
+			t.Fatalf("keepalive %d: %q from %v, %v; want a double CRLF from %s", i+1, buf[:n], from, err, sbcAddr)
+		}
+	}
+	stranger.conn.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+	if n, _, err := stranger.conn.ReadFromUDP(buf); err == nil {
+		t.Fatalf("an unregistered address got %q", buf[:n])
+	}
+}
+
 // A registered phone's SUBSCRIBEs (busy lamps, voicemail) are refused
 // without counting towards a ban of its own address.
 func TestRegisteredDeviceNotBanned(t *testing.T) {

@@ -14,6 +14,12 @@ type RegistrarConfig struct {
 	// refreshes its binding, and the NAT's, that often).
 	MinExpires time.Duration `toml:"min_expires"`
 	MaxExpires time.Duration `toml:"max_expires"`
+	// Keepalive is how often the SBC sends a double CRLF to each device
+	// registered over UDP, from its SIP port to the device's flow: NATs
+	// keep a UDP mapping for 30 s and more after its last packet, some
+	// for less than a registration lasts. Over TCP and TLS devices ping
+	// (RFC 5626 §4.4.1) and the SBC answers. 0: none.
+	Keepalive *time.Duration `toml:"keepalive"`
 	// MaxContacts is the most devices one user may register at once.
 	MaxContacts int `toml:"max_contacts"`
 	// NonceTTL is how long a digest challenge's nonce is good for; then
@@ -42,6 +48,10 @@ func (r *RegistrarConfig) setDefaults() {
 	if r.MaxExpires == 0 {
 		r.MaxExpires = 120 * time.Second
 	}
+	if r.Keepalive == nil {
+		k := 25 * time.Second
+		r.Keepalive = &k
+	}
 	if r.MaxContacts == 0 {
 		r.MaxContacts = 5
 	}
@@ -68,6 +78,9 @@ func (r *RegistrarConfig) validate() []error {
 		bad("sip.registrar.min_expires", r.MinExpires, `a duration from "10s" to "1h"`)
 	} else if r.MaxExpires < r.MinExpires || r.MaxExpires > 24*time.Hour {
 		bad("sip.registrar.max_expires", r.MaxExpires, `a duration from sip.registrar.min_expires to "24h"`)
+	}
+	if k := r.Keepalive; k != nil && *k != 0 && (*k < time.Second || *k > time.Hour) {
+		bad("sip.registrar.keepalive", *k, `a duration from "1s" to "1h", or "0s" for none`)
 	}
 	if r.MaxContacts < 1 || r.MaxContacts > 100 {
 		bad("sip.registrar.max_contacts", r.MaxContacts, "from 1 to 100")

@@ -210,6 +210,10 @@ func (s *Server) Listen() error {
 		s.reaperWG.Add(1)
 		go s.keepalive(*k)
 	}
+	if k := s.cfg.SIP.Registrar.Keepalive; k != nil && *k > 0 && s.udpConn != nil {
+		s.reaperWG.Add(1)
+		go s.pingDevices(*k)
+	}
 	close(s.listening)
 	return nil
 }

@@ -193,6 +193,24 @@ func (r *Registrar) Lookup(user string, now time.Time) []Binding {
 	return out
 }
 
+// Flows is the sources of the live bindings over transport, each once:
+// where NAT keepalives go.
+func (r *Registrar) Flows(transport string, now time.Time) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	seen := map[string]bool{}
+	for _, list := range r.users {
+		for _, b := range list {
+			if b.Transport == transport && now.Before(b.Expires) && !seen[b.Source] {
+				seen[b.Source] = true
+				out = append(out, b.Source)
+			}
+		}
+	}
+	return out
+}
+
 // Restore puts back bindings saved by a previous run; expired ones are
 // skipped.
 func (r *Registrar) Restore(bs []Binding, now time.Time) int {

@@ -88,3 +88,17 @@ func TestRestoreAndExpire(t *testing.T) {
 		t.Fatalf("expired %+v", gone)
 	}
 }
+
+func TestFlows(t *testing.T) {
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	r := New(60*time.Second, 120*time.Second, 120*time.Second, 3)
+	r.Restore([]Binding{
+		{User: "a", Contact: "sip:a@x", Transport: "udp", Source: "192.0.2.1:5060", Expires: now.Add(time.Minute)},
+		{User: "b", Contact: "sip:b@x", Transport: "udp", Source: "192.0.2.1:5060", Expires: now.Add(time.Minute)}, // one NAT, two users
+		{User: "c", Contact: "sip:c@x", Transport: "tls", Source: "192.0.2.2:40000", Expires: now.Add(time.Minute)},
+		{User: "d", Contact: "sip:d@x", Transport: "udp", Source: "192.0.2.3:5060", Expires: now.Add(time.Second)},
+	}, now)
+	if got := r.Flows("udp", now.Add(2*time.Second)); len(got) != 1 || got[0] != "192.0.2.1:5060" {
+		t.Fatalf("Flows(udp) = %v; want the live UDP source, once", got)
+	}
+}
