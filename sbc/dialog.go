@@ -103,7 +103,7 @@ func (l *leg) newRequest(s *Server, method sip.RequestMethod, ackSeq uint32) *si
 	}
 	s.prepare(req, l.transport)
 	if l.dest != "" {
-		req.SetDestination(l.dest)
+		req.SetDestination(s.legDest(l))
 	} else if len(l.routes) > 0 {
 		// Loose routing (RFC 3261 §16.12): send to the first route.
 		if hp := routeHostPort(l.routes[0]); hp != "" {

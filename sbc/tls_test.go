@@ -402,3 +402,96 @@ to = "m"
 		t.Fatal("no answer to the trunk's OPTIONS")
 	}
 }
+
+// A carrier that called over TLS and closed its connection still gets
+// the call's BYE: the SBC connects to the trunk's address, checking its
+// certificate, rather than writing to a connection that is gone.
+func TestTLSByeAfterCarrierClosed(t *testing.T) {
+	ca := testpki.NewCA(t, "test CA")
+	carrierCert := ca.Issue(t, "carrier.test", "127.0.0.3")
+	ln, err := tls.Listen("tcp", "127.0.0.3:0", &tls.Config{Certificates: []tls.Certificate{carrierCert.TLS}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	callee := newPeer(t, "127.0.0.2")
+	leaf := ca.Issue(t, "sbc.test", "127.0.0.1")
+	s := startServerWith(t, fmt.Sprintf(`
+[[sip.listen]]
+transport = "tls"
+address = "127.0.0.1:0"
+[sip.tls]
+cert = %q
+key = %q
+[[trunk]]
+name = "m"
+address = %q
+transport = "tls"
+sources = ["127.0.0.3"]
+tls_ca = %q
+tls_client_ca = %q
+tls_client_names = ["carrier.test"]
+[[trunk]]
+name = "b"
+address = %q
+sources = ["127.0.0.2"]
+[[route]]
+from = "m"
+prefix = "2"
+to = "b"
+`, leaf.CertFile, leaf.KeyFile, ln.Addr(), ca.CertFile, ca.CertFile, callee.addr), nil)
+	sbcAddr := s.addrOf("tls")
+	c, err := dialTLS(t, "127.0.0.3", sbcAddr, &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1", Certificates: []tls.Certificate{carrierCert.TLS}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := testSDP("127.0.0.3", 4000)
+	id := newID()
+	fmt.Fprintf(c, "%s", strings.ReplaceAll(fmt.Sprintf("INVITE sip:200@%s;transport=tls SIP/2.0\nVia: SIP/2.0/TLS %s;branch=z9hG4bK%s\nFrom: <sip:a@127.0.0.3>;tag=a%s\nTo: <sip:200@%s>\nCall-ID: closed-%s\nCSeq: 1 INVITE\nContact: <sip:a@%s;transport=tls>\nMax-Forwards: 70\nContent-Type: application/sdp\nContent-Length: %d\n\n",
+		sbcAddr, c.LocalAddr(), id, id, sbcAddr, id, c.LocalAddr(), len(body)), "\n", "\r\n")+body)
+	inv := callee.expectRequest(sip.INVITE)
+	callee.reply(s.addrOf("udp"), inv, 200, "b1")
+	callee.expectRequest(sip.ACK)
+	for {
+		c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		m, err := readMessage(c.r)
+		if err != nil {
+			t.Fatalf("waiting for the 200: %v", err)
+		}
+		if res, ok := m.(*sip.Response); ok && res.StatusCode == 200 {
+			break
+		}
+	}
+	c.Close() // the carrier's side goes away; the call stays up
+	bye := make(chan string, 1)
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		r := bufio.NewReader(conn)
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		m, err := readMessage(r)
+		if err != nil {
+			bye <- err.Error()
+			return
+		}
+		if req, ok := m.(*sip.Request); ok {
+			conn.Write([]byte(sip.NewResponseFromRequest(req, 200, "OK", nil).String()))
+			bye <- string(req.Method) + " " + req.CallID().Value()
+		}
+	}()
+	time.Sleep(100 * time.Millisecond) // the SBC notices the close
+	callee.send(s.addrOf("udp"), fmt.Sprintf("BYE %s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK%s\nFrom: %s;tag=b1\nTo: %s\nCall-ID: %s\nCSeq: 1 BYE\nMax-Forwards: 70\nContent-Length: 0\n\n",
+		inv.Contact().Address.String(), callee.addr, newID(), inv.To().Value(), inv.From().Value(), inv.CallID().Value()))
+	callee.expectResponse(200)
+	select {
+	case got := <-bye:
+		if got != "BYE closed-"+id {
+			t.Fatalf("the carrier got %q; want the call's BYE", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the BYE never reached the carrier")
+	}
+}
