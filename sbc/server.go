@@ -92,6 +92,10 @@ func NewServer(cfg *Config, relay *media.Relay, log *slog.Logger) (*Server, erro
 		sipgo.WithUserAgentTransactionLayerOptions(
 			sip.WithTransactionLayerLogger(sipLog),
 			sip.WithTransactionLayerUnhandledResponseHandler(func(res *sip.Response) { s.onStrayResponse(res) }),
+			// A TCP or TLS peer that closes its connection fails the
+			// transactions pending on it at once (a call then fails over
+			// or is answered), not after Timer B's 32 s.
+			sip.WithTransactionLayerTerminateOnConnClose(),
 		),
 	)...)
 	if err != nil {

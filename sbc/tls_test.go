@@ -495,3 +495,46 @@ to = "b"
 		t.Fatal("the BYE never reached the carrier")
 	}
 }
+
+// A TLS trunk that closes its connection with an INVITE pending fails
+// the call at once, not after Timer B (32 s).
+func TestTLSTrunkClosedDuringInvite(t *testing.T) {
+	ca := testpki.NewCA(t, "test CA")
+	ln, err := tls.Listen("tcp", "127.0.0.5:0", &tls.Config{Certificates: []tls.Certificate{ca.Issue(t, "k.test", "127.0.0.5").TLS}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		readMessage(bufio.NewReader(c)) // the INVITE, unanswered
+		c.Close()
+	}()
+	s, _ := tlsServer(t, ca, fmt.Sprintf(`
+[[trunk]]
+name = "k"
+address = %q
+transport = "tls"
+sources = ["127.0.0.5"]
+tls_ca = %q
+[[route]]
+from = "t"
+prefix = "5"
+to = "k"
+`, ln.Addr(), ca.CertFile))
+	a := newPeer(t, "127.0.0.1")
+	body := testSDP("127.0.0.1", 4000)
+	id := newID()
+	a.send(s.addrOf("udp"), fmt.Sprintf("INVITE sip:500@127.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK%s\nFrom: <sip:a@127.0.0.1>;tag=a%s\nTo: <sip:500@127.0.0.1>\nCall-ID: gone-%s\nCSeq: 1 INVITE\nContact: <sip:a@%s>\nMax-Forwards: 70\nContent-Type: application/sdp\nContent-Length: %d\n\n%s",
+		a.addr, id, id, id, a.addr, len(body), body))
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if res, ok := a.recv(time.Until(deadline)).(*sip.Response); ok && res.StatusCode >= 300 {
+			return
+		}
+	}
+	t.Fatal("no final answer 5 s after the trunk closed its connection")
+}
