@@ -55,9 +55,14 @@ type SIPConfig struct {
 	// no trunk, malformed datagrams from one) within BanWindow ban it for
 	// BanTime (ban.go). 0 = no bans. Defaults: DefaultBanThreshold, one
 	// minute, ten minutes.
-	BanThreshold *int          `toml:"ban_threshold"`
-	BanWindow    time.Duration `toml:"ban_window"`
-	BanTime      time.Duration `toml:"ban_time"`
+	BanThreshold *int `toml:"ban_threshold"`
+	// MaxConnections bounds the TCP and TLS connections peers may hold
+	// open to the SIP listeners, MaxConnectionsPerSource those of one
+	// address (an IPv6 /64); more are closed as they are accepted.
+	MaxConnections          int           `toml:"max_connections"`
+	MaxConnectionsPerSource int           `toml:"max_connections_per_source"`
+	BanWindow               time.Duration `toml:"ban_window"`
+	BanTime                 time.Duration `toml:"ban_time"`
 	// Scanners are User-Agent substrings (any case) of known SIP scanners:
 	// their requests get no answer and count as a failure of their source
 	// (towards a ban). Default DefaultScanners; [] for none.
@@ -225,6 +230,12 @@ func (c *Config) SetDefaults() {
 	if c.SIP.RateBurst == 0 {
 		c.SIP.RateBurst = 2 * *c.SIP.RateLimit
 	}
+	if c.SIP.MaxConnections == 0 {
+		c.SIP.MaxConnections = 10000
+	}
+	if c.SIP.MaxConnectionsPerSource == 0 {
+		c.SIP.MaxConnectionsPerSource = 256
+	}
 	if c.SIP.BanThreshold == nil {
 		n := DefaultBanThreshold
 		c.SIP.BanThreshold = &n
@@ -300,6 +311,11 @@ func (c *Config) Validate() error {
 	}
 	if c.SIP.RateBurst < 0 || c.SIP.RateBurst > 10_000_000 || (c.SIP.RateLimit != nil && *c.SIP.RateLimit > 0 && c.SIP.RateBurst == 0) {
 		bad("sip.rate_burst", c.SIP.RateBurst, "packets a source may send at once, from 1 to 10000000 (default twice sip.rate_limit)")
+	}
+	if n := c.SIP.MaxConnections; n < 1 || n > 1_000_000 {
+		bad("sip.max_connections", n, "from 1 to 1000000")
+	} else if n := c.SIP.MaxConnectionsPerSource; n < 1 || n > c.SIP.MaxConnections {
+		bad("sip.max_connections_per_source", n, "from 1 to sip.max_connections")
 	}
 	if n := c.SIP.BanThreshold; n != nil && (*n < 0 || *n > 1_000_000) {
 		bad("sip.ban_threshold", *n, "failures of a source before it is banned, from 0 (no bans) to 1000000")

@@ -104,6 +104,8 @@ func TestParseConfig(t *testing.T) {
 		{"tls cert without key", strings.Replace(base, "[media]", "[sip.tls]\ncert = \"/etc/sbc/sip.pem\"\n[media]", 1), `sip.tls.key: "" is invalid`},
 		{"tls handshake timeout", strings.Replace(base, "[media]", "[sip.tls]\nhandshake_timeout = \"1ms\"\n[media]", 1), `sip.tls.handshake_timeout: "1ms" is invalid`},
 		{"tls keepalive", strings.Replace(base, "[media]", "[sip.tls]\nkeepalive = \"500ms\"\n[media]", 1), `sip.tls.keepalive: "500ms" is invalid`},
+		{"max connections", strings.Replace(base, "[sip]", "[sip]\nmax_connections = -1", 1), `sip.max_connections: "-1" is invalid`},
+		{"max connections per source", strings.Replace(base, "[sip]", "[sip]\nmax_connections = 10\nmax_connections_per_source = 11", 1), `sip.max_connections_per_source: "11" is invalid`},
 		{"registrar keepalive", strings.Replace(base, "[media]", "[sip.registrar]\nkeepalive = \"2h\"\n[media]", 1), `sip.registrar.keepalive: "2h0m0s" is invalid`},
 		{"registrar keepalive off", strings.Replace(base, "[media]", "[sip.registrar]\nkeepalive = \"0s\"\n[media]", 1), ""},
 		{"tls keepalive off", strings.Replace(base, "[media]", "[sip.tls]\nkeepalive = \"0s\"\n[media]", 1), ""},

@@ -50,6 +50,7 @@ type Server struct {
 	strangers logLimit // "request from unknown source" lines
 	scanners  logLimit // "scanner dropped" lines
 	bans      *banList
+	conns     *connLimit // TCP and TLS connections peers opened
 	strays    rateLimit // stray 2xx answered with ACK and BYE
 	waiting   bool      // Drain or Close waits on callWG: track starts nothing (under mu)
 	mu        sync.Mutex
@@ -133,6 +134,7 @@ func NewServer(cfg *Config, relay *media.Relay, log *slog.Logger) (*Server, erro
 		listening: make(chan struct{}),
 		strays:    rateLimit{n: 50},
 		bans:      newBanList(cfg, log),
+		conns:     newConnLimit(cfg.SIP.MaxConnections, cfg.SIP.MaxConnectionsPerSource),
 	}
 	srv.OnInvite(s.guard(s.onInvite))
 	srv.OnAck(s.guard(s.onAck))
@@ -185,7 +187,7 @@ func (s *Server) Listen() error {
 			s.ports["tcp"] = la.Port
 			s.listeners = append(s.listeners, la)
 			s.closers = append(s.closers, ln.Close)
-			serve = append(serve, func() { s.srv.ServeTCP(ln) })
+			serve = append(serve, func() { s.srv.ServeTCP(&streamListener{TCPListener: ln, s: s, name: "TCP"}) })
 		case "tls":
 			ln, err := net.ListenTCP("tcp"+family, net.TCPAddrFromAddrPort(ap))
 			if err != nil {
@@ -198,7 +200,7 @@ func (s *Server) Listen() error {
 			s.closers = append(s.closers, ln.Close)
 			s.tls.dialed.addr = la
 			s.closers = append(s.closers, s.tls.dialed.Close)
-			serve = append(serve, func() { s.srv.ServeTLS(&tlsListener{TCPListener: ln, s: s}) })
+			serve = append(serve, func() { s.srv.ServeTLS(&streamListener{TCPListener: ln, s: s, name: "TLS", wrap: s.newTLSConn}) })
 			go s.srv.ServeTLS(s.tls.dialed) // the connections to trunks
 		}
 	}

@@ -166,32 +166,6 @@ func (t *sipTLS) identify(cfg *Config, chain []*x509.Certificate) *tlsPeer {
 	return p
 }
 
-// tlsListener accepts TCP connections and serves TLS on them. An accept
-// error that is not the end (too many open files) is waited out, never
-// handed to sipgo, whose serving would stop for good.
-type tlsListener struct {
-	*net.TCPListener
-	s *Server
-}
-
-func (l *tlsListener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.TCPListener.Accept()
-		if err == nil && l.s.bans.banned(remoteIP(c.RemoteAddr())) {
-			c.Close() // no handshake for a banned source
-			continue
-		}
-		if err == nil {
-			return l.s.newTLSConn(c), nil
-		}
-		if errors.Is(err, net.ErrClosed) {
-			return nil, err
-		}
-		l.s.log.Warn("TLS accept failed; retrying", "error", err)
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // tlsConn is a server-side TLS connection whose handshake is bounded in
 // time and whose peer's certificate is on file while it lasts.
 type tlsConn struct {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -20,7 +21,7 @@ import (
 // tlsServer starts a server with a TLS listener whose certificate ca
 // issued, a mutual-TLS trunk "m" (127.0.0.3, client names carrier.test),
 // a TLS-only trunk "o" (127.0.0.4) and extra appended to the config.
-func tlsServer(t testing.TB, ca *testpki.CA, extra string) (*Server, *testpki.Leaf) {
+func tlsServer(t testing.TB, ca *testpki.CA, extra string, change ...func(*Config)) (*Server, *testpki.Leaf) {
 	t.Helper()
 	leaf := ca.Issue(t, "sbc.test", "127.0.0.1")
 	s := startServerWith(t, fmt.Sprintf(`
@@ -45,7 +46,11 @@ name = "o"
 address = "127.0.0.4:5060"
 sources = ["127.0.0.4"]
 tls_only = true
-%s`, leaf.CertFile, leaf.KeyFile, ca.CertFile, ca.CertFile, extra), nil)
+%s`, leaf.CertFile, leaf.KeyFile, ca.CertFile, ca.CertFile, extra), func(c *Config) {
+		for _, f := range change {
+			f(c)
+		}
+	})
 	return s, leaf
 }
 
@@ -537,4 +542,54 @@ to = "k"
 		}
 	}
 	t.Fatal("no final answer 5 s after the trunk closed its connection")
+}
+
+// One address may hold sip.max_connections_per_source TCP or TLS
+// connections; more are closed unanswered, while other addresses connect,
+// and a closed connection frees its place.
+func TestConnectionLimit(t *testing.T) {
+	ca := testpki.NewCA(t, "test CA")
+	s, _ := tlsServer(t, ca, "", func(c *Config) { c.SIP.MaxConnectionsPerSource = 2 })
+	cfg := &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"}
+	var held []*sipTLSConn
+	for i := range 2 {
+		c, err := dialTLS(t, "127.0.0.7", s.addrOf("tls"), cfg)
+		if err != nil {
+			t.Fatalf("connection %d: %v", i+1, err)
+		}
+		held = append(held, c)
+	}
+	if _, err := dialTLS(t, "127.0.0.7", s.addrOf("tls"), cfg); err == nil {
+		t.Fatal("a third TLS connection from one address was served")
+	}
+	tcp, err := net.DialTCP("tcp", &net.TCPAddr{IP: net.ParseIP("127.0.0.7")}, net.TCPAddrFromAddrPort(netip.MustParseAddrPort(s.addrOf("tcp"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp.Close()
+	tcp.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := tcp.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("a third connection (TCP) from one address: %v; want it closed", err)
+	}
+	if _, err := dialTLS(t, "127.0.0.8", s.addrOf("tls"), cfg); err != nil {
+		t.Fatalf("another address: %v", err)
+	}
+	if n := s.ConnectionsRefused(); n != 2 {
+		t.Fatalf("%d connections refused; want 2", n)
+	}
+	held[0].Close()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		c, err := dialTLS(t, "127.0.0.7", s.addrOf("tls"), cfg)
+		if err == nil {
+			if status, _ := c.options(t); !strings.HasPrefix(status, "SIP/2.0 ") {
+				t.Fatalf("OPTIONS on the freed place: %q", status)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a closed connection's place was not freed: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -243,7 +243,7 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 		}
 	}
 	attrs := []any{"active_calls", active, "free_port_pairs", relay.FreePairs(), "total_port_pairs", relay.TotalPairs(),
-		"unrouted_packets", relay.Unrouted(), "sip_bans", srv.Bans()}
+		"unrouted_packets", relay.Unrouted(), "sip_bans", srv.Bans(), "sip_connections_refused", srv.ConnectionsRefused()}
 	if fw != nil {
 		if c, err := fw.Counters(); err == nil {
 			attrs = append(attrs, "fastpath_closed_port_drops", c.Closed, "fastpath_rate_limited", c.RateLimited,
