@@ -27,6 +27,9 @@ type leg struct {
 	// from, or its registration did): every request of the leg goes there,
 	// whatever its Contact says (behind NAT, a private address).
 	dest string
+	// sips: the dialog began with a SIPS Request-URI (over TLS): our
+	// Contact in it is a SIPS URI too.
+	sips bool
 
 	mu        sync.Mutex
 	callID    string
@@ -99,7 +102,7 @@ func (l *leg) newRequest(s *Server, method sip.RequestMethod, ackSeq uint32) *si
 		req.AppendHeader(sip.NewHeader("Route", r))
 	}
 	if method == sip.INVITE {
-		req.AppendHeader(s.contact(l.transport))
+		req.AppendHeader(s.contact(l))
 	}
 	s.prepare(req, l.transport)
 	if l.dest != "" {

@@ -240,7 +240,7 @@ func (s *Server) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	resp := sip.NewResponseFromRequest(req, 200, "OK", answer)
-	resp.AppendHeader(s.contact(l.transport))
+	resp.AppendHeader(s.contact(l))
 	resp.AppendHeader(ptr(sip.ContentTypeHeader("application/sdp")))
 	s.decorate(resp)
 	c.log.Info("re-INVITE", "from_leg", l.side.String(), "direction", directions(offer))

@@ -45,6 +45,11 @@ func (s *Server) screenInvite(req *sip.Request) (*sdp.Session, *rejection) {
 	if max := s.cfg.Calls.MaxActive; max > 0 && s.ActiveCalls() >= max {
 		return nil, reject(503, "Service Unavailable", sip.NewHeader("Retry-After", "5"), s.warning("call capacity reached"))
 	}
+	if req.Recipient.Scheme == "sips" && !strings.EqualFold(req.Transport(), "TLS") {
+		// A SIPS URI asks for TLS on every hop (RFC 3261 §26.2.2): one
+		// that came over UDP or TCP has already lost it.
+		return nil, reject(416, "Unsupported URI Scheme", s.warning("sips: URI over "+strings.ToUpper(req.Transport())+"; it needs TLS"))
+	}
 	if h := req.GetHeader("Require"); h != nil && strings.TrimSpace(h.Value()) != "" {
 		// RFC 3261 §8.2.2.3: we support no extension a caller may require.
 		return nil, reject(420, "Bad Extension", sip.NewHeader("Unsupported", h.Value()))
@@ -122,6 +127,7 @@ func (s *Server) newLegA(c *call, req *sip.Request) *leg {
 		call:      c,
 		side:      media.SideA,
 		transport: strings.ToLower(req.Transport()),
+		sips:      req.Recipient.Scheme == "sips",
 		callID:    callID(req),
 		localTag:  sip.GenerateTagN(16),
 		remoteTag: remoteTag,
@@ -248,7 +254,7 @@ func (c *call) respondA(tx sip.ServerTransaction, req *sip.Request, code int, bo
 		res.To().Params.Add("tag", c.a.localTag)
 	}
 	if code > 100 && code < 300 {
-		res.AppendHeader(c.s.contact(c.a.transport))
+		res.AppendHeader(c.s.contact(c.a))
 	}
 	if body != nil {
 		res.AppendHeader(ptr(sip.ContentTypeHeader("application/sdp")))

@@ -51,8 +51,8 @@ type Server struct {
 	scanners  logLimit // "scanner dropped" lines
 	bans      *banList
 	conns     *connLimit // TCP and TLS connections peers opened
-	strays    rateLimit // stray 2xx answered with ACK and BYE
-	waiting   bool      // Drain or Close waits on callWG: track starts nothing (under mu)
+	strays    rateLimit  // stray 2xx answered with ACK and BYE
+	waiting   bool       // Drain or Close waits on callWG: track starts nothing (under mu)
 	mu        sync.Mutex
 	calls     map[*call]struct{}
 	dialogs   map[dialogKey]*leg
@@ -397,12 +397,16 @@ func (s *Server) via(transport string) *sip.ViaHeader {
 	return v
 }
 
-// contact is our Contact for a dialog on transport.
-func (s *Server) contact(transport string) *sip.ContactHeader {
-	u := sip.Uri{Scheme: "sip", User: "sbc", Host: s.publicIP, Port: s.ports[transport]}
-	if transport != "udp" {
+// contact is our Contact in a leg's dialog: a SIPS URI in a dialog a
+// SIPS Request-URI began (RFC 3261 §12.1.1), which means TLS.
+func (s *Server) contact(l *leg) *sip.ContactHeader {
+	u := sip.Uri{Scheme: "sip", User: "sbc", Host: s.publicIP, Port: s.ports[l.transport]}
+	switch {
+	case l.sips:
+		u.Scheme = "sips"
+	case l.transport != "udp":
 		u.UriParams = sip.NewParams()
-		u.UriParams.Add("transport", transport)
+		u.UriParams.Add("transport", l.transport)
 	}
 	return &sip.ContactHeader{Address: u}
 }

@@ -593,3 +593,59 @@ func TestConnectionLimit(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// A call whose Request-URI is a SIPS URI, over TLS, is answered with a
+// SIPS Contact (RFC 3261 §12.1.1); over UDP it is refused (416): the
+// hop it came over was not secure.
+func TestSIPSCall(t *testing.T) {
+	ca := testpki.NewCA(t, "test CA")
+	callee := newPeer(t, "127.0.0.2")
+	s, _ := tlsServer(t, ca, fmt.Sprintf("[[trunk]]\nname = \"b\"\naddress = %q\nsources = [\"127.0.0.2\"]\n[[route]]\nfrom = \"o\"\nprefix = \"2\"\nto = \"b\"\n", callee.addr))
+	c, err := dialTLS(t, "127.0.0.4", s.addrOf("tls"), &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := testSDP("127.0.0.4", 4000)
+	sbcAddr := s.addrOf("tls")
+	id := newID()
+	fmt.Fprintf(c, "%s", strings.ReplaceAll(fmt.Sprintf("INVITE sips:200@%s SIP/2.0\nVia: SIP/2.0/TLS %s;branch=z9hG4bK%s\nFrom: <sips:a@127.0.0.4>;tag=a%s\nTo: <sips:200@%s>\nCall-ID: sips-%s\nCSeq: 1 INVITE\nContact: <sips:a@%s>\nMax-Forwards: 70\nContent-Type: application/sdp\nContent-Length: %d\n\n",
+		sbcAddr, c.LocalAddr(), id, id, sbcAddr, id, c.LocalAddr(), len(body)), "\n", "\r\n")+body)
+	inv := callee.expectRequest(sip.INVITE)
+	if inv.Recipient.Scheme != "sip" {
+		t.Errorf("the UDP callee's Request-URI %s; want a SIP URI", inv.Recipient.String())
+	}
+	callee.reply(s.addrOf("udp"), inv, 200, "b1")
+	for {
+		c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		m, err := readMessage(c.r)
+		if err != nil {
+			t.Fatalf("waiting for the 200: %v", err)
+		}
+		if res, ok := m.(*sip.Response); ok && res.StatusCode == 200 {
+			if ct := res.Contact(); ct == nil || ct.Address.Scheme != "sips" || ct.Address.Port != s.ports["tls"] {
+				t.Fatalf("200's Contact %v; want a SIPS URI of the TLS port", ct)
+			}
+			break
+		}
+	}
+	a := newPeer(t, "127.0.0.1")
+	a.send(s.addrOf("udp"), fmt.Sprintf("INVITE sips:200@127.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK%s\nFrom: <sip:a@127.0.0.1>;tag=u%s\nTo: <sips:200@127.0.0.1>\nCall-ID: sips-udp-%s\nCSeq: 1 INVITE\nContact: <sip:a@%s>\nMax-Forwards: 70\nContent-Type: application/sdp\nContent-Length: %d\n\n%s",
+		a.addr, id, id, id, a.addr, len(body), body))
+	a.expectResponse(416)
+	go func() { // the call's BYE at the server's close, answered
+		buf := make([]byte, 4096)
+		callee.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		for {
+			n, _, err := callee.conn.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if m, err := sip.ParseMessage(append([]byte(nil), buf[:n]...)); err == nil {
+				if req, ok := m.(*sip.Request); ok && req.Method == sip.BYE {
+					callee.conn.WriteTo([]byte(sip.NewResponseFromRequest(req, 200, "OK", nil).String()), net.UDPAddrFromAddrPort(netip.MustParseAddrPort(s.addrOf("udp"))))
+					return
+				}
+			}
+		}
+	}()
+}
