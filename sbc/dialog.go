@@ -253,13 +253,32 @@ func (s *Server) findLeg(req *sip.Request) *leg {
 }
 
 func (s *Server) addDialog(l *leg) {
+	k := l.key()
 	s.mu.Lock()
-	s.dialogs[l.key()] = l
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	if _, ok := s.dialogs[k]; !ok && l.trunk().device != nil {
+		s.flows[l.dest]++
+	}
+	s.dialogs[k] = l
 }
 
 func (s *Server) removeDialog(l *leg) {
+	k := l.key()
 	s.mu.Lock()
-	delete(s.dialogs, l.key())
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	if _, ok := s.dialogs[k]; ok && l.trunk().device != nil {
+		if s.flows[l.dest]--; s.flows[l.dest] <= 0 {
+			delete(s.flows, l.dest)
+		}
+	}
+	delete(s.dialogs, k)
+}
+
+// deviceFlow tells whether a device's call runs over flow: its responses
+// are let in, registered or not (a device may call without registering,
+// and its registration may lapse during a call).
+func (s *Server) deviceFlow(flow string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.flows[flow] > 0
 }

@@ -32,10 +32,10 @@ func (s *Server) readFilter(p sip.TransportReadProps, data []byte) ([]byte, erro
 		return data, nil
 	}
 	if bytes.HasPrefix(data, []byte("SIP/2.0 ")) {
-		// Responses only ever come from trunks and registered devices we
-		// sent requests to.
+		// Responses only ever come from trunks and devices (registered,
+		// or in a call) we sent requests to.
 		ua, ok := p.RemoteAddr.(*net.UDPAddr)
-		if !ok || s.trunks.match(ua.AddrPort().Addr().Unmap()) == nil && !s.dev.reg.Registered(ua.String()) {
+		if !ok || s.trunks.match(ua.AddrPort().Addr().Unmap()) == nil && !s.dev.reg.Registered(ua.String()) && !s.deviceFlow(ua.String()) {
 			return nil, nil
 		}
 	}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
-	"sbc/codec"
 	"sbc/control/store"
 	"sbc/media"
 )
@@ -35,9 +34,10 @@ import (
 // next packets), and from then on is an ordinary call: BYE from either side
 // ends both, re-INVITEs work, the reaper ends it on media silence or
 // max_duration. A call that cannot be taken back (its trunk is gone from
-// the config, its ports left the range or are held) is ended cleanly with
-// BYE on both legs. Calls still ringing when the daemon died are not kept:
-// their transactions died with it.
+// the config, its device's user from the control plane, its ports left the
+// range or are held) is ended cleanly with BYE on both legs. Calls still
+// ringing when the daemon died are not kept: their transactions died with
+// it.
 
 // callRecord is what persists of a call.
 type callRecord struct {
@@ -67,73 +67,34 @@ type legRecord struct {
 	Routes     []string `json:"routes,omitempty"`
 	LocalSeq   uint32   `json:"local_seq"`
 	RemoteSeq  uint32   `json:"remote_seq"`
+	// Device: the leg's peer is a registered user's device. Absent from
+	// the records of older runs: such a call is ended as a gone trunk's.
+	Device *deviceRecord `json:"device,omitempty"`
+	SIPS   bool          `json:"sips,omitempty"`
 }
 
-// streamRecord is one m= line: the relay's RTP port facing each side (0
-// for a rejected line), the peers signalled on each side and, for a line
-// the SBC terminates, what each leg negotiated (formats, SRTP keys: the
-// directory is private to the daemon's user).
-type streamRecord struct {
-	Ports [2]int          `json:"ports"`
-	Peers [2]media.Peer   `json:"peers"`
-	Media [2]*mediaRecord `json:"media,omitempty"`
-}
-
-// mediaRecord is a media.LegMedia.
-type mediaRecord struct {
-	Formats []formatRecord `json:"formats"`
-	Suite   string         `json:"srtp_suite,omitempty"`
-	Recv    []byte         `json:"srtp_recv,omitempty"`
-	Send    []byte         `json:"srtp_send,omitempty"`
-}
-
-type formatRecord struct {
-	PT       uint8  `json:"pt"`
-	Encoding string `json:"encoding"`
-}
-
-func newMediaRecord(m *media.LegMedia) *mediaRecord {
-	if m == nil {
-		return nil
-	}
-	r := &mediaRecord{}
-	for _, f := range m.Formats {
-		r.Formats = append(r.Formats, formatRecord{f.PT, f.Encoding.String()})
-	}
-	if m.SRTP != nil {
-		r.Suite, r.Recv, r.Send = m.SRTP.Suite.String(), m.SRTP.Recv, m.SRTP.Send
-	}
-	return r
-}
-
-// legMedia turns a record back into what the relay takes.
-func (r *mediaRecord) legMedia() (media.LegMedia, error) {
-	var m media.LegMedia
-	for _, f := range r.Formats {
-		e, ok := codec.ParseEncoding(f.Encoding)
-		if !ok || f.PT > 127 {
-			return m, fmt.Errorf("format %d %q", f.PT, f.Encoding)
-		}
-		m.Formats = append(m.Formats, codec.Format{PT: f.PT, Encoding: e})
-	}
-	if r.Suite != "" {
-		s, ok := media.ParseSuite(r.Suite)
-		if !ok {
-			return m, fmt.Errorf("SRTP suite %q", r.Suite)
-		}
-		m.SRTP = &media.SRTP{Suite: s, Recv: r.Recv, Send: r.Send}
-	}
-	return m, nil
+// deviceRecord is what makes a device's peer again (newDeviceTrunk),
+// with the leg's transport. Its flow is also the leg's dest: behind a NAT
+// the device is reached there, not at its Contact, and its requests are
+// known by coming from there (deviceLeg).
+type deviceRecord struct {
+	User    string `json:"user"`
+	Flow    string `json:"flow"`
+	Contact string `json:"contact"`
 }
 
 func (l *leg) record() legRecord {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return legRecord{
+	r := legRecord{
 		Transport: l.transport, CallID: l.callID, LocalTag: l.localTag, RemoteTag: l.remoteTag,
 		Local: l.local.String(), LocalName: l.localName, Remote: l.remote.String(), RemoteName: l.remoteNm,
-		Target: l.target.String(), Routes: l.routes, LocalSeq: l.localSeq, RemoteSeq: l.remoteSeq,
+		Target: l.target.String(), Routes: l.routes, LocalSeq: l.localSeq, RemoteSeq: l.remoteSeq, SIPS: l.sips,
 	}
+	if d := l.trunk().device; d != nil {
+		r.Device = &deviceRecord{User: d.user, Flow: l.dest, Contact: d.contact.String()}
+	}
+	return r
 }
 
 func (c *call) record() callRecord {
@@ -363,10 +324,18 @@ const endAdoptFailed = "adopt_failed"
 // even end the call (its trunks or dialogs are unusable). A call and an
 // error: the dialogs are back but not the media; the caller ends it.
 func (s *Server) adopt(rec callRecord) (*call, error) {
-	// A trunk gone from the config: the call is rebuilt with a stand-in
-	// that no request matches, only to be ended.
+	// A trunk gone from the config, or a device's user from the control
+	// plane: the call is rebuilt with a stand-in that no request matches,
+	// only to be ended.
 	var gone []string
-	from, to := s.trunks.get(rec.From), s.trunks.get(rec.To)
+	from, err := s.peerOf(rec.From, rec.A)
+	if err != nil {
+		return nil, err
+	}
+	to, err := s.peerOf(rec.To, rec.B)
+	if err != nil {
+		return nil, err
+	}
 	if from == nil {
 		from, gone = &Trunk{Name: rec.From}, append(gone, rec.From)
 	}
@@ -386,7 +355,6 @@ func (s *Server) adopt(rec callRecord) (*call, error) {
 			c.dec = s.ctl.Resume(c.row.AccountSID)
 		}
 	}
-	var err error
 	if c.a, err = rec.A.leg(c, media.SideA); err == nil {
 		c.b, err = rec.B.leg(c, media.SideB)
 	}
@@ -395,6 +363,16 @@ func (s *Server) adopt(rec callRecord) (*call, error) {
 		cancel()
 		return nil, err
 	}
+	for _, l := range []*leg{c.a, c.b} {
+		if t := l.trunk(); l.dest == "" && l.transport == "tls" && t.device == nil {
+			// The trunk's TLS connection died with the daemon: its
+			// requests go to its address, over a connection the SBC opens
+			// and checks (dialTrunk), as for a call it placed.
+			if a, ok := trunkAddr(t.Address); ok {
+				l.dest = a
+			}
+		}
+	}
 	c.sess = s.relay.NewSession(c.id)
 	s.mu.Lock()
 	s.calls[c] = struct{}{}
@@ -402,7 +380,7 @@ func (s *Server) adopt(rec callRecord) (*call, error) {
 	s.addDialog(c.a)
 	s.addDialog(c.b)
 	if len(gone) > 0 {
-		return c, fmt.Errorf("trunk %s no longer configured", strings.Join(gone, " and "))
+		return c, fmt.Errorf("peer %s no longer configured", strings.Join(gone, " and "))
 	}
 	for i, sr := range rec.Streams {
 		c.peers = append(c.peers, sr.Peers)
@@ -432,12 +410,38 @@ func (s *Server) adopt(rec callRecord) (*call, error) {
 	return c, nil
 }
 
+// peerOf is the peer of a recorded leg: the configured trunk called name
+// or, for a device's leg, the device made anew if the control plane still
+// has its user; nil when gone. Not from the registrar: Adopt runs before
+// Listen restores its bindings, and the call has its own flow anyway.
+func (s *Server) peerOf(name string, r legRecord) (*Trunk, error) {
+	d := r.Device
+	if d == nil {
+		return s.trunks.get(name), nil
+	}
+	var contact sip.Uri
+	if err := sip.ParseUri(d.Contact, &contact); err != nil {
+		return nil, fmt.Errorf("device %s: contact %q: %w", d.User, d.Contact, err)
+	}
+	if s.ctl == nil {
+		return nil, nil
+	}
+	u, ok := s.ctl.Device(d.User)
+	if !ok {
+		return nil, nil
+	}
+	return s.newDeviceTrunk(u.User, r.Transport, d.Flow, contact), nil
+}
+
 // leg rebuilds a dialog from its record. Our CSeq moves on by a margin: a
 // request we sent after the record was last written must not be reused.
 func (r legRecord) leg(c *call, side media.Side) (*leg, error) {
 	l := &leg{call: c, side: side, transport: r.Transport, callID: r.CallID, localTag: r.LocalTag,
 		remoteTag: r.RemoteTag, localName: r.LocalName, remoteNm: r.RemoteName, routes: r.Routes,
-		localSeq: r.LocalSeq + adoptSeqMargin, remoteSeq: r.RemoteSeq}
+		localSeq: r.LocalSeq + adoptSeqMargin, remoteSeq: r.RemoteSeq, sips: r.SIPS}
+	if r.Device != nil {
+		l.dest = r.Device.Flow
+	}
 	for _, u := range []struct {
 		text string
 		dst  *sip.Uri

@@ -83,6 +83,26 @@ func TestCallStateFollowsTheCall(t *testing.T) {
 	}
 }
 
+// handOver is s's daemon "dying": the records in dir are copied to a new
+// directory, which it returns, before its test cleanup ends the calls, and
+// its media ports are let go.
+func handOver(t *testing.T, s *Server, dir string) string {
+	t.Helper()
+	dir2 := t.TempDir()
+	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir2, filepath.Base(f)), data, 0o600)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.relay.Close()
+	return dir2
+}
+
 // TestCallTakenOver: a second server started on the first one's call
 // records takes the call over: the callee's BYE is answered and the caller
 // gets one, in its dialog with a higher CSeq.
@@ -97,16 +117,8 @@ func TestCallTakenOver(t *testing.T) {
 	a.send(sbc1, inviteFrom(a, sbc1))
 	inv, _ := answer(t, s1, a, b, sbc1)
 
-	// The first daemon "dies": its records are copied aside before its
-	// test cleanup ends the call, and its media ports are let go.
-	dir2 := t.TempDir()
-	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
-	for _, f := range files {
-		data, _ := os.ReadFile(f)
-		os.WriteFile(filepath.Join(dir2, filepath.Base(f)), data, 0o600)
-	}
+	dir2 := handOver(t, s1, dir)
 	os.WriteFile(filepath.Join(dir2, "junk.json"), []byte("{half"), 0o600)
-	s1.relay.Close()
 
 	s2, _ := startCalleeAt(t, b, fmt.Sprintf("[calls]\nstate_dir = %q\n", dir2))
 	adopted, ended, err := s2.Adopt()

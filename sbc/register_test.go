@@ -3,9 +3,6 @@ package sbc
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,22 +17,7 @@ import (
 // registrarServer is a server with a control plane holding user alice.
 func registrarServer(t testing.TB, extra string, change ...func(*Config)) (*Server, *control.Plane) {
 	t.Helper()
-	cfg := control.Config{DataDir: t.TempDir()}
-	cfg.SetDefaults()
-	st, err := store.Open(context.Background(), filepath.Join(cfg.DataDir, "sbc.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := control.New(cfg, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	t.Cleanup(func() { p.Close() })
-	name := "Acme"
-	a, _, err := p.CreateAccount(context.Background(), "cli", control.AccountSpec{Name: &name})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.CreateUser(context.Background(), "cli", a.SID, "alice", "Str0ng-Passw0rd!", ""); err != nil {
-		t.Fatal(err)
-	}
+	p := devicePlane(t)
 	s := startServerWith(t, extra, func(c *Config) {
 		for _, f := range change {
 			f(c)

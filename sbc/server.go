@@ -56,6 +56,7 @@ type Server struct {
 	mu        sync.Mutex
 	calls     map[*call]struct{}
 	dialogs   map[dialogKey]*leg
+	flows     map[string]int // device legs' flows ("ip:port") -> dialogs over them
 	callWG    sync.WaitGroup // in-flight call endings (BYEs)
 	stop      chan struct{}
 	stopOnce  sync.Once
@@ -130,6 +131,7 @@ func NewServer(cfg *Config, relay *media.Relay, log *slog.Logger) (*Server, erro
 		ports:     map[string]int{},
 		calls:     map[*call]struct{}{},
 		dialogs:   map[dialogKey]*leg{},
+		flows:     map[string]int{},
 		stop:      make(chan struct{}),
 		listening: make(chan struct{}),
 		strays:    rateLimit{n: 50},

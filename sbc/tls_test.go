@@ -3,12 +3,14 @@ package sbc
 import (
 	"bufio"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -648,4 +650,60 @@ func TestSIPSCall(t *testing.T) {
 			}
 		}
 	}()
+}
+
+// A call a TLS carrier made, taken over by a restarted daemon: the
+// carrier's connection died with the old one, so the call's BYE goes over
+// a new connection to the trunk's address; the dialog stays a SIPS one.
+func TestTLSCallTakenOver(t *testing.T) {
+	ca := testpki.NewCA(t, "test CA")
+	ln, err := tls.Listen("tcp", "127.0.0.3:0", &tls.Config{Certificates: []tls.Certificate{ca.Issue(t, "carrier.test", "127.0.0.3").TLS}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan *sip.Request, 1)
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if m, err := readMessage(bufio.NewReader(conn)); err == nil {
+			if req, ok := m.(*sip.Request); ok {
+				conn.Write([]byte(sip.NewResponseFromRequest(req, 200, "OK", nil).String()))
+				got <- req
+			}
+		}
+	}()
+	dir := t.TempDir()
+	a, b := newPeer(t, "127.0.0.3"), newPeer(t, "127.0.0.2")
+	rec := testRecord(a, b)
+	rec.From = "m"
+	rec.A.Transport, rec.A.Target, rec.A.SIPS = "tls", "sips:a@127.0.0.3:40001", true
+	data, _ := json.Marshal(rec)
+	os.WriteFile(filepath.Join(dir, rec.ID+".json"), data, 0o600)
+	s, _ := tlsServer(t, ca, fmt.Sprintf("[calls]\nstate_dir = %q\n[[trunk]]\nname = \"b\"\naddress = %q\nsources = [\"127.0.0.2\"]\n", dir, b.addr),
+		func(c *Config) {
+			for i := range c.Trunks {
+				if c.Trunks[i].Name == "m" {
+					c.Trunks[i].Address = ln.Addr().String()
+				}
+			}
+		})
+	if adopted, ended, err := s.Adopt(); adopted != 1 || ended != 0 || err != nil {
+		t.Fatalf("Adopt = %d, %d, %v; want the call taken over", adopted, ended, err)
+	}
+	b.send(s.addrOf("udp"), fmt.Sprintf("BYE sip:a@%s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK%s\nFrom: <sip:200@127.0.0.2>;tag=b1\nTo: <sip:a@127.0.0.1>;tag=s2\nCall-ID: b-1\nCSeq: 2 BYE\nMax-Forwards: 70\nContent-Length: 0\n\n",
+		s.addrOf("udp"), b.addr, newID()))
+	b.expectResponse(200)
+	select {
+	case bye := <-got:
+		if bye.Method != sip.BYE || bye.CallID().Value() != "a-1" || bye.Recipient.Scheme != "sips" {
+			t.Fatalf("the carrier got %s %s for %s; want the call's BYE to its SIPS Contact", bye.Method, bye.Recipient.String(), bye.CallID().Value())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the BYE never reached the carrier")
+	}
 }

@@ -79,6 +79,7 @@ func TestTOMLEveryKnob(t *testing.T) {
 		{"sip", sip, sbc.SIPConfig{PublicIP: "127.0.0.1", UserAgent: "sbc-e2e", T1: 50 * time.Millisecond,
 			Listen:    []sbc.Listener{{Transport: "udp", Address: "127.0.0.1:5070"}, {Transport: "tcp", Address: "127.0.0.1:5070"}},
 			RateLimit: &defaultRate, RateBurst: 2 * sbc.DefaultRateLimit,
+			MaxConnections: 10000, MaxConnectionsPerSource: 256, // the daemon's defaults
 			BanThreshold: ptr(5), BanWindow: time.Minute, BanTime: 3 * time.Second}},
 		{"media", c.Media, media.Config{BindIP: "127.0.0.1", PublicIP: "127.0.0.1", PortMin: 30000, PortMax: 30199,
 			Timeout: 2 * time.Second, Latching: media.LatchingSymmetric, Steering: media.SteeringOff, Workers: 3,
