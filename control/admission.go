@@ -2,6 +2,7 @@ package control
 
 import (
 	"math"
+	"strings"
 	"sync"
 	"time"
 
@@ -62,6 +63,12 @@ type snapshot struct {
 	accounts map[string]*store.Account
 	numbers  map[string]*store.Number // by +E.164
 	users    map[string]*store.User   // by username
+
+	// userNumbers is, per "account SID/user:NAME" voice target, the
+	// lowest number calling it: a device's caller ID. Made at its first
+	// use (one pass over the numbers per snapshot, not per call).
+	userNumbersOnce sync.Once
+	userNumbers     map[string]string
 }
 
 // limiter is one account's calls-per-second bucket and concurrent calls.
@@ -237,11 +244,15 @@ func callerID(snap *snapshot, u *store.User, from string) string {
 			return n
 		}
 	}
-	best := ""
-	for n, num := range snap.numbers {
-		if num.AccountSID == u.AccountSID && num.VoiceTarget == "user:"+u.Username && (best == "" || n < best) {
-			best = n
+	snap.userNumbersOnce.Do(func() {
+		snap.userNumbers = map[string]string{}
+		for n, num := range snap.numbers {
+			if k := num.AccountSID + "/" + num.VoiceTarget; strings.HasPrefix(num.VoiceTarget, "user:") {
+				if best, ok := snap.userNumbers[k]; !ok || n < best {
+					snap.userNumbers[k] = n
+				}
+			}
 		}
-	}
-	return best
+	})
+	return snap.userNumbers[u.AccountSID+"/user:"+u.Username]
 }

@@ -484,4 +484,11 @@ func TestAdmitDeviceCallerID(t *testing.T) {
 	if d := p.AdmitCall(Attempt{User: "carol", From: "carol", To: "+14155550100"}); d.Code != 403 {
 		t.Errorf("a user with no number: %+v; want 403", d)
 	}
+	// A number added later counts from the next call on.
+	mustNumber(t, p, a.SID, "+14155550399", "user:alice")
+	d := p.AdmitCall(Attempt{User: "alice", From: "alice", To: "+14155550100"})
+	if d.CallerID != "+14155550399" {
+		t.Errorf("after a lower number was added: %+v; want it presented", d)
+	}
+	d.Release()
 }
