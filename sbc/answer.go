@@ -6,6 +6,7 @@ package sbc
 import (
 	"context"
 	"errors"
+	"reflect"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -15,19 +16,19 @@ import (
 	"sbc/sbc/sdp"
 )
 
-// awaitAnswer is the set-up loop: B-leg responses, the caller's CANCEL, the
-// ring timeout and shutdown, until a final outcome.
-func (c *call) awaitAnswer(req *sip.Request, tx sip.ServerTransaction, binv *sip.Request, btx sip.ClientTransaction, cancelled chan struct{}) {
+// awaitAnswer is the set-up loop: the forks' responses (one fork but for
+// a call to a user with several devices), the caller's CANCEL, the ring
+// timeout and shutdown, until a final outcome.
+func (c *call) awaitAnswer(req *sip.Request, tx sip.ServerTransaction, forks []*fork, cancelled chan struct{}) {
 	ring := time.NewTimer(c.s.cfg.Calls.RingTimeout)
 	defer ring.Stop()
 	var (
-		provisional bool // B sent a 1xx: CANCEL may be sent (RFC 3261 §9.1)
-		cancelSent  bool
 		aborted     bool // the A side is answered; only B needs tidying
 		abortStatus int  // status the A side got
 		abortBy     string
 		earlySDP    []byte // B's SDP from an 18x, used if the 2xx has none
 		giveUp      <-chan time.Time
+		ctxDone     = c.ctx.Done()
 	)
 	abort := func(status int, by string) {
 		if aborted {
@@ -37,42 +38,113 @@ func (c *call) awaitAnswer(req *sip.Request, tx sip.ServerTransaction, binv *sip
 		if status != 487 { // sipgo answered the CANCEL's INVITE with 487 itself
 			c.respondA(tx, req, status, nil)
 		}
-		if provisional && !cancelSent {
-			cancelSent = c.cancelB(binv)
+		for _, f := range forks {
+			c.cancelFork(f)
 		}
 		giveUp = time.After(64 * sip.T1)
 	}
-	// end finishes a call that never got established; the B transaction is
-	// dropped so a late response cannot find it (see the unhandled
+	// end finishes a call that never got established; the B transactions
+	// are dropped so a late response cannot find them (see the unhandled
 	// response handler for a late 2xx).
 	end := func(status int, by string) {
-		btx.Terminate()
+		for _, f := range forks {
+			f.tx.Terminate()
+		}
 		c.finish(status, by)
 	}
-	ctxDone := c.ctx.Done()
+	// refused ends the set-up once every fork has refused or failed.
+	refused := func() bool {
+		for _, f := range forks {
+			if f.status == 0 {
+				return false
+			}
+		}
+		if aborted {
+			c.finish(abortStatus, abortBy)
+			return true
+		}
+		status, by := bestStatus(forks), endError // no device answered at all
+		for _, f := range forks {
+			if !f.failed {
+				by = endRejected
+			}
+		}
+		if by == endError && status == 408 {
+			by = endNoResponse
+		}
+		c.respondA(tx, req, status, nil)
+		c.finish(status, by)
+		return true
+	}
+	const fixed = 4 // cases before the forks': cancelled, ring, shutdown, giveUp
+	cases := make([]reflect.SelectCase, fixed+2*len(forks))
+	for i := range cases {
+		cases[i].Dir = reflect.SelectRecv
+	}
 	for {
-		select {
-		case res := <-btx.Responses():
-			code := res.StatusCode
-			if code < 200 {
-				provisional = true
-				if aborted {
-					if !cancelSent {
-						cancelSent = c.cancelB(binv)
-					}
-					continue
-				}
-				if code == 100 {
-					continue
-				}
-				if !c.ringing {
-					c.ringing = true
-					c.report(store.CallRinging)
-				}
+		cases[0].Chan, cases[1].Chan = reflect.ValueOf(cancelled), reflect.ValueOf(ring.C)
+		cases[2].Chan, cases[3].Chan = reflect.ValueOf(ctxDone), reflect.ValueOf(giveUp)
+		for i, f := range forks {
+			cases[fixed+2*i].Chan, cases[fixed+2*i+1].Chan = reflect.Value{}, reflect.Value{}
+			if f.status == 0 {
+				cases[fixed+2*i].Chan, cases[fixed+2*i+1].Chan = reflect.ValueOf(f.tx.Responses()), reflect.ValueOf(f.tx.Done())
+			}
+		}
+		chosen, v, ok := reflect.Select(cases)
+		switch chosen {
+		case 0:
+			cancelled = nil
+			abort(487, endCancel)
+			continue
+		case 1:
+			abort(408, endRingTimeout)
+			continue
+		case 2:
+			ctxDone = nil
+			abort(503, c.abortReason())
+			// Shutting down: wait for B's 487 only briefly.
+			giveUp = time.After(byeTimeout)
+			continue
+		case 3:
+			end(abortStatus, abortBy)
+			return
+		}
+		f := forks[(chosen-fixed)/2]
+		if (chosen-fixed)%2 == 1 || !ok { // the transaction failed
+			f.status, f.failed = 503, true
+			if errors.Is(f.tx.Err(), sip.ErrTransactionTimeout) {
+				f.status = 408
+			}
+			if !aborted {
+				c.log.Info("B leg failed", "error", f.tx.Err(), "to", f.leg.trunk().Address)
+			}
+			if refused() {
+				return
+			}
+			continue
+		}
+		res := v.Interface().(*sip.Response)
+		code := res.StatusCode
+		if code < 200 {
+			f.provisional = true
+			if aborted {
+				c.cancelFork(f)
+				continue
+			}
+			if code == 100 {
+				continue
+			}
+			if !c.ringing {
+				c.ringing = true
+				c.report(store.CallRinging)
+			}
+			var body []byte
+			if len(forks) == 1 {
+				// Early dialog and early media: with several devices
+				// ringing, whose would be a guess; they only ring.
 				if tag := dialogTag(res); tag != "" {
-					c.b.setRemoteTag(c.s, tag) // early dialog: in-dialog requests may follow
+					c.b.setRemoteTag(c.s, tag) // in-dialog requests may follow
 				}
-				var body []byte
 				if len(res.Body()) > 0 {
 					b, err := c.answer(media.SideB, res.Body())
 					if err != nil {
@@ -81,64 +153,43 @@ func (c *call) awaitAnswer(req *sip.Request, tx sip.ServerTransaction, binv *sip
 						body, earlySDP = b, res.Body()
 					}
 				}
-				c.respondA(tx, req, code, body)
-				continue
 			}
-			if code < 300 {
-				if dialogTag(res) == "" {
-					c.log.Warn("B leg 2xx without To tag, Call-ID, From or CSeq: cannot be ACKed")
-					if !aborted {
-						c.respondA(tx, req, 502, nil, c.s.warning("callee sent a malformed 2xx"))
-						abortStatus, abortBy = 502, endError
-					}
-					end(abortStatus, abortBy)
-					return
-				}
-				c.answered2xx(req, tx, binv, btx, res, earlySDP, aborted, abortStatus, abortBy, cancelled)
+			c.respondA(tx, req, code, body)
+			continue
+		}
+		if code >= 300 {
+			f.status = relayStatus(code)
+			if refused() {
 				return
 			}
+			continue
+		}
+		if dialogTag(res) == "" {
+			c.log.Warn("B leg 2xx without To tag, Call-ID, From or CSeq: cannot be ACKed")
 			if !aborted {
-				status := relayStatus(code)
-				c.respondA(tx, req, status, nil)
-				c.finish(status, endRejected)
-				return
+				c.respondA(tx, req, 502, nil, c.s.warning("callee sent a malformed 2xx"))
+				abortStatus, abortBy = 502, endError
 			}
-			c.finish(abortStatus, abortBy)
-			return
-		case <-btx.Done():
-			if !aborted {
-				status, by := 503, endError
-				if errors.Is(btx.Err(), sip.ErrTransactionTimeout) {
-					status, by = 408, endNoResponse
-				}
-				c.log.Info("B leg failed", "error", btx.Err())
-				c.respondA(tx, req, status, nil)
-				c.finish(status, by)
-				return
-			}
-			c.finish(abortStatus, abortBy)
-			return
-		case <-cancelled:
-			cancelled = nil
-			abort(487, endCancel)
-		case <-ring.C:
-			abort(408, endRingTimeout)
-		case <-ctxDone:
-			ctxDone = nil
-			abort(503, c.abortReason())
-			// Shutting down: wait for B's 487 only briefly.
-			giveUp = time.After(byeTimeout)
-		case <-giveUp:
 			end(abortStatus, abortBy)
 			return
 		}
+		c.mu.Lock()
+		c.b = f.leg // the device that answered is the call's B leg
+		c.mu.Unlock()
+		for _, g := range forks {
+			if g != f {
+				c.dropFork(g)
+			}
+		}
+		c.answered2xx(req, tx, f.inv, f.tx, res, earlySDP, aborted, abortStatus, abortBy, cancelled)
+		return
 	}
 }
 
 // cancelB sends CANCEL for the B-leg INVITE (RFC 3261 §9.1: same Request-URI,
 // Call-ID, From, To, CSeq number and Via branch). The answer is not awaited:
 // the INVITE's 487 is what matters.
-func (c *call) cancelB(binv *sip.Request) bool {
+func (c *call) cancelB(binv *sip.Request, hdrs ...sip.Header) bool {
 	cancel := sip.NewRequest(sip.CANCEL, *binv.Recipient.Clone())
 	cancel.AppendHeader(sip.HeaderClone(binv.Via()))
 	for _, h := range binv.GetHeaders("Route") {
@@ -149,6 +200,9 @@ func (c *call) cancelB(binv *sip.Request) bool {
 	cancel.AppendHeader(sip.HeaderClone(binv.CallID()))
 	cancel.AppendHeader(&sip.CSeqHeader{SeqNo: binv.CSeq().SeqNo, MethodName: sip.CANCEL})
 	cancel.AppendHeader(ptr(sip.MaxForwardsHeader(70)))
+	for _, h := range hdrs {
+		cancel.AppendHeader(h)
+	}
 	cancel.SetTransport(binv.Transport())
 	cancel.SetDestination(binv.Destination())
 	cancel.Laddr = binv.Laddr

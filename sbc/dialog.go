@@ -21,6 +21,7 @@ type dialogKey struct {
 // leg is a UAS dialog (the peer called us), the B leg a UAC dialog.
 type leg struct {
 	call      *call
+	peer      *Trunk // the trunk or device this leg talks to
 	side      media.Side
 	transport string // "udp", "tcp", "tls"
 	// dest, for a device's leg, is its flow ("ip:port" its requests came
@@ -45,13 +46,8 @@ type leg struct {
 	remoteSeq uint32
 }
 
-// trunk is the trunk this leg talks to.
-func (l *leg) trunk() *Trunk {
-	if l.side == media.SideA {
-		return l.call.from
-	}
-	return l.call.to
-}
+// trunk is the trunk (or device) this leg talks to.
+func (l *leg) trunk() *Trunk { return l.peer }
 
 func (l *leg) key() dialogKey {
 	l.mu.Lock()

@@ -7,6 +7,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"sbc/media"
 	"sbc/sbc/sdp"
 )
 
@@ -49,7 +50,7 @@ func (s *Server) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	case sip.BYE:
 		s.respond(tx, req, 200, "OK", nil)
 		by := endCaller
-		if l == c.b {
+		if l.side == media.SideB {
 			by = endCallee
 		}
 		c.mu.Lock()

@@ -125,6 +125,7 @@ func (s *Server) newLegA(c *call, req *sip.Request) *leg {
 	remoteTag, _ := from.Params.Get("tag")
 	l := &leg{
 		call:      c,
+		peer:      c.from,
 		side:      media.SideA,
 		transport: strings.ToLower(req.Transport()),
 		sips:      req.Recipient.Scheme == "sips",
@@ -170,6 +171,7 @@ func (s *Server) newLegB(c *call, req *sip.Request, to *Trunk, user string) *leg
 	caller := sip.Uri{Scheme: "sip", User: callerUser(c.dec, req), Host: s.publicIP}
 	return &leg{
 		call:      c,
+		peer:      to,
 		side:      media.SideB,
 		transport: to.Transport,
 		callID:    newID() + newID() + bLegCallIDSuffix,
@@ -221,19 +223,36 @@ func (s *Server) setup(req *sip.Request, tx sip.ServerTransaction, from, to *Tru
 		return
 	}
 
-	binv := c.b.newRequest(s, sip.INVITE, 0)
-	carryMaxForwards(binv, req)
-	binv.AppendHeader(sip.NewHeader("Allow", allowed))
-	binv.AppendHeader(ptr(sip.ContentTypeHeader("application/sdp")))
-	binv.SetBody(body)
-	btx, err := s.send(c.ctx, binv)
-	if err != nil {
-		c.log.Warn("send B-leg INVITE", "error", err)
+	forks := []*fork{{leg: c.b}}
+	if to.device != nil {
+		for _, d := range s.devicesOf(to.device.user) {
+			if d.Address != to.Address || d.Transport != to.Transport {
+				forks = append(forks, &fork{leg: s.newLegB(c, req, d, callee)})
+			}
+		}
+	}
+	var sent []*fork
+	for _, f := range forks {
+		f.inv = f.leg.newRequest(s, sip.INVITE, 0)
+		carryMaxForwards(f.inv, req)
+		f.inv.AppendHeader(sip.NewHeader("Allow", allowed))
+		f.inv.AppendHeader(ptr(sip.ContentTypeHeader("application/sdp")))
+		f.inv.SetBody(body)
+		if f.tx, err = s.send(c.ctx, f.inv); err != nil {
+			c.log.Warn("send B-leg INVITE", "to", f.leg.trunk().Address, "error", err)
+			continue
+		}
+		sent = append(sent, f)
+	}
+	if len(sent) == 0 {
 		c.respondA(tx, req, 503, nil)
 		c.finish(503, endError)
 		return
 	}
-	c.awaitAnswer(req, tx, binv, btx, cancelled)
+	if sent[0] != forks[0] {
+		c.b = sent[0].leg // the device first called could not be
+	}
+	c.awaitAnswer(req, tx, sent, cancelled)
 }
 
 func ptr[T any](v T) *T { return &v }

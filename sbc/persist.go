@@ -439,6 +439,10 @@ func (r legRecord) leg(c *call, side media.Side) (*leg, error) {
 	l := &leg{call: c, side: side, transport: r.Transport, callID: r.CallID, localTag: r.LocalTag,
 		remoteTag: r.RemoteTag, localName: r.LocalName, remoteNm: r.RemoteName, routes: r.Routes,
 		localSeq: r.LocalSeq + adoptSeqMargin, remoteSeq: r.RemoteSeq, sips: r.SIPS}
+	l.peer = c.from
+	if side == media.SideB {
+		l.peer = c.to
+	}
 	if r.Device != nil {
 		l.dest = r.Device.Flow
 	}

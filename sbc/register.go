@@ -331,22 +331,11 @@ func (s *Server) restoreRegistrations() {
 	}
 }
 
-// deviceOf is the peer a user's call goes to: the device that registered
-// last; nil when none is registered.
+// deviceOf is the peer a user's call goes to first: the device that
+// registered last; nil when none is registered.
 func (s *Server) deviceOf(user string) *Trunk {
-	d, ok := s.ctl.Device(user)
-	if !ok {
-		return nil
-	}
-	for _, b := range s.dev.reg.Lookup(user, time.Now()) {
-		var contact sip.Uri
-		if err := sip.ParseUri(b.Contact, &contact); err != nil {
-			continue
-		}
-		if _, err := netip.ParseAddrPort(b.Source); err != nil {
-			continue
-		}
-		return s.newDeviceTrunk(d.User, b.Transport, b.Source, contact)
+	if ds := s.devicesOf(user); len(ds) > 0 {
+		return ds[0]
 	}
 	return nil
 }
