@@ -168,8 +168,23 @@ func validate(req *sip.Request) string {
 // is kept.
 type quietHandler struct{ slog.Handler }
 
+// SetLibraryLogger routes what the SIP library logs outside any server
+// (its connections' bookkeeping) to log, quietened as a server's own
+// sipgo lines are. Process-wide: call once, before any server starts.
+func SetLibraryLogger(log *slog.Logger) {
+	sip.SetDefaultLogger(slog.New(quietHandler{log.Handler()}).With("component", "sipgo"))
+}
+
 func (h quietHandler) Handle(ctx context.Context, r slog.Record) error {
-	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	level := r.Level
+	if strings.HasSuffix(r.Message, "ref went negative") || strings.HasSuffix(r.Message, "ref went negative on try close") {
+		// sipgo's count of a connection's users, below zero when a peer
+		// closed it under a transaction: nothing is lost, nothing to do.
+		if level = slog.LevelDebug; !h.Handler.Enabled(ctx, level) {
+			return nil
+		}
+	}
+	out := slog.NewRecord(r.Time, level, r.Message, r.PC)
 	banned := false
 	r.Attrs(func(a slog.Attr) bool {
 		if err, ok := a.Value.Any().(error); ok && errors.Is(err, errBanned) {

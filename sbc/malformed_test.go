@@ -1,7 +1,9 @@
 package sbc
 
 import (
+	"bytes"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -90,4 +92,20 @@ func FuzzBadRequest(f *testing.F) {
 			t.Fatalf("the parse error injected a header: %q", res)
 		}
 	})
+}
+
+// sipgo's "ref went negative" warnings (a peer closed a connection under
+// a transaction) are debug lines, not warnings.
+func TestQuietHandlerDemotesRefWarnings(t *testing.T) {
+	for _, tt := range []struct {
+		level slog.Level
+		want  string
+	}{{slog.LevelInfo, ""}, {slog.LevelDebug, "level=DEBUG"}} {
+		var buf bytes.Buffer
+		log := slog.New(quietHandler{slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: tt.level})})
+		log.Warn("TCP ref went negative", "ref", -1)
+		if got := buf.String(); tt.want == "" && got != "" || tt.want != "" && !strings.Contains(got, tt.want) {
+			t.Errorf("at %v: %q; want %q", tt.level, got, tt.want)
+		}
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -706,4 +707,33 @@ func TestTLSCallTakenOver(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the BYE never reached the carrier")
 	}
+}
+
+// readMessage reads one SIP message from a stream.
+func readMessage(r *bufio.Reader) (sip.Message, error) {
+	var head strings.Builder
+	length := 0
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return nil, err
+		}
+		head.WriteString(line)
+		l := strings.TrimRight(line, "\r\n")
+		if l == "" {
+			if head.Len() <= 2 {
+				head.Reset() // a keepalive CRLF
+				continue
+			}
+			break
+		}
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.EqualFold(strings.TrimSpace(k), "Content-Length") {
+			length, _ = strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+	body := make([]byte, length)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return nil, err
+	}
+	return sip.ParseMessage(append([]byte(head.String()), body...))
 }

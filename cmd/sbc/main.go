@@ -86,6 +86,7 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 	// Libraries that log through the default logger (sipgo does, in places)
 	// follow the configured level and format too.
 	slog.SetDefault(log)
+	sbc.SetLibraryLogger(log)
 	unlock, err := lockDirs(cfg)
 	if err != nil {
 		log.Error("start", "error", err)
