@@ -1,6 +1,7 @@
 package sbc
 
 import (
+	"net/netip"
 	"strings"
 	"time"
 
@@ -68,7 +69,7 @@ func (s *Server) admit(req *sip.Request, tx sip.ServerTransaction) *Trunk {
 		return nil
 	}
 	if t == nil {
-		if ip, ok := sourceIP(req.Source()); ok && s.bans.fail(ip, time.Now()) {
+		if ip, ok := sourceIP(req.Source()); ok && s.failUnproven(ip, req.Transport(), time.Now()) {
 			tx.Terminate()
 			return nil // banned: no answer
 		}
@@ -110,4 +111,18 @@ func (s *Server) decorate(res *sip.Response, hdrs ...sip.Header) {
 	for _, h := range hdrs {
 		res.AppendHeader(h)
 	}
+}
+
+// failUnproven counts towards a ban a failure that proves nothing of its
+// source over UDP (a stranger's request, a malformed datagram, a
+// scanner's User-Agent: anyone can send them from any address), unless
+// devices are registered from that host (a customer's NAT, whose phones
+// a forger must not cut off). Over TCP and TLS the source is proven, and
+// failed digest authentication answers a nonce sent to it: those count
+// always. true: the source is now banned.
+func (s *Server) failUnproven(ip netip.Addr, transport string, now time.Time) bool {
+	if strings.EqualFold(transport, "UDP") && s.dev.reg.HostRegistered(ip) {
+		return false
+	}
+	return s.bans.fail(ip, now)
 }

@@ -19,9 +19,11 @@ import (
 // put into effect as low as the host allows (the kernel fast path, else an
 // nftables set: a Banner) and in the server itself, which drops a banned
 // source's messages unread: a banned source gets no answer. Trunks and the
-// SBC's own addresses are never banned; today no other source is served
-// either, so a forged ban costs nothing. The authentication failures of
-// registering devices are to join the same list.
+// SBC's own addresses are never banned. Customer devices are served from
+// anywhere: over UDP, failures anyone could forge (a stranger's request,
+// garbage, a scanner's User-Agent) do not count against a host where
+// devices are registered (failUnproven), and failed digest logins count
+// only when they answer a nonce sent to that address.
 
 // Banner puts bans into effect below the SIP stack.
 type Banner interface {
@@ -93,6 +95,16 @@ func banKey(a netip.Addr) netip.Prefix {
 	return p
 }
 
+// isProtected tells whether key is (in) a trunk's or our own prefix.
+func (b *banList) isProtected(key netip.Prefix) bool {
+	for _, p := range b.protected {
+		if p.Overlaps(key) {
+			return true
+		}
+	}
+	return false
+}
+
 // fail counts a failure of src at now, and bans it at the threshold; true:
 // src is banned (the failing message goes unanswered too). O(1).
 func (b *banList) fail(src netip.Addr, now time.Time) bool {
@@ -100,10 +112,8 @@ func (b *banList) fail(src netip.Addr, now time.Time) bool {
 		return false
 	}
 	key := banKey(src)
-	for _, p := range b.protected {
-		if p.Overlaps(key) {
-			return false
-		}
+	if b.isProtected(key) {
+		return false
 	}
 	b.mu.Lock()
 	if _, banned := b.until[key]; banned {

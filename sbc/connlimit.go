@@ -9,12 +9,18 @@ import (
 	"time"
 )
 
-// connLimit bounds the TCP and TLS connections peers open to the SIP
-// listeners, in all and per source address: each holds a file descriptor
-// and, for TLS, a handshake's worth of CPU, so one address must not take
-// them all. A connection over a limit is closed as it is accepted.
+// connLimit bounds the TCP and TLS connections peers other than trunks
+// open to the SIP listeners, in all and per source address: each holds a
+// file descriptor and, for TLS, a handshake's worth of CPU, so one address
+// must not take them all. A connection over a limit is closed as it is
+// accepted.
 type connLimit struct {
 	total, perSource int
+	// idle is how long a connection may stay silent: twice the longest
+	// registration, so a device that only re-registers (no CRLF pings)
+	// keeps its connection, and one a peer opened and left does not hold
+	// its place for ever.
+	idle time.Duration
 
 	mu      sync.Mutex
 	open    int
@@ -22,8 +28,8 @@ type connLimit struct {
 	refused atomic.Int64
 }
 
-func newConnLimit(total, perSource int) *connLimit {
-	return &connLimit{total: total, perSource: perSource, sources: map[netip.Prefix]int{}}
+func newConnLimit(total, perSource int, idle time.Duration) *connLimit {
+	return &connLimit{total: total, perSource: perSource, idle: idle, sources: map[netip.Prefix]int{}}
 }
 
 // take counts a new connection from ip, false when over a limit.
@@ -79,12 +85,16 @@ func (l *streamListener) Accept() (net.Conn, error) {
 			c.Close()
 			continue
 		}
-		if !l.s.conns.take(ip) {
-			l.s.log.Debug(l.name+" connection refused: too many", "source", c.RemoteAddr().String())
-			c.Close()
-			continue
+		// Trunks (and the SBC itself) are neither limited nor timed out:
+		// a carrier may open a connection per call and keep it quiet.
+		if !l.s.bans.isProtected(banKey(ip)) {
+			if !l.s.conns.take(ip) {
+				l.s.log.Debug(l.name+" connection refused: too many", "source", c.RemoteAddr().String())
+				c.Close()
+				continue
+			}
+			c = &limitedConn{Conn: c, l: l.s.conns, ip: ip, idle: l.s.conns.idle}
 		}
-		c = &limitedConn{Conn: c, l: l.s.conns, ip: ip}
 		if l.wrap != nil {
 			c = l.wrap(c)
 		}
@@ -92,12 +102,21 @@ func (l *streamListener) Accept() (net.Conn, error) {
 	}
 }
 
-// limitedConn gives its place back when closed, once.
+// limitedConn gives its place back when closed, once, and is closed when
+// idle for long (a read that waits longer fails: sipgo closes it).
 type limitedConn struct {
 	net.Conn
 	l    *connLimit
 	ip   netip.Addr
+	idle time.Duration
 	once sync.Once
+}
+
+func (c *limitedConn) Read(b []byte) (int, error) {
+	if c.idle > 0 {
+		c.Conn.SetReadDeadline(time.Now().Add(c.idle))
+	}
+	return c.Conn.Read(b)
 }
 
 func (c *limitedConn) Close() error {

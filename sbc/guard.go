@@ -176,7 +176,7 @@ func (s *Server) scanner(req *sip.Request) bool {
 				s.log.Warn("scanner dropped", "method", req.Method.String(), "source", req.Source(), "user_agent", h.Value(), "suppressed", n)
 			}
 			if ip, ok := sourceIP(req.Source()); ok {
-				s.bans.fail(ip, time.Now())
+				s.failUnproven(ip, req.Transport(), time.Now())
 			}
 			return true
 		}

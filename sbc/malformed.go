@@ -78,7 +78,7 @@ func (s *Server) rejectMalformed(remote net.Addr, data []byte, perr error) {
 	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 	// Unknown sources get nothing: no reflection towards scanners.
 	if s.trunks.match(src.Addr()) == nil {
-		s.bans.fail(src.Addr(), time.Now())
+		s.failUnproven(src.Addr(), "UDP", time.Now())
 		s.log.Debug("malformed message from unknown source dropped", "source", src.String(), "bytes", len(data))
 		return
 	}

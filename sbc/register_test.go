@@ -157,6 +157,22 @@ func TestForgedFailuresNotCounted(t *testing.T) {
 	if res := register(victim, sbcAddr, "alice", "Str0ng-Passw0rd!", 21, 120, c); res.StatusCode != 200 {
 		t.Fatalf("the victim registering: %d; want 200", res.StatusCode)
 	}
+	// Now the victim's host holds a registration: requests from strangers'
+	// ports there, garbage and scanners' requests count against it no
+	// more (a forger's, maybe); the phone goes on.
+	other := newPeer(t, "127.0.0.46")
+	for i := range 10 {
+		other.send(sbcAddr, fmt.Sprintf("OPTIONS sip:%s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK%s\nFrom: <sip:x@%s>;tag=o%d\nTo: <sip:%s>\nCall-ID: stranger-%d\nCSeq: 1 OPTIONS\nMax-Forwards: 70\nContent-Length: 0\n\n",
+			sbcAddr, other.addr, newID(), other.addr, i, sbcAddr, i))
+		other.recv(time.Second) // 403
+		other.send(sbcAddr, "garbage\n\n")
+		other.send(sbcAddr, fmt.Sprintf("OPTIONS sip:%s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK%s\nFrom: <sip:x@%s>;tag=s%d\nTo: <sip:%s>\nCall-ID: scan-%d\nCSeq: 1 OPTIONS\nUser-Agent: friendly-scanner\nMax-Forwards: 70\nContent-Length: 0\n\n",
+			sbcAddr, other.addr, newID(), other.addr, i, sbcAddr, i))
+	}
+	c = register(victim, sbcAddr, "alice", "", 30, 120, nil)
+	if res := register(victim, sbcAddr, "alice", "Str0ng-Passw0rd!", 31, 120, c); res.StatusCode != 200 {
+		t.Fatalf("the victim registering after forged strangers' requests: %d; want 200", res.StatusCode)
+	}
 	if n := s.Bans(); n != 0 {
 		t.Fatalf("%d bans after forged failures", n)
 	}

@@ -136,7 +136,7 @@ func NewServer(cfg *Config, relay *media.Relay, log *slog.Logger) (*Server, erro
 		listening: make(chan struct{}),
 		strays:    rateLimit{n: 50},
 		bans:      newBanList(cfg, log),
-		conns:     newConnLimit(cfg.SIP.MaxConnections, cfg.SIP.MaxConnectionsPerSource),
+		conns:     newConnLimit(cfg.SIP.MaxConnections, cfg.SIP.MaxConnectionsPerSource, 2*cfg.SIP.Registrar.MaxExpires),
 	}
 	srv.OnInvite(s.guard(s.onInvite))
 	srv.OnAck(s.guard(s.onAck))

@@ -580,6 +580,12 @@ func TestConnectionLimit(t *testing.T) {
 	if n := s.ConnectionsRefused(); n != 2 {
 		t.Fatalf("%d connections refused; want 2", n)
 	}
+	// A trunk's connections are not limited.
+	for i := range 3 {
+		if _, err := dialTLS(t, "127.0.0.4", s.addrOf("tls"), cfg); err != nil {
+			t.Fatalf("trunk o's connection %d: %v", i+1, err)
+		}
+	}
 	held[0].Close()
 	deadline := time.Now().Add(2 * time.Second)
 	for {
@@ -594,6 +600,17 @@ func TestConnectionLimit(t *testing.T) {
 			t.Fatalf("a closed connection's place was not freed: %v", err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	// A connection left silent is closed (after twice max_expires; made
+	// short here).
+	short, _ := tlsServer(t, ca, "", func(c *Config) { c.SIP.Registrar.MaxExpires = 100 * time.Millisecond })
+	quiet, err := dialTLS(t, "127.0.0.9", short.addrOf("tls"), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	quiet.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, err := quiet.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("a silent connection: %v; want it closed by the SBC", err)
 	}
 }
 

@@ -7,6 +7,7 @@ package registrar
 
 import (
 	"errors"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -66,12 +67,13 @@ type Registrar struct {
 
 	mu      sync.Mutex
 	users   map[string][]*Binding
-	sources map[string]int // flow source -> bindings over it
+	sources map[string]int       // flow source -> bindings over it
+	hosts   map[netip.Prefix]int // hostOf(flow source) -> bindings from it
 }
 
 // New returns an empty registrar.
 func New(min, max, def time.Duration, perUser int) *Registrar {
-	return &Registrar{Min: min, Max: max, Default: def, PerUser: perUser, users: map[string][]*Binding{}, sources: map[string]int{}}
+	return &Registrar{Min: min, Max: max, Default: def, PerUser: perUser, users: map[string][]*Binding{}, sources: map[string]int{}, hosts: map[netip.Prefix]int{}}
 }
 
 // Register applies a REGISTER (RFC 3261 §10.3 steps 6-8) at now and
@@ -161,9 +163,17 @@ func (r *Registrar) set(user string, list []*Binding) {
 		if r.sources[b.Source]--; r.sources[b.Source] <= 0 {
 			delete(r.sources, b.Source)
 		}
+		if h, ok := hostOf(b.Source); ok {
+			if r.hosts[h]--; r.hosts[h] <= 0 {
+				delete(r.hosts, h)
+			}
+		}
 	}
 	for _, b := range list {
 		r.sources[b.Source]++
+		if h, ok := hostOf(b.Source); ok {
+			r.hosts[h]++
+		}
 	}
 	if len(list) == 0 {
 		delete(r.users, user)
@@ -179,6 +189,35 @@ func (r *Registrar) Registered(source string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.sources[source] > 0
+}
+
+// HostRegistered tells whether some device registered from ip's host (an
+// IPv4 address, an IPv6 /64: as bans count sources), a NAT's address
+// maybe, whatever the port: failures that anyone could forge from there
+// must not cut the devices off.
+func (r *Registrar) HostRegistered(ip netip.Addr) bool {
+	h, ok := hostOf(netip.AddrPortFrom(ip, 0).String())
+	if !ok {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.hosts[h] > 0
+}
+
+// hostOf is the host of a flow source "ip:port": the IPv4 address, or
+// the IPv6 /64 (one host holds a whole /64).
+func hostOf(source string) (netip.Prefix, bool) {
+	ap, err := netip.ParseAddrPort(source)
+	if err != nil {
+		return netip.Prefix{}, false
+	}
+	a, bits := ap.Addr().Unmap(), 32
+	if a.Is6() {
+		bits = 64
+	}
+	p, err := a.Prefix(bits)
+	return p, err == nil
 }
 
 // Lookup is user's live bindings, the most recently refreshed first.
