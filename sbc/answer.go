@@ -39,7 +39,9 @@ func (c *call) awaitAnswer(req *sip.Request, tx sip.ServerTransaction, forks []*
 			c.respondA(tx, req, status, nil)
 		}
 		for _, f := range forks {
-			c.cancelFork(f)
+			if !f.dropped {
+				c.cancelFork(f)
+			}
 		}
 		giveUp = time.After(64 * sip.T1)
 	}
@@ -55,7 +57,7 @@ func (c *call) awaitAnswer(req *sip.Request, tx sip.ServerTransaction, forks []*
 	// refused ends the set-up once every fork has refused or failed.
 	refused := func() bool {
 		for _, f := range forks {
-			if f.status == 0 {
+			if f.status == 0 && !f.dropped {
 				return false
 			}
 		}
@@ -76,7 +78,10 @@ func (c *call) awaitAnswer(req *sip.Request, tx sip.ServerTransaction, forks []*
 		c.finish(status, by)
 		return true
 	}
-	const fixed = 4 // cases before the forks': cancelled, ring, shutdown, giveUp
+	// The caller's transaction ends before its answer only when its TCP
+	// or TLS connection closed (sipgo's terminate-on-close): a CANCEL.
+	callerGone := tx.Done()
+	const fixed = 5 // cases before the forks': cancelled, ring, shutdown, giveUp, callerGone
 	cases := make([]reflect.SelectCase, fixed+2*len(forks))
 	for i := range cases {
 		cases[i].Dir = reflect.SelectRecv
@@ -84,9 +89,10 @@ func (c *call) awaitAnswer(req *sip.Request, tx sip.ServerTransaction, forks []*
 	for {
 		cases[0].Chan, cases[1].Chan = reflect.ValueOf(cancelled), reflect.ValueOf(ring.C)
 		cases[2].Chan, cases[3].Chan = reflect.ValueOf(ctxDone), reflect.ValueOf(giveUp)
+		cases[4].Chan = reflect.ValueOf(callerGone)
 		for i, f := range forks {
 			cases[fixed+2*i].Chan, cases[fixed+2*i+1].Chan = reflect.Value{}, reflect.Value{}
-			if f.status == 0 {
+			if f.status == 0 && !f.dropped {
 				cases[fixed+2*i].Chan, cases[fixed+2*i+1].Chan = reflect.ValueOf(f.tx.Responses()), reflect.ValueOf(f.tx.Done())
 			}
 		}
@@ -108,6 +114,10 @@ func (c *call) awaitAnswer(req *sip.Request, tx sip.ServerTransaction, forks []*
 		case 3:
 			end(abortStatus, abortBy)
 			return
+		case 4:
+			callerGone = nil
+			abort(487, endCancel)
+			continue
 		}
 		f := forks[(chosen-fixed)/2]
 		if (chosen-fixed)%2 == 1 || !ok { // the transaction failed
@@ -159,6 +169,24 @@ func (c *call) awaitAnswer(req *sip.Request, tx sip.ServerTransaction, forks []*
 		}
 		if code >= 300 {
 			f.status = relayStatus(code)
+			if code >= 600 {
+				// Declined everywhere (RFC 3261 §16.7 step 5): the other
+				// devices stop ringing, and the 6xx is the answer.
+				for _, g := range forks {
+					if g != f {
+						c.dropFork(g, nil)
+					}
+				}
+			}
+			if refused() {
+				return
+			}
+			continue
+		}
+		if dialogTag(res) == "" && len(forks) > 1 {
+			// One device's broken answer: it failed, the others ring on.
+			c.log.Warn("B leg 2xx without To tag, Call-ID, From or CSeq: cannot be ACKed", "to", f.leg.trunk().Address)
+			f.status, f.failed = 502, true
 			if refused() {
 				return
 			}
@@ -178,7 +206,7 @@ func (c *call) awaitAnswer(req *sip.Request, tx sip.ServerTransaction, forks []*
 		c.mu.Unlock()
 		for _, g := range forks {
 			if g != f {
-				c.dropFork(g)
+				c.dropFork(g, completedElsewhere)
 			}
 		}
 		c.answered2xx(req, tx, f.inv, f.tx, res, earlySDP, aborted, abortStatus, abortBy, cancelled)

@@ -110,6 +110,8 @@ func (s *Server) newCall(from, to *Trunk, dec control.Decision, req *sip.Request
 }
 
 func (c *call) other(l *leg) *leg {
+	c.mu.Lock() // c.b changes once, when one of several devices answers
+	defer c.mu.Unlock()
 	if l == c.a {
 		return c.b
 	}

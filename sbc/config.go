@@ -55,14 +55,15 @@ type SIPConfig struct {
 	// no trunk, malformed datagrams from one) within BanWindow ban it for
 	// BanTime (ban.go). 0 = no bans. Defaults: DefaultBanThreshold, one
 	// minute, ten minutes.
-	BanThreshold *int `toml:"ban_threshold"`
-	// MaxConnections bounds the TCP and TLS connections peers may hold
-	// open to the SIP listeners, MaxConnectionsPerSource those of one
-	// address (an IPv6 /64); more are closed as they are accepted.
-	MaxConnections          int           `toml:"max_connections"`
-	MaxConnectionsPerSource int           `toml:"max_connections_per_source"`
-	BanWindow               time.Duration `toml:"ban_window"`
-	BanTime                 time.Duration `toml:"ban_time"`
+	BanThreshold *int          `toml:"ban_threshold"`
+	BanWindow    time.Duration `toml:"ban_window"`
+	BanTime      time.Duration `toml:"ban_time"`
+	// MaxConnections bounds the TCP and TLS connections peers other than
+	// trunks may hold open to the SIP listeners, MaxConnectionsPerSource
+	// those of one address (an IPv6 /64); more are closed as they are
+	// accepted (connlimit.go).
+	MaxConnections          int `toml:"max_connections"`
+	MaxConnectionsPerSource int `toml:"max_connections_per_source"`
 	// Scanners are User-Agent substrings (any case) of known SIP scanners:
 	// their requests get no answer and count as a failure of their source
 	// (towards a ban). Default DefaultScanners; [] for none.

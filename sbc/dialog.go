@@ -251,30 +251,36 @@ func (s *Server) findLeg(req *sip.Request) *leg {
 func (s *Server) addDialog(l *leg) {
 	k := l.key()
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.dialogs[k]; !ok && l.trunk().device != nil {
-		s.flows[l.dest]++
-	}
+	_, had := s.dialogs[k]
 	s.dialogs[k] = l
+	s.mu.Unlock()
+	if !had && l.trunk().device != nil {
+		s.flowsMu.Lock()
+		s.flows[l.dest]++
+		s.flowsMu.Unlock()
+	}
 }
 
 func (s *Server) removeDialog(l *leg) {
 	k := l.key()
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.dialogs[k]; ok && l.trunk().device != nil {
+	_, had := s.dialogs[k]
+	delete(s.dialogs, k)
+	s.mu.Unlock()
+	if had && l.trunk().device != nil {
+		s.flowsMu.Lock()
 		if s.flows[l.dest]--; s.flows[l.dest] <= 0 {
 			delete(s.flows, l.dest)
 		}
+		s.flowsMu.Unlock()
 	}
-	delete(s.dialogs, k)
 }
 
 // deviceFlow tells whether a device's call runs over flow: its responses
 // are let in, registered or not (a device may call without registering,
 // and its registration may lapse during a call).
 func (s *Server) deviceFlow(flow string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.flowsMu.Lock()
+	defer s.flowsMu.Unlock()
 	return s.flows[flow] > 0
 }

@@ -24,6 +24,9 @@ type fork struct {
 	cancelSent  bool
 	status      int  // its refusal (or 408/503 when it failed), 0 while it may answer
 	failed      bool // no answer, or its transport failed
+	// dropped: let go (dropFork), its transaction watched by a goroutine
+	// of its own, which alone touches it from then on.
+	dropped bool
 }
 
 // devicesOf is the peers a call to user rings: each device it has
@@ -55,19 +58,28 @@ func (c *call) cancelFork(f *fork, hdrs ...sip.Header) {
 }
 
 // completedElsewhere is the Reason of the CANCELs of the devices that did
-// not answer a forked call (RFC 3326).
-var completedElsewhere = sip.NewHeader("Reason", `SIP;cause=200;text="Call completed elsewhere"`)
+// not answer a forked call (RFC 3326): phones log no missed call.
+func completedElsewhere() sip.Header {
+	return sip.NewHeader("Reason", `SIP;cause=200;text="Call completed elsewhere"`)
+}
 
-// dropFork lets go of a device that lost the race: cancelled if it rang
-// (else as soon as it does), ACKed and hung up if its 2xx crossed the
-// CANCEL, its transaction ended after its final answer or Timer B.
-func (c *call) dropFork(f *fork) {
-	if f.status != 0 {
+// dropFork lets go of a device that lost the race, or of every other
+// device when one declined (a 6xx, RFC 3261 §16.7 step 5; reason nil):
+// cancelled if it rang (else as soon as it does), ACKed and hung up if
+// its 2xx crossed the CANCEL. A final refusal ends the watch (sipgo's
+// transaction ACKs its retransmissions, Timer D); no answer within Timer
+// B, or a shutdown, ends the transaction.
+func (c *call) dropFork(f *fork, reason func() sip.Header) {
+	if f.status != 0 || f.dropped {
 		return
 	}
-	c.cancelFork(f, completedElsewhere)
-	c.s.track(func() {
-		defer f.tx.Terminate()
+	f.dropped = true
+	var hdrs []sip.Header
+	if reason != nil {
+		hdrs = append(hdrs, reason())
+	}
+	c.cancelFork(f, hdrs...)
+	watching := c.s.track(func() {
 		giveUp := time.NewTimer(64 * sip.T1)
 		defer giveUp.Stop()
 		for {
@@ -76,7 +88,7 @@ func (c *call) dropFork(f *fork) {
 				switch code := res.StatusCode; {
 				case code < 200:
 					f.provisional = true
-					c.cancelFork(f, completedElsewhere)
+					c.cancelFork(f, hdrs...)
 				case code < 300:
 					c.hangUpFork(f, res)
 					return
@@ -86,10 +98,17 @@ func (c *call) dropFork(f *fork) {
 			case <-f.tx.Done():
 				return
 			case <-giveUp.C:
+				f.tx.Terminate()
+				return
+			case <-c.s.stop:
+				f.tx.Terminate()
 				return
 			}
 		}
 	})
+	if !watching {
+		f.tx.Terminate() // shutting down: nobody reads its responses
+	}
 }
 
 // hangUpFork ACKs a losing device's 2xx and ends its dialog with BYE.
@@ -115,6 +134,7 @@ func bestStatus(forks []*fork) int {
 	best := 0
 	for _, f := range forks {
 		switch {
+		case f.status == 0: // dropped: another device declined
 		case f.status >= 600 && best < 600:
 			best = f.status
 		case best == 0 || best < 600 && f.status/100 < best/100:

@@ -95,12 +95,12 @@ func (s *Server) onStrayResponse(res *sip.Response) {
 
 // track runs f in a goroutine Drain and Close wait for; once they have
 // started waiting, f runs no more (a WaitGroup must not grow from zero
-// while it is waited on).
-func (s *Server) track(f func()) {
+// while it is waited on): false.
+func (s *Server) track(f func()) bool {
 	s.mu.Lock()
 	if s.waiting {
 		s.mu.Unlock()
-		return
+		return false
 	}
 	s.callWG.Add(1)
 	s.mu.Unlock()
@@ -108,6 +108,7 @@ func (s *Server) track(f func()) {
 		defer s.callWG.Done()
 		f()
 	}()
+	return true
 }
 
 func (s *Server) byeStray(l *leg) {

@@ -45,7 +45,7 @@ func (s *Server) screenInvite(req *sip.Request) (*sdp.Session, *rejection) {
 	if max := s.cfg.Calls.MaxActive; max > 0 && s.ActiveCalls() >= max {
 		return nil, reject(503, "Service Unavailable", sip.NewHeader("Retry-After", "5"), s.warning("call capacity reached"))
 	}
-	if req.Recipient.Scheme == "sips" && !strings.EqualFold(req.Transport(), "TLS") {
+	if strings.EqualFold(req.Recipient.Scheme, "sips") && !strings.EqualFold(req.Transport(), "TLS") {
 		// A SIPS URI asks for TLS on every hop (RFC 3261 §26.2.2): one
 		// that came over UDP or TCP has already lost it.
 		return nil, reject(416, "Unsupported URI Scheme", s.warning("sips: URI over "+strings.ToUpper(req.Transport())+"; it needs TLS"))
@@ -128,7 +128,6 @@ func (s *Server) newLegA(c *call, req *sip.Request) *leg {
 		peer:      c.from,
 		side:      media.SideA,
 		transport: strings.ToLower(req.Transport()),
-		sips:      req.Recipient.Scheme == "sips",
 		callID:    callID(req),
 		localTag:  sip.GenerateTagN(16),
 		remoteTag: remoteTag,
@@ -144,12 +143,27 @@ func (s *Server) newLegA(c *call, req *sip.Request) *leg {
 	if ct := req.Contact(); ct != nil {
 		l.target = *ct.Address.Clone()
 	}
+	l.sips = l.transport == "tls" && isSIPS(req, l.routes)
 	if c.from.device != nil || l.transport == "tls" {
 		// A device's flow, or a TLS connection: requests go back over it,
 		// whatever the Contact says.
 		l.dest = req.Source()
 	}
 	return l
+}
+
+// isSIPS tells whether a dialog req begins must have a SIPS Contact of
+// ours (RFC 3261 §12.1.1): its Request-URI is a SIPS URI, or its top
+// Record-Route, or without Record-Route its Contact.
+func isSIPS(req *sip.Request, routes []string) bool {
+	sips := strings.EqualFold(req.Recipient.Scheme, "sips")
+	if len(routes) > 0 {
+		top := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(routes[0]), "<"))
+		sips = sips || len(top) >= 5 && strings.EqualFold(top[:5], "sips:")
+	} else if ct := req.Contact(); ct != nil {
+		sips = sips || strings.EqualFold(ct.Address.Scheme, "sips")
+	}
+	return sips
 }
 
 // newLegB builds the UAC-side dialog towards the destination trunk, calling
@@ -159,10 +173,12 @@ func (s *Server) newLegB(c *call, req *sip.Request, to *Trunk, user string) *leg
 	host = uriHost(host)
 	callee := sip.Uri{Scheme: "sip", User: user, Host: host, Port: port}
 	var dest string
+	sips := false
 	if d := to.device; d != nil {
 		// The device's registered Contact, reached over its flow.
 		callee, dest = d.contact, to.Address
 		host = d.contact.Host
+		sips = strings.EqualFold(d.contact.Scheme, "sips") && to.Transport == "tls"
 	} else if to.Transport == "tls" {
 		// The trunk's TLS connection carries the whole dialog: the SBC
 		// connects to no other address over TLS.
@@ -181,6 +197,7 @@ func (s *Server) newLegB(c *call, req *sip.Request, to *Trunk, user string) *leg
 		remote:    sip.Uri{Scheme: "sip", User: user, Host: host},
 		target:    callee,
 		dest:      dest,
+		sips:      sips,
 		localSeq:  0,
 	}
 }
@@ -233,6 +250,10 @@ func (s *Server) setup(req *sip.Request, tx sip.ServerTransaction, from, to *Tru
 	}
 	var sent []*fork
 	for _, f := range forks {
+		if !s.reachable(f.leg) {
+			c.log.Info("device not called: its connection is gone", "to", f.leg.dest, "transport", f.leg.transport)
+			continue
+		}
 		f.inv = f.leg.newRequest(s, sip.INVITE, 0)
 		carryMaxForwards(f.inv, req)
 		f.inv.AppendHeader(sip.NewHeader("Allow", allowed))
@@ -250,7 +271,9 @@ func (s *Server) setup(req *sip.Request, tx sip.ServerTransaction, from, to *Tru
 		return
 	}
 	if sent[0] != forks[0] {
+		c.mu.Lock()
 		c.b = sent[0].leg // the device first called could not be
+		c.mu.Unlock()
 	}
 	c.awaitAnswer(req, tx, sent, cancelled)
 }

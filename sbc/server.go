@@ -56,6 +56,7 @@ type Server struct {
 	mu        sync.Mutex
 	calls     map[*call]struct{}
 	dialogs   map[dialogKey]*leg
+	flowsMu   sync.Mutex     // not mu: readFilter asks for each response from a stranger
 	flows     map[string]int // device legs' flows ("ip:port") -> dialogs over them
 	callWG    sync.WaitGroup // in-flight call endings (BYEs)
 	stop      chan struct{}

@@ -317,6 +317,22 @@ func (s *Server) legDest(l *leg) string {
 	return l.dest
 }
 
+// reachable tells whether a leg's peer can be sent a request: a device
+// over TCP or TLS only while the connection it registered over is open
+// (the SBC cannot connect to it: behind a NAT, its port is the NAT's);
+// anyone else always.
+func (s *Server) reachable(l *leg) bool {
+	if l.peer == nil || l.peer.device == nil || l.transport == "udp" {
+		return true
+	}
+	c := s.ua.TransportLayer().Pool(l.transport).Get(l.dest)
+	if c == nil {
+		return false
+	}
+	c.Ref(-1)
+	return true
+}
+
 // trunkAddr is a trunk's address as sipgo's pools key it ("ip:port"):
 // trunks named by host name are not pinged (their address may move).
 func trunkAddr(address string) (string, bool) {

@@ -754,3 +754,25 @@ func readMessage(r *bufio.Reader) (sip.Message, error) {
 	}
 	return sip.ParseMessage(append([]byte(head.String()), body...))
 }
+
+func TestIsSIPS(t *testing.T) {
+	for _, tt := range []struct {
+		msg  string
+		want bool
+	}{
+		{"INVITE sips:200@sbc SIP/2.0\nContact: <sip:a@x>\n", true},
+		{"INVITE sip:200@sbc SIP/2.0\nContact: <sips:a@x>\n", true},
+		{"INVITE sip:200@sbc SIP/2.0\nRecord-Route: <sips:p1;lr>, <sip:p2;lr>\nContact: <sip:a@x>\n", true},
+		{"INVITE sip:200@sbc SIP/2.0\nRecord-Route: <sip:p1;lr>\nContact: <sips:a@x>\n", false}, // the top Record-Route decides
+		{"INVITE sip:200@sbc SIP/2.0\nContact: <sip:a@x>\n", false},
+	} {
+		m, err := sip.ParseMessage([]byte(strings.ReplaceAll(tt.msg+"Via: SIP/2.0/TLS x;branch=z9hG4bK1\nFrom: <sip:a@x>;tag=1\nTo: <sip:b@y>\nCall-ID: 1\nCSeq: 1 INVITE\nContent-Length: 0\n\n", "\n", "\r\n")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := m.(*sip.Request)
+		if got := isSIPS(req, recordRoutes(req.GetHeaders("Record-Route"))); got != tt.want {
+			t.Errorf("%q: %v; want %v", strings.SplitN(tt.msg, "\n", 3)[:2], got, tt.want)
+		}
+	}
+}
