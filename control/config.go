@@ -43,6 +43,7 @@ type Config struct {
 	Defaults  AccountDefaults `toml:"defaults"`
 	Retention RetentionConfig `toml:"retention"`
 	API       APIConfig       `toml:"api"`
+	Webhooks  WebhookConfig   `toml:"webhooks"`
 }
 
 // DefaultDataDir is control.data_dir when the config says nothing.

@@ -262,7 +262,7 @@ var (
 	uriTargetRE = regexp.MustCompile(`^sip:[A-Za-z0-9._~!$&'()*+,;=%-]{1,64}@([A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(:[0-9]{1,5})?$`)
 )
 
-func applyNumber(n *store.Number, s NumberSpec) error {
+func applyNumber(n *store.Number, s NumberSpec, hooks WebhookConfig) error {
 	if s.PhoneNumber != nil {
 		e, ok := E164(*s.PhoneNumber)
 		if !ok || !strings.HasPrefix(*s.PhoneNumber, "+") {
@@ -290,11 +290,10 @@ func applyNumber(n *store.Number, s NumberSpec) error {
 		n.VoiceTarget = t
 	}
 	if s.SMSURL != nil {
-		u := *s.SMSURL
-		if u != "" && !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") || len(u) > 1024 {
-			return fieldErr("SmsUrl", "an http(s):// URL")
+		if err := hooks.CheckURL(*s.SMSURL); err != nil {
+			return fieldErr("SmsUrl", "%v", err)
 		}
-		n.SMSURL = u
+		n.SMSURL = *s.SMSURL
 	}
 	return nil
 }
@@ -324,7 +323,7 @@ func (p *Plane) CreateNumber(ctx context.Context, actor, account string, s Numbe
 	if s.PhoneNumber == nil {
 		return n, fieldErr("PhoneNumber", "required")
 	}
-	if err := applyNumber(&n, s); err != nil {
+	if err := applyNumber(&n, s, p.cfg.Webhooks); err != nil {
 		return n, err
 	}
 	if err := p.ownUser(ctx, account, n.VoiceTarget); err != nil {
@@ -348,7 +347,7 @@ func (p *Plane) UpdateNumber(ctx context.Context, actor, account, sid string, s 
 	}
 	ctx, gen := store.WithGeneration(ctx)
 	n, err := p.st.UpdateNumber(ctx, actor, account, sid, func(n *store.Number) error {
-		if err := applyNumber(n, s); err != nil {
+		if err := applyNumber(n, s, p.cfg.Webhooks); err != nil {
 			return err
 		}
 		return p.ownUser(ctx, account, n.VoiceTarget)

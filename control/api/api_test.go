@@ -619,3 +619,27 @@ func TestRegistrationsList(t *testing.T) {
 		}
 	})
 }
+
+// A customer cannot point its number's SmsUrl at the operator's network
+// (server-side request forgery): private and metadata addresses, local
+// names and plain http are refused, naming the field.
+func TestSmsURLPolicy(t *testing.T) {
+	engines(t, func(t *testing.T, e *env) {
+		sid, token := e.newAccount(t, "a")
+		st, out := e.raw(t, "POST", api.Version+"/Accounts/"+sid+"/IncomingPhoneNumbers.json", e.adminID, e.adminTk,
+			url.Values{"PhoneNumber": {"+14155550100"}, "SmsEnabled": {"true"}})
+		if st != 201 {
+			t.Fatalf("number: %d %v", st, out)
+		}
+		path := api.Version + "/Accounts/" + sid + "/IncomingPhoneNumbers/" + out["sid"].(string) + ".json"
+		for _, u := range []string{"https://169.254.169.254/latest/meta-data/", "https://127.0.0.1:8443/", "https://[::1]/", "https://localhost/",
+			"https://db.internal/", "http://hooks.example.com/sms"} {
+			if st, out := e.raw(t, "POST", path, sid, token, url.Values{"SmsUrl": {u}}); st != 400 || !strings.Contains(fmt.Sprint(out["message"]), "SmsUrl") {
+				t.Errorf("SmsUrl %s: %d %v; want 400 naming SmsUrl", u, st, out)
+			}
+		}
+		if st, out := e.raw(t, "POST", path, sid, token, url.Values{"SmsUrl": {"https://hooks.example.com/sms"}}); st != 200 || out["sms_url"] != "https://hooks.example.com/sms" {
+			t.Errorf("a public https URL: %d %v", st, out)
+		}
+	})
+}
