@@ -68,6 +68,7 @@ fuzz:
 	$(GO) test -run=^$$ -fuzz=FuzzClassifier -fuzztime=$(FUZZTIME) ./control/
 	$(GO) test -run=^$$ -fuzz=FuzzParseMoney -fuzztime=$(FUZZTIME) ./control/store/
 	$(GO) test -run=^$$ -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./sbc/digest/
+	$(GO) test -run=^$$ -fuzz=FuzzParseIMDN -fuzztime=$(FUZZTIME) ./control/messaging/
 
 # bench prints the Go micro-benchmarks, then the load harness: one 500-call
 # run through the SBC, through rtpengine (driven as Kamailio does) and the

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"sbc/control/messaging"
 	"sbc/control/store"
 )
 
@@ -40,10 +41,11 @@ type Config struct {
 	// Classes are the classes of restriction accounts and users name.
 	Classes []Class `toml:"class"`
 	// Defaults for new accounts.
-	Defaults  AccountDefaults `toml:"defaults"`
-	Retention RetentionConfig `toml:"retention"`
-	API       APIConfig       `toml:"api"`
-	Webhooks  WebhookConfig   `toml:"webhooks"`
+	Defaults  AccountDefaults  `toml:"defaults"`
+	Retention RetentionConfig  `toml:"retention"`
+	API       APIConfig        `toml:"api"`
+	Webhooks  WebhookConfig    `toml:"webhooks"`
+	SMS       messaging.Config `toml:"sms"`
 }
 
 // DefaultDataDir is control.data_dir when the config says nothing.
@@ -226,6 +228,7 @@ func (c *Config) SetDefaults() {
 		l := DefaultAPIListen
 		c.API.Listen = &l
 	}
+	c.SMS.SetDefaults()
 }
 
 // StorePath is the store's DSN: the postgres:// URL, or the SQLite file.
@@ -325,6 +328,7 @@ func (c *Config) Validate() error {
 	if (c.API.Cert == "") != (c.API.Key == "") {
 		bad("control.api.cert", c.API.Cert, "a PEM certificate file together with control.api.key, or both empty (self-signed)")
 	}
+	errs = append(errs, c.SMS.Validate()...)
 	return errors.Join(errs...)
 }
 

@@ -2,9 +2,12 @@ package sbc
 
 import (
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"sbc/control/messaging"
 )
 
 // base is a minimal valid config; tests append or replace parts.
@@ -164,6 +167,10 @@ func TestReferenceConfig(t *testing.T) {
 	}
 	if len(c.Trunks) == 0 || len(c.Routes) == 0 {
 		t.Fatal("reference config has no trunks or routes")
+	}
+	// It ships the delivery-report table's defaults, as they are.
+	if !reflect.DeepEqual(c.Control.SMS.Status, messaging.DefaultStatusRules) {
+		t.Errorf("[[control.sms.status]] in sbc.toml differ from messaging.DefaultStatusRules")
 	}
 }
 
