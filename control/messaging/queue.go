@@ -1,0 +1,255 @@
+package messaging
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"sbc/control/store"
+)
+
+// Sender carries one message to its carrier (the SBC: SIP MESSAGE, RFC
+// 3428). SendSMS sends it at once (messages go out in the order of the
+// calls) and returns how to wait for the carrier's answer: its SIP status
+// (2xx: the carrier took it) and reason phrase, or err when the message
+// could not be sent at all (no route, no answer, transport failure).
+type Sender interface {
+	SendSMS(ctx context.Context, m *store.Message) (answer func() (code int, reason string, err error))
+}
+
+// Writer keeps a message's row: the store, in the daemon.
+type Writer interface {
+	WriteMessage(ctx context.Context, m *store.Message) error
+}
+
+// Queue is the outbound messages on their way: one line per account, in
+// the order they were queued, each let go at most at its account's SMS
+// rate (a token bucket: a second's worth at once, then steady) with a
+// window of them in flight, but one at a time to any one recipient: a
+// conversation (and a long text's parts) arrives in order. Messages over
+// the rate wait, never dropped: their rows say queued until they go.
+// Statuses move queued → sending → sent | failed as the carrier answers.
+type Queue struct {
+	w      Writer
+	send   Sender
+	rate   func(account string) float64 // messages a second; ≤ 0: no limit
+	log    *slog.Logger
+	window int
+	now    func() time.Time
+
+	mu       sync.Mutex
+	accounts map[string]*line
+	wake     chan struct{}
+	stop     chan struct{}
+	wg       sync.WaitGroup
+}
+
+// line is one account's queue and its bucket.
+type line struct {
+	msgs     []*store.Message
+	tokens   float64
+	last     time.Time
+	inFlight int
+	busy     map[string]bool // recipients with a message in flight
+}
+
+// lookahead bounds how far past a waiting recipient's message dispatch
+// looks for one to another recipient.
+const lookahead = 256
+
+// DefaultWindow is how many messages of one account may await their
+// carrier's answer at once.
+const DefaultWindow = 64
+
+// NewQueue returns a queue sending with send and keeping rows with w;
+// rate is an account's messages per second.
+func NewQueue(w Writer, send Sender, rate func(account string) float64, log *slog.Logger) *Queue {
+	return &Queue{w: w, send: send, rate: rate, log: log, window: DefaultWindow, now: time.Now,
+		accounts: map[string]*line{}, wake: make(chan struct{}, 1), stop: make(chan struct{})}
+}
+
+// Start runs the queue until Stop; pending are the messages a previous
+// run left queued or sending (store.PendingMessages), sent first.
+func (q *Queue) Start(pending []store.Message) {
+	for i := range pending {
+		q.Add(&pending[i])
+	}
+	q.wg.Add(1)
+	go q.run()
+}
+
+// Stop ends the queue once the messages in flight have their answers;
+// queued ones stay queued in the store for the next run.
+func (q *Queue) Stop() {
+	close(q.stop)
+	q.wg.Wait()
+}
+
+// Add queues m, whose row says queued already.
+func (q *Queue) Add(m *store.Message) {
+	q.mu.Lock()
+	l := q.accounts[m.AccountSID]
+	if l == nil {
+		l = &line{last: q.now(), tokens: q.burst(m.AccountSID), busy: map[string]bool{}}
+		q.accounts[m.AccountSID] = l
+	}
+	l.msgs = append(l.msgs, m)
+	q.mu.Unlock()
+	q.nudge()
+}
+
+// Queued is how many messages wait, in all.
+func (q *Queue) Queued() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := 0
+	for _, l := range q.accounts {
+		n += len(l.msgs)
+	}
+	return n
+}
+
+func (q *Queue) nudge() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// burst is an account's bucket size: a second's worth, at least one.
+func (q *Queue) burst(account string) float64 {
+	return max(q.rate(account), 1)
+}
+
+func (q *Queue) run() {
+	defer q.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		wait := q.dispatch()
+		timer.Reset(wait)
+		select {
+		case <-q.stop:
+			q.mu.Lock()
+			q.accounts = map[string]*line{} // their rows stay queued
+			q.mu.Unlock()
+			return
+		case <-q.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// dispatch lets go what the accounts' buckets and windows allow, and
+// returns how long until a bucket has its next token.
+func (q *Queue) dispatch() time.Duration {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	now := q.now()
+	wait := time.Hour
+	var going []*store.Message
+	defer func() { // in order, once the lines are settled
+		for _, m := range going {
+			q.start(m)
+		}
+	}()
+	for account, l := range q.accounts {
+		rate := q.rate(account)
+		for i := 0; i < len(l.msgs) && i < lookahead && l.inFlight < q.window; {
+			m := l.msgs[i]
+			if l.busy[m.To] {
+				i++ // its recipient's previous message first
+				continue
+			}
+			if rate > 0 {
+				l.tokens = min(l.tokens+now.Sub(l.last).Seconds()*rate, max(rate, 1))
+				l.last = now
+				if l.tokens < 1 {
+					wait = min(wait, time.Duration((1-l.tokens)/rate*float64(time.Second))+time.Millisecond)
+					break
+				}
+				l.tokens--
+			}
+			if i == 0 {
+				l.msgs[0] = nil
+				l.msgs = l.msgs[1:] // the usual case: O(1)
+			} else {
+				l.msgs = append(l.msgs[:i], l.msgs[i+1:]...)
+			}
+			l.inFlight++
+			l.busy[m.To] = true
+			going = append(going, m)
+		}
+		if q.idle(account, l, now) {
+			delete(q.accounts, account)
+		}
+	}
+	return wait
+}
+
+// idle tells whether an account's line may go: nothing queued or in
+// flight, and its bucket full again (a new line starts full). Under q.mu.
+func (q *Queue) idle(account string, l *line, now time.Time) bool {
+	rate := q.rate(account)
+	return len(l.msgs) == 0 && l.inFlight == 0 && (rate <= 0 || l.tokens+now.Sub(l.last).Seconds()*rate >= max(rate, 1))
+}
+
+// start sends one message, and records in the background what becomes of
+// it. Under q.mu: messages start in the order dispatch chose.
+func (q *Queue) start(m *store.Message) {
+	ctx, cancel := context.WithTimeout(context.Background(), 64*500*time.Millisecond) // Timer F
+	answer := q.send.SendSMS(ctx, m)
+	q.wg.Add(1)
+	go func() {
+		defer cancel()
+		q.deliver(ctx, m, answer)
+	}()
+}
+
+// deliver records a message sent, waits for its carrier's answer and
+// records it.
+func (q *Queue) deliver(ctx context.Context, m *store.Message, answer func() (int, string, error)) {
+	defer q.wg.Done()
+	defer func() {
+		q.mu.Lock()
+		if l := q.accounts[m.AccountSID]; l != nil {
+			l.inFlight--
+			delete(l.busy, m.To)
+		}
+		q.mu.Unlock()
+		q.nudge()
+	}()
+	m.Status = string(Sending)
+	q.write(ctx, m)
+	code, reason, err := answer()
+	switch {
+	case err != nil:
+		m.Status, m.Reason, m.ErrorCode = string(Failed), "Failed - Not Sent: "+err.Error(), ErrNotSent
+	case code >= 200 && code < 300:
+		m.Status, m.Reason, m.Sent = string(Sent), "Sent to the Carrier", q.now()
+	default:
+		m.Status, m.Reason, m.ErrorCode = string(Failed), fmt.Sprintf("Failed - Refused by the Carrier (%d %s)", code, reason), ErrCarrierRefused
+	}
+	m.RawStatus = ""
+	if code != 0 {
+		m.RawStatus = fmt.Sprintf("SIP %d %s", code, reason)
+	}
+	q.write(ctx, m)
+	q.log.Info("message sent", "message_sid", m.SID, "account_sid", m.AccountSID, "status", m.Status, "sip_code", code, "error", err)
+}
+
+func (q *Queue) write(ctx context.Context, m *store.Message) {
+	if err := q.w.WriteMessage(ctx, m); err != nil {
+		q.log.Warn("message row not written", "message_sid", m.SID, "status", m.Status, "error", err)
+	}
+}
+
+// Error codes of failed messages, as the API reports them (the CPaaS
+// codes of the same meaning).
+const (
+	ErrNotSent        = 30008 // unknown error: no route, no answer
+	ErrCarrierRefused = 30007 // filtered / refused by the carrier
+	ErrOptedOut       = 21610 // the recipient wrote STOP
+)
