@@ -37,6 +37,7 @@ type Plane struct {
 
 	hangupMu sync.RWMutex
 	hangup   func(sid string) bool
+	msgs     messages
 
 	stop chan struct{}
 	wg   sync.WaitGroup

@@ -131,44 +131,6 @@ type CallsConfig struct {
 // DefaultStateDir is calls.state_dir when the config says nothing.
 const DefaultStateDir = "/var/lib/sbc/calls"
 
-// Trunk is one [[trunk]] entry: a peer the SBC exchanges calls with.
-type Trunk struct {
-	Name      string   `toml:"name"`
-	Address   string   `toml:"address"`   // host:port calls are sent to
-	Transport string   `toml:"transport"` // udp, tcp, tls
-	Sources   []string `toml:"sources"`   // IPs or CIDRs it may send from
-	// TLSCA is a PEM file of the CAs the trunk's certificate must chain
-	// to when the SBC connects to it over TLS; empty: the system's roots.
-	// TLSName is the name the certificate must carry (DNS or IP SAN);
-	// empty: the host of Address.
-	TLSCA   string `toml:"tls_ca"`
-	TLSName string `toml:"tls_name"`
-	// TLSClientCA makes the trunk mutual TLS: its requests must come over
-	// TLS with a client certificate chaining to these CAs (PEM file) and
-	// naming one of TLSClientNames (subject common name, DNS or URI SAN).
-	TLSClientCA    string   `toml:"tls_client_ca"`
-	TLSClientNames []string `toml:"tls_client_names"`
-	// TLSOnly refuses the trunk's requests over UDP and TCP.
-	TLSOnly bool `toml:"tls_only"`
-	// Account is the control-plane account that owns the trunk (a
-	// customer's PBX): its calls are that account's, under its limits and
-	// class of restriction. Empty for a carrier's trunk, whose calls
-	// belong to the account owning the number called.
-	Account string `toml:"account"`
-	// Media is the trunk's media policy: srtp, codecs, srtp_suites.
-	MediaPolicy
-
-	prefixes []netip.Prefix
-	device   *device // a registered user's device, not a configured trunk
-}
-
-// Route is one [[route]] entry of the dial plan.
-type Route struct {
-	From   string `toml:"from"`   // trunk name; empty = any trunk
-	Prefix string `toml:"prefix"` // Request-URI user prefix; empty = everything
-	To     string `toml:"to"`     // trunk name
-}
-
 // LoadConfig reads, decodes strictly, defaults and validates a config file.
 // It has no side effects: nothing is opened but the file.
 func LoadConfig(path string) (*Config, error) {
@@ -273,6 +235,9 @@ func (c *Config) SetDefaults() {
 	for i := range c.Trunks {
 		c.Trunks[i].MediaPolicy.setDefaults()
 		c.Trunks[i].Transport = strings.ToLower(c.Trunks[i].Transport)
+		if c.Trunks[i].SMSLong == "" {
+			c.Trunks[i].SMSLong = "split"
+		}
 		if c.Trunks[i].Transport == "" {
 			c.Trunks[i].Transport = "udp"
 		}
@@ -410,6 +375,9 @@ func (c *Config) validateTrunks() []error {
 		}
 		if !validTransport(t.Transport) {
 			bad(key+".transport", t.Transport, `"udp", "tcp" or "tls"`)
+		}
+		if t.SMSLong != "split" && t.SMSLong != "whole" && t.SMSLong != "refuse" {
+			bad(key+".sms_long", t.SMSLong, `"split", "whole" or "refuse"`)
 		}
 		if _, err := netip.ParseAddrPort(t.Address); t.Transport == "tls" && err != nil {
 			bad(key+".address", t.Address, `"ip:port" for a TLS trunk (the name its certificate must carry is tls_name)`)

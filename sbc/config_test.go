@@ -63,6 +63,7 @@ func TestParseConfig(t *testing.T) {
 		{"duplicate trunk", base + "[[trunk]]\nname = \"a\"\naddress = \"192.0.2.30:5060\"\nsources = [\"192.0.2.30\"]\n", `trunk[2].name: "a" is invalid; want a name no other trunk uses`},
 		{"trunk without port", base + "[[trunk]]\nname = \"c\"\naddress = \"192.0.2.30\"\nsources = [\"192.0.2.30\"]\n", `trunk[2].address: "192.0.2.30"`},
 		{"trunk bad source", base + "[[trunk]]\nname = \"c\"\naddress = \"192.0.2.30:5060\"\nsources = [\"192.0.2.300\"]\n", `trunk[2].sources[0]: "192.0.2.300"`},
+		{"trunk sms_long", base + "[[trunk]]\nname = \"c\"\naddress = \"192.0.2.30:5060\"\nsources = [\"192.0.2.30\"]\nsms_long = \"truncate\"\n", `trunk[2].sms_long: "truncate" is invalid`},
 		{"trunk no sources", base + "[[trunk]]\nname = \"c\"\naddress = \"192.0.2.30:5060\"\n", `trunk[2].sources`},
 		{"route to unknown trunk", base + "[[route]]\nfrom = \"a\"\nprefix = \"1\"\nto = \"nowhere\"\n", `route[1].to: "nowhere"`},
 		{"route from unknown trunk", base + "[[route]]\nfrom = \"x\"\nto = \"a\"\n", `route[1].from: "x"`},

@@ -22,6 +22,7 @@ import (
 
 	"sbc/control"
 	"sbc/control/api"
+	"sbc/control/messaging"
 	"sbc/firewall"
 	"sbc/media"
 	"sbc/sbc"
@@ -198,6 +199,15 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 		}
 		return exitFail
 	}
+	// Outbound SMS: the queue the API fills, sent as SIP MESSAGE; what a
+	// previous run left queued goes first.
+	pending, err := ctl.Store().PendingMessages(context.Background())
+	if err != nil {
+		log.Warn("messages a previous run left queued not read", "error", err)
+	}
+	smsQueue := messaging.NewQueue(ctl.Store(), srv, ctl.SMSRate, log)
+	smsQueue.Start(pending)
+	ctl.SetMessageQueue(smsQueue)
 	log.Info("started", "version", version(), "media_ports", fmt.Sprintf("%d-%d", cfg.Media.PortMin, cfg.Media.PortMax))
 	stopTrim := make(chan struct{})
 	defer close(stopTrim)
@@ -229,6 +239,8 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 		flushCallLog(ctl, log)
 		exitKeepingCalls(logw, exitFail)
 	}()
+	ctl.SetMessageQueue(nil)
+	smsQueue.Stop() // the messages in flight answered; queued ones wait in the store
 	srv.Drain(cfg.Calls.DrainTimeout)
 	active := srv.ActiveCalls()
 	if err := srv.Close(); err != nil && !errors.Is(err, os.ErrClosed) {

@@ -188,10 +188,15 @@ func (a *API) wrap(rt route) http.HandlerFunc {
 		if err != nil {
 			var ae *apiError
 			var fe *control.FieldError
+			var ce *control.CodedError
 			switch {
 			case errors.As(err, &ae):
 			case errors.As(err, &fe):
 				ae = badParam(fe.Field, "%s", fe.Message)
+			case errors.As(err, &ce):
+				ae = &apiError{http.StatusBadRequest, ce.Code, ce.Message}
+			case errors.Is(err, control.ErrNoMessaging):
+				ae = &apiError{http.StatusServiceUnavailable, 20503, "messaging is not running on this node"}
 			case errors.Is(err, store.ErrNotFound):
 				ae = errNotFound
 			case errors.Is(err, store.ErrConflict):

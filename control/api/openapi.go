@@ -15,7 +15,7 @@ type Endpoint struct {
 func Endpoints() []Endpoint {
 	var out []Endpoint
 	names := strings.NewReplacer("{acct}/", "{AccountSid}/", "{acct}", "{AccountSid}.json", "{call}", "{CallSid}.json",
-		"{num}", "{PhoneNumberSid}.json", "{user}", "{UserSid}.json")
+		"{num}", "{PhoneNumberSid}.json", "{user}", "{UserSid}.json", "{msg}", "{MessageSid}.json")
 	for _, r := range (&API{}).routes() {
 		method, path, _ := strings.Cut(r.pattern, " ")
 		out = append(out, Endpoint{Method: method, Path: names.Replace(path), Params: r.params, Admin: r.admin})

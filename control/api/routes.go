@@ -14,6 +14,7 @@ func (a *API) routes() []route {
 	callFilters := []string{"Status", "From", "To", "StartTime", "StartTime>", "StartTime>=", "StartTime<", "StartTime<="}
 	accountFields := []string{"FriendlyName", "Status", "CallsPerSecond", "SmsPerSecond", "MaxConcurrentCalls", "ClassOfRestriction", "Balance", "LowBalanceThreshold"}
 	numberFields := []string{"FriendlyName", "VoiceUrl", "TrunkSid", "SmsUrl", "VoiceEnabled", "SmsEnabled"}
+	messageFields := []string{"From", "To", "Body", "StatusCallback"}
 	return []route{
 		{pattern: "GET " + Version + "/Accounts.json", params: append([]string{"FriendlyName", "Status"}, pageParams...), h: a.listAccounts},
 		{pattern: "POST " + Version + "/Accounts.json", params: accountFields, admin: true, h: a.createAccount},
@@ -38,6 +39,15 @@ func (a *API) routes() []route {
 		{pattern: "DELETE " + acctPath + "/SIP/Users/{user}", h: a.deleteUser},
 
 		{pattern: "GET " + acctPath + "/SIP/Registrations.json", params: append([]string{"Username"}, pageParams...), h: a.listRegistrations},
+
+		{pattern: "POST " + acctPath + "/Messages.json", params: messageFields, h: a.sendMessage},
+		{pattern: "GET " + acctPath + "/Messages.json", params: append([]string{"To", "From", "Status"}, pageParams...), h: a.listMessages},
+		{pattern: "GET " + acctPath + "/Messages/{msg}", h: a.fetchMessage},
+		// The Avaya CPaaS paths of the same resources.
+		{pattern: "POST /v2/Accounts/{acct}/SMS/Messages.json", params: messageFields, h: a.sendMessage},
+		{pattern: "GET /v2/Accounts/{acct}/SMS/Messages.json", params: append([]string{"To", "From", "Status"}, pageParams...), h: a.listMessages},
+		{pattern: "GET /v2/Accounts/{acct}/SMS/Messages/{msg}", h: a.fetchMessage},
+		{pattern: "GET " + acctPath + "/SMS/OptOuts.json", params: pageParams, h: a.listOptOuts},
 
 		{pattern: "GET " + acctPath + "/AuditLog.json", params: pageParams, h: a.listAudit},
 		{pattern: "GET " + Version + "/AuditLog.json", params: pageParams, admin: true, h: a.listAudit},

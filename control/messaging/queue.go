@@ -128,7 +128,12 @@ func (q *Queue) run() {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		wait := q.dispatch()
+		wait, going := q.dispatch()
+		// Started here, outside the lock (a send may wait for a TLS
+		// connection), by the one goroutine that dispatches: in order.
+		for _, m := range going {
+			q.start(m)
+		}
 		timer.Reset(wait)
 		select {
 		case <-q.stop:
@@ -142,19 +147,14 @@ func (q *Queue) run() {
 	}
 }
 
-// dispatch lets go what the accounts' buckets and windows allow, and
-// returns how long until a bucket has its next token.
-func (q *Queue) dispatch() time.Duration {
+// dispatch takes what the accounts' buckets and windows let go, in
+// order, and returns it with how long until a bucket has its next token.
+func (q *Queue) dispatch() (time.Duration, []*store.Message) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	now := q.now()
 	wait := time.Hour
 	var going []*store.Message
-	defer func() { // in order, once the lines are settled
-		for _, m := range going {
-			q.start(m)
-		}
-	}()
 	for account, l := range q.accounts {
 		rate := q.rate(account)
 		for i := 0; i < len(l.msgs) && i < lookahead && l.inFlight < q.window; {
@@ -186,7 +186,7 @@ func (q *Queue) dispatch() time.Duration {
 			delete(q.accounts, account)
 		}
 	}
-	return wait
+	return wait, going
 }
 
 // idle tells whether an account's line may go: nothing queued or in
@@ -197,7 +197,7 @@ func (q *Queue) idle(account string, l *line, now time.Time) bool {
 }
 
 // start sends one message, and records in the background what becomes of
-// it. Under q.mu: messages start in the order dispatch chose.
+// it.
 func (q *Queue) start(m *store.Message) {
 	ctx, cancel := context.WithTimeout(context.Background(), 64*500*time.Millisecond) // Timer F
 	answer := q.send.SendSMS(ctx, m)

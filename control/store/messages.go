@@ -7,6 +7,12 @@ import (
 	"time"
 )
 
+// Message directions.
+const (
+	DirectionOutboundAPI = "outbound-api" // sent through the API
+	DirectionInbound     = "inbound"      // received from a carrier
+)
+
 // Message is an SMS log row; its status row too, while it is queued.
 type Message struct {
 	SID        string
@@ -109,7 +115,7 @@ func (s *Store) ListMessages(ctx context.Context, f MessageFilter, p Page) ([]Me
 // (queued, or sending when a daemon stopped), oldest first: the queue a
 // starting daemon takes up.
 func (s *Store) PendingMessages(ctx context.Context) ([]Message, error) {
-	return list(ctx, s.db, scanMessage, `SELECT `+messageCols+` FROM messages WHERE status IN ('queued', 'sending') AND direction = 'outbound-api' ORDER BY date_created, sid`)
+	return list(ctx, s.db, scanMessage, `SELECT `+messageCols+` FROM messages WHERE status IN ('queued', 'sending') AND direction = '`+DirectionOutboundAPI+`' ORDER BY date_created, sid`)
 }
 
 // OptOut records that number wants no more messages from account; again

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"sbc/control"
+	"sbc/control/store"
+	"sbc/sbc"
+	"sbc/sbc/sbctest"
+)
+
+// TestE2ESMSOutbound: messages sent through the API go to the carrier
+// (sipp) as SIP MESSAGE, in order; the carrier's 200 makes them sent, its
+// 403 failed with the reason; a number that is not SMS-enabled is refused
+// with "Source Number Not SMS Enabled"; a recipient who opted out gets
+// nothing.
+func TestE2ESMSOutbound(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end tests with sipp: skipped in -short mode")
+	}
+	bin := buildSBC(t)
+	dir := dataDir(t, false)
+	const smsNum, voiceNum = "+14155550500", "+14155550501"
+	acct := smsAccount(t, dir, smsNum, voiceNum)
+	e := newE2EEnv(t, bin, func(c *sbctest.DaemonConfig) {
+		listen := "127.0.0.1:0"
+		c.Control.DataDir, c.Control.API.Listen = dir, &listen
+		c.LogLevel = "info"
+		c.Edit = func(cfg *sbc.Config) {
+			cfg.Routes = append(cfg.Routes, sbc.Route{Prefix: "+", To: c.Callee.Name})
+		}
+	}, false)
+	l := e.sbc.waitN(t, 1, 5*time.Second, "api listening", func(l logLine) bool { return l.msg() == "api listening" })[0]
+	cred, err := os.ReadFile(filepath.Join(dir, control.AdminTokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, token, _ := strings.Cut(strings.TrimSpace(string(cred)), ":")
+	api := &apiClient{base: "https://" + l.str("address"), user: admin, token: token,
+		http: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, Timeout: 10 * time.Second}}
+
+	carrier := e.uas(t, sippOpts{scenario: "uas_message.xml", calls: 3})
+	var sids []string
+	for _, body := range []string{"first", "second", "third"} {
+		st, out := api.post(t, "/2010-04-01/Accounts/"+acct+"/Messages.json", url.Values{"From": {smsNum}, "To": {"+14155550199"}, "Body": {body}})
+		if st != 201 || out["status"] != "queued" || out["num_segments"] != "1" {
+			t.Fatalf("send %q: %d %v", body, st, out)
+		}
+		sids = append(sids, out["sid"].(string))
+	}
+	carrier.expectSuccess(t)
+	msgs := carrier.messages(t)
+	if i, j, k := strings.Index(msgs, "\nfirst"), strings.Index(msgs, "\nsecond"), strings.Index(msgs, "\nthird"); i < 0 || i > j || j > k {
+		t.Errorf("the carrier got the texts out of order or not at all:\n%s", msgs)
+	}
+	if !strings.Contains(msgs, "From: <sip:"+smsNum+"@") {
+		t.Errorf("the MESSAGEs do not come from %s:\n%s", smsNum, msgs)
+	}
+	for _, sid := range sids {
+		api.waitStatus(t, acct, sid, "sent")
+	}
+
+	// The Avaya CPaaS path; the carrier refuses this one.
+	refuser := e.uas(t, sippOpts{scenario: "uas_message_refused.xml", calls: 1})
+	st, out := api.post(t, "/v2/Accounts/"+acct+"/SMS/Messages.json", url.Values{"From": {smsNum}, "To": {"+14155550199"}, "Body": {"refused"}})
+	if st != 201 {
+		t.Fatalf("send on the /v2 path: %d %v", st, out)
+	}
+	refuser.expectSuccess(t)
+	m := api.waitStatus(t, acct, out["sid"].(string), "failed")
+	if !strings.Contains(m["error_message"].(string), "403") {
+		t.Errorf("refused message: %v; want the carrier's 403 in its reason", m)
+	}
+
+	// A number of the account without SMS: refused, nothing queued.
+	st, out = api.post(t, "/2010-04-01/Accounts/"+acct+"/Messages.json", url.Values{"From": {voiceNum}, "To": {"+14155550199"}, "Body": {"x"}})
+	if st != 400 || out["message"] != "Source Number Not SMS Enabled" || out["code"] != float64(21606) {
+		t.Errorf("from a voice-only number: %d %v", st, out)
+	}
+}
+
+// smsAccount makes, in a control store in dir, an account with an
+// SMS-enabled number and a voice-only one, and returns its SID.
+func smsAccount(t *testing.T, dir, smsNum, voiceNum string) string {
+	t.Helper()
+	cfg := control.Config{DataDir: dir}
+	cfg.SetDefaults()
+	st, err := store.Open(context.Background(), cfg.StorePath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	p := control.New(cfg, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx := context.Background()
+	name, rate := "Texter", 10
+	a, _, err := p.CreateAccount(ctx, "cli", control.AccountSpec{Name: &name, SMSPerSecond: &rate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	yes, no := true, false
+	for _, n := range []struct {
+		num string
+		sms *bool
+	}{{smsNum, &yes}, {voiceNum, &no}} {
+		if _, err := p.CreateNumber(ctx, "cli", a.SID, control.NumberSpec{PhoneNumber: &n.num, SMS: n.sms}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return a.SID
+}
+
+// apiClient calls the daemon's REST API with HTTP Basic credentials.
+type apiClient struct {
+	base, user, token string
+	http              *http.Client
+}
+
+func (c *apiClient) do(t *testing.T, method, path string, form url.Values) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, c.base+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(c.user, c.token)
+	res, err := c.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var out map[string]any
+	json.NewDecoder(res.Body).Decode(&out)
+	return res.StatusCode, out
+}
+
+func (c *apiClient) post(t *testing.T, path string, form url.Values) (int, map[string]any) {
+	t.Helper()
+	return c.do(t, "POST", path, form)
+}
+
+// waitStatus polls a message until it has status, and returns it.
+func (c *apiClient) waitStatus(t *testing.T, acct, sid, status string) map[string]any {
+	t.Helper()
+	var out map[string]any
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		var st int
+		if st, out = c.do(t, "GET", "/2010-04-01/Accounts/"+acct+"/Messages/"+sid+".json", nil); st == 200 && out["status"] == status {
+			return out
+		}
+	}
+	t.Fatalf("message %s: %v; want status %s", sid, out, status)
+	return nil
+}

@@ -1,0 +1,126 @@
+package sbc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/emiago/sipgo/sip"
+
+	"sbc/control/messaging"
+	"sbc/control/store"
+)
+
+// Outbound SMS: the control plane's queue hands each message to SendSMS,
+// which carries it to the carrier as SIP MESSAGE (RFC 3428), text/plain,
+// to the trunk the dial plan picks for its recipient (the routes with an
+// empty `from`, as for devices' calls). A text longer than one SMS is
+// split, sent whole or refused as the trunk's sms_long says.
+
+// errNoSMSRoute fails a message no route takes.
+var errNoSMSRoute = errors.New("no route to the recipient")
+
+// SendSMS sends m's first (or only) MESSAGE now and returns how to wait
+// for the carrier's answer; the other parts of a split text follow one by
+// one, each after the last one's 2xx. m.CarrierID becomes the first
+// MESSAGE's Call-ID.
+func (s *Server) SendSMS(ctx context.Context, m *store.Message) func() (int, string, error) {
+	fail := func(err error) func() (int, string, error) { return func() (int, string, error) { return 0, "", err } }
+	to := s.smsTrunk(m.To)
+	if to == nil {
+		return fail(errNoSMSRoute)
+	}
+	parts := []string{m.Body}
+	if n, _ := messaging.Segments(m.Body); n > 1 {
+		switch to.SMSLong {
+		case "refuse":
+			return fail(fmt.Errorf("a text of %d parts, and trunk %s takes one (sms_long = refuse)", n, to.Name))
+		case "split":
+			parts = messaging.Split(m.Body)
+		}
+	}
+	req := s.messageRequest(to, m, parts[0])
+	m.CarrierID = req.CallID().Value()
+	tx, err := s.send(ctx, req)
+	if err != nil {
+		return fail(err)
+	}
+	return func() (int, string, error) {
+		code, reason, err := finalOf(ctx, tx)
+		for _, p := range parts[1:] {
+			if err != nil || code >= 300 {
+				break
+			}
+			code, reason, err = s.sendWait(ctx, s.messageRequest(to, m, p))
+		}
+		return code, reason, err
+	}
+}
+
+// smsTrunk is the trunk a message to number (+E.164) goes to: the dial
+// plan's routes with an empty `from`, matched on the number as it is and
+// without its "+".
+func (s *Server) smsTrunk(number string) *Trunk {
+	for _, n := range []string{number, strings.TrimPrefix(number, "+")} {
+		if name, ok := s.plan.Lookup("", n); ok {
+			if t := s.trunks.get(name); t != nil {
+				return t
+			}
+		}
+	}
+	return nil
+}
+
+// messageRequest is one MESSAGE of m to trunk to, carrying text.
+func (s *Server) messageRequest(to *Trunk, m *store.Message, text string) *sip.Request {
+	host, port, _ := splitHostPort(to.Address)
+	ruri := sip.Uri{Scheme: "sip", User: m.To, Host: uriHost(host), Port: port}
+	req := sip.NewRequest(sip.MESSAGE, ruri)
+	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: m.From, Host: s.publicIP}, Params: sip.NewParams()}
+	from.Params.Add("tag", sip.GenerateTagN(16))
+	cid := sip.CallIDHeader(newID() + newID() + bLegCallIDSuffix)
+	req.AppendHeader(from)
+	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: m.To, Host: uriHost(host)}, Params: sip.NewParams()})
+	req.AppendHeader(&cid)
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.MESSAGE})
+	req.AppendHeader(ptr(sip.MaxForwardsHeader(70)))
+	req.AppendHeader(ptr(sip.ContentTypeHeader("text/plain;charset=UTF-8")))
+	req.SetBody([]byte(text))
+	s.prepare(req, to.Transport)
+	if to.Transport == "tls" {
+		if a, ok := trunkAddr(to.Address); ok {
+			req.SetDestination(a)
+		}
+	}
+	return req
+}
+
+// sendWait sends req and waits for its final answer.
+func (s *Server) sendWait(ctx context.Context, req *sip.Request) (int, string, error) {
+	tx, err := s.send(ctx, req)
+	if err != nil {
+		return 0, "", err
+	}
+	return finalOf(ctx, tx)
+}
+
+// finalOf waits for a client transaction's final answer.
+func finalOf(ctx context.Context, tx sip.ClientTransaction) (int, string, error) {
+	defer tx.Terminate()
+	for {
+		select {
+		case res := <-tx.Responses():
+			if res.StatusCode >= 200 {
+				return res.StatusCode, res.Reason, nil
+			}
+		case <-tx.Done():
+			if err := tx.Err(); err != nil {
+				return 0, "", err
+			}
+			return 0, "", errors.New("transaction ended without an answer")
+		case <-ctx.Done():
+			return 0, "", ctx.Err()
+		}
+	}
+}
