@@ -253,6 +253,7 @@ type NumberSpec struct {
 	SMS          *bool
 	VoiceTarget  *string
 	SMSURL       *string
+	SMSStop      *bool // the SBC handles STOP/START (default true)
 }
 
 var (
@@ -281,6 +282,9 @@ func applyNumber(n *store.Number, s NumberSpec, hooks WebhookConfig) error {
 	}
 	if s.SMS != nil {
 		n.SMS = *s.SMS
+	}
+	if s.SMSStop != nil {
+		n.SMSStop = *s.SMSStop
 	}
 	if s.VoiceTarget != nil {
 		t := *s.VoiceTarget
@@ -319,7 +323,7 @@ func (p *Plane) ownUser(ctx context.Context, account, target string) error {
 
 // CreateNumber gives an account a number.
 func (p *Plane) CreateNumber(ctx context.Context, actor, account string, s NumberSpec) (store.Number, error) {
-	n := store.Number{AccountSID: account, Voice: true}
+	n := store.Number{AccountSID: account, Voice: true, SMSStop: true}
 	if s.PhoneNumber == nil {
 		return n, fieldErr("PhoneNumber", "required")
 	}

@@ -108,3 +108,67 @@ func (p *Plane) SendMessage(ctx context.Context, account, from, to, body, callba
 	}
 	return m, nil
 }
+
+// Refusals of an inbound message, each with its SIP answer.
+var (
+	ErrNotOurNumber = errors.New("control: no account has the number") // 404
+	ErrNumberNotSMS = errors.New("control: the number takes no SMS")    // 403
+)
+
+// ReceiveMessage files a message a carrier delivered to number to: its
+// row, status received, in the account owning to. Where the number handles
+// keywords (SMSStop), a body that is exactly STOP (or its kin) opts the
+// sender out of all the account's messages, START lets them through
+// again.
+func (p *Plane) ReceiveMessage(ctx context.Context, from, to, body string) (store.Message, messaging.Keyword, error) {
+	dst, ok := E164(to)
+	n := p.snap.Load().numbers[dst]
+	switch {
+	case !ok || n == nil:
+		return store.Message{}, messaging.NoKeyword, ErrNotOurNumber
+	case !n.SMS:
+		return store.Message{}, messaging.NoKeyword, ErrNumberNotSMS
+	}
+	src := from
+	if e, ok := E164(from); ok {
+		src = e
+	}
+	segments, _ := messaging.Segments(body)
+	m := store.Message{SID: store.NewSID(store.PrefixMessage), AccountSID: n.AccountSID, From: src, To: dst,
+		Direction: store.DirectionInbound, Status: string(messaging.Received), Body: body, Segments: segments, Created: p.now().UTC()}
+	if err := p.st.WriteMessage(ctx, &m); err != nil {
+		return store.Message{}, messaging.NoKeyword, err
+	}
+	kw := messaging.NoKeyword
+	if n.SMSStop {
+		kw = messaging.KeywordOf(body)
+	}
+	var err error
+	switch kw {
+	case messaging.OptOut:
+		err = p.st.OptOut(ctx, n.AccountSID, src, m.Created)
+	case messaging.OptIn:
+		err = p.st.OptIn(ctx, n.AccountSID, src)
+	}
+	return m, kw, err
+}
+
+// DeliveryReport applies a carrier's report on the message it gave
+// carrierID (raw: the report's text, or "imdn:delivered" and its kin):
+// translated through [[control.sms.status]], both kept. A message whose
+// status is final already keeps it. ErrNotFound: no such message.
+func (p *Plane) DeliveryReport(ctx context.Context, carrierID, raw string) (store.Message, error) {
+	m, err := p.st.MessageByCarrierID(ctx, carrierID)
+	if err != nil {
+		return m, err
+	}
+	if messaging.Status(m.Status).Final() {
+		return m, nil
+	}
+	r := p.cfg.SMS.Translate(strings.TrimSpace(raw))
+	m.Status, m.Reason, m.RawStatus = string(r.Status), r.Reason, r.Raw
+	if r.Status == messaging.Failed || r.Status == messaging.Undelivered {
+		m.ErrorCode = messaging.ErrCarrierRefused
+	}
+	return m, p.st.WriteMessage(ctx, &m)
+}

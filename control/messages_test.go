@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"sbc/control/messaging"
+	"sbc/control/store"
 )
 
 func TestSendMessage(t *testing.T) {
@@ -66,5 +67,54 @@ func TestSendMessage(t *testing.T) {
 	}
 	if got, err := p.st.Message(ctx, m.SID, a.SID); err != nil || got.Status != "failed" {
 		t.Fatalf("its row: %+v %v", got, err)
+	}
+}
+
+func TestReceiveMessageAndReports(t *testing.T) {
+	p, _ := testPlane(t, Config{})
+	ctx := context.Background()
+	a := mustAccount(t, p, "a", AccountSpec{})
+	for _, n := range []struct {
+		num       string
+		sms, stop bool
+	}{{"+14155550100", true, true}, {"+14155550101", false, true}, {"+14155550102", true, false}} {
+		if _, err := p.CreateNumber(ctx, "cli", a.SID, NumberSpec{PhoneNumber: &n.num, SMS: ptr(n.sms), SMSStop: ptr(n.stop)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := p.ReceiveMessage(ctx, "+14155550199", "+14155550999", "hi"); !errors.Is(err, ErrNotOurNumber) {
+		t.Errorf("to nobody's number: %v", err)
+	}
+	if _, _, err := p.ReceiveMessage(ctx, "+14155550199", "+14155550101", "hi"); !errors.Is(err, ErrNumberNotSMS) {
+		t.Errorf("to a voice-only number: %v", err)
+	}
+	// STOP to a number that leaves keywords to its customer: only filed.
+	if m, kw, err := p.ReceiveMessage(ctx, "+14155550199", "+14155550102", "STOP"); err != nil || kw != messaging.NoKeyword || m.Status != "received" {
+		t.Errorf("STOP to a number without stop handling: %+v %v %v", m, kw, err)
+	}
+	if out, _ := p.st.OptedOut(ctx, a.SID, "+14155550199"); out {
+		t.Error("opted out by a number that leaves keywords to its customer")
+	}
+	if _, kw, err := p.ReceiveMessage(ctx, "+14155550199", "+14155550100", "Stop"); err != nil || kw != messaging.OptOut {
+		t.Errorf("STOP: %v %v", kw, err)
+	}
+	if out, _ := p.st.OptedOut(ctx, a.SID, "+14155550199"); !out {
+		t.Error("not opted out after STOP")
+	}
+	// Reports: translated, the raw text kept; a final status stays.
+	m := store.Message{SID: store.NewSID(store.PrefixMessage), AccountSID: a.SID, From: "+14155550100", To: "+14155550198",
+		Direction: store.DirectionOutboundAPI, Status: "sent", CarrierID: "c1@sbc"}
+	if err := p.st.WriteMessage(ctx, &m); err != nil {
+		t.Fatal(err)
+	}
+	got, err := p.DeliveryReport(ctx, "c1@sbc", "Spam Reject\r\n")
+	if err != nil || got.Status != "failed" || got.Reason != "Failed - Content Flagged as SPAM" || got.RawStatus != "Spam Reject" {
+		t.Fatalf("spam report: %+v %v", got, err)
+	}
+	if got, err = p.DeliveryReport(ctx, "c1@sbc", "Delivered to handset"); err != nil || got.Status != "failed" {
+		t.Errorf("a report after a final status: %+v %v", got, err)
+	}
+	if _, err := p.DeliveryReport(ctx, "nobody@sbc", "Delivered to handset"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a report on no message: %v", err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"sbc/control"
+	"sbc/control/messaging"
 	"sbc/control/store"
 	"sbc/media"
 )
@@ -29,6 +30,10 @@ type ControlPlane interface {
 	// reads this node's back at start.
 	SaveRegistrations(ctx context.Context, saved, removed []store.Registration) error
 	NodeRegistrations(ctx context.Context) ([]store.Registration, error)
+	// ReceiveMessage files a carrier's inbound SMS; DeliveryReport applies
+	// its report on one the SBC sent (the MESSAGE's Call-ID).
+	ReceiveMessage(ctx context.Context, from, to, body string) (store.Message, messaging.Keyword, error)
+	DeliveryReport(ctx context.Context, carrierID, raw string) (store.Message, error)
 }
 
 // SetControl puts calls under a control plane's policy and logs. Without

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 
+	"sbc/control"
 	"sbc/control/messaging"
 	"sbc/control/store"
 )
@@ -123,4 +125,84 @@ func finalOf(ctx context.Context, tx sip.ClientTransaction) (int, string, error)
 			return 0, "", ctx.Err()
 		}
 	}
+}
+
+// Inbound SMS: a carrier trunk's MESSAGE (RFC 3428) to a number is the
+// control plane's to file (ReceiveMessage); one answering a message the
+// SBC sent is a delivery report: In-Reply-To naming that MESSAGE's Call-ID
+// (RFC 3261 §20.21) with the carrier's report text as its body, or an RFC
+// 5438 IMDN (message/imdn+xml) naming it as message-id.
+
+// maxMessageBody bounds an inbound MESSAGE's body (RFC 3428 §8: MESSAGE
+// is for short texts; a concatenated SMS of 1600 characters fits).
+const maxMessageBody = 8 << 10
+
+func (s *Server) onMessage(req *sip.Request, tx sip.ServerTransaction) {
+	t := s.admit(req, tx)
+	if t == nil {
+		return
+	}
+	if s.ctl == nil || t.device != nil {
+		s.respond(tx, req, 405, "Method Not Allowed", nil, sip.NewHeader("Allow", allowed))
+		return
+	}
+	ct := ""
+	if h := req.ContentType(); h != nil {
+		ct = strings.ToLower(strings.TrimSpace(strings.Split(h.Value(), ";")[0]))
+	}
+	body := req.Body()
+	switch {
+	case len(body) > maxMessageBody:
+		s.respond(tx, req, 413, "Request Entity Too Large", nil)
+		return
+	case ct != "text/plain" && ct != "message/imdn+xml":
+		s.respond(tx, req, 415, "Unsupported Media Type", nil, sip.NewHeader("Accept", "text/plain, message/imdn+xml"))
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var carrierID, report string
+	if ct == "message/imdn+xml" {
+		n, err := messaging.ParseIMDN(body)
+		if err != nil {
+			s.respond(tx, req, 400, "Bad Request", nil, s.warning(err.Error()))
+			return
+		}
+		carrierID, report = n.MessageID, n.Status
+	} else if h := req.GetHeader("In-Reply-To"); h != nil {
+		carrierID, report = strings.TrimSpace(strings.Split(h.Value(), ",")[0]), string(body)
+	}
+	if carrierID != "" {
+		m, err := s.ctl.DeliveryReport(ctx, carrierID, report)
+		if err != nil {
+			s.log.Info("delivery report for no message of ours", "trunk", t.Name, "carrier_id", carrierID, "error", err)
+			s.respond(tx, req, 481, "Call/Transaction Does Not Exist", nil)
+			return
+		}
+		s.respond(tx, req, 200, "OK", nil)
+		s.log.Info("delivery report", "trunk", t.Name, "message_sid", m.SID, "status", m.Status, "carrier_status", report)
+		return
+	}
+	from := ""
+	if f := req.From(); f != nil {
+		from = f.Address.User
+	}
+	m, kw, err := s.ctl.ReceiveMessage(ctx, from, req.Recipient.User, string(body))
+	switch {
+	case errors.Is(err, control.ErrNotOurNumber):
+		s.respond(tx, req, 404, "Not Found", nil)
+	case errors.Is(err, control.ErrNumberNotSMS):
+		s.respond(tx, req, 403, "Forbidden", nil, s.warning("the number takes no SMS"))
+	case err != nil && m.SID == "":
+		s.log.Warn("inbound message not stored", "trunk", t.Name, "error", err)
+		s.respond(tx, req, 500, "Server Internal Error", nil, sip.NewHeader("Retry-After", "5"))
+	default:
+		if err != nil {
+			s.log.Warn("opt-out not recorded", "message_sid", m.SID, "error", err)
+		}
+		s.respond(tx, req, 200, "OK", nil)
+		s.log.Info("message received", "trunk", t.Name, "message_sid", m.SID, "account_sid", m.AccountSID, "keyword", kw.String())
+		return
+	}
+	s.log.Info("message refused", "trunk", t.Name, "to", req.Recipient.User, "error", err)
 }

@@ -20,7 +20,7 @@ import (
 )
 
 // allowed is what the SBC accepts; sent in Allow headers (RFC 3261 §20.5).
-const allowed = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER"
+const allowed = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER, MESSAGE"
 
 // Server is the SIP side of the SBC: listeners, trunks, routing and the
 // B2BUA calls. It is safe for concurrent use.
@@ -146,6 +146,7 @@ func NewServer(cfg *Config, relay *media.Relay, log *slog.Logger) (*Server, erro
 	srv.OnOptions(s.guard(s.onOptions))
 	srv.OnCancel(s.guard(s.onCancel))
 	srv.OnRegister(s.guard(s.onRegister))
+	srv.OnMessage(s.guard(s.onMessage))
 	srv.OnNoRoute(s.guard(s.onOther))
 	return s, nil
 }

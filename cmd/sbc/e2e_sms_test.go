@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -20,12 +22,13 @@ import (
 	"sbc/sbc/sbctest"
 )
 
-// TestE2ESMSOutbound: messages sent through the API go to the carrier
-// (sipp) as SIP MESSAGE, in order; the carrier's 200 makes them sent, its
-// 403 failed with the reason; a number that is not SMS-enabled is refused
-// with "Source Number Not SMS Enabled"; a recipient who opted out gets
-// nothing.
-func TestE2ESMSOutbound(t *testing.T) {
+// TestE2ESMS: messages sent through the API go to the carrier (sipp) as
+// SIP MESSAGE, in order; the carrier's 200 makes them sent, its delivery
+// report delivered, its 403 failed with the reason; a number that is not
+// SMS-enabled is refused with "Source Number Not SMS Enabled"; a recipient
+// who writes STOP (sipp as the carrier delivering it) gets nothing more
+// from the account until START.
+func TestE2ESMS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end tests with sipp: skipped in -short mode")
 	}
@@ -71,14 +74,53 @@ func TestE2ESMSOutbound(t *testing.T) {
 		api.waitStatus(t, acct, sid, "sent")
 	}
 
+	// The carrier reports the first one delivered: a MESSAGE whose
+	// In-Reply-To names the Call-ID of the MESSAGE it got.
+	callID := regexp.MustCompile(`(?m)^Call-ID: *(\S+)`).FindStringSubmatch(msgs[strings.Index(msgs, "\nfirst")-min(strings.Index(msgs, "\nfirst"), 600):])
+	if callID == nil {
+		t.Fatalf("no Call-ID before the first text in the carrier's trace:\n%s", msgs)
+	}
+	carrierUAC := func(scenario string, keys ...string) {
+		t.Helper()
+		var extra []string
+		for i := 0; i+1 < len(keys); i += 2 {
+			extra = append(extra, "-key", keys[i], keys[i+1])
+		}
+		e.uac(t, sippOpts{name: "carrier", ip: calleeIP, port: int(e.cfg.Callee.Addr.Port()), scenario: scenario, extra: extra}).expectSuccess(t)
+	}
+	carrierUAC("uac_message_report.xml", "from", "+14155550199", "to", smsNum, "reply_to", callID[1], "body", "Delivered to handset")
+	m := api.waitStatus(t, acct, sids[0], "delivered")
+	if m["error_message"] != "Delivered Successfully" || m["carrier_status"] != "Delivered to handset" {
+		t.Errorf("delivered message: %v; want the translation and the carrier's text", m)
+	}
+
+	// The recipient writes STOP to the number: nothing more goes to it
+	// from the account, until START.
+	carrierUAC("uac_message.xml", "from", "+14155550199", "to", smsNum, "body", " stop ")
+	st, out := api.post(t, "/2010-04-01/Accounts/"+acct+"/Messages.json", url.Values{"From": {smsNum}, "To": {"+14155550199"}, "Body": {"after STOP"}})
+	if st != 201 || out["status"] != "failed" || out["error_code"] != float64(21610) {
+		t.Fatalf("to an opted-out recipient: %d %v; want failed 21610", st, out)
+	}
+	if st, out := api.do(t, "GET", "/2010-04-01/Accounts/"+acct+"/SMS/OptOuts.json", nil); st != 200 || !strings.Contains(fmt.Sprint(out["opt_outs"]), "+14155550199") {
+		t.Errorf("opt-outs: %d %v", st, out)
+	}
+	if st, out := api.do(t, "GET", "/2010-04-01/Accounts/"+acct+"/Messages.json?"+url.Values{"To": {smsNum}}.Encode(), nil); st != 200 ||
+		!strings.Contains(fmt.Sprint(out["messages"]), "direction:inbound") || !strings.Contains(fmt.Sprint(out["messages"]), "status:received") {
+		t.Errorf("inbound messages: %d %v", st, out)
+	}
+	carrierUAC("uac_message.xml", "from", "+14155550199", "to", smsNum, "body", "START")
+	if st, out := api.do(t, "GET", "/2010-04-01/Accounts/"+acct+"/SMS/OptOuts.json", nil); st != 200 || strings.Contains(fmt.Sprint(out["opt_outs"]), "+14155550199") {
+		t.Errorf("opt-outs after START: %d %v", st, out)
+	}
+
 	// The Avaya CPaaS path; the carrier refuses this one.
 	refuser := e.uas(t, sippOpts{scenario: "uas_message_refused.xml", calls: 1})
-	st, out := api.post(t, "/v2/Accounts/"+acct+"/SMS/Messages.json", url.Values{"From": {smsNum}, "To": {"+14155550199"}, "Body": {"refused"}})
+	st, out = api.post(t, "/v2/Accounts/"+acct+"/SMS/Messages.json", url.Values{"From": {smsNum}, "To": {"+14155550199"}, "Body": {"refused"}})
 	if st != 201 {
 		t.Fatalf("send on the /v2 path: %d %v", st, out)
 	}
 	refuser.expectSuccess(t)
-	m := api.waitStatus(t, acct, out["sid"].(string), "failed")
+	m = api.waitStatus(t, acct, out["sid"].(string), "failed")
 	if !strings.Contains(m["error_message"].(string), "403") {
 		t.Errorf("refused message: %v; want the carrier's 403 in its reason", m)
 	}

@@ -34,7 +34,7 @@ func (q *request) numberSpec() (control.NumberSpec, error) {
 	for _, x := range []struct {
 		k   string
 		dst **bool
-	}{{"VoiceEnabled", &s.Voice}, {"SmsEnabled", &s.SMS}} {
+	}{{"VoiceEnabled", &s.Voice}, {"SmsEnabled", &s.SMS}, {"SmsStopHandling", &s.SMSStop}} {
 		if v, ok := q.get(x.k); ok {
 			b, err := strconv.ParseBool(v)
 			if err != nil {

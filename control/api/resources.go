@@ -123,6 +123,7 @@ type numberJSON struct {
 	TrunkSID     *string          `json:"trunk_sid"`
 	SMSURL       string           `json:"sms_url"`
 	SMSMethod    string           `json:"sms_method"`
+	SMSStop      bool             `json:"sms_stop_handling"`
 	Status       string           `json:"status"`
 	Origin       string           `json:"origin"`
 	APIVersion   string           `json:"api_version"`
@@ -134,7 +135,7 @@ type numberJSON struct {
 func numberOut(n *store.Number) numberJSON {
 	j := numberJSON{SID: n.SID, AccountSID: n.AccountSID, FriendlyName: n.FriendlyName, PhoneNumber: n.PhoneNumber,
 		Capabilities: capabilitiesJSON{Voice: n.Voice, SMS: n.SMS}, VoiceURL: n.VoiceTarget, SMSURL: n.SMSURL,
-		SMSMethod: "POST", Status: "in-use", Origin: "sbc", APIVersion: "2010-04-01",
+		SMSMethod: "POST", SMSStop: n.SMSStop, Status: "in-use", Origin: "sbc", APIVersion: "2010-04-01",
 		DateCreated: rfc2822(n.Created), DateUpdated: rfc2822(n.Updated),
 		URI: Version + "/Accounts/" + n.AccountSID + "/IncomingPhoneNumbers/" + n.SID + ".json"}
 	if len(n.VoiceTarget) > 6 && n.VoiceTarget[:6] == "trunk:" {

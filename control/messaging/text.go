@@ -20,6 +20,16 @@ const (
 	OptIn             // START, UNSTOP: messages again
 )
 
+func (k Keyword) String() string {
+	switch k {
+	case OptOut:
+		return "opt-out"
+	case OptIn:
+		return "opt-in"
+	}
+	return ""
+}
+
 // optOut and optIn are the keywords carriers and CPaaS platforms honour
 // (CTIA's STOP, CANCEL, QUIT, STOPALL, UNSUBSCRIBE, END; START, UNSTOP).
 var (

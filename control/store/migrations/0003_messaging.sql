@@ -17,6 +17,10 @@ ALTER TABLE messages ADD COLUMN date_sent BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX messages_status ON messages (status, date_created);
 CREATE INDEX messages_carrier_id ON messages (carrier_id);
 
+-- Whether the SBC handles STOP/START keywords written to a number (on by
+-- default; off for customers who run their own opt-out handling).
+ALTER TABLE numbers ADD COLUMN sms_stop INTEGER NOT NULL DEFAULT 1;
+
 -- A recipient (+E.164) who wrote STOP to any of an account's numbers gets
 -- no more messages from the whole account until it writes START.
 CREATE TABLE opt_outs (
