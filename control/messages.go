@@ -112,7 +112,7 @@ func (p *Plane) SendMessage(ctx context.Context, account, from, to, body, callba
 // Refusals of an inbound message, each with its SIP answer.
 var (
 	ErrNotOurNumber = errors.New("control: no account has the number") // 404
-	ErrNumberNotSMS = errors.New("control: the number takes no SMS")    // 403
+	ErrNumberNotSMS = errors.New("control: the number takes no SMS")   // 403
 )
 
 // ReceiveMessage files a message a carrier delivered to number to: its
