@@ -26,8 +26,13 @@ var (
 	ErrBadTo        = &CodedError{21211, "The 'To' number is not a valid E.164 phone number"}
 	ErrNoBody       = &CodedError{21602, "Message body is required"}
 	ErrBodyTooLong  = &CodedError{21617, "The concatenated message body exceeds the 1600 character limit"}
+	ErrQueueFull    = &CodedError{30001, "Queue overflow: the account has four hours' worth of messages waiting at its SMS rate"}
 	ErrNoMessaging  = errors.New("control: messaging is not running")
 )
+
+// maxQueuedFor is how many messages an account may have waiting: four
+// hours at its rate, at least 1,000 (each waits in memory, body and all).
+func maxQueuedFor(rate float64) int { return max(int(rate*4*3600), 1000) }
 
 // maxBodyChars is the longest message body taken (the CPaaS limit).
 const maxBodyChars = 1600
@@ -88,6 +93,9 @@ func (p *Plane) SendMessage(ctx context.Context, account, from, to, body, callba
 	}
 	if err := p.cfg.Webhooks.CheckURL(callback); err != nil {
 		return store.Message{}, fieldErr("StatusCallback", "%v", err)
+	}
+	if q.QueuedFor(account) >= maxQueuedFor(p.SMSRate(account)) {
+		return store.Message{}, ErrQueueFull
 	}
 	segments, _ := messaging.Segments(body)
 	m := store.Message{SID: store.NewSID(store.PrefixMessage), AccountSID: account, From: src, To: dst, Direction: store.DirectionOutboundAPI,
@@ -170,5 +178,8 @@ func (p *Plane) DeliveryReport(ctx context.Context, carrierID, raw string) (stor
 	if r.Status == messaging.Failed || r.Status == messaging.Undelivered {
 		m.ErrorCode = messaging.ErrCarrierRefused
 	}
-	return m, p.st.WriteMessage(ctx, &m)
+	if _, err := p.st.SetMessageStatus(ctx, &m); err != nil {
+		return m, err
+	}
+	return p.st.Message(ctx, m.SID) // what the row says now
 }

@@ -61,9 +61,12 @@ func (s *Server) admit(req *sip.Request, tx sip.ServerTransaction) *Trunk {
 		// A registered device's request the SBC does not take (SUBSCRIBE,
 		// PUBLISH, MESSAGE, a dialog it does not know): refused, never
 		// counted towards a ban of the device's own address.
-		if req.To() != nil && req.To().Params.Has("tag") {
+		switch {
+		case req.To() != nil && req.To().Params.Has("tag"):
 			s.respondOnce(tx, req, 481, "Call/Transaction Does Not Exist")
-		} else {
+		case req.Method == sip.MESSAGE:
+			s.respondOnce(tx, req, 403, "Forbidden", s.warning("only carrier trunks send MESSAGE"))
+		default:
 			s.respondOnce(tx, req, 405, "Method Not Allowed", sip.NewHeader("Allow", allowed))
 		}
 		return nil

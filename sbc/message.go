@@ -23,41 +23,45 @@ import (
 // errNoSMSRoute fails a message no route takes.
 var errNoSMSRoute = errors.New("no route to the recipient")
 
-// SendSMS sends m's first (or only) MESSAGE now and returns how to wait
-// for the carrier's answer; the other parts of a split text follow one by
-// one, each after the last one's 2xx. m.CarrierID becomes the first
-// MESSAGE's Call-ID.
-func (s *Server) SendSMS(ctx context.Context, m *store.Message) func() (int, string, error) {
-	fail := func(err error) func() (int, string, error) { return func() (int, string, error) { return 0, "", err } }
+// SendSMS sends m to its carrier and returns the answer; the parts of a
+// split text go one by one, each after the last one's 2xx. The first
+// MESSAGE's Call-ID is m.CarrierID, which delivery reports name.
+func (s *Server) SendSMS(ctx context.Context, m *store.Message) (int, string, error) {
 	to := s.smsTrunk(m.To)
 	if to == nil {
-		return fail(errNoSMSRoute)
+		return 0, "", errNoSMSRoute
 	}
 	parts := []string{m.Body}
 	if n, _ := messaging.Segments(m.Body); n > 1 {
 		switch to.SMSLong {
 		case "refuse":
-			return fail(fmt.Errorf("a text of %d parts, and trunk %s takes one (sms_long = refuse)", n, to.Name))
+			return 0, "", fmt.Errorf("a text of %d parts, and trunk %s takes one (sms_long = refuse)", n, to.Name)
 		case "split":
 			parts = messaging.Split(m.Body)
 		}
 	}
-	req := s.messageRequest(to, m, parts[0])
-	m.CarrierID = req.CallID().Value()
-	tx, err := s.send(ctx, req)
-	if err != nil {
-		return fail(err)
-	}
-	return func() (int, string, error) {
-		code, reason, err := finalOf(ctx, tx)
-		for _, p := range parts[1:] {
-			if err != nil || code >= 300 {
-				break
-			}
-			code, reason, err = s.sendWait(ctx, s.messageRequest(to, m, p))
+	var code int
+	var reason string
+	for i, p := range parts {
+		cid := m.CarrierID
+		if i > 0 || cid == "" {
+			cid = newID() + newID() + bLegCallIDSuffix
 		}
-		return code, reason, err
+		tx, err := s.send(ctx, s.messageRequest(to, m, p, cid))
+		if err == nil {
+			code, reason, err = finalOf(ctx, tx)
+		}
+		if err != nil {
+			if i > 0 {
+				err = fmt.Errorf("part %d of %d: %w", i+1, len(parts), err)
+			}
+			return code, reason, err
+		}
+		if code >= 300 {
+			break
+		}
 	}
+	return code, reason, nil
 }
 
 // smsTrunk is the trunk a message to number (+E.164) goes to: the dial
@@ -74,17 +78,18 @@ func (s *Server) smsTrunk(number string) *Trunk {
 	return nil
 }
 
-// messageRequest is one MESSAGE of m to trunk to, carrying text.
-func (s *Server) messageRequest(to *Trunk, m *store.Message, text string) *sip.Request {
+// messageRequest is one MESSAGE of m to trunk to, carrying text, with
+// Call-ID cid.
+func (s *Server) messageRequest(to *Trunk, m *store.Message, text, cid string) *sip.Request {
 	host, port, _ := splitHostPort(to.Address)
 	ruri := sip.Uri{Scheme: "sip", User: m.To, Host: uriHost(host), Port: port}
 	req := sip.NewRequest(sip.MESSAGE, ruri)
 	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: m.From, Host: s.publicIP}, Params: sip.NewParams()}
 	from.Params.Add("tag", sip.GenerateTagN(16))
-	cid := sip.CallIDHeader(newID() + newID() + bLegCallIDSuffix)
+	callID := sip.CallIDHeader(cid)
 	req.AppendHeader(from)
 	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: m.To, Host: uriHost(host)}, Params: sip.NewParams()})
-	req.AppendHeader(&cid)
+	req.AppendHeader(&callID)
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.MESSAGE})
 	req.AppendHeader(ptr(sip.MaxForwardsHeader(70)))
 	req.AppendHeader(ptr(sip.ContentTypeHeader("text/plain;charset=UTF-8")))
@@ -96,15 +101,6 @@ func (s *Server) messageRequest(to *Trunk, m *store.Message, text string) *sip.R
 		}
 	}
 	return req
-}
-
-// sendWait sends req and waits for its final answer.
-func (s *Server) sendWait(ctx context.Context, req *sip.Request) (int, string, error) {
-	tx, err := s.send(ctx, req)
-	if err != nil {
-		return 0, "", err
-	}
-	return finalOf(ctx, tx)
 }
 
 // finalOf waits for a client transaction's final answer.
@@ -142,8 +138,10 @@ func (s *Server) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 	if t == nil {
 		return
 	}
-	if s.ctl == nil || t.device != nil {
-		s.respond(tx, req, 405, "Method Not Allowed", nil, sip.NewHeader("Allow", allowed))
+	if s.ctl == nil || t.device != nil || t.Account != "" {
+		// SMS comes from carriers: a customer's PBX or phone would write
+		// into other accounts (a STOP in a recipient's name).
+		s.respond(tx, req, 403, "Forbidden", nil, s.warning("only carrier trunks send MESSAGE"))
 		return
 	}
 	ct := ""
@@ -174,9 +172,14 @@ func (s *Server) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	if carrierID != "" {
 		m, err := s.ctl.DeliveryReport(ctx, carrierID, report)
-		if err != nil {
-			s.log.Info("delivery report for no message of ours", "trunk", t.Name, "carrier_id", carrierID, "error", err)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			s.log.Info("delivery report for no message of ours", "trunk", t.Name, "carrier_id", carrierID)
 			s.respond(tx, req, 481, "Call/Transaction Does Not Exist", nil)
+			return
+		case err != nil:
+			s.log.Warn("delivery report not recorded", "trunk", t.Name, "carrier_id", carrierID, "error", err)
+			s.respond(tx, req, 500, "Server Internal Error", nil, sip.NewHeader("Retry-After", "5"))
 			return
 		}
 		s.respond(tx, req, 200, "OK", nil)
@@ -193,13 +196,11 @@ func (s *Server) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 		s.respond(tx, req, 404, "Not Found", nil)
 	case errors.Is(err, control.ErrNumberNotSMS):
 		s.respond(tx, req, 403, "Forbidden", nil, s.warning("the number takes no SMS"))
-	case err != nil && m.SID == "":
-		s.log.Warn("inbound message not stored", "trunk", t.Name, "error", err)
+	case err != nil:
+		// Not stored, or a STOP not recorded: the carrier tries again.
+		s.log.Warn("inbound message not recorded", "trunk", t.Name, "message_sid", m.SID, "error", err)
 		s.respond(tx, req, 500, "Server Internal Error", nil, sip.NewHeader("Retry-After", "5"))
 	default:
-		if err != nil {
-			s.log.Warn("opt-out not recorded", "message_sid", m.SID, "error", err)
-		}
 		s.respond(tx, req, 200, "OK", nil)
 		s.log.Info("message received", "trunk", t.Name, "message_sid", m.SID, "account_sid", m.AccountSID, "keyword", kw.String())
 		return

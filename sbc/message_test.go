@@ -43,3 +43,13 @@ func TestInboundMessageRefusals(t *testing.T) {
 		t.Errorf("a stranger's MESSAGE: %d; want 403", got)
 	}
 }
+
+// A customer's PBX trunk sends no SMS: it could write STOP in a
+// recipient's name into other accounts.
+func TestMessageFromCustomerTrunk(t *testing.T) {
+	s, _ := registrarServer(t, "", func(c *Config) { c.Trunks[0].Account = "AC0123456789abcdef0123456789abcdef" })
+	pbx := newPeer(t, "127.0.0.1")
+	pbx.send(s.addrOf("udp"), fmt.Sprintf("MESSAGE sip:+14155550400@%s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK%s\nFrom: <sip:+14155550199@x>;tag=p\nTo: <sip:+14155550400@x>\nCall-ID: pbx-%s\nCSeq: 1 MESSAGE\nMax-Forwards: 70\nContent-Type: text/plain\nContent-Length: 4\n\nSTOP",
+		s.addrOf("udp"), pbx.addr, newID(), newID()))
+	pbx.expectResponse(403)
+}

@@ -90,7 +90,7 @@ func TestE2ESMS(t *testing.T) {
 	}
 	carrierUAC("uac_message_report.xml", "from", "+14155550199", "to", smsNum, "reply_to", callID[1], "body", "Delivered to handset")
 	m := api.waitStatus(t, acct, sids[0], "delivered")
-	if m["error_message"] != "Delivered Successfully" || m["carrier_status"] != "Delivered to handset" {
+	if m["status_reason"] != "Delivered Successfully" || m["carrier_status"] != "Delivered to handset" || m["error_message"] != nil {
 		t.Errorf("delivered message: %v; want the translation and the carrier's text", m)
 	}
 

@@ -31,7 +31,9 @@ type messageJSON struct {
 	DateSent            *string           `json:"date_sent"`
 	URI                 string            `json:"uri"`
 	SubresourceURIs     map[string]string `json:"subresource_uris"`
-	// Beyond the CPaaS message: the carrier's own report text.
+	// Beyond the CPaaS message: the status's translated reason (the
+	// error_message too when it failed) and the carrier's own text.
+	StatusReason  string `json:"status_reason,omitempty"`
 	CarrierStatus string `json:"carrier_status,omitempty"`
 }
 
@@ -48,8 +50,11 @@ func messageOut(m *store.Message) messageJSON {
 	if m.ErrorCode != 0 {
 		j.ErrorCode = &m.ErrorCode
 	}
+	if m.Reason != "" && (m.Status == "failed" || m.Status == "undelivered") {
+		j.ErrorMessage = &m.Reason
+	}
 	if m.Reason != "" {
-		j.ErrorMessage = &m.Reason // the translated reason, delivered or not
+		j.StatusReason = m.Reason // the translated reason, delivered or not
 	}
 	return j
 }

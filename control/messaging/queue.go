@@ -2,6 +2,8 @@ package messaging
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -11,24 +13,25 @@ import (
 )
 
 // Sender carries one message to its carrier (the SBC: SIP MESSAGE, RFC
-// 3428). SendSMS sends it at once (messages go out in the order of the
-// calls) and returns how to wait for the carrier's answer: its SIP status
-// (2xx: the carrier took it) and reason phrase, or err when the message
-// could not be sent at all (no route, no answer, transport failure).
+// 3428, whose Call-ID is m.CarrierID) and returns the carrier's answer:
+// its SIP status (2xx: the carrier took it) and reason phrase, or err when
+// the message could not be sent at all (no route, no answer, transport
+// failure).
 type Sender interface {
-	SendSMS(ctx context.Context, m *store.Message) (answer func() (code int, reason string, err error))
+	SendSMS(ctx context.Context, m *store.Message) (code int, reason string, err error)
 }
 
 // Writer keeps a message's row: the store, in the daemon.
 type Writer interface {
-	WriteMessage(ctx context.Context, m *store.Message) error
+	SetMessageStatus(ctx context.Context, m *store.Message) (bool, error)
 }
 
 // Queue is the outbound messages on their way: one line per account, in
 // the order they were queued, each let go at most at its account's SMS
 // rate (a token bucket: a second's worth at once, then steady) with a
 // window of them in flight, but one at a time to any one recipient: a
-// conversation (and a long text's parts) arrives in order. Messages over
+// conversation (and a long text's parts) arrives in order; messages to
+// different recipients go side by side. Messages over
 // the rate wait, never dropped: their rows say queued until they go.
 // Statuses move queued → sending → sent | failed as the carrier answers.
 type Queue struct {
@@ -43,6 +46,7 @@ type Queue struct {
 	accounts map[string]*line
 	wake     chan struct{}
 	stop     chan struct{}
+	stopOnce sync.Once
 	wg       sync.WaitGroup
 }
 
@@ -83,7 +87,7 @@ func (q *Queue) Start(pending []store.Message) {
 // Stop ends the queue once the messages in flight have their answers;
 // queued ones stay queued in the store for the next run.
 func (q *Queue) Stop() {
-	close(q.stop)
+	q.stopOnce.Do(func() { close(q.stop) })
 	q.wg.Wait()
 }
 
@@ -98,6 +102,16 @@ func (q *Queue) Add(m *store.Message) {
 	l.msgs = append(l.msgs, m)
 	q.mu.Unlock()
 	q.nudge()
+}
+
+// QueuedFor is how many of account's messages wait.
+func (q *Queue) QueuedFor(account string) int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if l := q.accounts[account]; l != nil {
+		return len(l.msgs)
+	}
+	return 0
 }
 
 // Queued is how many messages wait, in all.
@@ -128,11 +142,15 @@ func (q *Queue) run() {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
+		select {
+		case <-q.stop:
+			return
+		default:
+		}
 		wait, going := q.dispatch()
-		// Started here, outside the lock (a send may wait for a TLS
-		// connection), by the one goroutine that dispatches: in order.
 		for _, m := range going {
-			q.start(m)
+			q.wg.Add(1)
+			go q.deliver(m) // apart: a carrier slow to connect holds up no other
 		}
 		timer.Reset(wait)
 		select {
@@ -196,21 +214,10 @@ func (q *Queue) idle(account string, l *line, now time.Time) bool {
 	return len(l.msgs) == 0 && l.inFlight == 0 && (rate <= 0 || l.tokens+now.Sub(l.last).Seconds()*rate >= max(rate, 1))
 }
 
-// start sends one message, and records in the background what becomes of
-// it.
-func (q *Queue) start(m *store.Message) {
-	ctx, cancel := context.WithTimeout(context.Background(), 64*500*time.Millisecond) // Timer F
-	answer := q.send.SendSMS(ctx, m)
-	q.wg.Add(1)
-	go func() {
-		defer cancel()
-		q.deliver(ctx, m, answer)
-	}()
-}
-
-// deliver records a message sent, waits for its carrier's answer and
-// records it.
-func (q *Queue) deliver(ctx context.Context, m *store.Message, answer func() (int, string, error)) {
+// deliver sends one message and records what becomes of it: sending,
+// with the ID its MESSAGE carries (recorded first: a delivery report may
+// follow the carrier's 200 at once), then the carrier's answer.
+func (q *Queue) deliver(m *store.Message) {
 	defer q.wg.Done()
 	defer func() {
 		q.mu.Lock()
@@ -221,9 +228,11 @@ func (q *Queue) deliver(ctx context.Context, m *store.Message, answer func() (in
 		q.mu.Unlock()
 		q.nudge()
 	}()
-	m.Status = string(Sending)
-	q.write(ctx, m)
-	code, reason, err := answer()
+	m.Status, m.CarrierID = string(Sending), newCarrierID()
+	q.write(m)
+	ctx, cancel := context.WithTimeout(context.Background(), 64*500*time.Millisecond) // Timer F
+	code, reason, err := q.send.SendSMS(ctx, m)
+	cancel()
 	switch {
 	case err != nil:
 		m.Status, m.Reason, m.ErrorCode = string(Failed), "Failed - Not Sent: "+err.Error(), ErrNotSent
@@ -236,14 +245,26 @@ func (q *Queue) deliver(ctx context.Context, m *store.Message, answer func() (in
 	if code != 0 {
 		m.RawStatus = fmt.Sprintf("SIP %d %s", code, reason)
 	}
-	q.write(ctx, m)
+	q.write(m)
 	q.log.Info("message sent", "message_sid", m.SID, "account_sid", m.AccountSID, "status", m.Status, "sip_code", code, "error", err)
 }
 
-func (q *Queue) write(ctx context.Context, m *store.Message) {
-	if err := q.w.WriteMessage(ctx, m); err != nil {
+// write records m's status, with a time of its own (not the send's: a
+// carrier that never answered must not leave the row sending).
+func (q *Queue) write(m *store.Message) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := q.w.SetMessageStatus(ctx, m); err != nil {
 		q.log.Warn("message row not written", "message_sid", m.SID, "status", m.Status, "error", err)
 	}
+}
+
+// newCarrierID is the Call-ID of a message's (first) MESSAGE, by which
+// the carrier's delivery reports name it: 128 random bits.
+func newCarrierID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:]) + "@sbc"
 }
 
 // Error codes of failed messages, as the API reports them (the CPaaS

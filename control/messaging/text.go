@@ -1,8 +1,9 @@
 // Package messaging is the control plane's SMS: what a message's text
 // means (opt-out keywords), how many segments it takes and how it is
-// split, and (to come) the outbound queue, its per-account rate and the
-// delivery statuses. It knows nothing of SIP: the SBC carries messages as
-// SIP MESSAGE requests behind an interface.
+// split, the delivery statuses and the carriers' reports (status.go), and
+// the outbound queue with its per-account rate (queue.go). It knows
+// nothing of SIP: the SBC carries messages as SIP MESSAGE requests behind
+// the Sender interface.
 package messaging
 
 import (

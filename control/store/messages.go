@@ -72,6 +72,39 @@ func (s *Store) WriteMessage(ctx context.Context, m *Message) error {
 	return err
 }
 
+// statusRank orders statuses: a row's status only ever moves up (a
+// carrier's delivery report may come before the queue has recorded the
+// carrier's 200; a late "sent" must not undo "delivered").
+const statusRank = `CASE status WHEN 'queued' THEN 0 WHEN 'sending' THEN 1 WHEN 'sent' THEN 2 ELSE 3 END`
+
+func rankOf(status string) int {
+	switch status {
+	case "queued":
+		return 0
+	case "sending":
+		return 1
+	case "sent":
+		return 2
+	}
+	return 3
+}
+
+// SetMessageStatus records m's new status and what goes with it (reason,
+// carrier's text, error code, carrier ID, sent time), unless the row's
+// status is further along, or final already; false then. The body is not
+// touched.
+func (s *Store) SetMessageStatus(ctx context.Context, m *Message) (bool, error) {
+	m.Updated = time.Now().UTC().Truncate(time.Microsecond)
+	res, err := s.db.ExecContext(ctx, `UPDATE messages SET status = $2, reason = $3, raw_status = $4, error_code = $5, carrier_id = $6,
+		date_sent = $7, price = $8, date_updated = $9 WHERE sid = $1 AND (`+statusRank+` < $10 OR `+statusRank+` = $10 AND $10 < 3)`,
+		m.SID, m.Status, m.Reason, m.RawStatus, m.ErrorCode, m.CarrierID, micros(m.Sent), m.Price, micros(m.Updated), rankOf(m.Status))
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
+}
+
 // Message returns one message row; account "" matches any.
 func (s *Store) Message(ctx context.Context, sid string, account ...string) (Message, error) {
 	if len(account) > 0 && account[0] != "" {

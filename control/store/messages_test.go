@@ -75,3 +75,33 @@ func TestMessagesAndOptOuts(t *testing.T) {
 		}
 	})
 }
+
+// A status only moves forward: a late "sent" from the queue keeps a
+// delivery report that came first, and a final status stays.
+func TestSetMessageStatusForward(t *testing.T) {
+	engines(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		a := newAccount(t, s, "a")
+		m := Message{SID: NewSID(PrefixMessage), AccountSID: a.SID, Direction: DirectionOutboundAPI, Status: "queued", Body: "hi"}
+		if err := s.WriteMessage(ctx, &m); err != nil {
+			t.Fatal(err)
+		}
+		step := func(status, raw string, want bool) {
+			t.Helper()
+			u := m
+			u.Status, u.RawStatus, u.CarrierID = status, raw, "c1"
+			if ok, err := s.SetMessageStatus(ctx, &u); err != nil || ok != want {
+				t.Fatalf("%s: %v %v; want %v", status, ok, err, want)
+			}
+		}
+		step("sending", "", true)
+		step("sending", "", true) // sent again after a restart: a new carrier ID
+		step("delivered", "Delivered to handset", true)
+		step("sent", "SIP 200 OK", false)
+		step("failed", "SIP 408", false)
+		got, err := s.Message(ctx, m.SID)
+		if err != nil || got.Status != "delivered" || got.RawStatus != "Delivered to handset" || got.Body != "hi" {
+			t.Fatalf("row %+v %v", got, err)
+		}
+	})
+}
