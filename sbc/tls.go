@@ -297,42 +297,6 @@ func (s *Server) keepalive(interval time.Duration) {
 	}
 }
 
-// legDest is where a leg's requests go: its flow or connection (l.dest),
-// unless that is a TLS connection a trunk opened and has closed since;
-// then the trunk's own address, to which the SBC connects (dialTrunk),
-// checking the trunk's certificate. A device that closed its connection
-// is reached again only when it connects and registers anew.
-func (s *Server) legDest(l *leg) string {
-	t := l.trunk()
-	if l.transport != "tls" || t.device != nil || s.tls == nil {
-		return l.dest
-	}
-	if c := s.ua.TransportLayer().Pool("tls").Get(l.dest); c != nil {
-		c.Ref(-1)
-		return l.dest
-	}
-	if a, ok := trunkAddr(t.Address); ok {
-		return a
-	}
-	return l.dest
-}
-
-// reachable tells whether a leg's peer can be sent a request: a device
-// over TCP or TLS only while the connection it registered over is open
-// (the SBC cannot connect to it: behind a NAT, its port is the NAT's);
-// anyone else always.
-func (s *Server) reachable(l *leg) bool {
-	if l.peer == nil || l.peer.device == nil || l.transport == "udp" {
-		return true
-	}
-	c := s.ua.TransportLayer().Pool(l.transport).Get(l.dest)
-	if c == nil {
-		return false
-	}
-	c.Ref(-1)
-	return true
-}
-
 // trunkAddr is a trunk's address as sipgo's pools key it ("ip:port"):
 // trunks named by host name are not pinged (their address may move).
 func trunkAddr(address string) (string, bool) {

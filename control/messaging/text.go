@@ -71,19 +71,41 @@ const (
 	UCS2 Encoding = "UCS-2" // 70 UTF-16 units in one message, 67 per part
 )
 
+// gsmLatin and gsmOther are each GSM character's length in septets (1
+// basic, 2 extension; 0 not GSM): a table for Latin-1, where texts mostly
+// are, a map for the Greek capitals and the euro sign.
+var gsmLatin, gsmOther = func() ([256]uint8, map[rune]uint8) {
+	var latin [256]uint8
+	other := map[rune]uint8{}
+	for k, set := range []string{gsmBasic, gsmExtension} {
+		for _, r := range set {
+			if r < 256 {
+				latin[r] = uint8(k + 1)
+			} else {
+				other[r] = uint8(k + 1)
+			}
+		}
+	}
+	return latin, other
+}()
+
+func gsmSeptets(r rune) int {
+	if r >= 0 && r < 256 {
+		return int(gsmLatin[r])
+	}
+	return int(gsmOther[r])
+}
+
 // septets is the length of s in the GSM default alphabet, and false when
 // a character is not in it.
 func septets(s string) (int, bool) {
 	n := 0
 	for _, r := range s {
-		switch {
-		case strings.ContainsRune(gsmBasic, r):
-			n++
-		case strings.ContainsRune(gsmExtension, r):
-			n += 2
-		default:
+		k := gsmSeptets(r)
+		if k == 0 {
 			return 0, false
 		}
+		n += k
 	}
 	return n, true
 }
@@ -107,21 +129,23 @@ func Split(body string) []string {
 }
 
 func split(body string) ([]string, Encoding) {
-	enc, single, n := UCS2, 70, len(utf16.Encode([]rune(body)))
+	enc, single, n := GSM7, 160, 0
 	if s, ok := septets(body); ok {
-		enc, single, n = GSM7, 160, s
+		n = s
+	} else {
+		enc, single = UCS2, 70
+		for _, r := range body {
+			n += utf16.RuneLen(r)
+		}
 	}
 	if n <= single {
 		return []string{body}, enc
 	}
 	size := func(r rune) int { // in septets or UTF-16 units
 		if enc == UCS2 {
-			return len(utf16.Encode([]rune{r}))
+			return utf16.RuneLen(r)
 		}
-		if strings.ContainsRune(gsmExtension, r) {
-			return 2
-		}
-		return 1
+		return gsmSeptets(r)
 	}
 	limit := 153
 	if enc == UCS2 {

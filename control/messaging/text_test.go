@@ -78,3 +78,10 @@ func TestSegmentsCountParts(t *testing.T) {
 		t.Fatalf("Segments = %d; want 3 (the first € starts part 2)", n)
 	}
 }
+
+func BenchmarkSegments(b *testing.B) {
+	body := strings.Repeat("Hello, world! ", 114) // 1596 GSM-7 characters
+	for b.Loop() {
+		Segments(body)
+	}
+}
