@@ -114,6 +114,17 @@ func TestReceiveMessageAndReports(t *testing.T) {
 	if got, err = p.DeliveryReport(ctx, "c1@sbc", "Delivered to handset"); err != nil || got.Status != "failed" {
 		t.Errorf("a report after a final status: %+v %v", got, err)
 	}
+	// An interim report keeps the message open; the final one closes it.
+	m2 := store.Message{SID: store.NewSID(store.PrefixMessage), AccountSID: a.SID, From: "+14155550100", To: "+14155550198",
+		Direction: store.DirectionOutboundAPI, Status: "sent", CarrierID: "c2@sbc"}
+	if err := p.st.WriteMessage(ctx, &m2); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []struct{ raw, status string }{{"ACCEPTD", "sent"}, {"DELIVRD", "delivered"}, {"UNDELIV", "delivered"}} {
+		if got, err := p.DeliveryReport(ctx, "c2@sbc", r.raw); err != nil || got.Status != r.status {
+			t.Errorf("%s: %+v %v; want %s", r.raw, got, err, r.status)
+		}
+	}
 	if _, err := p.DeliveryReport(ctx, "nobody@sbc", "Delivered to handset"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("a report on no message: %v", err)
 	}

@@ -46,6 +46,15 @@ var DefaultStatusRules = []StatusRule{
 	{"Temporary Resolution Failure", Undelivered, "Failed - Message was Dropped After Reattempts"},
 	{"ESME Receiver reject message error", Failed, "Failed - Rejected by the Receiving Carrier"},
 	{"Message rejected", Failed, "Failed - Message Rejected by the Carrier"},
+	// The stat: words of SMPP delivery receipts, which SIP gateways pass on.
+	{"DELIVRD", Delivered, "Delivered Successfully"},
+	{"ACCEPTD", Sent, "Accepted by the Carrier"},
+	{"ENROUTE", Sent, "On its Way"},
+	{"UNDELIV", Undelivered, "Failed - Undeliverable"},
+	{"EXPIRED", Undelivered, "Failed - Expired Before Delivery"},
+	{"DELETED", Failed, "Failed - Deleted by the Carrier"},
+	{"REJECTD", Failed, "Failed - Rejected by the Carrier"},
+	{"UNKNOWN", Failed, "Failed - Unknown Carrier Status"},
 	// RFC 5438 IMDN delivery notifications.
 	{"imdn:delivered", Delivered, "Delivered Successfully"},
 	{"imdn:failed", Failed, "Failed - Delivery Failed"},
