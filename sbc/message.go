@@ -1,11 +1,15 @@
 package sbc
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"mime"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -144,31 +148,37 @@ func (s *Server) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 		s.respond(tx, req, 403, "Forbidden", nil, s.warning("only carrier trunks send MESSAGE"))
 		return
 	}
-	ct := ""
+	ct, charset := "", ""
 	if h := req.ContentType(); h != nil {
-		ct = strings.ToLower(strings.TrimSpace(strings.Split(h.Value(), ";")[0]))
+		if mt, params, err := mime.ParseMediaType(h.Value()); err == nil {
+			ct, charset = mt, strings.ToLower(params["charset"])
+		}
 	}
-	body := req.Body()
+	body, ok := textOf(req.Body(), charset)
 	switch {
-	case len(body) > maxMessageBody:
+	case len(req.Body()) > maxMessageBody:
 		s.respond(tx, req, 413, "Request Entity Too Large", nil)
 		return
 	case ct != "text/plain" && ct != "message/imdn+xml":
 		s.respond(tx, req, 415, "Unsupported Media Type", nil, sip.NewHeader("Accept", "text/plain, message/imdn+xml"))
+		return
+	case !ok:
+		s.respond(tx, req, 415, "Unsupported Media Type", nil, sip.NewHeader("Accept", "text/plain;charset=UTF-8"),
+			s.warning("the text is not "+cmp.Or(charset, "utf-8")))
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var carrierID, report string
 	if ct == "message/imdn+xml" {
-		n, err := messaging.ParseIMDN(body)
+		n, err := messaging.ParseIMDN(req.Body())
 		if err != nil {
 			s.respond(tx, req, 400, "Bad Request", nil, s.warning(err.Error()))
 			return
 		}
 		carrierID, report = n.MessageID, n.Status
 	} else if h := req.GetHeader("In-Reply-To"); h != nil {
-		carrierID, report = strings.TrimSpace(strings.Split(h.Value(), ",")[0]), string(body)
+		carrierID, report = strings.TrimSpace(strings.Split(h.Value(), ",")[0]), body
 	}
 	if carrierID != "" {
 		m, err := s.ctl.DeliveryReport(ctx, carrierID, report)
@@ -190,7 +200,7 @@ func (s *Server) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 	if f := req.From(); f != nil {
 		from = f.Address.User
 	}
-	m, kw, err := s.ctl.ReceiveMessage(ctx, from, req.Recipient.User, string(body))
+	m, kw, err := s.ctl.ReceiveMessage(ctx, from, req.Recipient.User, body)
 	switch {
 	case errors.Is(err, control.ErrNotOurNumber):
 		s.respond(tx, req, 404, "Not Found", nil)
@@ -206,4 +216,21 @@ func (s *Server) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	s.log.Info("message refused", "trunk", t.Name, "to", req.Recipient.User, "error", err)
+}
+
+// textOf is a MESSAGE body as text: UTF-8 (the default, RFC 3428 §9), or
+// ISO-8859-1 converted; false for bytes that are not the charset's, or a
+// NUL (the store keeps text).
+func textOf(b []byte, charset string) (string, bool) {
+	switch charset {
+	case "", "utf-8", "us-ascii":
+		return string(b), utf8.Valid(b) && !bytes.ContainsRune(b, 0)
+	case "iso-8859-1", "latin1":
+		r := make([]rune, len(b))
+		for i, c := range b {
+			r[i] = rune(c)
+		}
+		return string(r), !bytes.ContainsRune(b, 0)
+	}
+	return "", false
 }

@@ -33,6 +33,8 @@ func TestInboundMessageRefusals(t *testing.T) {
 		{"an image", "+14155550400", "image/png", "", "x", 415},
 		{"a report on nothing of ours", "+14155550400", "text/plain", "In-Reply-To: nothing@sbc\n", "Delivered to handset", 481},
 		{"a broken IMDN", "+14155550400", "message/imdn+xml", "", "<imdn>", 400},
+		{"not UTF-8", "+14155550400", "text/plain", "", "caf\xe9", 415},
+		{"a charset unknown", "+14155550400", "text/plain;charset=koi8-r", "", "x", 415},
 		{"text to alice's number (no SMS)", "+14155550400", "text/plain", "", "hi", 403},
 	} {
 		if got := send(carrier, tt.to, tt.ctype, tt.extra, tt.body); got != tt.want {
@@ -52,4 +54,22 @@ func TestMessageFromCustomerTrunk(t *testing.T) {
 	pbx.send(s.addrOf("udp"), fmt.Sprintf("MESSAGE sip:+14155550400@%s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK%s\nFrom: <sip:+14155550199@x>;tag=p\nTo: <sip:+14155550400@x>\nCall-ID: pbx-%s\nCSeq: 1 MESSAGE\nMax-Forwards: 70\nContent-Type: text/plain\nContent-Length: 4\n\nSTOP",
 		s.addrOf("udp"), pbx.addr, newID(), newID()))
 	pbx.expectResponse(403)
+}
+
+func TestTextOf(t *testing.T) {
+	for _, tt := range []struct {
+		body, charset, want string
+		ok                  bool
+	}{
+		{"Grüße", "", "Grüße", true},
+		{"caf\xe9", "iso-8859-1", "café", true},
+		{"caf\xe9", "utf-8", "", false},
+		{"a\x00b", "", "", false},
+		{"x", "koi8-r", "", false},
+	} {
+		got, ok := textOf([]byte(tt.body), tt.charset)
+		if ok != tt.ok || ok && got != tt.want {
+			t.Errorf("textOf(%q, %q) = %q %v; want %q %v", tt.body, tt.charset, got, ok, tt.want, tt.ok)
+		}
+	}
 }
