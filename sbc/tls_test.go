@@ -230,11 +230,7 @@ type tlsTrunk struct {
 
 func newTLSTrunk(t *testing.T, ip string, cert tls.Certificate) *tlsTrunk {
 	t.Helper()
-	ln, err := tls.Listen("tcp", ip+":0", &tls.Config{Certificates: []tls.Certificate{cert}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
+	ln := tlsTrunkListener(t, ip, cert)
 	k := &tlsTrunk{ln: ln, pong: make(chan bool, 1), pings: make(chan struct{}, 100), closed: make(chan error, 1)}
 	go func() {
 		c, err := ln.Accept()
@@ -348,11 +344,7 @@ to = "bad"
 // are the trunk's: its certificate was checked as the SBC connected.
 func TestTLSTrunkRequestsOnDialledConnection(t *testing.T) {
 	ca := testpki.NewCA(t, "test CA")
-	ln, err := tls.Listen("tcp", "127.0.0.3:0", &tls.Config{Certificates: []tls.Certificate{ca.Issue(t, "carrier.test", "127.0.0.3").TLS}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := tlsTrunkListener(t, "127.0.0.3", ca.Issue(t, "carrier.test", "127.0.0.3").TLS)
 	s := startServerWith(t, fmt.Sprintf(`
 [[sip.listen]]
 transport = "tls"
@@ -417,11 +409,7 @@ to = "m"
 func TestTLSByeAfterCarrierClosed(t *testing.T) {
 	ca := testpki.NewCA(t, "test CA")
 	carrierCert := ca.Issue(t, "carrier.test", "127.0.0.3")
-	ln, err := tls.Listen("tcp", "127.0.0.3:0", &tls.Config{Certificates: []tls.Certificate{carrierCert.TLS}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := tlsTrunkListener(t, "127.0.0.3", carrierCert.TLS)
 	callee := newPeer(t, "127.0.0.2")
 	leaf := ca.Issue(t, "sbc.test", "127.0.0.1")
 	s := startServerWith(t, fmt.Sprintf(`
@@ -508,11 +496,7 @@ to = "b"
 // the call at once, not after Timer B (32 s).
 func TestTLSTrunkClosedDuringInvite(t *testing.T) {
 	ca := testpki.NewCA(t, "test CA")
-	ln, err := tls.Listen("tcp", "127.0.0.5:0", &tls.Config{Certificates: []tls.Certificate{ca.Issue(t, "k.test", "127.0.0.5").TLS}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := tlsTrunkListener(t, "127.0.0.5", ca.Issue(t, "k.test", "127.0.0.5").TLS)
 	go func() {
 		c, err := ln.Accept()
 		if err != nil {
@@ -675,11 +659,7 @@ func TestSIPSCall(t *testing.T) {
 // a new connection to the trunk's address; the dialog stays a SIPS one.
 func TestTLSCallTakenOver(t *testing.T) {
 	ca := testpki.NewCA(t, "test CA")
-	ln, err := tls.Listen("tcp", "127.0.0.3:0", &tls.Config{Certificates: []tls.Certificate{ca.Issue(t, "carrier.test", "127.0.0.3").TLS}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := tlsTrunkListener(t, "127.0.0.3", ca.Issue(t, "carrier.test", "127.0.0.3").TLS)
 	got := make(chan *sip.Request, 1)
 	go func() {
 		conn, err := ln.Accept()
@@ -775,4 +755,16 @@ func TestIsSIPS(t *testing.T) {
 			t.Errorf("%q: %v; want %v", strings.SplitN(tt.msg, "\n", 3)[:2], got, tt.want)
 		}
 	}
+}
+
+// tlsTrunkListener is a TLS trunk's listener at ip, presenting cert;
+// closed when the test ends.
+func tlsTrunkListener(t *testing.T, ip string, cert tls.Certificate) net.Listener {
+	t.Helper()
+	ln, err := tls.Listen("tcp", ip+":0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
 }

@@ -9,8 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -36,21 +34,12 @@ func TestE2ESMS(t *testing.T) {
 	dir := dataDir(t, false)
 	const smsNum, voiceNum = "+14155550500", "+14155550501"
 	acct := smsAccount(t, dir, smsNum, voiceNum)
-	e := newE2EEnv(t, bin, func(c *sbctest.DaemonConfig) {
-		listen := "127.0.0.1:0"
-		c.Control.DataDir, c.Control.API.Listen = dir, &listen
-		c.LogLevel = "info"
+	e, base, admin, token := apiDaemon(t, bin, dir, func(c *sbctest.DaemonConfig) {
 		c.Edit = func(cfg *sbc.Config) {
 			cfg.Routes = append(cfg.Routes, sbc.Route{Prefix: "+", To: c.Callee.Name})
 		}
-	}, false)
-	l := e.sbc.waitN(t, 1, 5*time.Second, "api listening", func(l logLine) bool { return l.msg() == "api listening" })[0]
-	cred, err := os.ReadFile(filepath.Join(dir, control.AdminTokenFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin, token, _ := strings.Cut(strings.TrimSpace(string(cred)), ":")
-	api := &apiClient{base: "https://" + l.str("address"), user: admin, token: token,
+	})
+	api := &apiClient{base: base, user: admin, token: token,
 		http: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, Timeout: 10 * time.Second}}
 
 	carrier := e.uas(t, sippOpts{scenario: "uas_message.xml", calls: 3})

@@ -21,13 +21,17 @@ import (
 )
 
 // apiDaemon starts the daemon with its REST API on a free loopback port
-// and returns it, the API's base URL and the operator credential it wrote.
-func apiDaemon(t *testing.T, bin, dir string) (*e2eEnv, string, string, string) {
+// and returns it, the API's base URL and the operator credential it wrote;
+// change, if any, edits its config further.
+func apiDaemon(t *testing.T, bin, dir string, change ...func(*sbctest.DaemonConfig)) (*e2eEnv, string, string, string) {
 	t.Helper()
 	e := newE2EEnv(t, bin, func(c *sbctest.DaemonConfig) {
 		listen := "127.0.0.1:0"
 		c.Control.DataDir, c.Control.API.Listen = dir, &listen
 		c.LogLevel = "info"
+		for _, f := range change {
+			f(c)
+		}
 	}, false)
 	l := e.sbc.waitN(t, 1, 5*time.Second, "api listening", func(l logLine) bool { return l.msg() == "api listening" })[0]
 	cred, err := os.ReadFile(filepath.Join(dir, control.AdminTokenFile))
