@@ -29,7 +29,7 @@ func testPlane(t testing.TB, cfg Config) (*Plane, *time.Time) {
 		t.Fatal(err)
 	}
 	p := New(cfg, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	p.calls = newCallLog(st, p.log)
+	p.calls = newCallLog(st, p.log, p.callHook)
 	t.Cleanup(func() { p.Close() })
 	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	p.now = func() time.Time { return now }

@@ -44,10 +44,13 @@ type callLog struct {
 	done     chan struct{}
 	dropped  atomic.Int64
 	written  atomic.Int64
+	ended    func(*store.Call) // told of each final row once it is written
 }
 
-func newCallLog(st *store.Store, log *slog.Logger) *callLog {
-	w := &callLog{st: st, log: log, pending: map[string]store.Call{}, wake: make(chan struct{}, 1),
+// newCallLog starts a writer; ended (or nil) is told of each final row
+// once its transaction has committed.
+func newCallLog(st *store.Store, log *slog.Logger, ended func(*store.Call)) *callLog {
+	w := &callLog{st: st, log: log, ended: ended, pending: map[string]store.Call{}, wake: make(chan struct{}, 1),
 		urgent: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go w.run()
 	return w
@@ -151,6 +154,13 @@ func (w *callLog) writeBatch() (int, error) {
 		return 0, err
 	}
 	w.written.Add(int64(len(batch)))
+	if w.ended != nil {
+		for i := range batch {
+			if batch[i].Final() {
+				w.ended(&batch[i])
+			}
+		}
+	}
 	w.mu.Lock()
 	w.inflight = nil
 	w.mu.Unlock()

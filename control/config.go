@@ -20,6 +20,10 @@ type Config struct {
 	// DataDir holds the SQLite store, the API's self-signed certificate
 	// and the operator token file. Default DefaultDataDir.
 	DataDir string `toml:"data_dir"`
+	// TokenKeyFile holds the key accounts' auth tokens are sealed with
+	// (they sign webhooks); made at first use. Nodes sharing one store
+	// share it. Default DataDir/token.key.
+	TokenKeyFile string `toml:"token_key_file"`
 	// Store is "" (SQLite in DataDir/sbc.db) or a postgres:// URL, for
 	// several nodes sharing one control plane.
 	Store string `toml:"store"`
@@ -169,6 +173,9 @@ const DefaultClass = "default"
 func (c *Config) SetDefaults() {
 	if c.DataDir == "" {
 		c.DataDir = DefaultDataDir
+	}
+	if c.TokenKeyFile == "" {
+		c.TokenKeyFile = filepath.Join(c.DataDir, "token.key")
 	}
 	if c.Node == "" {
 		c.Node, _ = os.Hostname()

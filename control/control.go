@@ -38,6 +38,8 @@ type Plane struct {
 	hangupMu sync.RWMutex
 	hangup   func(sid string) bool
 	msgs     messages
+	tokens   *tokenSealer
+	hooks    hooks
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -61,7 +63,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Plane, error) {
 		st.Close()
 		return nil, err
 	}
-	p.calls = newCallLog(st, log)
+	p.calls = newCallLog(st, log, p.callHook)
 	p.wg.Add(2)
 	go p.watch()
 	go p.purgeLoop()
@@ -72,7 +74,8 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Plane, error) {
 // work: for tests and the CLI, which call Reload when they need admission.
 func New(cfg Config, st *store.Store, log *slog.Logger) *Plane {
 	p := &Plane{cfg: cfg, st: st, log: log, now: time.Now, classes: map[string]*classifier{},
-		lim: limiters{m: map[string]*limiter{}}, stop: make(chan struct{})}
+		lim: limiters{m: map[string]*limiter{}}, stop: make(chan struct{}),
+		tokens: &tokenSealer{path: cfg.TokenKeyFile}}
 	for _, cl := range cfg.Classes {
 		p.classes[cl.Name] = newClassifier(cl, cfg.HomeCountryCode, cfg.Premium)
 	}

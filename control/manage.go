@@ -102,6 +102,11 @@ func (p *Plane) CreateAccount(ctx context.Context, actor string, s AccountSpec) 
 	}
 	token := store.NewToken()
 	a.TokenHash = store.HashToken(token)
+	a.SID = store.NewSID(store.PrefixAccount)
+	var err error
+	if a.TokenSealed, err = p.tokens.seal(a.SID, token); err != nil {
+		return a, "", err
+	}
 	ctx, gen := store.WithGeneration(ctx)
 	if err := p.st.CreateAccount(ctx, actor, &a); err != nil {
 		return a, "", err
@@ -127,7 +132,9 @@ func (p *Plane) RotateToken(ctx context.Context, actor, sid string) (string, err
 	ctx, gen := store.WithGeneration(ctx)
 	a, err := p.st.UpdateAccount(ctx, actor, sid, func(a *store.Account) error {
 		a.TokenHash = store.HashToken(token)
-		return nil
+		var err error
+		a.TokenSealed, err = p.tokens.seal(sid, token)
+		return err
 	})
 	if err != nil {
 		return "", err
@@ -253,7 +260,8 @@ type NumberSpec struct {
 	SMS          *bool
 	VoiceTarget  *string
 	SMSURL       *string
-	SMSStop      *bool // the SBC handles STOP/START (default true)
+	SMSStop      *bool   // the SBC handles STOP/START (default true)
+	Callback     *string // the calls' status callback URL
 }
 
 var (
@@ -298,6 +306,12 @@ func applyNumber(n *store.Number, s NumberSpec, hooks WebhookConfig) error {
 			return fieldErr("SmsUrl", "%v", err)
 		}
 		n.SMSURL = *s.SMSURL
+	}
+	if s.Callback != nil {
+		if err := hooks.CheckURL(*s.Callback); err != nil {
+			return fieldErr("StatusCallback", "%v", err)
+		}
+		n.StatusCallback = *s.Callback
 	}
 	return nil
 }

@@ -110,6 +110,7 @@ func (p *Plane) SendMessage(ctx context.Context, account, from, to, body, callba
 	if err := p.st.WriteMessage(ctx, &m); err != nil {
 		return store.Message{}, err
 	}
+	p.messageHook(&m)
 	if !out {
 		queued := m
 		q.Add(&queued)
@@ -147,6 +148,7 @@ func (p *Plane) ReceiveMessage(ctx context.Context, from, to, body string) (stor
 	if err := p.st.WriteMessage(ctx, &m); err != nil {
 		return store.Message{}, messaging.NoKeyword, err
 	}
+	p.inboundHook(&m, n)
 	kw := messaging.NoKeyword
 	if n.SMSStop {
 		kw = messaging.KeywordOf(body)
@@ -174,12 +176,17 @@ func (p *Plane) DeliveryReport(ctx context.Context, carrierID, raw string) (stor
 		return m, nil
 	}
 	r := p.cfg.SMS.Translate(strings.TrimSpace(raw))
+	prev := m.Status
 	m.Status, m.Reason, m.RawStatus = string(r.Status), r.Reason, r.Raw
 	if r.Status == messaging.Failed || r.Status == messaging.Undelivered {
 		m.ErrorCode = messaging.ErrCarrierRefused
 	}
-	if _, err := p.st.SetMessageStatus(ctx, &m); err != nil {
+	moved, err := p.st.SetMessageStatus(ctx, &m)
+	if err != nil {
 		return m, err
+	}
+	if moved && m.Status != prev { // an interim report (still sent) is no news
+		p.messageHook(&m)
 	}
 	return p.st.Message(ctx, m.SID) // what the row says now
 }

@@ -16,7 +16,7 @@ func (q *request) numberSpec() (control.NumberSpec, error) {
 	for _, x := range []struct {
 		k   string
 		dst **string
-	}{{"PhoneNumber", &s.PhoneNumber}, {"FriendlyName", &s.FriendlyName}, {"VoiceUrl", &s.VoiceTarget}, {"SmsUrl", &s.SMSURL}} {
+	}{{"PhoneNumber", &s.PhoneNumber}, {"FriendlyName", &s.FriendlyName}, {"VoiceUrl", &s.VoiceTarget}, {"SmsUrl", &s.SMSURL}, {"StatusCallback", &s.Callback}} {
 		if v, ok := q.get(x.k); ok {
 			*x.dst = &v
 		}

@@ -124,6 +124,8 @@ type numberJSON struct {
 	SMSURL       string           `json:"sms_url"`
 	SMSMethod    string           `json:"sms_method"`
 	SMSStop      bool             `json:"sms_stop_handling"`
+	Callback     string           `json:"status_callback"`
+	CallbackVerb string           `json:"status_callback_method"`
 	Status       string           `json:"status"`
 	Origin       string           `json:"origin"`
 	APIVersion   string           `json:"api_version"`
@@ -135,7 +137,7 @@ type numberJSON struct {
 func numberOut(n *store.Number) numberJSON {
 	j := numberJSON{SID: n.SID, AccountSID: n.AccountSID, FriendlyName: n.FriendlyName, PhoneNumber: n.PhoneNumber,
 		Capabilities: capabilitiesJSON{Voice: n.Voice, SMS: n.SMS}, VoiceURL: n.VoiceTarget, SMSURL: n.SMSURL,
-		SMSMethod: "POST", SMSStop: n.SMSStop, Status: "in-use", Origin: "sbc", APIVersion: "2010-04-01",
+		SMSMethod: "POST", SMSStop: n.SMSStop, Callback: n.StatusCallback, CallbackVerb: "POST", Status: "in-use", Origin: "sbc", APIVersion: "2010-04-01",
 		DateCreated: rfc2822(n.Created), DateUpdated: rfc2822(n.Updated),
 		URI: Version + "/Accounts/" + n.AccountSID + "/IncomingPhoneNumbers/" + n.SID + ".json"}
 	if len(n.VoiceTarget) > 6 && n.VoiceTarget[:6] == "trunk:" {

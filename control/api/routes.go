@@ -13,7 +13,7 @@ const acctPath = Version + "/Accounts/{acct}"
 func (a *API) routes() []route {
 	callFilters := []string{"Status", "From", "To", "StartTime", "StartTime>", "StartTime>=", "StartTime<", "StartTime<="}
 	accountFields := []string{"FriendlyName", "Status", "CallsPerSecond", "SmsPerSecond", "MaxConcurrentCalls", "ClassOfRestriction", "Balance", "LowBalanceThreshold"}
-	numberFields := []string{"FriendlyName", "VoiceUrl", "TrunkSid", "SmsUrl", "VoiceEnabled", "SmsEnabled", "SmsStopHandling"}
+	numberFields := []string{"FriendlyName", "VoiceUrl", "TrunkSid", "SmsUrl", "VoiceEnabled", "SmsEnabled", "SmsStopHandling", "StatusCallback"}
 	messageFields := []string{"From", "To", "Body", "StatusCallback"}
 	return []route{
 		{pattern: "GET " + Version + "/Accounts.json", params: append([]string{"FriendlyName", "Status"}, pageParams...), h: a.listAccounts},

@@ -20,6 +20,7 @@ type Account struct {
 	Name          string    `json:"name"`
 	Status        string    `json:"status"`
 	TokenHash     string    `json:"-"`
+	TokenSealed   string    `json:"-"`              // the token itself, sealed with the node's token key
 	CPS           int       `json:"cps"`            // calls per second
 	SMSPerSecond  int       `json:"sms_per_second"` // messages per second
 	MaxConcurrent int       `json:"max_concurrent"` // calls at once
@@ -30,13 +31,13 @@ type Account struct {
 	Updated       time.Time `json:"date_updated"`
 }
 
-const accountCols = `sid, name, status, token_hash, cps, sms_per_second, max_concurrent, class, balance, low_balance, date_created, date_updated`
+const accountCols = `sid, name, status, token_hash, cps, sms_per_second, max_concurrent, class, balance, low_balance, date_created, date_updated, token_sealed`
 
 func scanAccount(r scanner) (Account, error) {
 	var a Account
 	var created, updated int64
 	err := r.Scan(&a.SID, &a.Name, &a.Status, &a.TokenHash, &a.CPS, &a.SMSPerSecond, &a.MaxConcurrent,
-		&a.Class, &a.Balance, &a.LowBalance, &created, &updated)
+		&a.Class, &a.Balance, &a.LowBalance, &created, &updated, &a.TokenSealed)
 	a.Created, a.Updated = fromMicros(created), fromMicros(updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = ErrNotFound
@@ -44,13 +45,17 @@ func scanAccount(r scanner) (Account, error) {
 	return a, err
 }
 
-// CreateAccount stores a new account; a.SID and the times are set here.
+// CreateAccount stores a new account; the times, and a.SID unless set,
+// are set here.
 func (s *Store) CreateAccount(ctx context.Context, actor string, a *Account) error {
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	a.SID, a.Created, a.Updated = NewSID(PrefixAccount), now, now
+	if a.SID == "" {
+		a.SID = NewSID(PrefixAccount)
+	}
+	a.Created, a.Updated = now, now
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO accounts (`+accountCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-			a.SID, a.Name, a.Status, a.TokenHash, a.CPS, a.SMSPerSecond, a.MaxConcurrent, a.Class, a.Balance, a.LowBalance, micros(now), micros(now))
+		_, err := tx.ExecContext(ctx, `INSERT INTO accounts (`+accountCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+			a.SID, a.Name, a.Status, a.TokenHash, a.CPS, a.SMSPerSecond, a.MaxConcurrent, a.Class, a.Balance, a.LowBalance, micros(now), micros(now), a.TokenSealed)
 		if err != nil {
 			return err
 		}
@@ -84,9 +89,9 @@ func (s *Store) UpdateAccount(ctx context.Context, actor, sid string, f func(*Ac
 		now := time.Now().UTC().Truncate(time.Microsecond)
 		after.SID, after.Created, after.Updated = before.SID, before.Created, now
 		_, err = tx.ExecContext(ctx, `UPDATE accounts SET name = $2, status = $3, token_hash = $4, cps = $5, sms_per_second = $6,
-			max_concurrent = $7, class = $8, balance = $9, low_balance = $10, date_updated = $11 WHERE sid = $1`,
+			max_concurrent = $7, class = $8, balance = $9, low_balance = $10, date_updated = $11, token_sealed = $12 WHERE sid = $1`,
 			sid, after.Name, after.Status, after.TokenHash, after.CPS, after.SMSPerSecond, after.MaxConcurrent,
-			after.Class, after.Balance, after.LowBalance, micros(now))
+			after.Class, after.Balance, after.LowBalance, micros(now), after.TokenSealed)
 		if err != nil {
 			return err
 		}

@@ -21,19 +21,22 @@ type Number struct {
 	SMSStop bool `json:"sms_stop"`
 	// VoiceTarget is where inbound calls go: "user:NAME", "trunk:NAME" or
 	// a sip: URI.
-	VoiceTarget string    `json:"voice_target"`
-	SMSURL      string    `json:"sms_url"`
-	Created     time.Time `json:"date_created"`
-	Updated     time.Time `json:"date_updated"`
+	VoiceTarget string `json:"voice_target"`
+	SMSURL      string `json:"sms_url"`
+	// StatusCallback is where the end of each call to or from the number
+	// is posted ("" none).
+	StatusCallback string    `json:"status_callback"`
+	Created        time.Time `json:"date_created"`
+	Updated        time.Time `json:"date_updated"`
 }
 
-const numberCols = `sid, account_sid, phone_number, friendly_name, voice_enabled, sms_enabled, voice_target, sms_url, date_created, date_updated, sms_stop`
+const numberCols = `sid, account_sid, phone_number, friendly_name, voice_enabled, sms_enabled, voice_target, sms_url, date_created, date_updated, sms_stop, status_callback`
 
 func scanNumber(r scanner) (Number, error) {
 	var n Number
 	var voice, sms, stop int
 	var created, updated int64
-	err := r.Scan(&n.SID, &n.AccountSID, &n.PhoneNumber, &n.FriendlyName, &voice, &sms, &n.VoiceTarget, &n.SMSURL, &created, &updated, &stop)
+	err := r.Scan(&n.SID, &n.AccountSID, &n.PhoneNumber, &n.FriendlyName, &voice, &sms, &n.VoiceTarget, &n.SMSURL, &created, &updated, &stop, &n.StatusCallback)
 	n.Voice, n.SMS, n.SMSStop = voice != 0, sms != 0, stop != 0
 	n.Created, n.Updated = fromMicros(created), fromMicros(updated)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -64,8 +67,8 @@ func (s *Store) CreateNumber(ctx context.Context, actor string, n *Number) error
 		if err := taken(ctx, tx, `SELECT COUNT(*) FROM numbers WHERE phone_number = $1`, n.PhoneNumber); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO numbers (`+numberCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-			n.SID, n.AccountSID, n.PhoneNumber, n.FriendlyName, b2i(n.Voice), b2i(n.SMS), n.VoiceTarget, n.SMSURL, micros(now), micros(now), b2i(n.SMSStop))
+		_, err := tx.ExecContext(ctx, `INSERT INTO numbers (`+numberCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+			n.SID, n.AccountSID, n.PhoneNumber, n.FriendlyName, b2i(n.Voice), b2i(n.SMS), n.VoiceTarget, n.SMSURL, micros(now), micros(now), b2i(n.SMSStop), n.StatusCallback)
 		if err != nil {
 			return uniqueViolation(err)
 		}
@@ -122,8 +125,8 @@ func (s *Store) UpdateNumber(ctx context.Context, actor, account, sid string, f 
 		now := time.Now().UTC().Truncate(time.Microsecond)
 		after.SID, after.AccountSID, after.PhoneNumber, after.Created, after.Updated = before.SID, before.AccountSID, before.PhoneNumber, before.Created, now
 		if _, err := tx.ExecContext(ctx, `UPDATE numbers SET friendly_name = $2, voice_enabled = $3, sms_enabled = $4, voice_target = $5,
-			sms_url = $6, date_updated = $7, sms_stop = $8 WHERE sid = $1`,
-			sid, after.FriendlyName, b2i(after.Voice), b2i(after.SMS), after.VoiceTarget, after.SMSURL, micros(now), b2i(after.SMSStop)); err != nil {
+			sms_url = $6, date_updated = $7, sms_stop = $8, status_callback = $9 WHERE sid = $1`,
+			sid, after.FriendlyName, b2i(after.Voice), b2i(after.SMS), after.VoiceTarget, after.SMSURL, micros(now), b2i(after.SMSStop), after.StatusCallback); err != nil {
 			return err
 		}
 		return changed(ctx, tx, now, actor, account, "number.update", numberPath(&after), before, after)

@@ -1,0 +1,115 @@
+package control
+
+import (
+	"context"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"sbc/control/messaging"
+	"sbc/control/store"
+)
+
+// Poster sends webhooks (the daemon's webhook.Sender): Post queues a form
+// POST of params to rawURL signed with token (X-Twilio-Signature), in the
+// order posted among those of one key, and never blocks; false: dropped.
+type Poster interface {
+	Post(rawURL string, params url.Values, key, token string) bool
+}
+
+// hooks is where the plane's webhooks go, set by the daemon.
+type hooks struct {
+	mu sync.RWMutex
+	w  Poster
+}
+
+// SetWebhooks gives the plane its webhook sender (nil: none sent).
+func (p *Plane) SetWebhooks(w Poster) {
+	p.hooks.mu.Lock()
+	p.hooks.w = w
+	p.hooks.mu.Unlock()
+}
+
+// apiVersion is the ApiVersion webhooks carry: the API's.
+const apiVersion = "2010-04-01"
+
+// hook posts params to rawURL on behalf of account, signed with its auth
+// token. A webhook the plane cannot sign is not sent (logged): the
+// customer's validator would refuse it anyway.
+func (p *Plane) hook(account, rawURL, key string, params url.Values) {
+	p.hooks.mu.RLock()
+	w := p.hooks.w
+	p.hooks.mu.RUnlock()
+	if w == nil || rawURL == "" {
+		return
+	}
+	a := p.snap.Load().accounts[account]
+	if a == nil {
+		return
+	}
+	token, err := p.tokens.open(account, a.TokenSealed)
+	if err != nil {
+		p.log.Warn("webhook not sent: it cannot be signed", "account_sid", account, "error", err)
+		return
+	}
+	params.Set("AccountSid", account)
+	params.Set("ApiVersion", apiVersion)
+	w.Post(rawURL, params, key, token)
+}
+
+// SetMessageStatus records m's new status (store.SetMessageStatus: only
+// forward) and, when it moved, posts it to the message's status
+// callback.
+func (p *Plane) SetMessageStatus(ctx context.Context, m *store.Message) (bool, error) {
+	moved, err := p.st.SetMessageStatus(ctx, m)
+	if err == nil && moved {
+		p.messageHook(m)
+	}
+	return moved, err
+}
+
+// messageHook posts m's status to its status callback: MessageStatus
+// (and SmsStatus, its older name), ErrorCode when it failed.
+func (p *Plane) messageHook(m *store.Message) {
+	if m.StatusCallback == "" {
+		return
+	}
+	v := url.Values{"MessageSid": {m.SID}, "SmsSid": {m.SID}, "From": {m.From}, "To": {m.To},
+		"MessageStatus": {m.Status}, "SmsStatus": {m.Status}}
+	if m.ErrorCode != 0 {
+		v.Set("ErrorCode", strconv.Itoa(m.ErrorCode))
+	}
+	if m.RawStatus != "" {
+		v.Set("ChannelStatusMessage", m.RawStatus) // the carrier's own words
+	}
+	p.hook(m.AccountSID, m.StatusCallback, m.SID, v)
+}
+
+// inboundHook posts a received message to its number's SMS URL. A
+// conversation's messages (one sender, one number) arrive in order.
+func (p *Plane) inboundHook(m *store.Message, n *store.Number) {
+	v := url.Values{"MessageSid": {m.SID}, "SmsSid": {m.SID}, "SmsMessageSid": {m.SID}, "From": {m.From}, "To": {m.To},
+		"Body": {m.Body}, "NumMedia": {"0"}, "NumSegments": {strconv.Itoa(m.Segments)}, "SmsStatus": {string(messaging.Received)}}
+	p.hook(m.AccountSID, n.SMSURL, m.To+" "+m.From, v)
+}
+
+// callHook posts the end of c to the status callback of the account's
+// number it was to or from (the CPaaS default: the final status only).
+func (p *Plane) callHook(c *store.Call) {
+	if c.AccountSID == "" || !c.Final() {
+		return
+	}
+	snap := p.snap.Load()
+	n := snap.numbers[c.To]
+	if n == nil || n.AccountSID != c.AccountSID || n.StatusCallback == "" {
+		n = snap.numbers[c.From]
+	}
+	if n == nil || n.AccountSID != c.AccountSID || n.StatusCallback == "" {
+		return
+	}
+	v := url.Values{"CallSid": {c.SID}, "CallStatus": {c.Status}, "Direction": {c.Direction}, "From": {c.From}, "To": {c.To},
+		"CallDuration": {strconv.Itoa(c.Duration)}, "SipResponseCode": {strconv.Itoa(c.SIPCode)},
+		"Timestamp": {c.Ended.UTC().Format(time.RFC1123Z)}, "SequenceNumber": {"0"}}
+	p.hook(c.AccountSID, n.StatusCallback, c.SID, v)
+}
