@@ -236,6 +236,7 @@ func (c *Config) SetDefaults() {
 		c.API.Listen = &l
 	}
 	c.SMS.SetDefaults()
+	c.Webhooks.SetDefaults()
 }
 
 // StorePath is the store's DSN: the postgres:// URL, or the SQLite file.
@@ -336,6 +337,7 @@ func (c *Config) Validate() error {
 		bad("control.api.cert", c.API.Cert, "a PEM certificate file together with control.api.key, or both empty (self-signed)")
 	}
 	errs = append(errs, c.SMS.Validate()...)
+	errs = append(errs, c.Webhooks.Validate()...)
 	return errors.Join(errs...)
 }
 

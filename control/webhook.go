@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // WebhookConfig is [control.webhooks]: where the SBC may send the HTTP
@@ -22,6 +23,55 @@ type WebhookConfig struct {
 	// non-public addresses: for operators whose customers' servers sit in
 	// the operator's own network, and for tests.
 	AllowPrivateNetworks bool `toml:"allow_private_networks"`
+	// QueueSize bounds the webhooks waiting (to be sent, or for a retry):
+	// beyond it new ones are dropped and counted, so a dead endpoint
+	// cannot grow memory. Default 10000.
+	QueueSize int `toml:"queue_size"`
+	// Attempts is how often a webhook is tried before it is given up
+	// (network errors, timeouts, 5xx and 429 are retried). Default 5.
+	Attempts int `toml:"attempts"`
+	// Backoff is the wait before the first retry, doubled for each next
+	// one (capped at 5 minutes). Default 5s.
+	Backoff time.Duration `toml:"backoff"`
+	// Timeout bounds one attempt. Default 10s.
+	Timeout time.Duration `toml:"timeout"`
+}
+
+// SetDefaults fills in zero values.
+func (w *WebhookConfig) SetDefaults() {
+	if w.QueueSize == 0 {
+		w.QueueSize = 10000
+	}
+	if w.Attempts == 0 {
+		w.Attempts = 5
+	}
+	if w.Backoff == 0 {
+		w.Backoff = 5 * time.Second
+	}
+	if w.Timeout == 0 {
+		w.Timeout = 10 * time.Second
+	}
+}
+
+// Validate names each bad key.
+func (w *WebhookConfig) Validate() []error {
+	var errs []error
+	bad := func(key string, val any, want string) {
+		errs = append(errs, fmt.Errorf("control.webhooks.%s: %q is invalid; want %s", key, fmt.Sprint(val), want))
+	}
+	if w.QueueSize < 1 || w.QueueSize > 1_000_000 {
+		bad("queue_size", w.QueueSize, "webhooks from 1 to 1000000")
+	}
+	if w.Attempts < 1 || w.Attempts > 20 {
+		bad("attempts", w.Attempts, "tries from 1 to 20")
+	}
+	if w.Backoff < 10*time.Millisecond || w.Backoff > time.Hour {
+		bad("backoff", w.Backoff, `a duration from "10ms" to "1h"`)
+	}
+	if w.Timeout < 100*time.Millisecond || w.Timeout > 2*time.Minute {
+		bad("timeout", w.Timeout, `a duration from "100ms" to "2m"`)
+	}
+	return errs
 }
 
 // maxURLLen bounds a webhook URL, as the store keeps it.

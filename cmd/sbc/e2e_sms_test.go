@@ -18,6 +18,8 @@ import (
 	"sbc/control/store"
 	"sbc/sbc"
 	"sbc/sbc/sbctest"
+
+	openapi "github.com/twilio/twilio-go/rest/api/v2010"
 )
 
 // TestE2ESMS: messages sent through the API go to the carrier (sipp) as
@@ -33,23 +35,34 @@ func TestE2ESMS(t *testing.T) {
 	bin := buildSBC(t)
 	dir := dataDir(t, false)
 	const smsNum, voiceNum = "+14155550500", "+14155550501"
-	acct := smsAccount(t, dir, smsNum, voiceNum)
+	// The customer's web server: it refuses the first try of each "sent"
+	// status callback (503), so each is retried.
+	hooks := newHookReceiver(t)
+	hooks.fail = func(path string, p url.Values) bool { return p.Get("MessageStatus") == "sent" }
+	acct, acctToken := smsAccount(t, dir, smsNum, voiceNum, hooks.url("/sms"))
+	hooks.token = acctToken
 	e, base, admin, token := apiDaemon(t, bin, dir, func(c *sbctest.DaemonConfig) {
 		c.Edit = func(cfg *sbc.Config) {
 			cfg.Routes = append(cfg.Routes, sbc.Route{Prefix: "+", To: c.Callee.Name})
+			cfg.Control.Webhooks.AllowHTTP, cfg.Control.Webhooks.AllowPrivateNetworks = true, true
+			cfg.Control.Webhooks.Backoff = 100 * time.Millisecond
 		}
 	})
 	api := &apiClient{base: base, user: admin, token: token,
 		http: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, Timeout: 10 * time.Second}}
 
+	// The customer sends with the twilio-go SDK, its own credentials.
+	sdk := twilioSDK(base, acct, acctToken)
 	carrier := e.uas(t, sippOpts{scenario: "uas_message.xml", calls: 3})
 	var sids []string
 	for _, body := range []string{"first", "second", "third"} {
-		st, out := api.post(t, "/2010-04-01/Accounts/"+acct+"/Messages.json", url.Values{"From": {smsNum}, "To": {"+14155550199"}, "Body": {body}})
-		if st != 201 || out["status"] != "queued" || out["num_segments"] != "1" {
-			t.Fatalf("send %q: %d %v", body, st, out)
+		p := &openapi.CreateMessageParams{}
+		p.SetFrom(smsNum).SetTo("+14155550199").SetBody(body).SetStatusCallback(hooks.url("/status"))
+		m, err := sdk.Api.CreateMessage(p)
+		if err != nil || *m.Status != "queued" || *m.NumSegments != "1" {
+			t.Fatalf("send %q with the SDK: %v %+v", body, err, m)
 		}
-		sids = append(sids, out["sid"].(string))
+		sids = append(sids, *m.Sid)
 	}
 	carrier.expectSuccess(t)
 	msgs := carrier.messages(t)
@@ -83,6 +96,40 @@ func TestE2ESMS(t *testing.T) {
 		t.Errorf("delivered message: %v; want the translation and the carrier's text", m)
 	}
 
+	// Each message's status callbacks arrive in order, signed; each "sent"
+	// after its retry, with the first try's idempotency token.
+	for i, sid := range sids {
+		want := "queued sending sent"
+		if i == 0 {
+			want += " delivered"
+		}
+		got := hooks.await(t, "/status", sid+": "+want, func(h []hookHit) bool {
+			var mine []hookHit
+			for _, x := range h {
+				if x.params.Get("MessageSid") == sid {
+					mine = append(mine, x)
+				}
+			}
+			return statuses(mine) == want
+		})
+		for _, x := range got {
+			if x.params.Get("AccountSid") != acct || x.params.Get("From") != smsNum || x.params.Get("To") != "+14155550199" {
+				t.Errorf("status callback %v: wrong message fields", x.params)
+			}
+		}
+	}
+	hooks.mu.Lock()
+	for _, x := range hooks.hits {
+		if x.params.Get("MessageStatus") == "sent" && hooks.attempts[x.idem] != 2 {
+			t.Errorf("sent callback of %s tried %d times; want 2 (refused once)", x.params.Get("MessageSid"), hooks.attempts[x.idem])
+		}
+	}
+	hooks.mu.Unlock()
+	listed, err := sdk.Api.ListMessage(&openapi.ListMessageParams{})
+	if err != nil || len(listed) < 3 {
+		t.Errorf("ListMessage with the SDK: %v, %d messages", err, len(listed))
+	}
+
 	// The recipient writes STOP to the number: nothing more goes to it
 	// from the account, until START.
 	carrierUAC("uac_message.xml", "from", "+14155550199", "to", smsNum, "body", " stop ")
@@ -98,6 +145,12 @@ func TestE2ESMS(t *testing.T) {
 		t.Errorf("inbound messages: %d %v", st, out)
 	}
 	carrierUAC("uac_message.xml", "from", "+14155550199", "to", smsNum, "body", "START")
+	// Both reached the number's SMS URL, in order, with their bodies.
+	hooks.await(t, "/sms", `" stop " then "START"`, func(h []hookHit) bool {
+		// (sipp's scenario ends the body with a line break)
+		return len(h) == 2 && strings.TrimRight(h[0].params.Get("Body"), "\r\n") == " stop " && strings.TrimRight(h[1].params.Get("Body"), "\r\n") == "START" &&
+			h[1].params.Get("From") == "+14155550199" && h[1].params.Get("To") == smsNum
+	})
 	if st, out := api.do(t, "GET", "/2010-04-01/Accounts/"+acct+"/SMS/OptOuts.json", nil); st != 200 || strings.Contains(fmt.Sprint(out["opt_outs"]), "+14155550199") {
 		t.Errorf("opt-outs after START: %d %v", st, out)
 	}
@@ -119,13 +172,15 @@ func TestE2ESMS(t *testing.T) {
 	if st != 400 || out["message"] != "Source Number Not SMS Enabled" || out["code"] != float64(21606) {
 		t.Errorf("from a voice-only number: %d %v", st, out)
 	}
+	hooks.checkSigned(t)
 }
 
 // smsAccount makes, in a control store in dir, an account with an
-// SMS-enabled number and a voice-only one, and returns its SID.
-func smsAccount(t *testing.T, dir, smsNum, voiceNum string) string {
+// SMS-enabled number (inbound messages posted to smsURL) and a voice-only
+// one, and returns its SID and auth token.
+func smsAccount(t *testing.T, dir, smsNum, voiceNum, smsURL string) (string, string) {
 	t.Helper()
-	cfg := control.Config{DataDir: dir}
+	cfg := control.Config{DataDir: dir, Webhooks: control.WebhookConfig{AllowHTTP: true, AllowPrivateNetworks: true}}
 	cfg.SetDefaults()
 	st, err := store.Open(context.Background(), cfg.StorePath())
 	if err != nil {
@@ -135,7 +190,7 @@ func smsAccount(t *testing.T, dir, smsNum, voiceNum string) string {
 	p := control.New(cfg, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx := context.Background()
 	name, rate := "Texter", 10
-	a, _, err := p.CreateAccount(ctx, "cli", control.AccountSpec{Name: &name, SMSPerSecond: &rate})
+	a, token, err := p.CreateAccount(ctx, "cli", control.AccountSpec{Name: &name, SMSPerSecond: &rate})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,11 +199,11 @@ func smsAccount(t *testing.T, dir, smsNum, voiceNum string) string {
 		num string
 		sms *bool
 	}{{smsNum, &yes}, {voiceNum, &no}} {
-		if _, err := p.CreateNumber(ctx, "cli", a.SID, control.NumberSpec{PhoneNumber: &n.num, SMS: n.sms}); err != nil {
+		if _, err := p.CreateNumber(ctx, "cli", a.SID, control.NumberSpec{PhoneNumber: &n.num, SMS: n.sms, SMSURL: &smsURL}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return a.SID
+	return a.SID, token
 }
 
 // apiClient calls the daemon's REST API with HTTP Basic credentials.

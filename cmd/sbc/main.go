@@ -27,6 +27,7 @@ import (
 	"sbc/media"
 	"sbc/sbc"
 	"sbc/tlsconf"
+	"sbc/webhook"
 )
 
 // Exit codes.
@@ -129,11 +130,16 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 			defer guard.Close()
 		}
 	}
+	// Webhooks go out until the control plane has closed (its last call
+	// rows post their calls' ends).
+	hooks := startWebhooks(cfg.Control.Webhooks, log.With("component", "webhook"))
+	defer hooks.Close()
 	ctl, err := control.Open(context.Background(), cfg.Control, log.With("component", "control"))
 	if err != nil {
 		log.Error("start the control plane", "error", err)
 		return exitFail
 	}
+	ctl.SetWebhooks(hooks)
 	release, err := ctl.Store().ClaimNode(context.Background(), cfg.Control.Node, lockWait)
 	if err != nil {
 		ctl.Close()
@@ -205,7 +211,7 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 	if err != nil {
 		log.Warn("messages a previous run left queued not read", "error", err)
 	}
-	smsQueue := messaging.NewQueue(ctl.Store(), srv, ctl.SMSRate, log)
+	smsQueue := messaging.NewQueue(ctl, srv, ctl.SMSRate, log)
 	smsQueue.Start(pending)
 	ctl.SetMessageQueue(smsQueue)
 	log.Info("started", "version", version(), "media_ports", fmt.Sprintf("%d-%d", cfg.Media.PortMin, cfg.Media.PortMax))
@@ -270,6 +276,17 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 	}
 	log.Info("stopped", attrs...)
 	return exitOK
+}
+
+// startWebhooks starts the sender of customers' webhooks; unless the
+// config admits private networks, a connection may only go to a public
+// address (checked after name resolution).
+func startWebhooks(c control.WebhookConfig, log *slog.Logger) *webhook.Sender {
+	opts := webhook.Options{QueueSize: c.QueueSize, Attempts: c.Attempts, Backoff: c.Backoff, Timeout: c.Timeout}
+	if !c.AllowPrivateNetworks {
+		opts.Allowed = control.PublicAddr
+	}
+	return webhook.New(opts, log)
 }
 
 // flushCallLog writes the call rows queued so far, for an exit that skips
