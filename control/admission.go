@@ -26,6 +26,10 @@ type Decision struct {
 	Code       int
 	Reason     string // for the Warning header and the log
 	RetryAfter int    // seconds, with 503
+	// Cause, when set, is the refusal's own status (402: the balance is
+	// spent) for a Reason header (RFC 3326) beside Code, the SIP status
+	// peers act on.
+	Cause int
 	Rule       string // the class-of-restriction rule that decided
 
 	Account   string // the call's account; "" for a transit call
@@ -212,6 +216,14 @@ func (p *Plane) AdmitCall(a Attempt) Decision {
 		d.Direction, d.Target = store.DirectionOriginating, owner.VoiceTarget
 	}
 	d.Account = acct.SID
+	if r := p.led.rates; r.Enabled() {
+		if b, ok := p.led.balance(acct.SID); ok && b <= 0 || !ok && acct.Balance <= 0 {
+			return Decision{Code: 403, Cause: 402, Reason: "insufficient balance", Account: acct.SID}
+		}
+		if _, ok := r.Call(d.To); !ok && r.RefuseUnrated() {
+			return Decision{Code: 403, Reason: "no rate for the destination (control.billing.unrated = refuse)", Account: acct.SID}
+		}
+	}
 	l := p.lim.get(acct.SID)
 	code, retry := l.take(p.now(), acct.CPS, acct.MaxConcurrent)
 	switch code {

@@ -29,7 +29,7 @@ func testPlane(t testing.TB, cfg Config) (*Plane, *time.Time) {
 		t.Fatal(err)
 	}
 	p := New(cfg, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	p.calls = newCallLog(st, p.log, p.callHook)
+	p.calls = newCallLog(st, p.log, p.callsWritten)
 	t.Cleanup(func() { p.Close() })
 	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	p.now = func() time.Time { return now }
@@ -230,7 +230,7 @@ func TestPurgeDefaults(t *testing.T) {
 		{SID: store.NewSID(store.PrefixCall), Status: store.CallCompleted, Created: at(18, 1)}, // goes
 		{SID: store.NewSID(store.PrefixCall), Status: store.CallCompleted, Created: at(17, 27)},
 	}
-	if err := p.st.WriteCalls(ctx, calls); err != nil {
+	if _, err := p.st.WriteCalls(ctx, calls); err != nil {
 		t.Fatal(err)
 	}
 	for _, m := range []store.Message{
@@ -268,7 +268,7 @@ func TestCloseLost(t *testing.T) {
 	}
 	up, ringing, adopted, done, other := mk(store.CallInProgress, "pop1", true), mk(store.CallRinging, "pop1", false),
 		mk(store.CallInProgress, "pop1", true), mk(store.CallBusy, "pop1", false), mk(store.CallInProgress, "pop2", true)
-	if err := p.st.WriteCalls(ctx, []store.Call{up, ringing, adopted, done, other}); err != nil {
+	if _, err := p.st.WriteCalls(ctx, []store.Call{up, ringing, adopted, done, other}); err != nil {
 		t.Fatal(err)
 	}
 	n, err := p.CloseLost(ctx, []string{adopted.SID})

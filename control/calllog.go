@@ -32,25 +32,26 @@ const batchDelay = 250 * time.Millisecond
 // transaction: the calls that put them never wait for the store. Rows of
 // one call coalesce while they wait, so only its latest reaches the store.
 type callLog struct {
-	st       *store.Store
-	log      *slog.Logger
-	mu       sync.Mutex
-	pending  map[string]store.Call
-	grown    bool // pending went past shrinkAt: made anew once empty
-	wake     chan struct{}
-	urgent   chan struct{} // flush: write without waiting for more
-	inflight []store.Call  // rows taken from pending, not yet written
-	stop     chan struct{}
-	done     chan struct{}
-	dropped  atomic.Int64
-	written  atomic.Int64
-	ended    func(*store.Call) // told of each final row once it is written
+	st        *store.Store
+	log       *slog.Logger
+	mu        sync.Mutex
+	pending   map[string]store.Call
+	grown     bool // pending went past shrinkAt: made anew once empty
+	wake      chan struct{}
+	urgent    chan struct{} // flush: write without waiting for more
+	inflight  []store.Call  // rows taken from pending, not yet written
+	stop      chan struct{}
+	done      chan struct{}
+	dropped   atomic.Int64
+	written   atomic.Int64
+	committed func([]store.Call, []store.Balance) // told of each batch committed
 }
 
-// newCallLog starts a writer; ended (or nil) is told of each final row
-// once its transaction has committed.
-func newCallLog(st *store.Store, log *slog.Logger, ended func(*store.Call)) *callLog {
-	w := &callLog{st: st, log: log, ended: ended, pending: map[string]store.Call{}, wake: make(chan struct{}, 1),
+// newCallLog starts a writer; written (or nil) is told of each batch of
+// rows once its transaction has committed, with the balances its charges
+// left.
+func newCallLog(st *store.Store, log *slog.Logger, written func([]store.Call, []store.Balance)) *callLog {
+	w := &callLog{st: st, log: log, committed: written, pending: map[string]store.Call{}, wake: make(chan struct{}, 1),
 		urgent: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go w.run()
 	return w
@@ -140,7 +141,8 @@ func (w *callLog) writeBatch() (int, error) {
 	if len(batch) == 0 {
 		return 0, nil
 	}
-	if err := w.st.WriteCalls(context.Background(), batch); err != nil {
+	bals, err := w.st.WriteCalls(context.Background(), batch)
+	if err != nil {
 		w.mu.Lock()
 		for _, c := range batch {
 			// Back in line, unless a newer row came meanwhile, which a
@@ -154,12 +156,8 @@ func (w *callLog) writeBatch() (int, error) {
 		return 0, err
 	}
 	w.written.Add(int64(len(batch)))
-	if w.ended != nil {
-		for i := range batch {
-			if batch[i].Final() {
-				w.ended(&batch[i])
-			}
-		}
+	if w.committed != nil {
+		w.committed(batch, bals)
 	}
 	w.mu.Lock()
 	w.inflight = nil

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"sbc/control/billing"
 	"sbc/control/messaging"
 	"sbc/control/store"
 )
@@ -50,6 +51,7 @@ type Config struct {
 	API       APIConfig        `toml:"api"`
 	Webhooks  WebhookConfig    `toml:"webhooks"`
 	SMS       messaging.Config `toml:"sms"`
+	Billing   billing.Config   `toml:"billing"`
 }
 
 // DefaultDataDir is control.data_dir when the config says nothing.
@@ -237,6 +239,7 @@ func (c *Config) SetDefaults() {
 	}
 	c.SMS.SetDefaults()
 	c.Webhooks.SetDefaults()
+	c.Billing.SetDefaults()
 }
 
 // StorePath is the store's DSN: the postgres:// URL, or the SQLite file.
@@ -338,6 +341,7 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.SMS.Validate()...)
 	errs = append(errs, c.Webhooks.Validate()...)
+	errs = append(errs, c.Billing.Validate())
 	return errors.Join(errs...)
 }
 

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"sbc/control/billing"
 	"sbc/control/store"
 )
 
@@ -40,6 +41,7 @@ type Plane struct {
 	msgs     messages
 	tokens   *tokenSealer
 	hooks    hooks
+	led      *ledger
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -63,7 +65,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Plane, error) {
 		st.Close()
 		return nil, err
 	}
-	p.calls = newCallLog(st, log, p.callHook)
+	p.calls = newCallLog(st, log, p.callsWritten)
 	p.wg.Add(2)
 	go p.watch()
 	go p.purgeLoop()
@@ -76,6 +78,12 @@ func New(cfg Config, st *store.Store, log *slog.Logger) *Plane {
 	p := &Plane{cfg: cfg, st: st, log: log, now: time.Now, classes: map[string]*classifier{},
 		lim: limiters{m: map[string]*limiter{}}, stop: make(chan struct{}),
 		tokens: &tokenSealer{path: cfg.TokenKeyFile}}
+	rates, err := billing.NewTable(cfg.Billing)
+	if err != nil { // validated before: only a caller that skipped Validate
+		log.Error("control.billing invalid: billing off", "error", err)
+		rates, _ = billing.NewTable(billing.Config{})
+	}
+	p.led = newLedger(rates)
 	for _, cl := range cfg.Classes {
 		p.classes[cl.Name] = newClassifier(cl, cfg.HomeCountryCode, cfg.Premium)
 	}
@@ -156,6 +164,11 @@ func (p *Plane) watch() {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		err := p.Reload(ctx)
+		if err == nil && p.led.rates.Enabled() {
+			if err = p.refreshBalances(ctx); err == nil {
+				p.watchBalances(p.now())
+			}
+		}
 		cancel()
 		if err != nil && !failing {
 			p.log.Warn("control plane reload failing; admission uses the last data loaded", "error", err)
@@ -166,10 +179,18 @@ func (p *Plane) watch() {
 	}
 }
 
-// LogCall queues a call's log row. It never blocks on the store.
+// LogCall queues a call's log row. It never blocks on the store. With
+// billing on, a final row carries the call's price, charged when it is
+// written.
 func (p *Plane) LogCall(c store.Call) {
 	if c.Node == "" {
 		c.Node = p.cfg.Node
+	}
+	if r := p.led.rates; r.Enabled() && c.AccountSID != "" {
+		if c.Final() && c.Duration > 0 {
+			c.Price, _ = r.CallPrice(c.To, c.Duration)
+		}
+		p.led.track(&c)
 	}
 	p.calls.put(c)
 }

@@ -61,9 +61,17 @@ func (p *Plane) hook(account, rawURL, key string, params url.Values) {
 // SetMessageStatus records m's new status (store.SetMessageStatus: only
 // forward) and, when it moved, posts it to the message's status
 // callback.
+// With billing on, a message the carrier took (sent) is charged its
+// price in the same transaction.
 func (p *Plane) SetMessageStatus(ctx context.Context, m *store.Message) (bool, error) {
-	moved, err := p.st.SetMessageStatus(ctx, m)
+	if r := p.led.rates; r.Enabled() && m.Status == string(messaging.Sent) && m.Price == 0 {
+		m.Price, _ = r.SMSPrice(m.To, m.Segments)
+	}
+	moved, bal, err := p.st.SetMessageStatusCharged(ctx, m)
 	if err == nil && moved {
+		if bal != nil {
+			p.charged([]store.Balance{*bal})
+		}
 		p.messageHook(m)
 	}
 	return moved, err

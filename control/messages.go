@@ -27,6 +27,8 @@ var (
 	ErrNoBody       = &CodedError{21602, "Message body is required"}
 	ErrBodyTooLong  = &CodedError{21617, "The concatenated message body exceeds the 1600 character limit"}
 	ErrQueueFull    = &CodedError{30001, "Queue overflow: the account has four hours' worth of messages waiting at its SMS rate"}
+	ErrNoBalance    = &CodedError{20402, "Insufficient balance: the account's balance is at or below zero"}
+	ErrUnrated      = &CodedError{21408, "Permission to send an SMS has not been enabled for the region indicated by the 'To' number (no rate)"}
 	ErrNoMessaging  = errors.New("control: messaging is not running")
 )
 
@@ -93,6 +95,14 @@ func (p *Plane) SendMessage(ctx context.Context, account, from, to, body, callba
 	}
 	if err := p.cfg.Webhooks.CheckURL(callback); err != nil {
 		return store.Message{}, fieldErr("StatusCallback", "%v", err)
+	}
+	if r := p.led.rates; r.Enabled() {
+		if b, ok := p.led.balance(account); ok && b <= 0 || !ok && a.Balance <= 0 {
+			return store.Message{}, ErrNoBalance
+		}
+		if _, ok := r.SMS(dst); !ok && r.RefuseUnrated() {
+			return store.Message{}, ErrUnrated
+		}
 	}
 	if q.QueuedFor(account) >= maxQueuedFor(p.SMSRate(account)) {
 		return store.Message{}, ErrQueueFull

@@ -90,6 +90,12 @@ func (s *Server) route(from *Trunk, req *sip.Request) (*Trunk, string, control.D
 			if d.RetryAfter > 0 {
 				hdrs = append(hdrs, sip.NewHeader("Retry-After", strconv.Itoa(d.RetryAfter)))
 			}
+			if d.Cause > 0 {
+				// RFC 3326 §2 (which considers responses too): the
+				// refusal's own status, 402 for a spent balance, a final
+				// response SIP peers would not act on.
+				hdrs = append(hdrs, sip.NewHeader("Reason", "SIP;cause="+strconv.Itoa(d.Cause)+`;text="`+warnText(d.Reason)+`"`))
+			}
 			return nil, "", d, reject(d.Code, reason(d.Code), append(hdrs, s.warning(d.Reason))...)
 		}
 		if d.Direction == store.DirectionTerminating {

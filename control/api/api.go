@@ -193,6 +193,8 @@ func (a *API) wrap(rt route) http.HandlerFunc {
 			case errors.As(err, &ae):
 			case errors.As(err, &fe):
 				ae = badParam(fe.Field, "%s", fe.Message)
+			case errors.Is(err, control.ErrNoBalance):
+				ae = &apiError{http.StatusPaymentRequired, control.ErrNoBalance.Code, control.ErrNoBalance.Message}
 			case errors.As(err, &ce):
 				ae = &apiError{http.StatusBadRequest, ce.Code, ce.Message}
 			case errors.Is(err, control.ErrNoMessaging):

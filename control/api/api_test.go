@@ -290,7 +290,7 @@ func callRows(t *testing.T, e *env, account string, n int) []store.Call {
 		}
 		calls = append(calls, c)
 	}
-	if err := e.p.Store().WriteCalls(context.Background(), calls); err != nil {
+	if _, err := e.p.Store().WriteCalls(context.Background(), calls); err != nil {
 		t.Fatal(err)
 	}
 	return calls
@@ -371,7 +371,7 @@ func TestCallsWithTheSDK(t *testing.T) {
 		// Hang up a live call.
 		live := store.Call{SID: store.NewSID(store.PrefixCall), AccountSID: sid, From: "+1", To: "+2", Direction: store.DirectionTerminating,
 			Status: store.CallInProgress, Created: time.Now(), Answered: time.Now()}
-		if err := e.p.Store().WriteCalls(context.Background(), []store.Call{live}); err != nil {
+		if _, err := e.p.Store().WriteCalls(context.Background(), []store.Call{live}); err != nil {
 			t.Fatal(err)
 		}
 		done, err := me.Api.UpdateCall(live.SID, (&openapi.UpdateCallParams{}).SetStatus("completed"))

@@ -89,7 +89,8 @@ func (s *Store) UpdateAccount(ctx context.Context, actor, sid string, f func(*Ac
 		now := time.Now().UTC().Truncate(time.Microsecond)
 		after.SID, after.Created, after.Updated = before.SID, before.Created, now
 		_, err = tx.ExecContext(ctx, `UPDATE accounts SET name = $2, status = $3, token_hash = $4, cps = $5, sms_per_second = $6,
-			max_concurrent = $7, class = $8, balance = $9, low_balance = $10, date_updated = $11, token_sealed = $12 WHERE sid = $1`,
+			max_concurrent = $7, class = $8, balance = $9, low_balance = $10, date_updated = $11, token_sealed = $12,
+			low_balance_notified = CASE WHEN CAST($9 AS BIGINT) > CAST($10 AS BIGINT) THEN 0 ELSE low_balance_notified END WHERE sid = $1`,
 			sid, after.Name, after.Status, after.TokenHash, after.CPS, after.SMSPerSecond, after.MaxConcurrent,
 			after.Class, after.Balance, after.LowBalance, micros(now), after.TokenSealed)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 )
@@ -52,7 +53,8 @@ type Call struct {
 	Created    time.Time
 	Answered   time.Time // zero: never answered
 	Ended      time.Time
-	Duration   int // seconds answered
+	Duration   int   // seconds answered
+	Price      Money // what the call cost its account, charged with its final row
 	A, B       LegStats
 }
 
@@ -66,14 +68,14 @@ func (c *Call) Final() bool {
 }
 
 const callCols = `sid, account_sid, from_number, to_number, direction, status, sip_code, from_trunk, to_trunk, ended_by, node,
-	date_created, start_time, end_time, duration, a_packets, a_lost, a_jitter, a_mos, b_packets, b_lost, b_jitter, b_mos, date_updated`
+	date_created, start_time, end_time, duration, a_packets, a_lost, a_jitter, a_mos, b_packets, b_lost, b_jitter, b_mos, date_updated, price`
 
 func scanCall(r scanner) (Call, error) {
 	var c Call
 	var created, answered, ended, updated int64
 	err := r.Scan(&c.SID, &c.AccountSID, &c.From, &c.To, &c.Direction, &c.Status, &c.SIPCode, &c.FromTrunk, &c.ToTrunk,
 		&c.EndedBy, &c.Node, &created, &answered, &ended, &c.Duration,
-		&c.A.Packets, &c.A.Lost, &c.A.JitterMs, &c.A.MOS, &c.B.Packets, &c.B.Lost, &c.B.JitterMs, &c.B.MOS, &updated)
+		&c.A.Packets, &c.A.Lost, &c.A.JitterMs, &c.A.MOS, &c.B.Packets, &c.B.Lost, &c.B.JitterMs, &c.B.MOS, &updated, &c.Price)
 	c.Created, c.Answered, c.Ended = fromMicros(created), fromMicros(answered), fromMicros(ended)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = ErrNotFound
@@ -85,7 +87,7 @@ func scanCall(r scanner) (Call, error) {
 // values, but a final status is never overwritten by a non-final one
 // (snapshots of one call may meet in one batch out of order only if a
 // caller misuses it; this keeps the log right anyway).
-var upsertCall = `INSERT INTO calls (` + callCols + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)
+var upsertCall = `INSERT INTO calls (` + callCols + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)
 	ON CONFLICT (sid) DO UPDATE SET ` + setExcluded(callCols, "sid", "date_created") + `
 	WHERE calls.status NOT IN ('completed', 'failed', 'busy', 'no-answer', 'canceled') OR excluded.status IN ('completed', 'failed', 'busy', 'no-answer', 'canceled')`
 
@@ -105,25 +107,46 @@ next:
 }
 
 // WriteCalls writes call rows in one transaction: new ones inserted,
-// known ones updated.
-func (s *Store) WriteCalls(ctx context.Context, calls []Call) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+// known ones updated. A final row with a price charges its account in
+// the same transaction, once (a row written again is not charged again);
+// the balances those charges left are returned.
+func (s *Store) WriteCalls(ctx context.Context, calls []Call) ([]Balance, error) {
+	var out []Balance
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		out = out[:0]
 		stmt, err := tx.PrepareContext(ctx, upsertCall)
 		if err != nil {
 			return err
 		}
 		defer stmt.Close()
-		now := micros(time.Now())
+		now := time.Now()
+		var priced []*Call
 		for i := range calls {
 			c := &calls[i]
 			if _, err := stmt.ExecContext(ctx, c.SID, c.AccountSID, c.From, c.To, c.Direction, c.Status, c.SIPCode,
 				c.FromTrunk, c.ToTrunk, c.EndedBy, c.Node, micros(c.Created), micros(c.Answered), micros(c.Ended), c.Duration,
-				c.A.Packets, c.A.Lost, c.A.JitterMs, c.A.MOS, c.B.Packets, c.B.Lost, c.B.JitterMs, c.B.MOS, now); err != nil {
+				c.A.Packets, c.A.Lost, c.A.JitterMs, c.A.MOS, c.B.Packets, c.B.Lost, c.B.JitterMs, c.B.MOS, micros(now), c.Price); err != nil {
 				return err
+			}
+			if c.Final() && c.Price > 0 && c.AccountSID != "" {
+				priced = append(priced, c)
+			}
+		}
+		// Accounts in one order: two nodes' batches lock them alike
+		// (PostgreSQL), never each waiting for the other.
+		slices.SortFunc(priced, func(a, b *Call) int { return strings.Compare(a.AccountSID, b.AccountSID) })
+		for _, c := range priced {
+			b, err := s.charge(ctx, tx, c.SID, c.AccountSID, c.Price, now)
+			if err != nil {
+				return err
+			}
+			if b != nil {
+				out = append(out, *b)
 			}
 		}
 		return nil
 	})
+	return out, err
 }
 
 // Call returns one call; account "" matches any (the operator's view).

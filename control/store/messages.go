@@ -94,15 +94,32 @@ func rankOf(status string) int {
 // status is further along, or final already; false then. The body is not
 // touched.
 func (s *Store) SetMessageStatus(ctx context.Context, m *Message) (bool, error) {
+	moved, _, err := s.SetMessageStatusCharged(ctx, m)
+	return moved, err
+}
+
+// SetMessageStatusCharged is SetMessageStatus; when the status moved and
+// m has a price, the account is charged it in the same transaction,
+// once, and the balance that left is returned.
+func (s *Store) SetMessageStatusCharged(ctx context.Context, m *Message) (bool, *Balance, error) {
 	m.Updated = time.Now().UTC().Truncate(time.Microsecond)
-	res, err := s.db.ExecContext(ctx, `UPDATE messages SET status = $2, reason = $3, raw_status = $4, error_code = $5, carrier_id = $6,
+	var moved bool
+	var bal *Balance
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE messages SET status = $2, reason = $3, raw_status = $4, error_code = $5, carrier_id = $6,
 		date_sent = $7, price = $8, date_updated = $9 WHERE sid = $1 AND (`+statusRank+` < $10 OR `+statusRank+` = $10 AND $10 < 3)`,
-		m.SID, m.Status, m.Reason, m.RawStatus, m.ErrorCode, m.CarrierID, micros(m.Sent), m.Price, micros(m.Updated), rankOf(m.Status))
-	if err != nil {
-		return false, err
-	}
-	n, err := res.RowsAffected()
-	return n > 0, err
+			m.SID, m.Status, m.Reason, m.RawStatus, m.ErrorCode, m.CarrierID, micros(m.Sent), m.Price, micros(m.Updated), rankOf(m.Status))
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if moved = n > 0; err != nil || !moved {
+			return err
+		}
+		bal, err = s.charge(ctx, tx, m.SID, m.AccountSID, m.Price, m.Updated)
+		return err
+	})
+	return moved, bal, err
 }
 
 // Message returns one message row; account "" matches any.

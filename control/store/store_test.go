@@ -225,7 +225,7 @@ func TestCallsPagingAndFilters(t *testing.T) {
 				Status: CallRinging, Created: base.Add(time.Duration(i/2) * time.Second)} // pairs share a time: the SID orders them
 			calls = append(calls, c)
 		}
-		if err := s.WriteCalls(ctx, calls); err != nil {
+		if _, err := s.WriteCalls(ctx, calls); err != nil {
 			t.Fatal(err)
 		}
 		// Move half to completed: the upsert updates, never duplicates.
@@ -237,7 +237,7 @@ func TestCallsPagingAndFilters(t *testing.T) {
 				calls[i].A = LegStats{Packets: 350, Lost: 1, JitterMs: 1.5, MOS: 4.3}
 			}
 		}
-		if err := s.WriteCalls(ctx, calls); err != nil {
+		if _, err := s.WriteCalls(ctx, calls); err != nil {
 			t.Fatal(err)
 		}
 		if n, _ := s.CountCalls(ctx, ""); n != 25 {
@@ -302,18 +302,18 @@ func TestCallsPagingAndFilters(t *testing.T) {
 		// A late non-final row never undoes a final one.
 		late := Call{SID: NewSID(PrefixCall), AccountSID: "ACx", Created: base}
 		late.Status = CallBusy
-		if err := s.WriteCalls(ctx, []Call{late}); err != nil {
+		if _, err := s.WriteCalls(ctx, []Call{late}); err != nil {
 			t.Fatal(err)
 		}
 		late.Status = CallInProgress
-		if err := s.WriteCalls(ctx, []Call{late}); err != nil {
+		if _, err := s.WriteCalls(ctx, []Call{late}); err != nil {
 			t.Fatal(err)
 		}
 		if got, _ := s.Call(ctx, "", late.SID); got.Status != CallBusy {
 			t.Fatalf("final row overwritten: %s", got.Status)
 		}
 		late.Status = CallRinging
-		if err := s.WriteCalls(ctx, []Call{late}); err != nil {
+		if _, err := s.WriteCalls(ctx, []Call{late}); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -329,7 +329,7 @@ func TestPurge(t *testing.T) {
 		for _, age := range []time.Duration{600 * day, 540*day + time.Hour, 500 * day, day} {
 			calls = append(calls, Call{SID: NewSID(PrefixCall), AccountSID: a.SID, Status: CallCompleted, Created: now.Add(-age)})
 		}
-		if err := s.WriteCalls(ctx, calls); err != nil {
+		if _, err := s.WriteCalls(ctx, calls); err != nil {
 			t.Fatal(err)
 		}
 		msgs := map[string]time.Duration{}
@@ -474,7 +474,7 @@ func TestEndLive(t *testing.T) {
 		now := time.Now().UTC().Truncate(time.Second)
 		live := Call{SID: NewSID(PrefixCall), Status: CallInProgress, Node: "n", Created: now, Answered: now}
 		ended := Call{SID: NewSID(PrefixCall), Status: CallInProgress, Node: "n", Created: now, Answered: now}
-		if err := s.WriteCalls(ctx, []Call{live, ended}); err != nil {
+		if _, err := s.WriteCalls(ctx, []Call{live, ended}); err != nil {
 			t.Fatal(err)
 		}
 		rows, err := s.LiveCalls(ctx, "n")
@@ -483,7 +483,7 @@ func TestEndLive(t *testing.T) {
 		}
 		// One ends for real before the sweep writes.
 		ended.Status, ended.EndedBy, ended.Ended = CallCompleted, "caller", now.Add(time.Minute)
-		if err := s.WriteCalls(ctx, []Call{ended}); err != nil {
+		if _, err := s.WriteCalls(ctx, []Call{ended}); err != nil {
 			t.Fatal(err)
 		}
 		for i := range rows {

@@ -1,0 +1,161 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"sbc/control/billing"
+	"sbc/control/messaging"
+	"sbc/control/store"
+)
+
+func billedPlane(t *testing.T) (*Plane, *time.Time) {
+	grace := 2 * time.Second
+	return testPlane(t, Config{Classes: []Class{{Name: "intl", International: true}},
+		Billing: billing.Config{Enabled: true, Increment: billing.IncrementSecond, Grace: &grace, Unrated: billing.UnratedRefuse,
+			Rates: []billing.Rate{{Prefix: "+1", PerMinute: "0.60", PerSMS: "0.01"}}}})
+}
+
+// TestBilling: admission refuses an account without balance (403, cause
+// 402) and unrated destinations; a call's final row charges its price
+// once written; a message is charged when the carrier takes it.
+func TestBilling(t *testing.T) {
+	p, _ := billedPlane(t)
+	ctx := context.Background()
+	a := mustAccount(t, p, "a", AccountSpec{Class: ptr("intl"), Balance: ptr(store.Unit)})
+	broke := mustAccount(t, p, "broke", AccountSpec{})
+	mustNumber(t, p, a.SID, "+14155550100", "")
+
+	at := Attempt{Account: a.SID, From: "+14155550100", To: "+14155550199"}
+	d := p.AdmitCall(at)
+	if !d.Admitted() {
+		t.Fatalf("rated call with balance refused: %+v", d)
+	}
+	d.Release()
+	if d := p.AdmitCall(Attempt{Account: a.SID, To: "+442071234567"}); d.Code != 403 || d.Cause != 0 {
+		t.Fatalf("unrated destination: %+v; want 403", d)
+	}
+	if d := p.AdmitCall(Attempt{Account: broke.SID, To: "+14155550199"}); d.Code != 403 || d.Cause != 402 {
+		t.Fatalf("account without balance: %+v; want 403 cause 402", d)
+	}
+
+	// 30 s at 0.60 a minute: 0.30, charged once the final row is in.
+	sid := store.NewSID(store.PrefixCall)
+	now := time.Now()
+	row := store.Call{SID: sid, AccountSID: a.SID, From: "+14155550100", To: "+14155550199", Status: store.CallInProgress, Created: now, Answered: now}
+	p.LogCall(row)
+	row.Status, row.Ended, row.Duration = store.CallCompleted, now.Add(30*time.Second), 30
+	p.LogCall(row)
+	if err := p.FlushCall(ctx, sid); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := p.st.Call(ctx, a.SID, sid)
+	acct, _ := p.st.Account(ctx, a.SID)
+	if got.Price != 300000 || acct.Balance != 700000 {
+		t.Fatalf("call price %v, balance %v; want 0.30 and 0.70", got.Price, acct.Balance)
+	}
+	if b, ok := p.led.balance(a.SID); !ok || b != 700000 {
+		t.Fatalf("balance in memory %v %v", b, ok)
+	}
+
+	// A message: charged per segment when sent, not again when delivered.
+	q := messaging.NewQueue(p, nil, p.SMSRate, slog.New(slog.NewTextHandler(io.Discard, nil))) // not started
+	p.SetMessageQueue(q)
+	sms := true
+	if _, err := p.UpdateNumber(ctx, "cli", a.SID, mustNumberSID(t, p, a.SID, "+14155550100"), NumberSpec{SMS: &sms}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := p.SendMessage(ctx, a.SID, "+14155550100", "+14155550199", strings.Repeat("x", 200), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.SendMessage(ctx, a.SID, "+14155550100", "+442071234567", "hi", ""); !errors.Is(err, ErrUnrated) {
+		t.Fatalf("SMS to an unrated destination: %v", err)
+	}
+	for _, st := range []messaging.Status{messaging.Sending, messaging.Sent, messaging.Delivered} {
+		m.Status = string(st)
+		if _, err := p.SetMessageStatus(ctx, &m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c, _ := p.st.Charged(ctx, m.SID); c != store.Money(m.Segments)*10000 || m.Segments < 2 {
+		t.Fatalf("message of %d segments charged %v", m.Segments, c)
+	}
+
+	// Spent: no more calls or messages.
+	if _, err := p.UpdateAccount(ctx, "cli", a.SID, AccountSpec{Balance: ptr(store.Money(0))}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.refreshBalances(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := p.AdmitCall(at); d.Code != 403 || d.Cause != 402 {
+		t.Fatalf("after the balance ran out: %+v", d)
+	}
+	if _, err := p.SendMessage(ctx, a.SID, "+14155550100", "+14155550199", "hi", ""); !errors.Is(err, ErrNoBalance) {
+		t.Fatalf("SMS without balance: %v", err)
+	}
+}
+
+func mustNumberSID(t *testing.T, p *Plane, account, num string) string {
+	t.Helper()
+	n := p.snap.Load().numbers[num]
+	if n == nil || n.AccountSID != account {
+		t.Fatalf("no number %s", num)
+	}
+	return n.SID
+}
+
+// TestBalanceWatch: calls whose running cost spends the balance are
+// ended once the grace period has passed, not before; another account's
+// are left alone.
+func TestBalanceWatch(t *testing.T) {
+	p, _ := billedPlane(t)
+	a := mustAccount(t, p, "a", AccountSpec{Balance: ptr(store.Unit)}) // 1.00: 100 s at 0.60/min
+	b := mustAccount(t, p, "b", AccountSpec{Balance: ptr(100 * store.Unit)})
+	if err := p.refreshBalances(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var hung []string
+	p.SetHangup(func(sid string) bool {
+		mu.Lock()
+		hung = append(hung, sid)
+		mu.Unlock()
+		return true
+	})
+	t0 := time.Now()
+	calls := map[string]string{}
+	for _, acct := range []string{a.SID, a.SID, b.SID} {
+		sid := store.NewSID(store.PrefixCall)
+		calls[sid] = acct
+		p.LogCall(store.Call{SID: sid, AccountSID: acct, To: "+14155550199", Status: store.CallInProgress, Created: t0, Answered: t0})
+	}
+	// Two calls of a at 0.01/s each: 1.00 is spent after 50 s.
+	for _, tt := range []struct {
+		at   time.Duration
+		want int
+	}{{49 * time.Second, 0}, {50 * time.Second, 0}, {51 * time.Second, 0}, {52 * time.Second, 2}} {
+		mu.Lock()
+		hung = nil
+		mu.Unlock()
+		p.watchBalances(t0.Add(tt.at))
+		mu.Lock()
+		n := len(hung)
+		for _, sid := range hung {
+			if calls[sid] != a.SID {
+				t.Errorf("call of another account ended: %s", sid)
+			}
+		}
+		mu.Unlock()
+		if n != tt.want {
+			t.Fatalf("at %v: %d calls ended; want %d", tt.at, n, tt.want)
+		}
+	}
+}
