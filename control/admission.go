@@ -30,7 +30,7 @@ type Decision struct {
 	// spent) for a Reason header (RFC 3326) beside Code, the SIP status
 	// peers act on.
 	Cause int
-	Rule       string // the class-of-restriction rule that decided
+	Rule  string // the class-of-restriction rule that decided
 
 	Account   string // the call's account; "" for a transit call
 	Direction string // store.Direction*
