@@ -45,16 +45,24 @@ type callLog struct {
 	dropped   atomic.Int64
 	written   atomic.Int64
 	committed func([]store.Call, []store.Balance) // told of each batch committed
+	callbacks map[string][]func()                 // by call SID: once its final row is written
 }
 
 // newCallLog starts a writer; written (or nil) is told of each batch of
 // rows once its transaction has committed, with the balances its charges
 // left.
 func newCallLog(st *store.Store, log *slog.Logger, written func([]store.Call, []store.Balance)) *callLog {
-	w := &callLog{st: st, log: log, committed: written, pending: map[string]store.Call{}, wake: make(chan struct{}, 1),
+	w := &callLog{st: st, log: log, committed: written, callbacks: map[string][]func(){}, pending: map[string]store.Call{}, wake: make(chan struct{}, 1),
 		urgent: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go w.run()
 	return w
+}
+
+// onWritten calls f once a final row of call sid is written.
+func (w *callLog) onWritten(sid string, f func()) {
+	w.mu.Lock()
+	w.callbacks[sid] = append(w.callbacks[sid], f)
+	w.mu.Unlock()
 }
 
 // put queues a row. A final row is never replaced by an earlier state.
@@ -64,6 +72,7 @@ func (w *callLog) put(c store.Call) {
 	switch {
 	case ok && old.Final() && !c.Final():
 	case !ok && len(w.pending) >= maxPendingCalls:
+		delete(w.callbacks, c.SID) // never written: its record stays for the next run
 		w.mu.Unlock()
 		if w.dropped.Add(1) == 1 {
 			w.log.Error("call log rows dropped: the store is not keeping up or is down", "pending", maxPendingCalls)
@@ -159,9 +168,19 @@ func (w *callLog) writeBatch() (int, error) {
 	if w.committed != nil {
 		w.committed(batch, bals)
 	}
+	var due []func()
 	w.mu.Lock()
 	w.inflight = nil
+	for i := range batch {
+		if f, ok := w.callbacks[batch[i].SID]; ok && batch[i].Final() {
+			due = append(due, f...)
+			delete(w.callbacks, batch[i].SID)
+		}
+	}
 	w.mu.Unlock()
+	for _, f := range due {
+		f()
+	}
 	return len(batch), nil
 }
 

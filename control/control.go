@@ -37,7 +37,7 @@ type Plane struct {
 	reload  sync.Mutex // one reload at a time
 
 	hangupMu sync.RWMutex
-	hangup   func(sid string) bool
+	hangup   func(sid, endedBy string) bool
 	msgs     messages
 	tokens   *tokenSealer
 	hooks    hooks
@@ -179,6 +179,13 @@ func (p *Plane) watch() {
 	}
 }
 
+// LogFinal queues a call's final row, as LogCall, and calls written
+// once it is committed (never, if the row is dropped).
+func (p *Plane) LogFinal(c store.Call, written func()) {
+	p.calls.onWritten(c.SID, written)
+	p.LogCall(c)
+}
+
 // LogCall queues a call's log row. It never blocks on the store. With
 // billing on, a final row carries the call's price, charged when it is
 // written.
@@ -207,8 +214,15 @@ func (p *Plane) CallLogStats() (written, dropped int64) {
 	return p.calls.written.Load(), p.calls.dropped.Load()
 }
 
-// SetHangup gives the plane a way to end a live call (the SBC's).
-func (p *Plane) SetHangup(f func(sid string) bool) {
+// Why the plane ends a live call: the ended_by of its row.
+const (
+	EndedByAPI     = "api"     // the REST API's Status=completed
+	EndedByBalance = "balance" // its account's balance ran out
+)
+
+// SetHangup gives the plane a way to end a live call (the SBC's), saying
+// why.
+func (p *Plane) SetHangup(f func(sid, endedBy string) bool) {
 	p.hangupMu.Lock()
 	p.hangup = f
 	p.hangupMu.Unlock()
@@ -219,7 +233,7 @@ func (p *Plane) Hangup(sid string) bool {
 	p.hangupMu.RLock()
 	f := p.hangup
 	p.hangupMu.RUnlock()
-	return f != nil && f(sid)
+	return f != nil && f(sid, EndedByAPI)
 }
 
 // Cutoffs are the retention cutoffs at now.

@@ -131,7 +131,7 @@ func (p *Plane) watchBalances(now time.Time) {
 		return
 	}
 	for _, sid := range ending {
-		hangup(sid)
+		hangup(sid, EndedByBalance)
 	}
 }
 

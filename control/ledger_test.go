@@ -124,7 +124,7 @@ func TestBalanceWatch(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var hung []string
-	p.SetHangup(func(sid string) bool {
+	p.SetHangup(func(sid, _ string) bool {
 		mu.Lock()
 		hung = append(hung, sid)
 		mu.Unlock()

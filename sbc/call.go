@@ -27,7 +27,6 @@ const (
 	endNoAck        = "no_ack"        // caller never ACKed our 200
 	endMaxDuration  = "max_duration"
 	endShutdown     = "shutdown"
-	endAPI          = "api" // the REST API's Status=completed
 	endError        = "error"
 )
 
@@ -150,7 +149,6 @@ func (c *call) finish(status int, endedBy string) {
 		c.cancel()
 		c.s.removeDialog(c.a)
 		c.s.removeDialog(c.b)
-		c.unpersist()
 		c.dec.Release()
 		st := c.sess.Stats()
 		c.sess.Close()

@@ -23,6 +23,9 @@ type ControlPlane interface {
 	// from a previous run.
 	Resume(account string) control.Decision
 	LogCall(store.Call)
+	// LogFinal queues a call's final row and calls written once the row
+	// (and the call's charge) is committed.
+	LogFinal(row store.Call, written func())
 	// Device is a SIP user, for the registrar and digest authentication.
 	Device(username string) (control.Device, bool)
 	HasDevices() bool
@@ -42,8 +45,9 @@ type ControlPlane interface {
 func (s *Server) SetControl(cp ControlPlane) { s.ctl = cp }
 
 // HangupCall ends the live call whose SID is sid (the API's
-// Status=completed); false when this node has no such call.
-func (s *Server) HangupCall(sid string) bool {
+// Status=completed, a spent balance), endedBy saying why in its log row;
+// false when this node has no such call.
+func (s *Server) HangupCall(sid, endedBy string) bool {
 	s.mu.Lock()
 	var found *call
 	for c := range s.calls {
@@ -56,7 +60,7 @@ func (s *Server) HangupCall(sid string) bool {
 	if found == nil {
 		return false
 	}
-	go found.hangup(endAPI)
+	go found.hangup(endedBy)
 	return true
 }
 
@@ -157,9 +161,13 @@ func (c *call) report(status string) {
 }
 
 // reportEnd queues the call's final row: status from how it ended,
-// duration, media figures of each leg.
+// duration, media figures of each leg. The call's record (persist.go)
+// is replaced by the row and goes once the row is in the store: a
+// daemon killed meanwhile writes the row at its next start, so no
+// answered call's end (and charge) is lost.
 func (c *call) reportEnd(code int, endedBy string, now time.Time, st media.Stats) {
 	if c.s.ctl == nil || c.row.SID == "" {
+		c.unpersist()
 		return
 	}
 	r := c.callRow()
@@ -168,6 +176,10 @@ func (c *call) reportEnd(code int, endedBy string, now time.Time, st media.Stats
 		r.Duration = int(now.Sub(r.Answered).Round(time.Second) / time.Second)
 	}
 	r.A, r.B = legStats(st.AtoB), legStats(st.BtoA)
+	if c.persistEnded(r) {
+		c.s.ctl.LogFinal(r, c.unpersist)
+		return
+	}
 	c.s.ctl.LogCall(r)
 }
 

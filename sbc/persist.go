@@ -23,8 +23,11 @@ import (
 // dialogs (Call-ID, tags, URIs, remote target, route set, CSeqs), the trunks,
 // when it was answered, and per m= line the relay's ports and the peers
 // signalling agreed on. It is written when the call is answered and after
-// each exchange that changes it (re-INVITE, a relayed INFO), and removed
-// when the call ends. No fsync: the file must survive the process (kill -9,
+// each exchange that changes it (re-INVITE, a relayed INFO). When the call
+// ends it is replaced by the call's final log row, and removed once the
+// control plane has written that row (and the call's charge): a daemon
+// killed in between writes the row at its next start, charged once. No
+// fsync: the file must survive the process (kill -9,
 // an upgrade), and the page cache does; a crash of the machine takes the
 // kernel's forwarding with it anyway.
 //
@@ -52,6 +55,10 @@ type callRecord struct {
 	// Log is the call's log row (account, numbers, direction, times),
 	// so the taken-over call's final row is whole.
 	Log *store.Call `json:"log,omitempty"`
+	// Ended is the final row of a call that has ended, kept until the
+	// control plane has written it: the record of an ended call has
+	// nothing else.
+	Ended *store.Call `json:"ended,omitempty"`
 }
 
 type legRecord struct {
@@ -180,6 +187,32 @@ const tmpSuffix = ".tmp"
 // maxRecordSize bounds a call record read back; one is about 2 KB.
 const maxRecordSize = 64 << 10
 
+// persistEnded replaces the record of an ended call by its final row r;
+// false when there was no record (calls not kept, never answered) or it
+// could not be written (then it is gone: a live record would bring the
+// call back).
+func (c *call) persistEnded(r store.Call) bool {
+	path := c.s.statePath(c.id)
+	if path == "" {
+		return false
+	}
+	c.persistMu.Lock()
+	defer c.persistMu.Unlock()
+	if _, err := os.Lstat(path); err != nil {
+		return false
+	}
+	b, err := json.Marshal(callRecord{ID: c.id, Ended: &r})
+	if err == nil {
+		err = writeAtomic(path, b)
+	}
+	if err != nil {
+		c.log.Warn("keep the ended call's log row: a daemon killed before it is written loses it", "error", err)
+		os.Remove(path)
+		return false
+	}
+	return true
+}
+
 // unpersist removes the record of an ended call.
 func (c *call) unpersist() {
 	if path := c.s.statePath(c.id); path != "" {
@@ -212,6 +245,12 @@ func (s *Server) Adopt() (adopted, ended int, err error) {
 		return 0, 0, fmt.Errorf("calls.state_dir %q: %w", *d, err)
 	}
 	var ending []*call
+	relogged := 0
+	defer func() {
+		if relogged > 0 {
+			s.log.Info("final log rows of calls that ended before the previous run stopped written again", "calls", relogged)
+		}
+	}()
 	for _, e := range entries {
 		name := e.Name()
 		path := filepath.Join(*d, name)
@@ -231,6 +270,16 @@ func (s *Server) Adopt() (adopted, ended int, err error) {
 			// end it with.
 			s.log.Warn("call state unreadable; dropped", "file", path, "error", err)
 			os.Remove(path)
+			continue
+		}
+		if rec.Ended != nil {
+			// A call that ended before its final row was written.
+			if s.ctl != nil && rec.Ended.SID == rec.ID {
+				s.ctl.LogFinal(*rec.Ended, func() { os.Remove(path) })
+				relogged++
+			} else {
+				os.Remove(path)
+			}
 			continue
 		}
 		c, err := s.adopt(rec)

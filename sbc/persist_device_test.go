@@ -8,11 +8,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 
 	"sbc/control"
+	"sbc/control/store"
 	"sbc/sbc/digest"
 )
 
@@ -138,8 +141,12 @@ func TestDeviceCallTakenOver(t *testing.T) {
 				d.reply(sbc2, bye, 200, "")
 			}
 			waitIdle(t, s2)
+			// The record goes once the plane has written the final row.
+			if err := p.FlushCalls(context.Background()); err != nil {
+				t.Fatal(err)
+			}
 			if n := len(records(t, dir2)); n != 0 {
-				t.Errorf("%d call records after the taken-over call ended, want 0", n)
+				t.Errorf("%d call records after the taken-over call ended and its row was written, want 0", n)
 			}
 		})
 	}
@@ -204,5 +211,42 @@ func TestDeviceCallNotTakenOverIsEnded(t *testing.T) {
 				t.Errorf("%d call records left, want 0", n)
 			}
 		})
+	}
+}
+
+// TestAdoptWritesEndedRows: the record of a call that ended before its
+// final row was written (the daemon killed in between) is not a call to
+// take over: its row is written, and the record goes once it is in.
+func TestAdoptWritesEndedRows(t *testing.T) {
+	dir := t.TempDir()
+	p := devicePlane(t)
+	sid := "CA" + strings.Repeat("ab", 16)
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	row := store.Call{SID: sid, From: "+14155550100", To: "+14155550199", Status: store.CallCompleted, SIPCode: 200,
+		Created: now.Add(-time.Minute), Answered: now.Add(-time.Minute), Ended: now, Duration: 60}
+	b, _ := json.Marshal(callRecord{ID: sid, Ended: &row})
+	if err := os.WriteFile(filepath.Join(dir, sid+".json"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var adopted, ended int
+	startServerWith(t, deviceCallConf(dir, newPeer(t, "127.0.0.2")), nil, func(s *Server) {
+		s.SetControl(p)
+		var err error
+		if adopted, ended, err = s.Adopt(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if adopted != 0 || ended != 0 {
+		t.Fatalf("Adopt = %d taken over, %d ended; want none: the call had ended", adopted, ended)
+	}
+	if err := p.FlushCalls(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got, err := p.Store().Call(context.Background(), "", sid)
+	if err != nil || got.Status != store.CallCompleted || got.Duration != 60 {
+		t.Fatalf("row %+v %v; want the record's final row", got, err)
+	}
+	if n := len(records(t, dir)); n != 0 {
+		t.Errorf("%d records after the row was written; want 0", n)
 	}
 }

@@ -186,7 +186,9 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 		return exitFail
 	}
 	// Calls a previous run logged as live and nobody took over: their
-	// rows get an end ("lost").
+	// rows get an end ("lost"), after the rows of calls that had ended
+	// before it stopped (Adopt queued them again) are in.
+	flushCallLog(ctl, log)
 	if n, err := ctl.CloseLost(context.Background(), srv.CallSIDs()); err != nil {
 		log.Warn("end the call rows a previous run left live", "error", err)
 	} else if n > 0 {

@@ -82,7 +82,7 @@ func newEnv(t *testing.T, dsn string) *env {
 	t.Cleanup(func() { p.Close() })
 	e := &env{p: p, hangups: make(chan string, 10)}
 	// The SBC's hang-up, stood in for: the call's final row is written.
-	p.SetHangup(func(sid string) bool {
+	p.SetHangup(func(sid, _ string) bool {
 		c, err := p.Store().Call(context.Background(), "", sid)
 		if err != nil {
 			return false

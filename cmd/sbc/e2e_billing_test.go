@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"sbc/control"
+	"sbc/control/billing"
+	"sbc/control/store"
+	"sbc/sbc/sbctest"
+)
+
+// billingConfig: 0.60 a minute (0.01 a second) to +1, billed per second.
+func billingConfig(grace time.Duration) billing.Config {
+	return billing.Config{Enabled: true, Increment: billing.IncrementSecond, Grace: &grace, Unrated: billing.UnratedRefuse,
+		Rates: []billing.Rate{{Prefix: "+1", PerMinute: "0.60", PerSMS: "0.01"}}}
+}
+
+// billedAccount makes, in the store in dir, an account with balance and
+// returns its SID.
+func billedAccount(t *testing.T, dir string, balance store.Money) string {
+	t.Helper()
+	cfg := control.Config{DataDir: dir}
+	cfg.SetDefaults()
+	st, err := store.Open(context.Background(), cfg.StorePath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	p := control.New(cfg, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	name, cps, max := "Billed", 100, 100
+	a, _, err := p.CreateAccount(context.Background(), "cli", control.AccountSpec{Name: &name, CPS: &cps, MaxConcurrent: &max, Balance: &balance})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.SID
+}
+
+// TestE2EBillingKill9: calls of a known length through sipp are charged
+// their price; the daemon killed (SIGKILL) while calls end and start,
+// then started again, loses no charge and charges none twice: every
+// completed call's row has exactly its price charged, and the balance is
+// the start less the charges.
+func TestE2EBillingKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end tests with sipp: skipped in -short mode")
+	}
+	bin := buildSBC(t)
+	dir := dataDir(t, false)
+	acct := billedAccount(t, dir, 10*store.Unit)
+	state := t.TempDir()
+	e := newE2EEnv(t, bin, func(c *sbctest.DaemonConfig) {
+		c.Control.DataDir, c.StateDir = dir, state
+		c.Control.Billing = billingConfig(30 * time.Second)
+		c.Caller.Account = acct
+		c.LogLevel = "info"
+	}, false)
+
+	// A steady stream: 2 calls a second, each answered for 2 s.
+	const calls = 12
+	uas := e.uas(t, sippOpts{scenario: "uas_basic.xml", calls: calls, timeout: 40 * time.Second, recvTimeout: 20 * time.Second})
+	uac := e.uac(t, sippOpts{scenario: "uac_basic.xml", calls: calls, rate: 2, pause: 2 * time.Second,
+		timeout: 40 * time.Second, recvTimeout: 20 * time.Second, extra: []string{"-s", "+14155550199"}})
+	// Killed the moment a call has ended: its final row waits for the
+	// call log's next batch (a quarter second), calls are up, more are
+	// being set up.
+	e.sbc.callsEnded(t, 3)
+	e.sbc.cmd.Process.Signal(syscall.SIGKILL)
+	<-e.sbc.done
+	records, _ := filepath.Glob(filepath.Join(state, "*.json"))
+	ended := 0
+	for _, f := range records {
+		if b, err := os.ReadFile(f); err == nil && strings.Contains(string(b), `"ended":`) {
+			ended++ // a call that ended, its row not yet written
+		}
+	}
+	t.Logf("killed with %d call records in the state directory, %d of calls that had ended", len(records), ended)
+	if ended == 0 {
+		t.Errorf("no record of an ended call left by the kill: the test did not kill between a call's end and its row's write")
+	}
+
+	// Started again on the same ports, store and state: it takes over the
+	// calls up, writes the rows of those that had ended.
+	d, err := startSBC(t, bin, e.cfg, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.sbc = d
+	if ended > 0 {
+		l := d.waitN(t, 1, 5*time.Second, "final rows written again", func(l logLine) bool {
+			return strings.HasPrefix(l.msg(), "final log rows of calls that ended")
+		})[0]
+		if n, _ := l.num("calls"); int(n) != ended {
+			t.Errorf("restarted daemon wrote %v final rows again; %d records had them", n, ended)
+		}
+	}
+	uac.wait(t)
+	uas.wait(t)
+	ok := uac.statInt(t, uac.stats(t), "SuccessfulCall(C)")
+	if ok < calls/2 {
+		t.Fatalf("only %d of %d calls succeeded around the kill", ok, calls)
+	}
+	e.sbc.stop(t)
+
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(dir, "sbc.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rows, err := st.ListCalls(ctx, store.CallFilter{AccountSID: acct}, store.Page{Size: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rates, _ := billing.NewTable(billingConfig(0))
+	var total store.Money
+	charged := 0
+	for _, c := range rows {
+		got, err := st.Charged(ctx, c.SID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := rates.CallPrice(c.To, c.Duration)
+		if c.Status != store.CallCompleted || c.EndedBy == control.EndedByLost {
+			want = 0
+		}
+		if !c.Final() || got != want || c.Price != want {
+			t.Errorf("call %s: %s ended by %q after %d s: price %v, charged %v; want %v", c.SID, c.Status, c.EndedBy, c.Duration, c.Price, got, want)
+		}
+		if got > 0 {
+			charged++
+			total += got
+			if c.Duration < 2 || c.Duration > 3 {
+				t.Errorf("call %s lasted %d s; want 2 (sipp's pause)", c.SID, c.Duration)
+			}
+		}
+	}
+	if charged < ok {
+		t.Errorf("%d calls charged; sipp completed %d", charged, ok)
+	}
+	a, err := st.Account(ctx, acct)
+	if err != nil || a.Balance != 10*store.Unit-total {
+		t.Fatalf("balance %v (%v); want 10.00 less the %v charged", a.Balance, err, total)
+	}
+	if left, _ := filepath.Glob(filepath.Join(state, "*.json")); len(left) != 0 {
+		t.Errorf("%d call records left after every call ended and the daemon stopped", len(left))
+	}
+	t.Logf("%d calls, %d completed by sipp, %d charged, %v in all; balance %v", len(rows), ok, charged, total, a.Balance)
+}
+
+// TestE2EBalanceExhausted: three calls at once spend a small balance; they
+// are ended (BYE to both sides) once the grace period has passed, the
+// account overdrawn by no more than the grace's worth, and its next call
+// is refused with 403 and "Reason: SIP;cause=402".
+func TestE2EBalanceExhausted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end tests with sipp: skipped in -short mode")
+	}
+	bin := buildSBC(t)
+	dir := dataDir(t, false)
+	acct := billedAccount(t, dir, 5*store.Unit/100) // 0.05: 5 call-seconds
+	const grace = time.Second
+	e := newE2EEnv(t, bin, func(c *sbctest.DaemonConfig) {
+		c.Control.DataDir = dir
+		c.Control.Billing = billingConfig(grace)
+		c.Caller.Account = acct
+		c.LogLevel = "info"
+	}, false)
+
+	uas := e.uas(t, sippOpts{scenario: "uas_basic.xml", calls: 3})
+	uac := e.uac(t, sippOpts{scenario: "uac_callee_bye.xml", calls: 3, rate: 10, extra: []string{"-s", "+14155550199", "-l", "3"}})
+	start := time.Now()
+	uac.expectSuccessWithin(t, 15*time.Second)
+	uas.expectSuccessWithin(t, 5*time.Second)
+	took := time.Since(start)
+	// 3 calls at 0.01/s spend 0.05 in ~1.7 s; then grace, then the next
+	// once-a-second check.
+	if took > 6*time.Second {
+		t.Errorf("calls ended %v after they started; want about 1.7 s + %v grace + a check", took, grace)
+	}
+	lines := e.sbc.callsEnded(t, 3)
+	for _, l := range lines {
+		if l.str("ended_by") != control.EndedByBalance {
+			t.Errorf("call ended by %q; want %q", l.str("ended_by"), control.EndedByBalance)
+		}
+	}
+
+	refused := e.uac(t, sippOpts{name: "uac-refused", scenario: "uac_forbidden.xml", port: 0, extra: []string{"-s", "+14155550199"}})
+	refused.expectSuccess(t)
+	if msgs := refused.messages(t); !strings.Contains(msgs, "SIP/2.0 403") || !strings.Contains(msgs, "Reason: SIP;cause=402") {
+		t.Errorf("call of an account without balance: want 403 with Reason cause 402:\n%s", msgs)
+	}
+	e.sbc.stop(t)
+
+	st, err := store.Open(context.Background(), filepath.Join(dir, "sbc.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	a, err := st.Account(context.Background(), acct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// At most grace plus two checks of the three calls' 0.03 a second.
+	floor := -store.Money(float64(3*10000) * (grace + 2*time.Second).Seconds())
+	if a.Balance > 0 || a.Balance < floor {
+		t.Errorf("balance after exhaustion %v; want between %v and 0", a.Balance, floor)
+	}
+	t.Logf("balance %v after the calls were ended (%v after they started)", a.Balance, took)
+}
