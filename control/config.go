@@ -52,6 +52,7 @@ type Config struct {
 	Webhooks  WebhookConfig    `toml:"webhooks"`
 	SMS       messaging.Config `toml:"sms"`
 	Billing   billing.Config   `toml:"billing"`
+	SMTP      SMTPConfig       `toml:"smtp"`
 }
 
 // DefaultDataDir is control.data_dir when the config says nothing.
@@ -240,6 +241,7 @@ func (c *Config) SetDefaults() {
 	c.SMS.SetDefaults()
 	c.Webhooks.SetDefaults()
 	c.Billing.SetDefaults()
+	c.SMTP.SetDefaults()
 }
 
 // StorePath is the store's DSN: the postgres:// URL, or the SQLite file.
@@ -342,6 +344,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.SMS.Validate()...)
 	errs = append(errs, c.Webhooks.Validate()...)
 	errs = append(errs, c.Billing.Validate())
+	errs = append(errs, c.SMTP.Validate()...)
 	return errors.Join(errs...)
 }
 

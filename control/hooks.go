@@ -20,8 +20,9 @@ type Poster interface {
 
 // hooks is where the plane's webhooks go, set by the daemon.
 type hooks struct {
-	mu sync.RWMutex
-	w  Poster
+	mu   sync.RWMutex
+	w    Poster
+	mail Mailer
 }
 
 // SetWebhooks gives the plane its webhook sender (nil: none sent).

@@ -159,3 +159,70 @@ func TestBalanceWatch(t *testing.T) {
 		}
 	}
 }
+
+type mails struct {
+	mu   sync.Mutex
+	sent []string
+}
+
+func (m *mails) Send(to, subject, body string) bool {
+	m.mu.Lock()
+	m.sent = append(m.sent, to+"|"+subject+"|"+body)
+	m.mu.Unlock()
+	return true
+}
+
+// TestLowBalanceNotification: the first charge that takes the balance to
+// the threshold notifies (webhook, e-mail), later ones do not, until a
+// top-up lifts it above and it falls again.
+func TestLowBalanceNotification(t *testing.T) {
+	p, _ := billedPlane(t)
+	ctx := context.Background()
+	hooks, m := &posted{}, &mails{}
+	p.SetWebhooks(hooks)
+	p.SetMailer(m)
+	a := mustAccount(t, p, "acme", AccountSpec{Balance: ptr(3 * store.Unit), LowBalance: ptr(2 * store.Unit),
+		NotifyURL: ptr("https://hooks.example.com/low"), Email: ptr("ops@example.com")})
+	call := func(seconds int) {
+		t.Helper()
+		sid := store.NewSID(store.PrefixCall)
+		now := time.Now()
+		p.LogCall(store.Call{SID: sid, AccountSID: a.SID, To: "+14155550199", Status: store.CallCompleted, Created: now, Answered: now,
+			Ended: now.Add(time.Duration(seconds) * time.Second), Duration: seconds})
+		if err := p.FlushCall(ctx, sid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	notices := func() (int, int) {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return len(hooks.take()), len(m.sent)
+	}
+	call(60) // 2.40 left: above
+	if h, e := notices(); h+e != 0 {
+		t.Fatalf("notified above the threshold: %d hooks, %d mails", h, e)
+	}
+	call(60) // 1.80: crossed
+	if h, e := notices(); h != 1 || e != 1 {
+		t.Fatalf("at the crossing: %d hooks, %d mails; want 1 each", h, e)
+	}
+	m.mu.Lock()
+	if !strings.HasPrefix(m.sent[0], "ops@example.com|Low balance: acme 1.80|") || !strings.Contains(m.sent[0], "threshold of 2.00") {
+		t.Errorf("mail %q", m.sent[0])
+	}
+	m.mu.Unlock()
+	call(60) // 1.20: still below, no news
+	if h, e := notices(); h != 0 || e != 1 {
+		t.Fatalf("below again: %d new hooks, %d mails in all; want 0 and 1", h, e)
+	}
+	if _, err := p.UpdateAccount(ctx, "cli", a.SID, AccountSpec{Balance: ptr(5 * store.Unit)}); err != nil {
+		t.Fatal(err)
+	}
+	call(60 * 5) // 2.00: at the threshold again after the top-up
+	if h, e := notices(); h != 1 || e != 2 {
+		t.Fatalf("after a top-up, crossing again: %d hooks, %d mails; want 1 and 2 in all", h, e)
+	}
+	if _, err := p.UpdateAccount(ctx, "cli", a.SID, AccountSpec{Email: ptr("Ops <ops@example.com>")}); err == nil {
+		t.Error("a display name took as NotificationEmail")
+	}
+}

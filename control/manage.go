@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/mail"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -41,6 +42,8 @@ type AccountSpec struct {
 	Class         *string
 	Balance       *store.Money
 	LowBalance    *store.Money
+	NotifyURL     *string // where the low-balance notification is posted
+	Email         *string // and mailed
 }
 
 func (p *Plane) apply(a *store.Account, s AccountSpec) error {
@@ -86,6 +89,20 @@ func (p *Plane) apply(a *store.Account, s AccountSpec) error {
 	}
 	if s.LowBalance != nil {
 		a.LowBalance = *s.LowBalance
+	}
+	if s.NotifyURL != nil {
+		if err := p.cfg.Webhooks.CheckURL(*s.NotifyURL); err != nil {
+			return fieldErr("NotificationUrl", "%v", err)
+		}
+		a.NotifyURL = *s.NotifyURL
+	}
+	if s.Email != nil {
+		if e := *s.Email; e != "" {
+			if addr, err := mail.ParseAddress(e); err != nil || addr.Address != e || addr.Name != "" || len(e) > 254 {
+				return fieldErr("NotificationEmail", "%q is not a bare e-mail address such as ops@example.com", e)
+			}
+		}
+		a.Email = *s.Email
 	}
 	return nil
 }

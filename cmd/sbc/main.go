@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 	"sbc/control/api"
 	"sbc/control/messaging"
 	"sbc/firewall"
+	"sbc/mailer"
 	"sbc/media"
 	"sbc/sbc"
 	"sbc/tlsconf"
@@ -140,6 +142,14 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 		return exitFail
 	}
 	ctl.SetWebhooks(hooks)
+	if m, err := startMailer(cfg.Control.SMTP, log.With("component", "mail")); err != nil {
+		ctl.Close()
+		log.Error("start the control plane", "error", err, "key", "control.smtp.password_file")
+		return exitConfig
+	} else if m != nil {
+		defer m.Close()
+		ctl.SetMailer(m)
+	}
 	release, err := ctl.Store().ClaimNode(context.Background(), cfg.Control.Node, lockWait)
 	if err != nil {
 		ctl.Close()
@@ -289,6 +299,23 @@ func startWebhooks(c control.WebhookConfig, log *slog.Logger) *webhook.Sender {
 		opts.Allowed = control.PublicAddr
 	}
 	return webhook.New(opts, log)
+}
+
+// startMailer starts the sender of notification e-mails, or nil when no
+// relay is configured.
+func startMailer(c control.SMTPConfig, log *slog.Logger) (*mailer.Sender, error) {
+	if c.Relay == "" {
+		return nil, nil
+	}
+	o := mailer.Options{Relay: c.Relay, From: c.From, PlainText: c.TLS == control.SMTPNoTLS, Username: c.Username, Timeout: c.Timeout}
+	if c.PasswordFile != "" {
+		b, err := os.ReadFile(c.PasswordFile)
+		if err != nil {
+			return nil, err
+		}
+		o.Password = strings.TrimRight(string(b), "\r\n")
+	}
+	return mailer.New(o, log), nil
 }
 
 // flushCallLog writes the call rows queued so far, for an exit that skips

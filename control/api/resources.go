@@ -26,6 +26,8 @@ type accountJSON struct {
 	ClassOfRestriction string `json:"class_of_restriction"`
 	Balance            string `json:"balance"`
 	LowBalance         string `json:"low_balance_threshold"`
+	NotificationURL    string `json:"notification_url"`
+	NotificationEmail  string `json:"notification_email"`
 }
 
 func accountOut(a *store.Account, token string) accountJSON {
@@ -39,7 +41,8 @@ func accountOut(a *store.Account, token string) accountJSON {
 			"audit_log":              base + "/AuditLog.json",
 		},
 		CallsPerSecond: a.CPS, SMSPerSecond: a.SMSPerSecond, MaxConcurrentCalls: a.MaxConcurrent,
-		ClassOfRestriction: a.Class, Balance: a.Balance.String(), LowBalance: a.LowBalance.String()}
+		ClassOfRestriction: a.Class, Balance: a.Balance.String(), LowBalance: a.LowBalance.String(),
+		NotificationURL: a.NotifyURL, NotificationEmail: a.Email}
 	if token != "" {
 		j.AuthToken = &token
 	}

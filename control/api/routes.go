@@ -12,7 +12,7 @@ const acctPath = Version + "/Accounts/{acct}"
 
 func (a *API) routes() []route {
 	callFilters := []string{"Status", "From", "To", "StartTime", "StartTime>", "StartTime>=", "StartTime<", "StartTime<="}
-	accountFields := []string{"FriendlyName", "Status", "CallsPerSecond", "SmsPerSecond", "MaxConcurrentCalls", "ClassOfRestriction", "Balance", "LowBalanceThreshold"}
+	accountFields := []string{"FriendlyName", "Status", "CallsPerSecond", "SmsPerSecond", "MaxConcurrentCalls", "ClassOfRestriction", "Balance", "LowBalanceThreshold", "NotificationUrl", "NotificationEmail"}
 	numberFields := []string{"FriendlyName", "VoiceUrl", "TrunkSid", "SmsUrl", "VoiceEnabled", "SmsEnabled", "SmsStopHandling", "StatusCallback"}
 	messageFields := []string{"From", "To", "Body", "StatusCallback"}
 	return []route{
@@ -96,6 +96,8 @@ func (q *request) accountSpec() (control.AccountSpec, error) {
 	str("FriendlyName", &s.Name)
 	str("Status", &s.Status)
 	str("ClassOfRestriction", &s.Class)
+	str("NotificationUrl", &s.NotifyURL)
+	str("NotificationEmail", &s.Email)
 	for _, x := range []struct {
 		k   string
 		dst **int

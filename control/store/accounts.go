@@ -16,11 +16,14 @@ const (
 
 // Account is a customer: its limits, class of restriction and balance.
 type Account struct {
-	SID           string    `json:"sid"`
-	Name          string    `json:"name"`
-	Status        string    `json:"status"`
-	TokenHash     string    `json:"-"`
-	TokenSealed   string    `json:"-"`              // the token itself, sealed with the node's token key
+	SID         string `json:"sid"`
+	Name        string `json:"name"`
+	Status      string `json:"status"`
+	TokenHash   string `json:"-"`
+	TokenSealed string `json:"-"` // the token itself, sealed with the node's token key
+	// NotifyURL and Email are where the low-balance notification goes.
+	NotifyURL     string    `json:"notify_url"`
+	Email         string    `json:"email"`
 	CPS           int       `json:"cps"`            // calls per second
 	SMSPerSecond  int       `json:"sms_per_second"` // messages per second
 	MaxConcurrent int       `json:"max_concurrent"` // calls at once
@@ -31,13 +34,13 @@ type Account struct {
 	Updated       time.Time `json:"date_updated"`
 }
 
-const accountCols = `sid, name, status, token_hash, cps, sms_per_second, max_concurrent, class, balance, low_balance, date_created, date_updated, token_sealed`
+const accountCols = `sid, name, status, token_hash, cps, sms_per_second, max_concurrent, class, balance, low_balance, date_created, date_updated, token_sealed, notify_url, email`
 
 func scanAccount(r scanner) (Account, error) {
 	var a Account
 	var created, updated int64
 	err := r.Scan(&a.SID, &a.Name, &a.Status, &a.TokenHash, &a.CPS, &a.SMSPerSecond, &a.MaxConcurrent,
-		&a.Class, &a.Balance, &a.LowBalance, &created, &updated, &a.TokenSealed)
+		&a.Class, &a.Balance, &a.LowBalance, &created, &updated, &a.TokenSealed, &a.NotifyURL, &a.Email)
 	a.Created, a.Updated = fromMicros(created), fromMicros(updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = ErrNotFound
@@ -54,8 +57,9 @@ func (s *Store) CreateAccount(ctx context.Context, actor string, a *Account) err
 	}
 	a.Created, a.Updated = now, now
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO accounts (`+accountCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-			a.SID, a.Name, a.Status, a.TokenHash, a.CPS, a.SMSPerSecond, a.MaxConcurrent, a.Class, a.Balance, a.LowBalance, micros(now), micros(now), a.TokenSealed)
+		_, err := tx.ExecContext(ctx, `INSERT INTO accounts (`+accountCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+			a.SID, a.Name, a.Status, a.TokenHash, a.CPS, a.SMSPerSecond, a.MaxConcurrent, a.Class, a.Balance, a.LowBalance, micros(now), micros(now), a.TokenSealed,
+			a.NotifyURL, a.Email)
 		if err != nil {
 			return err
 		}
@@ -89,10 +93,10 @@ func (s *Store) UpdateAccount(ctx context.Context, actor, sid string, f func(*Ac
 		now := time.Now().UTC().Truncate(time.Microsecond)
 		after.SID, after.Created, after.Updated = before.SID, before.Created, now
 		_, err = tx.ExecContext(ctx, `UPDATE accounts SET name = $2, status = $3, token_hash = $4, cps = $5, sms_per_second = $6,
-			max_concurrent = $7, class = $8, balance = $9, low_balance = $10, date_updated = $11, token_sealed = $12,
+			max_concurrent = $7, class = $8, balance = $9, low_balance = $10, date_updated = $11, token_sealed = $12, notify_url = $13, email = $14,
 			low_balance_notified = CASE WHEN CAST($9 AS BIGINT) > CAST($10 AS BIGINT) THEN 0 ELSE low_balance_notified END WHERE sid = $1`,
 			sid, after.Name, after.Status, after.TokenHash, after.CPS, after.SMSPerSecond, after.MaxConcurrent,
-			after.Class, after.Balance, after.LowBalance, micros(now), after.TokenSealed)
+			after.Class, after.Balance, after.LowBalance, micros(now), after.TokenSealed, after.NotifyURL, after.Email)
 		if err != nil {
 			return err
 		}
