@@ -30,6 +30,7 @@ func testPlane(t testing.TB, cfg Config) (*Plane, *time.Time) {
 	}
 	p := New(cfg, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	p.calls = newCallLog(st, p.log, p.callsWritten)
+	p.msgw = newMsgWriter(st)
 	t.Cleanup(func() { p.Close() })
 	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	p.now = func() time.Time { return now }

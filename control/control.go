@@ -42,6 +42,7 @@ type Plane struct {
 	tokens   *tokenSealer
 	hooks    hooks
 	led      *ledger
+	msgw     *msgWriter // nil: each message write commits alone
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -66,6 +67,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Plane, error) {
 		return nil, err
 	}
 	p.calls = newCallLog(st, log, p.callsWritten)
+	p.msgw = newMsgWriter(st)
 	p.wg.Add(2)
 	go p.watch()
 	go p.purgeLoop()
@@ -104,6 +106,9 @@ func (p *Plane) Close() error {
 	p.wg.Wait()
 	if p.calls != nil {
 		p.calls.close()
+	}
+	if p.msgw != nil {
+		p.msgw.close()
 	}
 	return p.st.Close()
 }

@@ -62,20 +62,18 @@ func (p *Plane) hook(account, rawURL, key string, params url.Values) {
 // SetMessageStatus records m's new status (store.SetMessageStatus: only
 // forward) and, when it moved, posts it to the message's status
 // callback.
-// With billing on, a message the carrier took (sent) is charged its
-// price in the same transaction.
+// With billing on, a message the carrier took is charged its price in
+// the same transaction (priceMessage).
 func (p *Plane) SetMessageStatus(ctx context.Context, m *store.Message) (bool, error) {
-	if r := p.led.rates; r.Enabled() && m.Status == string(messaging.Sent) && m.Price == 0 {
-		m.Price, _ = r.SMSPrice(m.To, m.Segments)
-	}
-	moved, bal, err := p.st.SetMessageStatusCharged(ctx, m)
-	if err == nil && moved {
-		if bal != nil {
-			p.charged([]store.Balance{*bal})
+	p.priceMessage(m)
+	res, err := p.writeMessage(ctx, store.MessageWrite{M: m})
+	if err == nil && res.Moved {
+		if res.Balance != nil {
+			p.charged([]store.Balance{*res.Balance})
 		}
 		p.messageHook(m)
 	}
-	return moved, err
+	return res.Moved, err
 }
 
 // messageHook posts m's status to its status callback: MessageStatus
@@ -121,4 +119,19 @@ func (p *Plane) callHook(c *store.Call) {
 		"CallDuration": {strconv.Itoa(c.Duration)}, "SipResponseCode": {strconv.Itoa(c.SIPCode)},
 		"Timestamp": {c.Ended.UTC().Format(time.RFC1123Z)}, "SequenceNumber": {"0"}}
 	p.hook(c.AccountSID, n.StatusCallback, c.SID, v)
+}
+
+// priceMessage prices an outbound message the carrier has taken (sent,
+// or a report past it: delivered, undelivered, which may come before
+// the queue has recorded the carrier's 200); the store charges a price
+// once per message.
+func (p *Plane) priceMessage(m *store.Message) {
+	r := p.led.rates
+	if !r.Enabled() || m.Price != 0 || m.Direction != store.DirectionOutboundAPI {
+		return
+	}
+	switch messaging.Status(m.Status) {
+	case messaging.Sent, messaging.Delivered, messaging.Undelivered:
+		m.Price, _ = r.SMSPrice(m.To, m.Segments)
+	}
 }

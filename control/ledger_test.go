@@ -88,6 +88,29 @@ func TestBilling(t *testing.T) {
 		t.Fatalf("message of %d segments charged %v", m.Segments, c)
 	}
 
+	// The carrier's report may come before the queue records its 200:
+	// charged with the report, not again with the late "sent".
+	early, err := p.SendMessage(ctx, a.SID, "+14155550100", "+14155550199", "early", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	early.Status, early.CarrierID = string(messaging.Sending), "early@sbc"
+	if _, err := p.SetMessageStatus(ctx, &early); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.DeliveryReport(ctx, "early@sbc", "Delivered to handset"); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := p.st.Account(ctx, a.SID)
+	early.Status = string(messaging.Sent)
+	if moved, err := p.SetMessageStatus(ctx, &early); err != nil || moved {
+		t.Fatalf("late sent: moved %v %v", moved, err)
+	}
+	after, _ := p.st.Account(ctx, a.SID)
+	if c, _ := p.st.Charged(ctx, early.SID); c != 10000 || after.Balance != before.Balance {
+		t.Fatalf("report-first message charged %v; balance %v then %v", c, before.Balance, after.Balance)
+	}
+
 	// Spent: no more calls or messages.
 	if _, err := p.UpdateAccount(ctx, "cli", a.SID, AccountSpec{Balance: ptr(store.Money(0))}); err != nil {
 		t.Fatal(err)

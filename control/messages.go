@@ -117,7 +117,7 @@ func (p *Plane) SendMessage(ctx context.Context, account, from, to, body, callba
 	if out {
 		m.Status, m.Reason, m.ErrorCode = string(messaging.Failed), "Failed - Recipient Opted Out (STOP)", messaging.ErrOptedOut
 	}
-	if err := p.st.WriteMessage(ctx, &m); err != nil {
+	if _, err := p.writeMessage(ctx, store.MessageWrite{Insert: true, M: &m}); err != nil {
 		return store.Message{}, err
 	}
 	p.messageHook(&m)
@@ -155,7 +155,7 @@ func (p *Plane) ReceiveMessage(ctx context.Context, from, to, body string) (stor
 	segments, _ := messaging.Segments(body)
 	m := store.Message{SID: store.NewSID(store.PrefixMessage), AccountSID: n.AccountSID, From: src, To: dst,
 		Direction: store.DirectionInbound, Status: string(messaging.Received), Body: body, Segments: segments, Created: p.now().UTC()}
-	if err := p.st.WriteMessage(ctx, &m); err != nil {
+	if _, err := p.writeMessage(ctx, store.MessageWrite{Insert: true, M: &m}); err != nil {
 		return store.Message{}, messaging.NoKeyword, err
 	}
 	p.inboundHook(&m, n)
@@ -191,11 +191,15 @@ func (p *Plane) DeliveryReport(ctx context.Context, carrierID, raw string) (stor
 	if r.Status == messaging.Failed || r.Status == messaging.Undelivered {
 		m.ErrorCode = messaging.ErrCarrierRefused
 	}
-	moved, err := p.st.SetMessageStatus(ctx, &m)
+	p.priceMessage(&m)
+	res, err := p.writeMessage(ctx, store.MessageWrite{M: &m})
 	if err != nil {
 		return m, err
 	}
-	if moved && m.Status != prev { // an interim report (still sent) is no news
+	if res.Balance != nil {
+		p.charged([]store.Balance{*res.Balance})
+	}
+	if res.Moved && m.Status != prev { // an interim report (still sent) is no news
 		p.messageHook(&m)
 	}
 	return p.st.Message(ctx, m.SID) // what the row says now

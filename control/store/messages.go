@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -55,6 +57,10 @@ func scanMessage(r scanner) (Message, error) {
 // WriteMessage inserts a message row, or replaces what can change of a
 // known one (status and what goes with it, body, sent time).
 func (s *Store) WriteMessage(ctx context.Context, m *Message) error {
+	return s.tx(ctx, func(tx *sql.Tx) error { return writeMessage(ctx, tx, m) })
+}
+
+func writeMessage(ctx context.Context, tx *sql.Tx, m *Message) error {
 	if m.Created.IsZero() {
 		m.Created = time.Now().UTC().Truncate(time.Microsecond)
 	}
@@ -62,7 +68,7 @@ func (s *Store) WriteMessage(ctx context.Context, m *Message) error {
 	if m.Segments == 0 {
 		m.Segments = 1
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO messages (`+messageCols+`)
+	_, err := tx.ExecContext(ctx, `INSERT INTO messages (`+messageCols+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
 		ON CONFLICT (sid) DO UPDATE SET status = excluded.status, body = excluded.body, reason = excluded.reason,
 			raw_status = excluded.raw_status, error_code = excluded.error_code, price = excluded.price,
@@ -70,6 +76,53 @@ func (s *Store) WriteMessage(ctx context.Context, m *Message) error {
 		m.SID, m.AccountSID, m.From, m.To, m.Direction, m.Status, m.Body, m.Reason, m.RawStatus, m.ErrorCode,
 		m.Segments, m.Price, m.StatusCallback, m.CarrierID, micros(m.Created), micros(m.Updated), micros(m.Sent))
 	return err
+}
+
+// MessageWrite is one write of a batch: a new row (Insert) or a status.
+type MessageWrite struct {
+	Insert bool
+	M      *Message
+}
+
+// MessageWritten is what became of one write of a batch.
+type MessageWritten struct {
+	Moved   bool     // the status moved (always, for an insert)
+	Balance *Balance // the balance a charge left, if one was made
+}
+
+// WriteMessages makes a batch of writes in one transaction (one commit:
+// a sync to disk for many messages), in order; each as WriteMessage or
+// SetMessageStatusCharged would. An error fails them all.
+func (s *Store) WriteMessages(ctx context.Context, ws []MessageWrite) ([]MessageWritten, error) {
+	out := make([]MessageWritten, len(ws))
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var priced []int
+		for i, w := range ws {
+			var err error
+			if w.Insert {
+				out[i].Moved, err = true, writeMessage(ctx, tx, w.M)
+			} else {
+				out[i].Moved, err = s.setStatus(ctx, tx, w.M)
+			}
+			if err != nil {
+				return err
+			}
+			if out[i].Moved && !w.Insert && w.M.Price > 0 {
+				priced = append(priced, i)
+			}
+		}
+		// Accounts in one order (as WriteCalls): two nodes' batches lock
+		// them alike.
+		slices.SortStableFunc(priced, func(a, b int) int { return strings.Compare(ws[a].M.AccountSID, ws[b].M.AccountSID) })
+		for _, i := range priced {
+			var err error
+			if out[i].Balance, err = s.charge(ctx, tx, ws[i].M.SID, ws[i].M.AccountSID, ws[i].M.Price, ws[i].M.Updated); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
 }
 
 // statusRank orders statuses: a row's status only ever moves up (a
@@ -102,24 +155,30 @@ func (s *Store) SetMessageStatus(ctx context.Context, m *Message) (bool, error) 
 // m has a price, the account is charged it in the same transaction,
 // once, and the balance that left is returned.
 func (s *Store) SetMessageStatusCharged(ctx context.Context, m *Message) (bool, *Balance, error) {
-	m.Updated = time.Now().UTC().Truncate(time.Microsecond)
 	var moved bool
 	var bal *Balance
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE messages SET status = $2, reason = $3, raw_status = $4, error_code = $5, carrier_id = $6,
-		date_sent = $7, price = $8, date_updated = $9 WHERE sid = $1 AND (`+statusRank+` < $10 OR `+statusRank+` = $10 AND $10 < 3)`,
-			m.SID, m.Status, m.Reason, m.RawStatus, m.ErrorCode, m.CarrierID, micros(m.Sent), m.Price, micros(m.Updated), rankOf(m.Status))
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		if moved = n > 0; err != nil || !moved {
+		var err error
+		if moved, err = s.setStatus(ctx, tx, m); err != nil || !moved {
 			return err
 		}
 		bal, err = s.charge(ctx, tx, m.SID, m.AccountSID, m.Price, m.Updated)
 		return err
 	})
 	return moved, bal, err
+}
+
+// setStatus moves m's row to m's status, unless it is further along.
+func (s *Store) setStatus(ctx context.Context, tx *sql.Tx, m *Message) (bool, error) {
+	m.Updated = time.Now().UTC().Truncate(time.Microsecond)
+	res, err := tx.ExecContext(ctx, `UPDATE messages SET status = $2, reason = $3, raw_status = $4, error_code = $5, carrier_id = $6,
+		date_sent = $7, price = $8, date_updated = $9 WHERE sid = $1 AND (`+statusRank+` < $10 OR `+statusRank+` = $10 AND $10 < 3)`,
+		m.SID, m.Status, m.Reason, m.RawStatus, m.ErrorCode, m.CarrierID, micros(m.Sent), m.Price, micros(m.Updated), rankOf(m.Status))
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
 }
 
 // Message returns one message row; account "" matches any.
