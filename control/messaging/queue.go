@@ -28,7 +28,8 @@ type Writer interface {
 
 // Queue is the outbound messages on their way: one line per account, in
 // the order they were queued, each let go at most at its account's SMS
-// rate (a token bucket: a second's worth at once, then steady) with a
+// rate, in segments as carriers count it (a token bucket: a second's
+// worth at once, then steady) with a
 // window of them in flight, but one at a time to any one recipient: a
 // conversation (and a long text's parts) arrives in order; messages to
 // different recipients go side by side. Messages over
@@ -184,11 +185,16 @@ func (q *Queue) dispatch() (time.Duration, []*store.Message) {
 			if rate > 0 {
 				l.tokens = min(l.tokens+now.Sub(l.last).Seconds()*rate, max(rate, 1))
 				l.last = now
-				if l.tokens < 1 {
-					wait = min(wait, time.Duration((1-l.tokens)/rate*float64(time.Second))+time.Millisecond)
+				// A segment a token, as carriers count their rate; a text
+				// longer than the bucket goes when it is full, on credit
+				// its next ones wait out.
+				segs := float64(max(m.Segments, 1))
+				need := min(segs, max(rate, 1))
+				if l.tokens < need {
+					wait = min(wait, time.Duration((need-l.tokens)/rate*float64(time.Second))+time.Millisecond)
 					break
 				}
-				l.tokens--
+				l.tokens -= segs
 			}
 			if i == 0 {
 				l.msgs[0] = nil

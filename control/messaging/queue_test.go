@@ -111,6 +111,28 @@ func TestQueueRate(t *testing.T) {
 	}
 }
 
+// The rate counts segments: at 5 a second, three texts of 4 segments
+// take about 1.4 s (5 at once, then 5 a second), not an instant.
+func TestQueueRateInSegments(t *testing.T) {
+	c := &carrier{inFlight: map[string]int{}}
+	q, _ := newQueue(c, 5)
+	start := time.Now()
+	q.Start(nil)
+	defer q.Stop()
+	for _, m := range messages("AC1", 3, func(i int) string { return "+1415555" + fmt.Sprint(1000+i) }) {
+		m.Segments = 4
+		q.Add(m)
+	}
+	waitSent(t, c, 3)
+	// The bucket holds 5: the first at once, the next two 0.6 and 1.4 s
+	// later (4 tokens each, at 5 a second).
+	for i, want := range []time.Duration{0, 600 * time.Millisecond, 1400 * time.Millisecond} {
+		if d := c.at[i].Sub(start); d < want-50*time.Millisecond || d > want+300*time.Millisecond {
+			t.Errorf("text %d after %v; want about %v (12 segments at 5/s with a burst of 5)", i+1, d, want)
+		}
+	}
+}
+
 // With the limit lifted, messages to different recipients go at once, but
 // one recipient's one after another, in order.
 func TestQueueOneRecipientAtATime(t *testing.T) {
