@@ -204,3 +204,28 @@ func (p *Plane) DeliveryReport(ctx context.Context, carrierID, raw string) (stor
 	}
 	return p.st.Message(ctx, m.SID) // what the row says now
 }
+
+// CheckDispatch tells why a queued message may no longer leave (a
+// messaging.Check): its account no longer active, its number no longer
+// the account's or SMS-enabled, its recipient opted out meanwhile, the
+// balance spent. The store is asked about opt-outs: on error the
+// message goes (sending it is what was accepted).
+func (p *Plane) CheckDispatch(ctx context.Context, m *store.Message) (string, int) {
+	snap := p.snap.Load()
+	a := snap.accounts[m.AccountSID]
+	if a == nil || a.Status != store.StatusActive {
+		return "Failed - Account not active", 20005
+	}
+	if n := snap.numbers[m.From]; n == nil || n.AccountSID != m.AccountSID || !n.SMS {
+		return "Failed - " + ErrSourceNotSMS.Message, ErrSourceNotSMS.Code
+	}
+	if p.led.rates.Enabled() {
+		if b, ok := p.led.balance(m.AccountSID); ok && b <= 0 {
+			return "Failed - Insufficient balance", ErrNoBalance.Code
+		}
+	}
+	if out, err := p.st.OptedOut(ctx, m.AccountSID, m.To); err == nil && out {
+		return "Failed - Recipient Opted Out (STOP)", messaging.ErrOptedOut
+	}
+	return "", 0
+}

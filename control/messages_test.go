@@ -129,3 +129,43 @@ func TestReceiveMessageAndReports(t *testing.T) {
 		t.Errorf("a report on no message: %v", err)
 	}
 }
+
+// TestCheckDispatch: a message that waited in the queue does not leave
+// once its recipient has opted out, its number lost SMS or its account is
+// no longer active; it fails with the reason instead.
+func TestCheckDispatch(t *testing.T) {
+	p, _ := testPlane(t, Config{})
+	ctx := context.Background()
+	a := mustAccount(t, p, "a", AccountSpec{})
+	num, sms := "+14155550100", true
+	n, err := p.CreateNumber(ctx, "cli", a.SID, NumberSpec{PhoneNumber: &num, SMS: &sms})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := store.Message{SID: store.NewSID(store.PrefixMessage), AccountSID: a.SID, From: num, To: "+14155550199"}
+	if reason, code := p.CheckDispatch(ctx, &m); code != 0 {
+		t.Fatalf("a message free to go: %q %d", reason, code)
+	}
+	if err := p.st.OptOut(ctx, a.SID, "+14155550199", p.now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, code := p.CheckDispatch(ctx, &m); code != messaging.ErrOptedOut {
+		t.Fatalf("opted out meanwhile: code %d", code)
+	}
+	if err := p.st.OptIn(ctx, a.SID, "+14155550199"); err != nil {
+		t.Fatal(err)
+	}
+	off := false
+	if _, err := p.UpdateNumber(ctx, "cli", a.SID, n.SID, NumberSpec{SMS: &off}); err != nil {
+		t.Fatal(err)
+	}
+	if _, code := p.CheckDispatch(ctx, &m); code != ErrSourceNotSMS.Code {
+		t.Fatalf("number without SMS meanwhile: code %d", code)
+	}
+	if _, err := p.UpdateAccount(ctx, "cli", a.SID, AccountSpec{Status: ptr(store.StatusSuspended)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, code := p.CheckDispatch(ctx, &m); code != 20005 {
+		t.Fatalf("account suspended meanwhile: code %d", code)
+	}
+}

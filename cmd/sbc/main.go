@@ -224,6 +224,7 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 		log.Warn("messages a previous run left queued not read", "error", err)
 	}
 	smsQueue := messaging.NewQueue(ctl, srv, ctl.SMSRate, log)
+	smsQueue.SetCheck(ctl.CheckDispatch)
 	smsQueue.Start(pending)
 	ctl.SetMessageQueue(smsQueue)
 	log.Info("started", "version", version(), "media_ports", fmt.Sprintf("%d-%d", cfg.Media.PortMin, cfg.Media.PortMax))

@@ -38,6 +38,7 @@ type Writer interface {
 type Queue struct {
 	w      Writer
 	send   Sender
+	check  Check // nil: none
 	rate   func(account string) float64 // messages a second; ≤ 0: no limit
 	log    *slog.Logger
 	window int
@@ -67,6 +68,15 @@ const lookahead = 256
 // DefaultWindow is how many messages of one account may await their
 // carrier's answer at once.
 const DefaultWindow = 64
+
+// Check tells, as a message is about to leave, why it may no longer go
+// (the recipient opted out while it waited, the number or account
+// changed): a failed status's reason and error code; code 0: it goes.
+type Check func(ctx context.Context, m *store.Message) (reason string, code int)
+
+// SetCheck makes the queue ask check before each message leaves. Call
+// before Start.
+func (q *Queue) SetCheck(check Check) { q.check = check }
 
 // NewQueue returns a queue sending with send and keeping rows with w;
 // rate is an account's messages per second.
@@ -234,6 +244,17 @@ func (q *Queue) deliver(m *store.Message) {
 		q.mu.Unlock()
 		q.nudge()
 	}()
+	if q.check != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		reason, code := q.check(ctx, m)
+		cancel()
+		if code != 0 {
+			m.Status, m.Reason, m.ErrorCode = string(Failed), reason, code
+			q.write(m)
+			q.log.Info("message not sent", "message_sid", m.SID, "account_sid", m.AccountSID, "reason", reason)
+			return
+		}
+	}
 	m.Status, m.CarrierID = string(Sending), newCarrierID()
 	q.write(m)
 	ctx, cancel := context.WithTimeout(context.Background(), 64*500*time.Millisecond) // Timer F

@@ -185,3 +185,33 @@ func TestQueueRefusedAndPending(t *testing.T) {
 		t.Fatalf("got %v, rows %v", c.got, r.st)
 	}
 }
+
+// A message the check refuses fails with its reason, never reaching the
+// carrier; the others go.
+func TestQueueCheck(t *testing.T) {
+	c := &carrier{inFlight: map[string]int{}}
+	q, r := newQueue(c, 0)
+	q.SetCheck(func(_ context.Context, m *store.Message) (string, int) {
+		if m.To == "+14155551001" {
+			return "Failed - Recipient Opted Out (STOP)", ErrOptedOut
+		}
+		return "", 0
+	})
+	q.Start(nil)
+	defer q.Stop()
+	for _, m := range messages("AC1", 3, func(i int) string { return "+1415555" + fmt.Sprint(1000+i) }) {
+		q.Add(m)
+	}
+	waitSent(t, c, 2)
+	time.Sleep(50 * time.Millisecond)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if got := fmt.Sprint(r.st["SM01"]); got != "[failed]" {
+		t.Fatalf("refused message went %s; want failed", got)
+	}
+	for _, sid := range c.got {
+		if sid == "SM01" {
+			t.Fatal("the refused message reached the carrier")
+		}
+	}
+}
