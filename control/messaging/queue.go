@@ -38,7 +38,7 @@ type Writer interface {
 type Queue struct {
 	w      Writer
 	send   Sender
-	check  Check // nil: none
+	check  Check                        // nil: none
 	rate   func(account string) float64 // messages a second; ≤ 0: no limit
 	log    *slog.Logger
 	window int
