@@ -51,6 +51,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "ladder" {
 		return runLadder(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "sms" {
+		return runSMS(ctx, args[1:], stdout, stderr)
+	}
 	o, err := parseFlags(args, stderr)
 	if err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
