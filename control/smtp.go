@@ -23,6 +23,9 @@ type SMTPConfig struct {
 	// password is read from the file at start, never kept in sbc.toml.
 	Username     string `toml:"username"`
 	PasswordFile string `toml:"password_file"`
+	// CAFile is a PEM file of the roots the relay's certificate must
+	// chain to; "" the system's.
+	CAFile string `toml:"ca_file"`
 	// Timeout bounds one delivery attempt. Default 30s.
 	Timeout time.Duration `toml:"timeout"`
 }

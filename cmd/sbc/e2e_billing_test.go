@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"mime/quotedprintable"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,11 +24,11 @@ func billingConfig(grace time.Duration) billing.Config {
 		Rates: []billing.Rate{{Prefix: "+1", PerMinute: "0.60", PerSMS: "0.01"}}}
 }
 
-// billedAccount makes, in the store in dir, an account with balance and
-// returns its SID.
-func billedAccount(t *testing.T, dir string, balance store.Money) string {
+// billedAccount makes, in the store in dir, an account with balance
+// (and what more spec says) and returns its SID and auth token.
+func billedAccount(t *testing.T, dir string, balance store.Money, spec ...control.AccountSpec) (string, string) {
 	t.Helper()
-	cfg := control.Config{DataDir: dir}
+	cfg := control.Config{DataDir: dir, Webhooks: control.WebhookConfig{AllowHTTP: true, AllowPrivateNetworks: true}}
 	cfg.SetDefaults()
 	st, err := store.Open(context.Background(), cfg.StorePath())
 	if err != nil {
@@ -36,11 +37,16 @@ func billedAccount(t *testing.T, dir string, balance store.Money) string {
 	defer st.Close()
 	p := control.New(cfg, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	name, cps, max := "Billed", 100, 100
-	a, _, err := p.CreateAccount(context.Background(), "cli", control.AccountSpec{Name: &name, CPS: &cps, MaxConcurrent: &max, Balance: &balance})
+	var s control.AccountSpec
+	if len(spec) > 0 {
+		s = spec[0]
+	}
+	s.Name, s.CPS, s.MaxConcurrent, s.Balance = &name, &cps, &max, &balance
+	a, token, err := p.CreateAccount(context.Background(), "cli", s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return a.SID
+	return a.SID, token
 }
 
 // TestE2EBillingKill9: calls of a known length through sipp are charged
@@ -54,7 +60,7 @@ func TestE2EBillingKill9(t *testing.T) {
 	}
 	bin := buildSBC(t)
 	dir := dataDir(t, false)
-	acct := billedAccount(t, dir, 10*store.Unit)
+	acct, _ := billedAccount(t, dir, 10*store.Unit)
 	state := t.TempDir()
 	e := newE2EEnv(t, bin, func(c *sbctest.DaemonConfig) {
 		c.Control.DataDir, c.StateDir = dir, state
@@ -158,18 +164,32 @@ func TestE2EBillingKill9(t *testing.T) {
 // TestE2EBalanceExhausted: three calls at once spend a small balance; they
 // are ended (BYE to both sides) once the grace period has passed, the
 // account overdrawn by no more than the grace's worth, and its next call
-// is refused with 403 and "Reason: SIP;cause=402".
+// is refused with 403 and "Reason: SIP;cause=402". The three calls' charges
+// take the balance below the low-balance threshold: one notification, not
+// three, as a signed webhook and as an e-mail through a real SMTP server
+// (exim on loopback, STARTTLS with its certificate checked).
 func TestE2EBalanceExhausted(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end tests with sipp: skipped in -short mode")
 	}
 	bin := buildSBC(t)
 	dir := dataDir(t, false)
-	acct := billedAccount(t, dir, 5*store.Unit/100) // 0.05: 5 call-seconds
+	hooks := newHookReceiver(t)
+	mailbox := startSMTP(t, smtpSTARTTLS)
+	ca := filepath.Join(t.TempDir(), "smtp-ca.pem")
+	if err := os.WriteFile(ca, mailbox.CertPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	low, notify, email := 4*store.Unit/100, hooks.url("/low"), "ops@example.com"
+	acct, token := billedAccount(t, dir, 5*store.Unit/100, // 0.05: 5 call-seconds
+		control.AccountSpec{LowBalance: &low, NotifyURL: &notify, Email: &email})
+	hooks.token = token
 	const grace = time.Second
 	e := newE2EEnv(t, bin, func(c *sbctest.DaemonConfig) {
 		c.Control.DataDir = dir
 		c.Control.Billing = billingConfig(grace)
+		c.Control.Webhooks = control.WebhookConfig{AllowHTTP: true, AllowPrivateNetworks: true}
+		c.Control.SMTP = control.SMTPConfig{Relay: mailbox.Addr, From: "sbc@example.net", TLS: control.SMTPStartTLS, CAFile: ca}
 		c.Caller.Account = acct
 		c.LogLevel = "info"
 	}, false)
@@ -197,7 +217,27 @@ func TestE2EBalanceExhausted(t *testing.T) {
 	if msgs := refused.messages(t); !strings.Contains(msgs, "SIP/2.0 403") || !strings.Contains(msgs, "Reason: SIP;cause=402") {
 		t.Errorf("call of an account without balance: want 403 with Reason cause 402:\n%s", msgs)
 	}
+
+	// One low-balance notification for the three charges.
+	got := hooks.await(t, "/low", "one low-balance webhook", func(h []hookHit) bool { return len(h) >= 1 })
+	if p := got[0].params; p.Get("Event") != "low-balance" || p.Get("AccountSid") != acct || p.Get("LowBalanceThreshold") != "0.04" {
+		t.Errorf("low-balance webhook %v", p)
+	}
+	mails := mailbox.await(t, 1, 10*time.Second)
+	m := mails[0]
+	body, _ := io.ReadAll(quotedprintable.NewReader(strings.NewReader(m.Body)))
+	if !strings.Contains(m.To, email) || !strings.HasPrefix(m.Subject, "Low balance: Billed") || !m.TLS ||
+		!strings.Contains(string(body), "threshold of 0.04") {
+		t.Errorf("low-balance mail: to %q, subject %q, over TLS %v, body %q", m.To, m.Subject, m.TLS, body)
+	}
 	e.sbc.stop(t)
+	if n := len(hooks.taken("/low")); n != 1 {
+		t.Errorf("%d low-balance webhooks; want 1 (once per crossing)", n)
+	}
+	if n := len(mailbox.messages(t)); n != 1 {
+		t.Errorf("%d low-balance mails; want 1 (once per crossing)", n)
+	}
+	hooks.checkSigned(t)
 
 	st, err := store.Open(context.Background(), filepath.Join(dir, "sbc.db"))
 	if err != nil {

@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -144,7 +145,7 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 	ctl.SetWebhooks(hooks)
 	if m, err := startMailer(cfg.Control.SMTP, log.With("component", "mail")); err != nil {
 		ctl.Close()
-		log.Error("start the control plane", "error", err, "key", "control.smtp.password_file")
+		log.Error("start the mailer", "error", err)
 		return exitConfig
 	} else if m != nil {
 		defer m.Close()
@@ -309,10 +310,20 @@ func startMailer(c control.SMTPConfig, log *slog.Logger) (*mailer.Sender, error)
 		return nil, nil
 	}
 	o := mailer.Options{Relay: c.Relay, From: c.From, PlainText: c.TLS == control.SMTPNoTLS, Username: c.Username, Timeout: c.Timeout}
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("control.smtp.ca_file: %w", err)
+		}
+		o.RootCAs = x509.NewCertPool()
+		if !o.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("control.smtp.ca_file %s: no PEM certificate in it", c.CAFile)
+		}
+	}
 	if c.PasswordFile != "" {
 		b, err := os.ReadFile(c.PasswordFile)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("control.smtp.password_file: %w", err)
 		}
 		o.Password = strings.TrimRight(string(b), "\r\n")
 	}
