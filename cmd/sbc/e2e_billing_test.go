@@ -25,8 +25,10 @@ func billingConfig(grace time.Duration) billing.Config {
 }
 
 // billedAccount makes, in the store in dir, an account with balance
-// (and what more spec says) and returns its SID and auth token.
-func billedAccount(t *testing.T, dir string, balance store.Money, spec ...control.AccountSpec) (string, string) {
+// (and what more spec says) and returns its SID and auth token; with a
+// callback, the number the tests call (+14155550199) is the account's,
+// with that status callback.
+func billedAccount(t *testing.T, dir string, balance store.Money, callback string, spec ...control.AccountSpec) (string, string) {
 	t.Helper()
 	cfg := control.Config{DataDir: dir, Webhooks: control.WebhookConfig{AllowHTTP: true, AllowPrivateNetworks: true}}
 	cfg.SetDefaults()
@@ -46,6 +48,13 @@ func billedAccount(t *testing.T, dir string, balance store.Money, spec ...contro
 	if err != nil {
 		t.Fatal(err)
 	}
+	if callback != "" {
+		// The called number is the account's, its calls' ends posted.
+		num := "+14155550199"
+		if _, err := p.CreateNumber(context.Background(), "cli", a.SID, control.NumberSpec{PhoneNumber: &num, Callback: &callback}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return a.SID, token
 }
 
@@ -60,7 +69,7 @@ func TestE2EBillingKill9(t *testing.T) {
 	}
 	bin := buildSBC(t)
 	dir := dataDir(t, false)
-	acct, _ := billedAccount(t, dir, 10*store.Unit)
+	acct, _ := billedAccount(t, dir, 10*store.Unit, "")
 	state := t.TempDir()
 	e := newE2EEnv(t, bin, func(c *sbctest.DaemonConfig) {
 		c.Control.DataDir, c.StateDir = dir, state
@@ -77,16 +86,25 @@ func TestE2EBillingKill9(t *testing.T) {
 	// Killed the moment a call has ended: its final row waits for the
 	// call log's next batch (a quarter second), calls are up, more are
 	// being set up.
-	e.sbc.callsEnded(t, 3)
-	e.sbc.cmd.Process.Signal(syscall.SIGKILL)
-	<-e.sbc.done
-	records, _ := filepath.Glob(filepath.Join(state, "*.json"))
+	// Frozen (SIGSTOP) as a call ends, until one is caught between its end
+	// and its row's write: then killed.
+	var records []string
 	ended := 0
-	for _, f := range records {
-		if b, err := os.ReadFile(f); err == nil && strings.Contains(string(b), `"ended":`) {
-			ended++ // a call that ended, its row not yet written
+	for n := 3; n <= calls && ended == 0; n++ {
+		e.sbc.callsEnded(t, n)
+		e.sbc.signal(t, syscall.SIGSTOP)
+		records, _ = filepath.Glob(filepath.Join(state, "*.json"))
+		for _, f := range records {
+			if b, err := os.ReadFile(f); err == nil && strings.Contains(string(b), `"ended":`) {
+				ended++ // a call that ended, its row not yet written
+			}
+		}
+		if ended == 0 {
+			e.sbc.signal(t, syscall.SIGCONT)
 		}
 	}
+	e.sbc.cmd.Process.Signal(syscall.SIGKILL)
+	<-e.sbc.done
 	t.Logf("killed with %d call records in the state directory, %d of calls that had ended", len(records), ended)
 	if ended == 0 {
 		t.Errorf("no record of an ended call left by the kill: the test did not kill between a call's end and its row's write")
@@ -181,7 +199,7 @@ func TestE2EBalanceExhausted(t *testing.T) {
 		t.Fatal(err)
 	}
 	low, notify, email := 4*store.Unit/100, hooks.url("/low"), "ops@example.com"
-	acct, token := billedAccount(t, dir, 5*store.Unit/100, // 0.05: 5 call-seconds
+	acct, token := billedAccount(t, dir, 5*store.Unit/100, hooks.url("/calls"), // 0.05: 5 call-seconds
 		control.AccountSpec{LowBalance: &low, NotifyURL: &notify, Email: &email})
 	hooks.token = token
 	const grace = time.Second
@@ -229,6 +247,13 @@ func TestE2EBalanceExhausted(t *testing.T) {
 	if !strings.Contains(m.To, email) || !strings.HasPrefix(m.Subject, "Low balance: Billed") || !m.TLS ||
 		!strings.Contains(string(body), "threshold of 0.04") {
 		t.Errorf("low-balance mail: to %q, subject %q, over TLS %v, body %q", m.To, m.Subject, m.TLS, body)
+	}
+	// Each call's end, to the number's status callback.
+	ends := hooks.await(t, "/calls", "three call-end callbacks", func(h []hookHit) bool { return len(h) >= 3 })
+	for _, h := range ends {
+		if p := h.params; p.Get("CallStatus") != "completed" || p.Get("To") != "+14155550199" || p.Get("CallDuration") == "0" || p.Get("AccountSid") != acct {
+			t.Errorf("call-end callback %v", p)
+		}
 	}
 	e.sbc.stop(t)
 	if n := len(hooks.taken("/low")); n != 1 {
