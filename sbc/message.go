@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"mime"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -51,10 +52,8 @@ func (s *Server) SendSMS(ctx context.Context, m *store.Message) (int, string, er
 		if i > 0 || cid == "" {
 			cid = newID() + newID() + bLegCallIDSuffix
 		}
-		tx, err := s.send(ctx, s.messageRequest(to, m, p, cid))
-		if err == nil {
-			code, reason, err = finalOf(ctx, tx)
-		}
+		var err error
+		code, reason, err = s.sendPart(ctx, to, m, p, cid)
 		if err != nil {
 			if i > 0 {
 				err = fmt.Errorf("part %d of %d: %w", i+1, len(parts), err)
@@ -108,21 +107,55 @@ func (s *Server) messageRequest(to *Trunk, m *store.Message, text, cid string) *
 }
 
 // finalOf waits for a client transaction's final answer.
-func finalOf(ctx context.Context, tx sip.ClientTransaction) (int, string, error) {
+// smsTries is how often one part is offered to a carrier that answers 503.
+const smsTries = 3
+
+// sendPart sends one MESSAGE, again (same Call-ID, a new transaction)
+// while the carrier answers 503 Service Unavailable, after its
+// Retry-After (RFC 3261 §21.5.4; 10 s at most) or 2 s, within ctx:
+// a carrier's brief overload does not fail the message.
+func (s *Server) sendPart(ctx context.Context, to *Trunk, m *store.Message, text, cid string) (int, string, error) {
+	for try := 1; ; try++ {
+		tx, err := s.send(ctx, s.messageRequest(to, m, text, cid))
+		if err != nil {
+			return 0, "", err
+		}
+		code, reason, after, err := finalOf(ctx, tx)
+		if err != nil || code != 503 || try == smsTries {
+			return code, reason, err
+		}
+		select {
+		case <-time.After(after):
+		case <-ctx.Done():
+			return code, reason, nil
+		}
+	}
+}
+
+// finalOf waits for tx's final response: its status, reason and, for a
+// 503, how long its Retry-After asks to wait (2 s without one).
+func finalOf(ctx context.Context, tx sip.ClientTransaction) (int, string, time.Duration, error) {
 	defer tx.Terminate()
 	for {
 		select {
 		case res := <-tx.Responses():
 			if res.StatusCode >= 200 {
-				return res.StatusCode, res.Reason, nil
+				after := 2 * time.Second
+				if h := res.GetHeader("Retry-After"); h != nil {
+					v, _, _ := strings.Cut(strings.TrimSpace(h.Value()), ";")
+					if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n >= 0 {
+						after = min(time.Duration(n)*time.Second, 10*time.Second)
+					}
+				}
+				return res.StatusCode, res.Reason, after, nil
 			}
 		case <-tx.Done():
 			if err := tx.Err(); err != nil {
-				return 0, "", err
+				return 0, "", 0, err
 			}
-			return 0, "", errors.New("transaction ended without an answer")
+			return 0, "", 0, errors.New("transaction ended without an answer")
 		case <-ctx.Done():
-			return 0, "", ctx.Err()
+			return 0, "", 0, ctx.Err()
 		}
 	}
 }

@@ -24,7 +24,7 @@ import (
 
 // TestE2ESMS: messages sent through the API go to the carrier (sipp) as
 // SIP MESSAGE, in order; the carrier's 200 makes them sent, its delivery
-// report delivered, its 403 failed with the reason; a number that is not
+// report delivered, its 403 failed with the reason, its 503 retried; a number that is not
 // SMS-enabled is refused with "Source Number Not SMS Enabled"; a recipient
 // who writes STOP (sipp as the carrier delivering it) gets nothing more
 // from the account until START.
@@ -166,6 +166,16 @@ func TestE2ESMS(t *testing.T) {
 	if !strings.Contains(m["error_message"].(string), "403") {
 		t.Errorf("refused message: %v; want the carrier's 403 in its reason", m)
 	}
+
+	// A carrier briefly overloaded (503, Retry-After: 1): offered again,
+	// sent.
+	busy := e.uas(t, sippOpts{scenario: "uas_message_503.xml", calls: 1})
+	st, out = api.post(t, "/2010-04-01/Accounts/"+acct+"/Messages.json", url.Values{"From": {smsNum}, "To": {"+14155550198"}, "Body": {"after a 503"}})
+	if st != 201 {
+		t.Fatalf("send: %d %v", st, out)
+	}
+	busy.expectSuccess(t)
+	api.waitStatus(t, acct, out["sid"].(string), "sent")
 
 	// A number of the account without SMS: refused, nothing queued.
 	st, out = api.post(t, "/2010-04-01/Accounts/"+acct+"/Messages.json", url.Values{"From": {voiceNum}, "To": {"+14155550199"}, "Body": {"x"}})
