@@ -220,7 +220,7 @@ func (p *Plane) AdmitCall(a Attempt) Decision {
 		if b, ok := p.led.balance(acct.SID); ok && b <= 0 || !ok && acct.Balance <= 0 {
 			return Decision{Code: 403, Cause: 402, Reason: "insufficient balance", Account: acct.SID}
 		}
-		if _, ok := r.Call(d.To); !ok && r.RefuseUnrated() {
+		if _, ok := r.Call(d.To); !ok && r.RefuseUnrated() && d.Direction == store.DirectionTerminating {
 			return Decision{Code: 403, Reason: "no rate for the destination (control.billing.unrated = refuse)", Account: acct.SID}
 		}
 	}
@@ -236,9 +236,14 @@ func (p *Plane) AdmitCall(a Attempt) Decision {
 	return d
 }
 
-// Resume holds a concurrency slot for a call of account that a restarted
-// SBC took over: it counts against the limit without being refused.
-func (p *Plane) Resume(account string) Decision {
+// Resume holds a concurrency slot for a call that a restarted SBC took
+// over (row: its log row, answered): it counts against the account's
+// limit without being refused, and its cost against the balance.
+func (p *Plane) Resume(row store.Call) Decision {
+	account := row.AccountSID
+	if p.led.rates.Enabled() {
+		p.led.track(&row)
+	}
 	l := p.lim.get(account)
 	l.mu.Lock()
 	l.active++

@@ -66,6 +66,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Plane, error) {
 		st.Close()
 		return nil, err
 	}
+	if err := p.checkTokenKey(); err != nil {
+		log.Error("accounts' auth tokens do not open with this node's key: their webhooks will not be signed or sent", "error", err)
+	}
 	p.calls = newCallLog(st, log, p.callsWritten)
 	p.msgw = newMsgWriter(st)
 	p.wg.Add(2)

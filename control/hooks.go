@@ -20,9 +20,10 @@ type Poster interface {
 
 // hooks is where the plane's webhooks go, set by the daemon.
 type hooks struct {
-	mu   sync.RWMutex
-	w    Poster
-	mail Mailer
+	mu     sync.RWMutex
+	w      Poster
+	mail   Mailer
+	warned sync.Map // account SID → when its unsignable webhooks were last logged
 }
 
 // SetWebhooks gives the plane its webhook sender (nil: none sent).
@@ -51,7 +52,11 @@ func (p *Plane) hook(account, rawURL, key string, params url.Values) {
 	}
 	token, err := p.tokens.open(account, a.TokenSealed)
 	if err != nil {
-		p.log.Warn("webhook not sent: it cannot be signed", "account_sid", account, "error", err)
+		// Once a minute an account: a message flood would repeat it.
+		if last, ok := p.hooks.warned.Load(account); !ok || time.Since(last.(time.Time)) > time.Minute {
+			p.hooks.warned.Store(account, time.Now())
+			p.log.Warn("webhooks not sent: they cannot be signed", "account_sid", account, "error", err)
+		}
 		return
 	}
 	params.Set("AccountSid", account)

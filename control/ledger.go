@@ -22,6 +22,7 @@ type ledger struct {
 	mu        sync.Mutex
 	balances  map[string]store.Money
 	live      map[string]liveCall  // by call SID
+	ended     map[string]time.Time // calls ended lately: a late non-final row must not bring one back
 	exhausted map[string]time.Time // accounts whose balance ran out, since
 }
 
@@ -32,7 +33,8 @@ type liveCall struct {
 }
 
 func newLedger(rates *billing.Table) *ledger {
-	return &ledger{rates: rates, balances: map[string]store.Money{}, live: map[string]liveCall{}, exhausted: map[string]time.Time{}}
+	return &ledger{rates: rates, balances: map[string]store.Money{}, live: map[string]liveCall{}, ended: map[string]time.Time{},
+		exhausted: map[string]time.Time{}}
 }
 
 // balance is account's balance as last known; known false: never loaded.
@@ -60,7 +62,11 @@ func (l *ledger) track(c *store.Call) {
 	switch {
 	case c.Final():
 		delete(l.live, c.SID)
+		l.ended[c.SID] = time.Now()
 	case !c.Answered.IsZero():
+		if _, gone := l.ended[c.SID]; gone {
+			return // its in-progress row raced its end
+		}
 		if _, ok := l.live[c.SID]; !ok {
 			pm, _ := l.rates.Call(c.To)
 			l.live[c.SID] = liveCall{account: c.AccountSID, answered: c.Answered, perMinute: pm}
@@ -74,6 +80,11 @@ func (l *ledger) track(c *store.Call) {
 func (l *ledger) overdrawn(now time.Time) (ending []string, accounts []string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	for sid, at := range l.ended {
+		if time.Since(at) > time.Minute {
+			delete(l.ended, sid)
+		}
+	}
 	cost := map[string]store.Money{}
 	for _, c := range l.live {
 		cost[c.account] += l.rates.CostSoFar(c.perMinute, now.Sub(c.answered))
@@ -113,7 +124,9 @@ func (p *Plane) refreshBalances(ctx context.Context) error {
 		return err
 	}
 	p.led.mu.Lock()
-	p.led.balances = all
+	for sid, b := range all {
+		p.led.balances[sid] = b
+	}
 	p.led.mu.Unlock()
 	return nil
 }

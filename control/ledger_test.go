@@ -249,3 +249,32 @@ func TestLowBalanceNotification(t *testing.T) {
 		t.Error("a display name took as NotificationEmail")
 	}
 }
+
+// TestLedgerLateRow: an in-progress row that comes after its call's final
+// one (the answer's report raced the BYE) does not bring the call back
+// into the balance watch; a call taken over after a restart is watched.
+func TestLedgerLateRow(t *testing.T) {
+	p, _ := billedPlane(t)
+	a := mustAccount(t, p, "a", AccountSpec{Balance: ptr(store.Unit)})
+	now := time.Now()
+	row := store.Call{SID: store.NewSID(store.PrefixCall), AccountSID: a.SID, To: "+14155550199", Created: now, Answered: now}
+	row.Status, row.Ended, row.Duration = store.CallCompleted, now.Add(time.Second), 1
+	p.LogCall(row)
+	row.Status = store.CallInProgress
+	p.LogCall(row)
+	p.led.mu.Lock()
+	n := len(p.led.live)
+	p.led.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d live calls after a late in-progress row; want 0", n)
+	}
+	taken := store.Call{SID: store.NewSID(store.PrefixCall), AccountSID: a.SID, To: "+14155550199", Status: store.CallInProgress, Created: now, Answered: now}
+	d := p.Resume(taken)
+	defer d.Release()
+	p.led.mu.Lock()
+	_, ok := p.led.live[taken.SID]
+	p.led.mu.Unlock()
+	if !ok {
+		t.Fatal("a call taken over is not weighed against the balance")
+	}
+}

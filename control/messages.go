@@ -92,6 +92,8 @@ func (p *Plane) SendMessage(ctx context.Context, account, from, to, body, callba
 		return store.Message{}, ErrNoBody
 	case utf8.RuneCountInString(body) > maxBodyChars || !utf8.ValidString(body):
 		return store.Message{}, ErrBodyTooLong
+	case strings.ContainsRune(body, 0):
+		return store.Message{}, fieldErr("Body", "a NUL character (U+0000) is not text")
 	}
 	if err := p.cfg.Webhooks.CheckURL(callback); err != nil {
 		return store.Message{}, fieldErr("StatusCallback", "%v", err)

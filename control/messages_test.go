@@ -41,6 +41,7 @@ func TestSendMessage(t *testing.T) {
 		{"bad To", "+14155550100", "14155550199x", "hi", "", ErrBadTo, ""},
 		{"empty body", "+14155550100", "+14155550199", "  ", "", ErrNoBody, ""},
 		{"long body", "+14155550100", "+14155550199", strings.Repeat("a", 1601), "", ErrBodyTooLong, ""},
+		{"NUL in the body", "+14155550100", "+14155550199", "a\x00b", "", nil, "Body"},
 		{"private callback", "+14155550100", "+14155550199", "hi", "https://10.0.0.1/", nil, "StatusCallback"},
 	} {
 		_, err := p.SendMessage(ctx, a.SID, tt.from, tt.to, tt.body, tt.callback)

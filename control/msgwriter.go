@@ -59,12 +59,10 @@ func (w *msgWriter) write(ctx context.Context, mw store.MessageWrite) (store.Mes
 		return store.MessageWritten{}, ctx.Err()
 	}
 	w.mu.RUnlock()
-	select {
-	case <-r.done:
-		return r.res, r.err
-	case <-ctx.Done(): // it may still be written
-		return store.MessageWritten{}, ctx.Err()
-	}
+	// Once queued it is written (in 10 s at most): its caller learns
+	// what became of it, whatever became of its own context.
+	<-r.done
+	return r.res, r.err
 }
 
 func (w *msgWriter) run() {
@@ -96,8 +94,11 @@ func (w *msgWriter) run() {
 		for i, r := range batch {
 			if err == nil {
 				r.res = res[i]
+			} else {
+				// One bad write fails its batch: each again alone, so
+				// only it fails.
+				r.res, r.err = w.one(r.w)
 			}
-			r.err = err
 			close(r.done)
 		}
 	}

@@ -121,3 +121,17 @@ func (s *tokenSealer) open(sid, sealed string) (string, error) {
 	}
 	return string(token), nil
 }
+
+// checkTokenKey tells, at start, whether the node's key opens the tokens
+// in the store: a node with a key of its own (token_key_file not shared
+// among the nodes of one store, or lost) would sign nothing.
+func (p *Plane) checkTokenKey() error {
+	for _, a := range p.snap.Load().accounts {
+		if a.TokenSealed == "" {
+			continue
+		}
+		_, err := p.tokens.open(a.SID, a.TokenSealed)
+		return err // one is enough: all are sealed with one key
+	}
+	return nil
+}

@@ -184,6 +184,7 @@ func (s *Sender) send(m message) error {
 		return err
 	}
 	defer conn.Close()
+	defer context.AfterFunc(s.ctx, func() { conn.Close() })() // Close ends a session in progress
 	conn.SetDeadline(time.Now().Add(s.o.Timeout))
 	c, err := smtp.NewClient(conn, host)
 	if err != nil {

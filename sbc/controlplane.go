@@ -19,9 +19,9 @@ import (
 // written without waiting.
 type ControlPlane interface {
 	AdmitCall(control.Attempt) control.Decision
-	// Resume holds a concurrency slot for a call of account taken over
-	// from a previous run.
-	Resume(account string) control.Decision
+	// Resume holds a concurrency slot for a call taken over from a
+	// previous run (its log row) and weighs it against the balance.
+	Resume(row store.Call) control.Decision
 	LogCall(store.Call)
 	// LogFinal queues a call's final row and calls written once the row
 	// (and the call's charge) is committed.

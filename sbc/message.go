@@ -82,18 +82,18 @@ func (s *Server) smsTrunk(number string) *Trunk {
 }
 
 // messageRequest is one MESSAGE of m to trunk to, carrying text, with
-// Call-ID cid.
-func (s *Server) messageRequest(to *Trunk, m *store.Message, text, cid string) *sip.Request {
+// Call-ID cid, From tag tag and CSeq seq.
+func (s *Server) messageRequest(to *Trunk, m *store.Message, text, cid, tag string, seq uint32) *sip.Request {
 	host, port, _ := splitHostPort(to.Address)
 	ruri := sip.Uri{Scheme: "sip", User: m.To, Host: uriHost(host), Port: port}
 	req := sip.NewRequest(sip.MESSAGE, ruri)
 	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: m.From, Host: s.publicIP}, Params: sip.NewParams()}
-	from.Params.Add("tag", sip.GenerateTagN(16))
+	from.Params.Add("tag", tag)
 	callID := sip.CallIDHeader(cid)
 	req.AppendHeader(from)
 	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: m.To, Host: uriHost(host)}, Params: sip.NewParams()})
 	req.AppendHeader(&callID)
-	req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.MESSAGE})
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: seq, MethodName: sip.MESSAGE})
 	req.AppendHeader(ptr(sip.MaxForwardsHeader(70)))
 	req.AppendHeader(ptr(sip.ContentTypeHeader("text/plain;charset=UTF-8")))
 	req.SetBody([]byte(text))
@@ -106,17 +106,18 @@ func (s *Server) messageRequest(to *Trunk, m *store.Message, text, cid string) *
 	return req
 }
 
-// finalOf waits for a client transaction's final answer.
 // smsTries is how often one part is offered to a carrier that answers 503.
 const smsTries = 3
 
-// sendPart sends one MESSAGE, again (same Call-ID, a new transaction)
-// while the carrier answers 503 Service Unavailable, after its
-// Retry-After (RFC 3261 §21.5.4; 10 s at most) or 2 s, within ctx:
-// a carrier's brief overload does not fail the message.
+// sendPart sends one MESSAGE, again while the carrier answers 503
+// Service Unavailable, after its Retry-After (RFC 3261 §21.5.4; 10 s at
+// most) or 2 s, within ctx: a carrier's brief overload does not fail the
+// message. A retry is a new request of the same sender: its Call-ID and
+// From tag, the next CSeq (§8.1.3.5).
 func (s *Server) sendPart(ctx context.Context, to *Trunk, m *store.Message, text, cid string) (int, string, error) {
+	tag := sip.GenerateTagN(16)
 	for try := 1; ; try++ {
-		tx, err := s.send(ctx, s.messageRequest(to, m, text, cid))
+		tx, err := s.send(ctx, s.messageRequest(to, m, text, cid, tag, uint32(try)))
 		if err != nil {
 			return 0, "", err
 		}

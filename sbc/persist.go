@@ -401,7 +401,9 @@ func (s *Server) adopt(rec callRecord) (*call, error) {
 	if rec.Log != nil && rec.Log.SID == rec.ID {
 		c.row = *rec.Log
 		if s.ctl != nil && c.row.AccountSID != "" {
-			c.dec = s.ctl.Resume(c.row.AccountSID)
+			row := c.row
+			row.Answered = rec.Answered
+			c.dec = s.ctl.Resume(row)
 		}
 	}
 	if c.a, err = rec.A.leg(c, media.SideA); err == nil {

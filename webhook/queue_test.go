@@ -80,3 +80,32 @@ func TestQueueBoundUnderRetries(t *testing.T) {
 		t.Errorf("stats %+v, want Posted %d, Pending %d, Dropped %d", st, posters*each, size, posters*each-size)
 	}
 }
+
+// TestCloseAfter: a stop lets the requests pending go, within its bound;
+// one that cannot go in time is dropped when the bound runs out.
+func TestCloseAfter(t *testing.T) {
+	rc := newReceiver(t, func(w http.ResponseWriter, h hit) {
+		if h.form.Get("slow") != "" {
+			<-h.gone
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	})
+	s := New(Options{Workers: 2, Timeout: time.Minute}, testLogger(t))
+	s.Post(rc.URL, url.Values{"I": {"1"}}, "a", "tok")
+	s.Post(rc.URL, url.Values{"I": {"2"}}, "a", "tok")
+	s.CloseAfter(2 * time.Second)
+	if st := s.Stats(); st.Delivered != 2 || st.Dropped != 0 {
+		t.Fatalf("stats %+v; want both delivered before the close", st)
+	}
+	s2 := New(Options{Workers: 2, Timeout: time.Minute}, testLogger(t))
+	s2.Post(rc.URL, url.Values{"slow": {"1"}}, "b", "tok")
+	start := time.Now()
+	s2.CloseAfter(200 * time.Millisecond)
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("CloseAfter(200ms) took %v", d)
+	}
+	if st := s2.Stats(); st.Dropped != 1 {
+		t.Fatalf("stats %+v; want the hanging one dropped", st)
+	}
+}

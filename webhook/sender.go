@@ -186,6 +186,15 @@ func (s *Sender) Stats() Stats {
 	return s.stats
 }
 
+// CloseAfter waits up to d for the requests pending to go (a stop
+// lets the last call ends and statuses out), then closes.
+func (s *Sender) CloseAfter(d time.Duration) {
+	for deadline := time.Now().Add(d); s.Stats().Pending > 0 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.Close()
+}
+
 // Close stops the Sender: attempts in flight are cancelled, pending requests
 // are dropped and counted (logged once with the count). It returns when
 // every goroutine of the Sender has ended. Post after Close drops.

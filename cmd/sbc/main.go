@@ -136,7 +136,7 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 	// Webhooks go out until the control plane has closed (its last call
 	// rows post their calls' ends).
 	hooks := startWebhooks(cfg.Control.Webhooks, log.With("component", "webhook"))
-	defer hooks.Close()
+	defer hooks.CloseAfter(5 * time.Second)
 	ctl, err := control.Open(context.Background(), cfg.Control, log.With("component", "control"))
 	if err != nil {
 		log.Error("start the control plane", "error", err)
