@@ -20,7 +20,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -189,14 +188,7 @@ func TestE2EBaresipTLS(t *testing.T) {
 // daemon, started on dir later, serves them.
 func deviceAccount(t *testing.T, dir, username, password, num string) (*store.Store, string) {
 	t.Helper()
-	cfg := control.Config{DataDir: dir}
-	cfg.SetDefaults()
-	st, err := store.Open(context.Background(), cfg.StorePath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	p := control.New(cfg, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	p, st := storePlane(t, dir)
 	ctx := context.Background()
 	name, cps, maxCalls := "Acme", 20, 50
 	acct, _, err := p.CreateAccount(ctx, "cli", control.AccountSpec{Name: &name, CPS: &cps, MaxConcurrent: &maxCalls})

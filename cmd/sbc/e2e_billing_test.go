@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"io"
-	"log/slog"
 	"mime/quotedprintable"
 	"os"
 	"path/filepath"
@@ -30,14 +29,7 @@ func billingConfig(grace time.Duration) billing.Config {
 // with that status callback.
 func billedAccount(t *testing.T, dir string, balance store.Money, callback string, spec ...control.AccountSpec) (string, string) {
 	t.Helper()
-	cfg := control.Config{DataDir: dir, Webhooks: control.WebhookConfig{AllowHTTP: true, AllowPrivateNetworks: true}}
-	cfg.SetDefaults()
-	st, err := store.Open(context.Background(), cfg.StorePath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	p := control.New(cfg, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	p, _ := storePlane(t, dir)
 	name, cps, max := "Billed", 100, 100
 	var s control.AccountSpec
 	if len(spec) > 0 {

@@ -34,14 +34,7 @@ const (
 func newControlEnv(t *testing.T, bin string) *controlEnv {
 	t.Helper()
 	dir := dataDir(t, false)
-	cfg := control.Config{DataDir: dir}
-	cfg.SetDefaults()
-	st, err := store.Open(context.Background(), cfg.StorePath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	p := control.New(cfg, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	p, st := storePlane(t, dir)
 	ctx := context.Background()
 	mk := func(name string, cps, max int) store.Account {
 		a, _, err := p.CreateAccount(ctx, "cli", control.AccountSpec{Name: &name, CPS: &cps, MaxConcurrent: &max})

@@ -5,8 +5,6 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -15,7 +13,6 @@ import (
 	"time"
 
 	"sbc/control"
-	"sbc/control/store"
 	"sbc/sbc"
 	"sbc/sbc/sbctest"
 
@@ -190,14 +187,7 @@ func TestE2ESMS(t *testing.T) {
 // one, and returns its SID and auth token.
 func smsAccount(t *testing.T, dir, smsNum, voiceNum, smsURL string) (string, string) {
 	t.Helper()
-	cfg := control.Config{DataDir: dir, Webhooks: control.WebhookConfig{AllowHTTP: true, AllowPrivateNetworks: true}}
-	cfg.SetDefaults()
-	st, err := store.Open(context.Background(), cfg.StorePath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	p := control.New(cfg, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	p, _ := storePlane(t, dir)
 	ctx := context.Background()
 	name, rate := "Texter", 10
 	a, token, err := p.CreateAccount(ctx, "cli", control.AccountSpec{Name: &name, SMSPerSecond: &rate})

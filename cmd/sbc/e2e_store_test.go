@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -227,4 +229,20 @@ func TestE2ECLI(t *testing.T) {
 		t.Fatalf("admin-token: %d %s", code, out)
 	}
 	e.stop(t, 1)
+}
+
+// storePlane opens the control store in dir (the daemon, started on dir
+// later, serves what a test makes in it) and a control plane over it, for
+// the test's set-up; closed at the test's end. Webhook URLs on loopback
+// are admitted (the tests' receivers).
+func storePlane(t *testing.T, dir string) (*control.Plane, *store.Store) {
+	t.Helper()
+	cfg := control.Config{DataDir: dir, Webhooks: control.WebhookConfig{AllowHTTP: true, AllowPrivateNetworks: true}}
+	cfg.SetDefaults()
+	st, err := store.Open(context.Background(), cfg.StorePath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return control.New(cfg, st, slog.New(slog.NewTextHandler(io.Discard, nil))), st
 }
