@@ -35,6 +35,9 @@ type WebhookConfig struct {
 	Backoff time.Duration `toml:"backoff"`
 	// Timeout bounds one attempt. Default 10s.
 	Timeout time.Duration `toml:"timeout"`
+	// Workers is how many webhooks are in flight at once (connections
+	// kept alive per receiver as many). Default 32.
+	Workers int `toml:"workers"`
 }
 
 // SetDefaults fills in zero values.
@@ -50,6 +53,9 @@ func (w *WebhookConfig) SetDefaults() {
 	}
 	if w.Timeout == 0 {
 		w.Timeout = 10 * time.Second
+	}
+	if w.Workers == 0 {
+		w.Workers = 32
 	}
 }
 
@@ -67,6 +73,9 @@ func (w *WebhookConfig) Validate() []error {
 	}
 	if w.Backoff < 10*time.Millisecond || w.Backoff > time.Hour {
 		bad("backoff", w.Backoff, `a duration from "10ms" to "1h"`)
+	}
+	if w.Workers < 1 || w.Workers > 1024 {
+		bad("workers", w.Workers, "webhooks in flight from 1 to 1024")
 	}
 	if w.Timeout < 100*time.Millisecond || w.Timeout > 2*time.Minute {
 		bad("timeout", w.Timeout, `a duration from "100ms" to "2m"`)

@@ -100,6 +100,8 @@ func TestParseConfig(t *testing.T) {
 		{"webhook queue", base + "[control.webhooks]\nqueue_size = -1\n", `control.webhooks.queue_size: "-1"`},
 		{"webhook attempts", base + "[control.webhooks]\nattempts = 50\n", `control.webhooks.attempts: "50"`},
 		{"webhook backoff", base + "[control.webhooks]\nbackoff = \"1ms\"\n", `control.webhooks.backoff: "1ms"`},
+		{"webhook workers", base + "[control.webhooks]\nworkers = 0\n", ""},
+		{"webhook too many workers", base + "[control.webhooks]\nworkers = 5000\n", `control.webhooks.workers: "5000"`},
 		{"webhook timeout", base + "[control.webhooks]\ntimeout = \"1h\"\n", `control.webhooks.timeout: "1h0m0s"`},
 		{"duplicate route", base + "[[route]]\nfrom = \"a\"\nto = \"a\"\n", `route[1]: "a/"`},
 		{"negative rate limit", strings.Replace(base, "[media]", "rate_limit = -1\n[media]", 1), `sip.rate_limit: "-1" is invalid`},

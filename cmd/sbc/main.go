@@ -296,7 +296,7 @@ func serve(cfg *sbc.Config, stderr io.Writer) int {
 // config admits private networks, a connection may only go to a public
 // address (checked after name resolution).
 func startWebhooks(c control.WebhookConfig, log *slog.Logger) *webhook.Sender {
-	opts := webhook.Options{QueueSize: c.QueueSize, Attempts: c.Attempts, Backoff: c.Backoff, Timeout: c.Timeout}
+	opts := webhook.Options{QueueSize: c.QueueSize, Attempts: c.Attempts, Backoff: c.Backoff, Timeout: c.Timeout, Workers: c.Workers}
 	if !c.AllowPrivateNetworks {
 		opts.Allowed = control.PublicAddr
 	}
