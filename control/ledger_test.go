@@ -111,6 +111,16 @@ func TestBilling(t *testing.T) {
 		t.Fatalf("report-first message charged %v; balance %v then %v", c, before.Balance, after.Balance)
 	}
 
+	// A top-up adds to the balance as it stands (charges made since an
+	// operator last read it stay); not with Balance at once.
+	now0, _ := p.st.Account(ctx, a.SID)
+	if got, err := p.UpdateAccount(ctx, "cli", a.SID, AccountSpec{Adjust: ptr(5 * store.Unit)}); err != nil || got.Balance != now0.Balance+5*store.Unit {
+		t.Fatalf("adjusted by 5.00: %v %v; had %v", got.Balance, err, now0.Balance)
+	}
+	if _, err := p.UpdateAccount(ctx, "cli", a.SID, AccountSpec{Adjust: ptr(store.Unit), Balance: ptr(store.Unit)}); err == nil {
+		t.Error("Balance and BalanceAdjustment at once taken")
+	}
+
 	// Spent: no more calls or messages.
 	if _, err := p.UpdateAccount(ctx, "cli", a.SID, AccountSpec{Balance: ptr(store.Money(0))}); err != nil {
 		t.Fatal(err)

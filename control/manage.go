@@ -41,9 +41,14 @@ type AccountSpec struct {
 	MaxConcurrent *int
 	Class         *string
 	Balance       *store.Money
-	LowBalance    *store.Money
-	NotifyURL     *string // where the low-balance notification is posted
-	Email         *string // and mailed
+	// Adjust adds to the balance as it stands when the change is made
+	// (a top-up, a refund; negative: a debit): charges committed
+	// meanwhile are not undone, as a Balance computed from an earlier read
+	// would.
+	Adjust     *store.Money
+	LowBalance *store.Money
+	NotifyURL  *string // where the low-balance notification is posted
+	Email      *string // and mailed
 }
 
 func (p *Plane) apply(a *store.Account, s AccountSpec) error {
@@ -84,8 +89,17 @@ func (p *Plane) apply(a *store.Account, s AccountSpec) error {
 		}
 		a.Class = *s.Class
 	}
+	if s.Balance != nil && s.Adjust != nil {
+		return fieldErr("BalanceAdjustment", "give Balance or BalanceAdjustment, not both")
+	}
 	if s.Balance != nil {
 		a.Balance = *s.Balance
+	}
+	if s.Adjust != nil {
+		if *s.Adjust > 1_000_000_000*store.Unit || *s.Adjust < -1_000_000_000*store.Unit {
+			return fieldErr("BalanceAdjustment", "%s is beyond ±1000000000", s.Adjust.String())
+		}
+		a.Balance += *s.Adjust
 	}
 	if s.LowBalance != nil {
 		a.LowBalance = *s.LowBalance
@@ -139,6 +153,7 @@ func (p *Plane) UpdateAccount(ctx context.Context, actor, sid string, s AccountS
 	if err != nil {
 		return a, err
 	}
+	p.led.setBalance(a.SID, a.Balance) // a top-up admits calls at once
 	p.changed(ctx, *gen, setAccount(a))
 	return a, nil
 }

@@ -410,6 +410,7 @@ func TestBadInput(t *testing.T) {
 			{"weak password", "POST", base + "/SIP/Users.json", url.Values{"Username": {"alice"}, "Password": {"password"}}, 400, "Password"},
 			{"bad username", "POST", base + "/SIP/Users.json", url.Values{"Username": {"al ice"}, "Password": {"Str0ng-Passw0rd!"}}, 400, "Username"},
 			{"a user's class is the operator's", "POST", base + "/SIP/Users.json", url.Values{"Username": {"bob"}, "Password": {"Str0ng-Passw0rd!"}, "ClassOfRestriction": {"intl"}}, 403, "ClassOfRestriction"},
+			{"an account does not top itself up", "POST", base + ".json", url.Values{"BalanceAdjustment": {"100"}}, 403, "BalanceAdjustment"},
 			{"malformed call sid", "GET", base + "/Calls/CA123.json", nil, 404, ""},
 			{"no such route", "GET", api.Version + "/Nothing.json", nil, 404, ""},
 			{"malformed form", "POST", base + ".json", url.Values{"FriendlyName": {"%zz"}}, 200, ""},

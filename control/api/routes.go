@@ -12,7 +12,7 @@ const acctPath = Version + "/Accounts/{acct}"
 
 func (a *API) routes() []route {
 	callFilters := []string{"Status", "From", "To", "StartTime", "StartTime>", "StartTime>=", "StartTime<", "StartTime<="}
-	accountFields := []string{"FriendlyName", "Status", "CallsPerSecond", "SmsPerSecond", "MaxConcurrentCalls", "ClassOfRestriction", "Balance", "LowBalanceThreshold", "NotificationUrl", "NotificationEmail"}
+	accountFields := []string{"FriendlyName", "Status", "CallsPerSecond", "SmsPerSecond", "MaxConcurrentCalls", "ClassOfRestriction", "Balance", "BalanceAdjustment", "LowBalanceThreshold", "NotificationUrl", "NotificationEmail"}
 	numberFields := []string{"FriendlyName", "VoiceUrl", "TrunkSid", "SmsUrl", "VoiceEnabled", "SmsEnabled", "SmsStopHandling", "StatusCallback"}
 	messageFields := []string{"From", "To", "Body", "StatusCallback"}
 	return []route{
@@ -113,7 +113,7 @@ func (q *request) accountSpec() (control.AccountSpec, error) {
 	for _, x := range []struct {
 		k   string
 		dst **store.Money
-	}{{"Balance", &s.Balance}, {"LowBalanceThreshold", &s.LowBalance}} {
+	}{{"Balance", &s.Balance}, {"BalanceAdjustment", &s.Adjust}, {"LowBalanceThreshold", &s.LowBalance}} {
 		if v, ok := q.get(x.k); ok {
 			m, err := store.ParseMoney(v)
 			if err != nil {
@@ -157,7 +157,7 @@ func (a *API) updateAccount(q *request) (any, error) {
 	if !q.who.admin {
 		// An account may rename itself; its status, limits, class and
 		// money are the operator's.
-		for _, k := range []string{"Status", "CallsPerSecond", "SmsPerSecond", "MaxConcurrentCalls", "ClassOfRestriction", "Balance", "LowBalanceThreshold"} {
+		for _, k := range []string{"Status", "CallsPerSecond", "SmsPerSecond", "MaxConcurrentCalls", "ClassOfRestriction", "Balance", "BalanceAdjustment", "LowBalanceThreshold"} {
 			if _, ok := q.get(k); ok {
 				return nil, &apiError{http.StatusForbidden, 20403, k + " is set by the operator"}
 			}
