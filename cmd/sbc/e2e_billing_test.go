@@ -71,7 +71,7 @@ func TestE2EBillingKill9(t *testing.T) {
 	}, false)
 
 	// A steady stream: 2 calls a second, each answered for 2 s.
-	const calls = 12
+	const calls = 8
 	uas := e.uas(t, sippOpts{scenario: "uas_basic.xml", calls: calls, timeout: 40 * time.Second, recvTimeout: 20 * time.Second})
 	uac := e.uac(t, sippOpts{scenario: "uac_basic.xml", calls: calls, rate: 2, pause: 2 * time.Second,
 		timeout: 40 * time.Second, recvTimeout: 20 * time.Second, extra: []string{"-s", "+14155550199"}})
