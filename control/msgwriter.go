@@ -91,13 +91,18 @@ func (w *msgWriter) run() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		res, err := w.st.WriteMessages(ctx, ws)
 		cancel()
+		// One bad write fails its batch: each again alone, so only it
+		// fails; not when the store did not answer in time (each alone
+		// would wait as long).
+		alone := err != nil && !errors.Is(err, context.DeadlineExceeded)
 		for i, r := range batch {
-			if err == nil {
+			switch {
+			case err == nil:
 				r.res = res[i]
-			} else {
-				// One bad write fails its batch: each again alone, so
-				// only it fails.
+			case alone:
 				r.res, r.err = w.one(r.w)
+			default:
+				r.err = err
 			}
 			close(r.done)
 		}
