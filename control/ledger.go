@@ -2,8 +2,6 @@ package control
 
 import (
 	"context"
-	"fmt"
-	"net/url"
 	"sync"
 	"time"
 
@@ -166,44 +164,5 @@ func (p *Plane) charged(bals []store.Balance) {
 		if b.Low {
 			p.lowBalance(b)
 		}
-	}
-}
-
-// Mailer sends e-mail (the daemon's mailer.Sender): Send queues one and
-// never blocks; false: dropped.
-type Mailer interface {
-	Send(to, subject, body string) bool
-}
-
-// SetMailer gives the plane its mailer (nil: no e-mail).
-func (p *Plane) SetMailer(m Mailer) {
-	p.hooks.mu.Lock()
-	p.hooks.mail = m
-	p.hooks.mu.Unlock()
-}
-
-// lowBalance tells an account its balance fell to its threshold: once per
-// crossing (the store's flag), to its notification URL (signed, as every
-// webhook) and e-mail address.
-func (p *Plane) lowBalance(b store.Balance) {
-	a := p.snap.Load().accounts[b.AccountSID]
-	if a == nil {
-		return
-	}
-	p.log.Info("account balance low: notifying", "account_sid", a.SID, "balance", b.Balance.String(), "threshold", a.LowBalance.String(),
-		"webhook", a.NotifyURL != "", "email", a.Email != "")
-	if a.NotifyURL != "" {
-		p.hook(a.SID, a.NotifyURL, a.SID, url.Values{"Event": {"low-balance"}, "FriendlyName": {a.Name},
-			"Balance": {b.Balance.String()}, "LowBalanceThreshold": {a.LowBalance.String()}})
-	}
-	p.hooks.mu.RLock()
-	m := p.hooks.mail
-	p.hooks.mu.RUnlock()
-	if a.Email != "" && m != nil {
-		m.Send(a.Email, "Low balance: "+a.Name+" "+b.Balance.String(), fmt.Sprintf(
-			"The balance of account %s (%s) is %s, at or below its low-balance threshold of %s.\n\n"+
-				"Calls and messages stop when it reaches zero; calls in progress end then.\n"+
-				"This notice is sent once each time the balance falls to the threshold.\n",
-			a.Name, a.SID, b.Balance.String(), a.LowBalance.String()))
 	}
 }

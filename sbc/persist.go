@@ -187,32 +187,6 @@ const tmpSuffix = ".tmp"
 // maxRecordSize bounds a call record read back; one is about 2 KB.
 const maxRecordSize = 64 << 10
 
-// persistEnded replaces the record of an ended call by its final row r;
-// false when there was no record (calls not kept, never answered) or it
-// could not be written (then it is gone: a live record would bring the
-// call back).
-func (c *call) persistEnded(r store.Call) bool {
-	path := c.s.statePath(c.id)
-	if path == "" {
-		return false
-	}
-	c.persistMu.Lock()
-	defer c.persistMu.Unlock()
-	if _, err := os.Lstat(path); err != nil {
-		return false
-	}
-	b, err := json.Marshal(callRecord{ID: c.id, Ended: &r})
-	if err == nil {
-		err = writeAtomic(path, b)
-	}
-	if err != nil {
-		c.log.Warn("keep the ended call's log row: a daemon killed before it is written loses it", "error", err)
-		os.Remove(path)
-		return false
-	}
-	return true
-}
-
 // unpersist removes the record of an ended call.
 func (c *call) unpersist() {
 	if path := c.s.statePath(c.id); path != "" {
@@ -273,12 +247,8 @@ func (s *Server) Adopt() (adopted, ended int, err error) {
 			continue
 		}
 		if rec.Ended != nil {
-			// A call that ended before its final row was written.
-			if s.ctl != nil && rec.Ended.SID == rec.ID {
-				s.ctl.LogFinal(*rec.Ended, func() { os.Remove(path) })
+			if s.relog(rec, path) {
 				relogged++
-			} else {
-				os.Remove(path)
 			}
 			continue
 		}
