@@ -55,7 +55,7 @@ func TestSMS(t *testing.T) {
 		t.Skip("sms through the real daemon to sipp: skipped in -short mode")
 	}
 	if _, err := exec.LookPath("sipp"); err != nil {
-		t.Skip("sipp is not in PATH (make deps installs it)")
+		t.Fatal("sipp is not in PATH: run make deps (make test does)")
 	}
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	tmp := t.TempDir()
